@@ -1,0 +1,1 @@
+"""PNM operations, capture groups and transactions."""

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ConfigConfig(AppConfig):
+    """Project-level models (worker round trips) and commands live in the config app."""
+
+    name = "config"
+    verbose_name = "Platform"

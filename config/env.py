@@ -1,0 +1,131 @@
+"""Typed reads of environment variables that fail loudly, naming the variable.
+
+Settings read everything through these helpers so that a malformed value stops
+start-up with a message an operator can act on, instead of a confusing error later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Env:
+    """Reads variables from a mapping (``os.environ`` by default)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+
+    def _raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        return None if value is None else value.strip()
+
+    def is_set(self, name: str) -> bool:
+        return bool(self._raw(name))
+
+    def str(self, name: str, default: str = "") -> str:
+        value = self._raw(name)
+        return default if value is None or value == "" else value
+
+    def required(self, name: str) -> str:
+        value = self._raw(name)
+        if not value:
+            raise ImproperlyConfigured(f"{name} must be set")
+        return value
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ImproperlyConfigured(f"{name} must be a boolean (true/false, 1/0), got {value!r}")
+
+    def int(self, name: str, default: int, minimum: int | None = None) -> int:
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+        if minimum is not None and number < minimum:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+        return number
+
+    def float(self, name: str, default: float) -> float:
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+
+    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+        value = self._raw(name)
+        if value is None or value == "":
+            return list(default or [])
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def path(self, name: str, default: Path) -> Path:
+        value = self._raw(name)
+        return Path(value).expanduser() if value else default
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        scheme = urlsplit(value).scheme
+        if scheme not in schemes:
+            raise ImproperlyConfigured(
+                f"{name} must be a URL with scheme {' or '.join(schemes)}, got {scheme or value!r}"
+            )
+        return value
+
+    def database(self, name: str, default: str) -> dict:
+        """Parse ``postgres://user:pass@host:port/db`` or ``sqlite:///path`` into DATABASES."""
+        value = self.url(name, default, ("postgres", "postgresql", "sqlite"))
+        return parse_database_url(name, value)
+
+
+def parse_database_url(name: str, value: str) -> dict:
+    parts = urlsplit(value)
+    options = dict(parse_qsl(parts.query))
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if path.startswith("/") and parts.netloc == "":
+            path = path[1:] if path.startswith("//") else path
+        if not path or path == "/":
+            raise ImproperlyConfigured(f"{name} must name a file: sqlite:///path/to/db.sqlite3")
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path,
+            "OPTIONS": {"timeout": 20, **options},
+        }
+    db_name = unquote(parts.path.lstrip("/"))
+    if not db_name:
+        raise ImproperlyConfigured(f"{name} must name a database: postgres://user@host:5432/name")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has a malformed port") from None
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": db_name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 5, **options},
+    }

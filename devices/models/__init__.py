@@ -1,0 +1,1 @@
+"""Device registry. One module per device family; import each model here."""

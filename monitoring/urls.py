@@ -1,0 +1,3 @@
+"""Browser pages of the monitoring app (the dashboard)."""
+
+urlpatterns: list = []
