@@ -1,0 +1,1 @@
+"""Protocol code for device links (SNMP, TFTP, serial). Imports no Django."""
