@@ -88,7 +88,7 @@ REDIS_URL = env.url("REDIS_URL", "", ("redis", "rediss", "")) if env.is_set("RED
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.PrefixedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", "fieldrelay"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
