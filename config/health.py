@@ -29,7 +29,7 @@ def check_database() -> None:
 
 def check_broker() -> None:
     timeout = settings.HEALTH_CHECK_TIMEOUT_S
-    with celery_app.connection_for_write() as conn:
+    with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout, interval_start=0)
         # A server-backed transport must answer a round trip, not just accept a socket.
         if hasattr(conn.default_channel, "client") and hasattr(conn.default_channel.client, "ping"):

@@ -1,0 +1,115 @@
+"""Environment parsing: good values are read, malformed ones stop start-up naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import Env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_reads_typed_values():
+    env = Env(
+        {
+            "DEBUG": "yes",
+            "WORKERS": "4",
+            "RATIO": "0.5",
+            "HOSTS": "a.example, b.example,,",
+            "ROOT": "~/data",
+        }
+    )
+    assert env.bool("DEBUG") is True
+    assert env.int("WORKERS", 1) == 4
+    assert env.float("RATIO", 1.0) == 0.5
+    assert env.list("HOSTS") == ["a.example", "b.example"]
+    assert env.path("ROOT", Path("/x")) == Path("~/data").expanduser()
+    assert env.int("MISSING", 7) == 7
+    assert env.bool("MISSING", True) is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "read"),
+    [
+        ("DEBUG", "maybe", lambda env: env.bool("DEBUG")),
+        ("WORKERS", "four", lambda env: env.int("WORKERS", 1)),
+        ("WORKERS", "0", lambda env: env.int("WORKERS", 1, minimum=1)),
+        ("RATIO", "half", lambda env: env.float("RATIO", 1.0)),
+        ("DATABASE_URL", "mysql://x/y", lambda env: env.database("DATABASE_URL", "")),
+        ("DATABASE_URL", "postgres://host:port/db", lambda env: env.database("DATABASE_URL", "")),
+        ("DATABASE_URL", "postgres://host:5432/", lambda env: env.database("DATABASE_URL", "")),
+        ("BROKER", "amqp://x", lambda env: env.url("BROKER", "", ("redis",))),
+    ],
+)
+def test_malformed_values_name_the_variable(name, value, read):
+    with pytest.raises(ImproperlyConfigured, match=name):
+        read(Env({name: value}))
+
+
+def test_database_urls():
+    pg = Env({"DATABASE_URL": "postgres://u:p%40ss@db.internal:6543/fr?sslmode=require"})
+    parsed = pg.database("DATABASE_URL", "")
+    assert parsed["ENGINE"] == "django.db.backends.postgresql"
+    assert (parsed["USER"], parsed["PASSWORD"], parsed["HOST"], parsed["PORT"], parsed["NAME"]) == (
+        "u",
+        "p@ss",
+        "db.internal",
+        "6543",
+        "fr",
+    )
+    assert parsed["OPTIONS"]["sslmode"] == "require"
+    lite = Env({}).database("DATABASE_URL", "sqlite:////tmp/x/fr.sqlite3")
+    assert lite["ENGINE"] == "django.db.backends.sqlite3"
+    assert lite["NAME"] == "/tmp/x/fr.sqlite3"
+
+
+def _django_check(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "CELERY_"))
+    }
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_start_up_stops_on_malformed_variable():
+    result = _django_check({"DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "perhaps"})
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_production_refuses_the_development_secret():
+    result = _django_check(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.production", "ALLOWED_HOSTS": "fr.example"}
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_settings_pass_check_deploy():
+    result = _django_check(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "SECRET_KEY": "k" * 20 + "-Zq8#vR2!xLm9@pT4&wN7^bH3*cJ6%fG1",
+            "ALLOWED_HOSTS": "fieldrelay.example.net",
+            "DATABASE_URL": "postgres://fr@db.internal:5432/fieldrelay",
+            "REDIS_URL": "redis://cache.internal:6379/0",
+            "CELERY_BROKER_URL": "redis://cache.internal:6379/1",
+        },
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
