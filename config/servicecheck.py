@@ -31,7 +31,8 @@ def check_postgres(url: str) -> str | None:
         )
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL at {parts.hostname}:{parts.port or 5432} is unreachable ({first}); start it with: {START_POSTGRES}"
+        where = f"{parts.hostname}:{parts.port or 5432}"
+        return f"PostgreSQL at {where} is unreachable ({first}); start it with: {START_POSTGRES}"
     conn.close()
     return None
 
@@ -41,7 +42,8 @@ def check_redis(url: str) -> str | None:
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
     except redis.RedisError as exc:
-        return f"Redis at {parts.hostname}:{parts.port or 6379} is unreachable ({exc}); start it with: {START_REDIS}"
+        where = f"{parts.hostname}:{parts.port or 6379}"
+        return f"Redis at {where} is unreachable ({exc}); start it with: {START_REDIS}"
     return None
 
 

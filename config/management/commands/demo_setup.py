@@ -32,7 +32,7 @@ class Command(BaseCommand):
                     "  admin          : http://127.0.0.1:8000/admin/",
                     "  API docs       : http://127.0.0.1:8000/api/docs/",
                     "  health         : http://127.0.0.1:8000/health/",
-                    f"  flower         : http://127.0.0.1:5555/  (login {DEMO_USERNAME} / {DEMO_PASSWORD})",
+                    "  flower         : http://127.0.0.1:5555/  (same login)",
                     "",
                 ]
             )
