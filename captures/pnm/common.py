@@ -1,0 +1,92 @@
+"""Pieces shared by several file types: MAC text, the OFDM subcarrier grid, fixed-point I/Q."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from captures.pnm.cursor import Cursor
+from captures.pnm.errors import PnmFormatError
+
+OFDM_SPACINGS_KHZ = (25, 50)
+
+
+def mac_text(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+@dataclass(frozen=True, slots=True)
+class SubcarrierGrid:
+    """Active subcarriers i = 0..count-1 sit at f0 + (first_active_index + i) · spacing."""
+
+    zero_frequency_hz: int
+    first_active_index: int
+    spacing_hz: int
+    count: int
+
+    def frequencies(self) -> np.ndarray:
+        """Frequency of every active subcarrier in Hz (int64)."""
+        index = np.arange(self.first_active_index, self.first_active_index + self.count)
+        return self.zero_frequency_hz + index.astype(np.int64) * self.spacing_hz
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "zero_frequency_hz": self.zero_frequency_hz,
+            "first_active_index": self.first_active_index,
+            "spacing_hz": self.spacing_hz,
+            "count": self.count,
+        }
+
+
+def check_spacing(spacing_khz: int, offset: int) -> int:
+    """OFDM(A) subcarrier spacing is 25 or 50 kHz; anything else is a corrupt header."""
+    if spacing_khz not in OFDM_SPACINGS_KHZ:
+        raise PnmFormatError("subcarrier_spacing", offset, f"{spacing_khz} kHz is not 25 or 50")
+    return spacing_khz * 1000
+
+
+def read_iq(cursor: Cursor, length: int, length_offset: int, frac_bits: int) -> np.ndarray:
+    """Declared-length block of (I int16, Q int16) pairs in fixed point → complex128."""
+    count = cursor.sized_block(length, 4, "data_length", length_offset)
+    pairs = cursor.array(">i2", count * 2, "data").reshape(count, 2)
+    scale = 1.0 / (1 << frac_bits)
+    return (pairs[:, 0] * scale) + 1j * (pairs[:, 1] * scale)
+
+
+def group_delay_s(coefficients: np.ndarray, frequencies_hz: np.ndarray) -> np.ndarray:
+    """Group delay τ(f) = -dφ/dω in seconds, from the unwrapped phase across subcarriers."""
+    if coefficients.size < 2:
+        return np.full(coefficients.size, np.nan)
+    phase = np.unwrap(np.angle(coefficients))
+    return -np.gradient(phase, frequencies_hz.astype(np.float64)) / (2 * np.pi)
+
+
+def magnitude_db(coefficients: np.ndarray) -> np.ndarray:
+    """|H| in dB; a zero coefficient is -inf in numpy terms, reported as NaN instead."""
+    magnitude = np.abs(coefficients)
+    with np.errstate(divide="ignore"):
+        decibels = 20 * np.log10(magnitude)
+    decibels[~np.isfinite(decibels)] = np.nan
+    return decibels
+
+
+def json_list(values: np.ndarray, digits: int = 4) -> list[float | None]:
+    """A float array as a JSON-safe list: NaN becomes None (missing), values rounded."""
+    rounded = np.round(values.astype(np.float64), digits)
+    return [None if v != v else v for v in rounded.tolist()]
+
+
+def nan_summary(values: np.ndarray) -> dict[str, float | None]:
+    """min/max/mean/std/peak-to-peak of the finite values (all None when there are none)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return dict.fromkeys(("min", "max", "mean", "std", "peak_to_peak"))
+    low, high = float(finite.min()), float(finite.max())
+    return {
+        "min": low,
+        "max": high,
+        "mean": float(finite.mean()),
+        "std": float(finite.std()),
+        "peak_to_peak": high - low,
+    }
