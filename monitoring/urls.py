@@ -1,3 +1,11 @@
 """Browser pages of the monitoring app (the dashboard)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from monitoring import views
+
+app_name = "monitoring"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+]
