@@ -1,0 +1,357 @@
+"""A thin synchronous adapter over the pysnmp 7 asyncio manager API.
+
+Why this shape: a pysnmp ``SnmpEngine`` is bound to the event loop that created it (pysnmp
+#237/#64), and creating one costs ~0.2 s and ~1 MiB. So each process keeps ONE private event
+loop and ONE engine, created lazily on first use and closed with ``close()`` (a Celery worker
+does that in ``worker_process_shutdown``). Sync callers drive that loop with
+``run_until_complete``; we never ``asyncio.run`` per call. Every call is wrapped in
+``asyncio.wait_for`` so a pysnmp hang can never block a worker for longer than the target's
+own timeout budget.
+
+Values come back as plain Python: ``int`` for every integer type, ``bytes`` for octet
+strings (IpAddress included), ``str`` for OIDs and ``None`` for noSuchObject/noSuchInstance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from pyasn1.type import univ
+from pysnmp.hlapi.v3arch.asyncio import (
+    USM_AUTH_HMAC96_MD5,
+    USM_AUTH_HMAC96_SHA,
+    USM_AUTH_HMAC128_SHA224,
+    USM_AUTH_HMAC192_SHA256,
+    USM_AUTH_HMAC256_SHA384,
+    USM_AUTH_HMAC384_SHA512,
+    USM_AUTH_NONE,
+    USM_PRIV_CBC56_DES,
+    USM_PRIV_CBC168_3DES,
+    USM_PRIV_CFB128_AES,
+    USM_PRIV_CFB192_AES,
+    USM_PRIV_CFB256_AES,
+    USM_PRIV_NONE,
+    CommunityData,
+    ContextData,
+    EndOfMibView,
+    Integer32,
+    NoSuchInstance,
+    NoSuchObject,
+    ObjectIdentity,
+    ObjectType,
+    OctetString,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_walk_cmd,
+    get_cmd,
+    set_cmd,
+)
+from pysnmp.proto import errind
+
+Value = int | bytes | str | None
+T = TypeVar("T")
+
+AUTH_PROTOCOLS = {
+    "NONE": USM_AUTH_NONE,
+    "MD5": USM_AUTH_HMAC96_MD5,
+    "SHA": USM_AUTH_HMAC96_SHA,
+    "SHA224": USM_AUTH_HMAC128_SHA224,
+    "SHA256": USM_AUTH_HMAC192_SHA256,
+    "SHA384": USM_AUTH_HMAC256_SHA384,
+    "SHA512": USM_AUTH_HMAC384_SHA512,
+}
+PRIV_PROTOCOLS = {
+    "NONE": USM_PRIV_NONE,
+    "DES": USM_PRIV_CBC56_DES,
+    "3DES": USM_PRIV_CBC168_3DES,
+    "AES": USM_PRIV_CFB128_AES,
+    "AES192": USM_PRIV_CFB192_AES,
+    "AES256": USM_PRIV_CFB256_AES,
+}
+MAX_WALK_ROWS = 10_000
+WALK_REPETITIONS = 25
+_TARGET_CACHE_SIZE = 1024
+
+
+class SnmpError(Exception):
+    """Any SNMP failure."""
+
+
+class SnmpTimeout(SnmpError):
+    """No answer within the target's timeout and retries: transient, worth a retry."""
+
+
+class SnmpRejected(SnmpError):
+    """The agent (or the v3 security layer) refused the request; retrying will not help.
+
+    ``status`` is the SNMP error-status name (``inconsistentValue``, ``notWritable``,
+    ``authorizationError`` ...) or the USM/engine error indication (``wrongDigest``,
+    ``unknownUserName`` ...); ``oid`` names the offending variable when the agent said.
+    """
+
+    def __init__(self, status: str, oid: str | None = None) -> None:
+        super().__init__(f"{status} ({oid})" if oid else status)
+        self.status = status
+        self.oid = oid
+
+
+@dataclass(frozen=True)
+class SnmpTarget:
+    """Where and how to reach one agent. Secrets never appear in ``repr``.
+
+    ``version`` "2c" uses ``community``; "3" uses USM ``user`` with ``auth_key``/``priv_key``
+    and ``auth_protocol`` (a key of ``AUTH_PROTOCOLS``) / ``priv_protocol`` (of
+    ``PRIV_PROTOCOLS``). Empty keys mean noAuth / noPriv.
+    """
+
+    host: str
+    port: int = 161
+    version: Literal["2c", "3"] = "2c"
+    community: str = field(default="", repr=False)
+    user: str = ""
+    auth_key: str = field(default="", repr=False)
+    priv_key: str = field(default="", repr=False)
+    auth_protocol: str = "SHA"
+    priv_protocol: str = "AES"
+    timeout_s: float = 2.0
+    retries: int = 1
+
+    def __post_init__(self) -> None:
+        if self.version not in ("2c", "3"):
+            raise ValueError(f"unsupported SNMP version {self.version!r}")
+        if self.auth_protocol.upper() not in AUTH_PROTOCOLS:
+            raise ValueError(f"unknown auth protocol {self.auth_protocol!r}")
+        if self.priv_protocol.upper() not in PRIV_PROTOCOLS:
+            raise ValueError(f"unknown priv protocol {self.priv_protocol!r}")
+
+    @property
+    def budget_s(self) -> float:
+        """The longest one request may take: every try times out, plus slack."""
+        return self.timeout_s * (self.retries + 1) + 1.0
+
+    def auth_data(self) -> CommunityData | UsmUserData:
+        if self.version == "2c":
+            return CommunityData(self.community, mpModel=1)  # noqa: S508 - modems speak v2c
+        auth = AUTH_PROTOCOLS[self.auth_protocol.upper()] if self.auth_key else USM_AUTH_NONE
+        priv = PRIV_PROTOCOLS[self.priv_protocol.upper()] if self.priv_key else USM_PRIV_NONE
+        return UsmUserData(
+            self.user,
+            authKey=self.auth_key or None,
+            privKey=self.priv_key or None,
+            authProtocol=auth,
+            privProtocol=priv,
+        )
+
+
+def to_python(value: Any) -> Value:
+    """An SNMP value as plain Python (see the module docstring)."""
+    if isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView):
+        return None
+    if isinstance(value, univ.Integer):
+        return int(value)
+    if isinstance(value, univ.OctetString):
+        return bytes(value)
+    if isinstance(value, univ.ObjectIdentifier):
+        return str(value)
+    return value.prettyPrint()
+
+
+def to_snmp(value: Any) -> Any:
+    """``int`` → Integer32, ``bytes``/``str`` → OctetString; pysnmp values pass through."""
+    if isinstance(value, bool):
+        raise TypeError("use 1/2 (TruthValue) rather than a Python bool")
+    if isinstance(value, int):
+        return Integer32(value)
+    if isinstance(value, bytes | str):
+        return OctetString(value)
+    return value
+
+
+def _check(error_indication: Any, error_status: Any, error_index: Any, var_binds: Any) -> None:
+    if error_indication:
+        if isinstance(error_indication, errind.RequestTimedOut):
+            raise SnmpTimeout(str(error_indication))
+        raise SnmpRejected(str(error_indication))
+    if error_status and int(error_status):
+        oid = None
+        if error_index and 0 < int(error_index) <= len(var_binds):
+            oid = str(var_binds[int(error_index) - 1][0])
+        raise SnmpRejected(error_status.prettyPrint(), oid)
+
+
+class SnmpClient:
+    """One engine and one event loop for this process; sync ``get``/``set``/``walk``.
+
+    Thread-safe (calls are serialised: the engine is single-threaded anyway) and fork-safe
+    (a child process builds its own engine and loop on first use).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: SnmpEngine | None = None
+        self._targets: dict[tuple, UdpTransportTarget] = {}
+
+    # --- public API --------------------------------------------------------------------
+    def get(self, target: SnmpTarget, *oids: str) -> list[Value]:
+        """GET ``oids`` in one PDU; values in the same order."""
+
+        async def run(engine: SnmpEngine) -> list[Value]:
+            result = await get_cmd(
+                engine,
+                target.auth_data(),
+                await self._transport(target),
+                ContextData(),
+                *(ObjectType(ObjectIdentity(oid)) for oid in oids),
+                lookupMib=False,
+            )
+            _check(*result)
+            return [to_python(value) for _, value in result[3]]
+
+        return self._call(target, run)
+
+    def set(self, target: SnmpTarget, *pairs: tuple[str, Any]) -> list[Value]:
+        """SET ``(oid, value)`` pairs in one PDU; returns the values the agent echoed."""
+
+        async def run(engine: SnmpEngine) -> list[Value]:
+            result = await set_cmd(
+                engine,
+                target.auth_data(),
+                await self._transport(target),
+                ContextData(),
+                *(ObjectType(ObjectIdentity(oid), to_snmp(value)) for oid, value in pairs),
+                lookupMib=False,
+            )
+            _check(*result)
+            return [to_python(value) for _, value in result[3]]
+
+        return self._call(target, run)
+
+    def walk(
+        self, target: SnmpTarget, oid: str, max_rows: int = MAX_WALK_ROWS
+    ) -> list[tuple[str, Value]]:
+        """All ``(oid, value)`` rows under ``oid`` (GETBULK), at most ``max_rows``."""
+
+        async def run(engine: SnmpEngine) -> list[tuple[str, Value]]:
+            rows: list[tuple[str, Value]] = []
+            async for result in bulk_walk_cmd(
+                engine,
+                target.auth_data(),
+                await self._transport(target),
+                ContextData(),
+                0,
+                WALK_REPETITIONS,
+                ObjectType(ObjectIdentity(oid)),
+                lookupMib=False,
+                lexicographicMode=False,
+                maxRows=max_rows,
+            ):
+                _check(*result)
+                rows.extend((str(name), to_python(value)) for name, value in result[3])
+            return rows
+
+        # A walk is several round trips: allow a budget per expected page.
+        return self._call(target, run, pages=1 + max_rows // WALK_REPETITIONS)
+
+    def close(self) -> None:
+        """Close the engine's dispatcher and the loop; the next call starts afresh."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._forget()
+                return
+            if self._engine is not None:
+                self._engine.close_dispatcher()
+            if self._loop is not None and not self._loop.is_closed():
+                pending = asyncio.all_tasks(self._loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                self._loop.close()
+            self._forget()
+
+    # --- internals -----------------------------------------------------------------------
+    def _forget(self) -> None:
+        self._pid = None
+        self._loop = None
+        self._engine = None
+        self._targets.clear()
+
+    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, SnmpEngine]:
+        if self._pid != os.getpid() or self._loop is None or self._engine is None:
+            # After a fork the parent's loop and engine are unusable here: start afresh.
+            self._forget()
+            loop = asyncio.new_event_loop()
+
+            async def make_engine() -> SnmpEngine:
+                return SnmpEngine()  # created inside the loop it will be bound to
+
+            self._engine = loop.run_until_complete(make_engine())
+            self._loop = loop
+            self._pid = os.getpid()
+        return self._loop, self._engine
+
+    async def _transport(self, target: SnmpTarget) -> UdpTransportTarget:
+        key = (target.host, target.port, target.timeout_s, target.retries)
+        transport = self._targets.get(key)
+        if transport is None:
+            if len(self._targets) >= _TARGET_CACHE_SIZE:
+                self._targets.clear()
+            transport = await UdpTransportTarget.create(
+                (target.host, target.port), timeout=target.timeout_s, retries=target.retries
+            )
+            self._targets[key] = transport
+        return transport
+
+    def _call(
+        self,
+        target: SnmpTarget,
+        run: Callable[[SnmpEngine], Awaitable[T]],
+        pages: int = 1,
+    ) -> T:
+        with self._lock:
+            loop, engine = self._ensure()
+            try:
+                return loop.run_until_complete(
+                    asyncio.wait_for(run(engine), timeout=target.budget_s * pages)
+                )
+            except TimeoutError as exc:
+                raise SnmpTimeout(f"no answer from {target.host}:{target.port}") from exc
+            except SnmpError:
+                raise
+            except Exception as exc:
+                raise SnmpError(f"{type(exc).__name__}: {exc}") from exc
+
+
+_client: SnmpClient | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> SnmpClient:
+    """The per-process client (see the module docstring for why there is only one)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = SnmpClient()
+        return _client
+
+
+def oid_suffix(oid: str, prefix: str) -> tuple[int, ...]:
+    """The index part of ``oid`` below ``prefix`` (e.g. a table row's ifIndex)."""
+    head = prefix.rstrip(".") + "."
+    if not oid.startswith(head):
+        raise ValueError(f"{oid} is not under {prefix}")
+    return tuple(int(part) for part in oid[len(head) :].split("."))
+
+
+def values_by_suffix(rows: Iterable[tuple[str, Value]], prefix: str) -> dict[int, Value]:
+    """Walk rows of a single-index column as ``{index: value}``."""
+    return {oid_suffix(oid, prefix)[-1]: value for oid, value in rows}
