@@ -12,6 +12,7 @@ TEST_ENV = DJANGO_SETTINGS_MODULE=config.settings.test \
 	CELERY_BROKER_URL=$(TEST_REDIS_URL)
 # The demo runs embedded: no PostgreSQL, no Redis.
 DEMO_ENV = env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL \
+	FLOWER_BASIC_AUTH=operator:fieldrelay-demo \
 	DJANGO_SETTINGS_MODULE=config.settings.local
 
 .PHONY: venv demo test lint format bench clean

@@ -50,6 +50,12 @@ def test_every_api_endpoint_requires_credentials(client):
 
 
 @pytest.mark.django_db
+def test_schema_and_docs_need_a_login(client):
+    assert client.get("/api/schema/").status_code in (401, 403)
+    assert client.get("/api/docs/").status_code in (401, 403)
+
+
+@pytest.mark.django_db
 def test_schema_and_docs_need_no_cdn(admin_client):
     docs = admin_client.get("/api/docs/")
     assert docs.status_code == 200

@@ -113,6 +113,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimu
 # while it is still running (the Redis transport's default is one hour).
 CELERY_VISIBILITY_TIMEOUT = max(2 * CELERY_TASK_TIME_LIMIT, 7200)
 if CELERY_BROKER_URL.startswith("filesystem"):
+    # The filesystem transport needs its folders before any process connects.
+    for _folder in ("queue", "control"):
+        (EMBEDDED_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(EMBEDDED_BROKER_DIR / "queue"),
         "data_folder_out": str(EMBEDDED_BROKER_DIR / "queue"),
@@ -176,6 +179,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and its UI are for our users too: /health/ is the only public page.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # --- auth, i18n, static ------------------------------------------------------------------
@@ -216,3 +221,44 @@ LOGGING = {
 }
 # Each reachability probe of /health/ gives up after this many seconds.
 HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", 2.0)
+
+# --- captures ------------------------------------------------------------------------------
+# The TFTP receiver listens here; modems are told to upload to PNM_TFTP_DEST_HOST (the
+# address they can reach, which differs from 0.0.0.0), path PNM_TFTP_DEST_PATH.
+PNM_TFTP_LISTEN_HOST = env.str("PNM_TFTP_LISTEN_HOST", "127.0.0.1")
+PNM_TFTP_LISTEN_PORT = env.int("PNM_TFTP_LISTEN_PORT", 6969, minimum=0)
+PNM_TFTP_DEST_HOST = env.str("PNM_TFTP_DEST_HOST", "127.0.0.1")
+PNM_TFTP_DEST_PATH = env.str("PNM_TFTP_DEST_PATH", "")
+PNM_MAX_UPLOAD_BYTES = env.int("PNM_MAX_UPLOAD_BYTES", 4 * 1024 * 1024, minimum=1024)
+PNM_ZSTD_LEVEL = env.int("PNM_ZSTD_LEVEL", 3, minimum=1)
+# SNMP: per-request timeout and retries; the capture must reach sampleReady within
+# PNM_MEASURE_DEADLINE_S and its upload arrive within PNM_UPLOAD_DEADLINE_S after that.
+PNM_SNMP_TIMEOUT_S = env.float("PNM_SNMP_TIMEOUT_S", 1.0)
+PNM_SNMP_RETRIES = env.int("PNM_SNMP_RETRIES", 1, minimum=0)
+PNM_MEASURE_DEADLINE_S = env.float("PNM_MEASURE_DEADLINE_S", 30.0)
+PNM_UPLOAD_DEADLINE_S = env.float("PNM_UPLOAD_DEADLINE_S", 30.0)
+# After this many failed ticks in a row the operation is failed.
+PNM_MAX_CONSECUTIVE_FAILURES = env.int("PNM_MAX_CONSECUTIVE_FAILURES", 3, minimum=1)
+PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0)
+
+# --- monitoring ---------------------------------------------------------------------------
+# Full-rate samples are kept this long; older data keeps the first sample per interval.
+MONITORING_FULL_RATE_WINDOW_S = env.int("MONITORING_FULL_RATE_WINDOW_S", 14 * 86400, minimum=60)
+MONITORING_SNAPSHOT_INTERVAL_S = env.int("MONITORING_SNAPSHOT_INTERVAL_S", 60, minimum=1)
+# Ingest rejects samples stamped further than this ahead of the server clock.
+MONITORING_MAX_FUTURE_S = env.int("MONITORING_MAX_FUTURE_S", 300, minimum=0)
+MONITORING_MAX_BATCH_BYTES = env.int("MONITORING_MAX_BATCH_BYTES", 32 * 1024 * 1024, minimum=1024)
+# Day partitions (PostgreSQL) are created this many days ahead by the flush.
+MONITORING_PARTITIONS_AHEAD_DAYS = env.int("MONITORING_PARTITIONS_AHEAD_DAYS", 2, minimum=1)
+# The flush gives up (and retries next minute) when a lock is not granted this fast.
+MONITORING_FLUSH_LOCK_TIMEOUT_S = env.float("MONITORING_FLUSH_LOCK_TIMEOUT_S", 5.0)
+# Series over ranges up to this long read raw samples; longer ones read the snapshot table.
+MONITORING_SERIES_RAW_MAX_S = env.int("MONITORING_SERIES_RAW_MAX_S", 3 * 3600, minimum=60)
+MONITORING_SERIES_MAX_POINTS = env.int("MONITORING_SERIES_MAX_POINTS", 20_000, minimum=4)
+# Closed ranges are cached server-side this long (keyed by the retention watermark too).
+MONITORING_SERIES_CACHE_S = env.int("MONITORING_SERIES_CACHE_S", 600, minimum=0)
+# The stream listener (manage.py ingest_listener).
+MONITORING_LISTENER_HOST = env.str("MONITORING_LISTENER_HOST", "127.0.0.1")
+MONITORING_LISTENER_PORT = env.int("MONITORING_LISTENER_PORT", 8094, minimum=0)
+MONITORING_LISTENER_BATCH_S = env.float("MONITORING_LISTENER_BATCH_S", 1.0)
+MONITORING_LISTENER_DUMP = env.str("MONITORING_LISTENER_DUMP", "")
