@@ -103,8 +103,11 @@ class Operation(models.Model):
     collected = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0, help_text="captures that produced no file")
     expected = models.PositiveIntegerField(default=0)
+    # Seconds left when last written: at each tick, and frozen at a terminal state.
+    time_remaining = models.PositiveIntegerField(default=0)
     # The highest tick a trigger task has claimed; makes a duplicated tick a no-op.
     last_tick = models.PositiveIntegerField(default=0)
+    last_tick_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)

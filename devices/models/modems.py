@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from devices.links.snmp import SnmpTarget
+
 
 class SnmpVersion(models.TextChoices):
     V2C = "v2c", "SNMPv2c"
@@ -97,3 +99,27 @@ class CableModem(models.Model):
             "SW_REV": self.sw_rev,
             "MODEL": self.model,
         }
+
+    def snmp_target(self, timeout_s: float, retries: int) -> SnmpTarget:
+        """How workers reach this modem (the only place its secrets leave the row)."""
+        if self.snmp_version == SnmpVersion.V3:
+            return SnmpTarget(
+                host=self.ip_address,
+                port=self.snmp_port,
+                version="3",
+                user=self.snmp_username,
+                auth_key=self.auth_key,
+                priv_key=self.priv_key,
+                auth_protocol=self.auth_protocol or "SHA",
+                priv_protocol=self.priv_protocol or "AES",
+                timeout_s=timeout_s,
+                retries=retries,
+            )
+        return SnmpTarget(
+            host=self.ip_address,
+            port=self.snmp_port,
+            version="2c",
+            community=self.community,
+            timeout_s=timeout_s,
+            retries=retries,
+        )

@@ -1,0 +1,86 @@
+"""The uploads the receiver should accept, shared through the Django cache.
+
+The capture task registers an ``Expectation`` before it triggers the modem; the TFTP
+receiver (another process) matches write requests against it. Entries expire with the
+capture's deadline, so nothing outlives an operation, and no process keeps them in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from captures import services
+from captures.models import Capture
+from devices.links.pnm import PnmTest, normalize_mac
+from devices.links.tftp import Expectation, lookup_key
+from devices.models import CableModem
+
+log = logging.getLogger(__name__)
+
+PREFIX = "pnm:expect:"
+EXPIRY_SLACK_S = 60
+
+
+def _cache_key(lookup: str) -> str:
+    return PREFIX + lookup
+
+
+def register(capture: Capture, modem: CableModem, test: PnmTest) -> Expectation:
+    """Expect ``capture.file_name`` (or the MIB default name) from the modem's address."""
+    expectation = Expectation(
+        file_name=capture.file_name,
+        peer_ip=modem.ip_address,
+        mac=normalize_mac(modem.mac_address),
+        test=test.value,
+        expires_at=capture.deadline.timestamp(),
+        context={"capture": capture.pk, "operation": capture.operation_id},
+    )
+    ttl = max(1, int(capture.deadline.timestamp() - timezone.now().timestamp())) + EXPIRY_SLACK_S
+    for lookup in expectation.lookup_keys():
+        key = _cache_key(lookup)
+        entries = [
+            entry for entry in cache.get(key) or [] if not Expectation.from_dict(entry).expired()
+        ]
+        entries.append(expectation.to_dict())
+        cache.set(key, entries, timeout=ttl)
+    return expectation
+
+
+def forget(expectation: Expectation) -> None:
+    """Stop accepting an upload (finished, failed, or its trigger failed)."""
+    for lookup in expectation.lookup_keys():
+        key = _cache_key(lookup)
+        entries = cache.get(key) or []
+        remaining = [entry for entry in entries if entry["file_name"] != expectation.file_name]
+        if not remaining:
+            cache.delete(key)
+        elif len(remaining) != len(entries):
+            cache.set(key, remaining, timeout=_remaining_ttl(remaining))
+
+
+def _remaining_ttl(entries: list[dict]) -> int:
+    latest = max(entry["expires_at"] for entry in entries)
+    return max(1, int(latest - timezone.now().timestamp())) + EXPIRY_SLACK_S
+
+
+class CacheExpectationStore:
+    """``devices.links.tftp.ExpectationStore`` over the Django cache, for the receiver."""
+
+    def match(self, file_name: str, peer_ip: str) -> Expectation | None:
+        for entry in cache.get(_cache_key(lookup_key(file_name, peer_ip))) or []:
+            expectation = Expectation.from_dict(entry)
+            if not expectation.expired():
+                return expectation
+        return None
+
+    def finished(self, expectation: Expectation) -> None:
+        forget(expectation)
+
+    def failed(self, expectation: Expectation, reason: str) -> None:
+        forget(expectation)
+        services.fail_capture(
+            expectation.context["capture"], f"upload of {expectation.file_name} failed: {reason}"
+        )

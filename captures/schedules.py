@@ -1,0 +1,42 @@
+"""The django-celery-beat schedule of a running operation: one PeriodicTask per operation.
+
+Beat fires the trigger task every ``sample_interval_s`` at a fixed rate (the capture time
+does not stretch the cycle, unlike PyPNM's sleep-then-capture loop). Saving or deleting a
+PeriodicTask bumps beat's change counter, so beat picks the change up within its loop.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+TRIGGER_TASK = "captures.tasks.trigger_capture"
+
+
+def install(operation) -> PeriodicTask:
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=operation.sample_interval_s, period=IntervalSchedule.SECONDS
+    )
+    task, _ = PeriodicTask.objects.update_or_create(
+        name=operation.schedule_name,
+        defaults={
+            "task": TRIGGER_TASK,
+            "interval": every,
+            "args": json.dumps([operation.pk]),
+            "start_time": operation.started_at,
+            # A tick that waited a whole interval in the queue is stale: drop it.
+            "expire_seconds": operation.sample_interval_s,
+            "enabled": True,
+        },
+    )
+    return task
+
+
+def remove(operation) -> None:
+    for task in PeriodicTask.objects.filter(name=operation.schedule_name):
+        task.delete()  # per instance, so beat's change counter is bumped
+
+
+def exists(operation) -> bool:
+    return PeriodicTask.objects.filter(name=operation.schedule_name, enabled=True).exists()

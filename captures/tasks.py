@@ -1,0 +1,100 @@
+"""Celery tasks of the PNM pipeline: thin wrappers around services, ids in.
+
+Routes (config/queues.py): trigger_* -> snmp, stage_* -> ingest, sweep_* -> maintenance.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_process_shutdown
+from celery.utils.time import get_exponential_backoff_interval
+
+from captures import services, staging, storage, triggering
+from devices.links import pnm, snmp
+
+log = logging.getLogger(__name__)
+
+# Worth another try soon: the modem did not answer, or was busy.
+TRANSIENT = (snmp.SnmpTimeout, pnm.ModemBusy)
+TRIGGER_RETRIES = 2
+STAGE_RETRIES = 5
+
+
+def backoff_s(retries: int, factor: float = 1.0, maximum: float = 60.0) -> float:
+    """Exponential backoff with full jitter (Celery's own helper)."""
+    return get_exponential_backoff_interval(factor, retries, maximum, full_jitter=True)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=TRIGGER_RETRIES)
+def trigger_capture(self, operation_pk: int, tick: int | None = None) -> int:
+    """Run one tick of an operation (fired by beat). Returns the captures started."""
+    if tick is None:
+        claimed = services.claim_tick(operation_pk)
+    else:  # a retry of a tick this task already claimed
+        claimed = services.reclaim_tick(operation_pk, tick)
+    if claimed is None:
+        return 0
+    try:
+        return triggering.run_tick(claimed)
+    except triggering.ModemLocked as exc:
+        # Our own previous tick still holds the modem: skip this tick, not a modem failure.
+        log.info("operation %s tick %s skipped: %s", operation_pk, claimed.number, exc)
+        return 0
+    except TRANSIENT as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(
+                args=[operation_pk],
+                kwargs={"tick": claimed.number},
+                countdown=backoff_s(self.request.retries, factor=0.5, maximum=10),
+                exc=exc,
+            ) from exc
+        services.tick_failed(operation_pk, _describe(exc, claimed))
+    except (snmp.SnmpError, triggering.NoChannels) as exc:
+        services.tick_failed(operation_pk, _describe(exc, claimed))
+    return 0
+
+
+def _describe(exc: Exception, tick: services.Tick) -> str:
+    modem = tick.operation.modem
+    where = f"modem {modem.mac_address} at {modem.ip_address}:{modem.snmp_port}"
+    if isinstance(exc, snmp.SnmpTimeout):
+        return f"{where} did not answer SNMP (timeout; is it up, is the community right?)"
+    if isinstance(exc, snmp.SnmpRejected):
+        return f"{where} refused SNMP: {exc}"
+    return f"{where}: {exc}"
+
+
+@shared_task(bind=True, acks_late=True, max_retries=STAGE_RETRIES)
+def stage_capture(self, capture_pk: int) -> str | None:
+    """Compress, store and record one received file; storage errors retry, file kept."""
+    try:
+        record = staging.stage_capture(capture_pk)
+    except storage.StorageUnavailable as exc:
+        log.error("capture %s: %s", capture_pk, exc)
+        raise self.retry(countdown=backoff_s(self.request.retries), exc=exc) from exc
+    return record.transaction_id if record else None
+
+
+@shared_task
+def sweep_operations() -> dict:
+    """Periodic (seeded by a data migration): finish, resume or expire what was lost."""
+    result = services.sweep()
+    for operation_pk in result.late_final:
+        trigger_capture.delay(operation_pk)
+    for capture_pk in result.restage:
+        stage_capture.delay(capture_pk)
+    return {
+        "expired": result.expired,
+        "rescheduled": result.rescheduled,
+        "completed": result.completed,
+        "late_final": len(result.late_final),
+        "restaged": len(result.restage),
+    }
+
+
+@worker_process_shutdown.connect
+def close_snmp_client(**_kwargs) -> None:
+    """Close this process's SNMP engine and loop (one per worker process)."""
+    snmp.client().close()
