@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from captures import services
-from captures.models import Capture
+from captures.models import Capture, CaptureState
 from devices.links.pnm import PnmTest, normalize_mac
 from devices.links.tftp import Expectation, lookup_key
 from devices.models import CableModem
@@ -70,11 +70,24 @@ class CacheExpectationStore:
     """``devices.links.tftp.ExpectationStore`` over the Django cache, for the receiver."""
 
     def match(self, file_name: str, peer_ip: str) -> Expectation | None:
-        for entry in cache.get(_cache_key(lookup_key(file_name, peer_ip))) or []:
-            expectation = Expectation.from_dict(entry)
-            if not expectation.expired():
-                return expectation
-        return None
+        """The oldest live expectation whose capture still waits for its file (the row
+        decides: a stopped operation's captures are cancelled, their uploads refused)."""
+        live = [
+            expectation
+            for expectation in map(
+                Expectation.from_dict, cache.get(_cache_key(lookup_key(file_name, peer_ip))) or []
+            )
+            if not expectation.expired()
+        ]
+        if not live:
+            return None
+        waiting = set(
+            Capture.objects.filter(
+                pk__in=[expectation.context["capture"] for expectation in live],
+                state=CaptureState.PENDING,
+            ).values_list("pk", flat=True)
+        )
+        return next((exp for exp in live if exp.context["capture"] in waiting), None)
 
     def finished(self, expectation: Expectation) -> None:
         forget(expectation)

@@ -1,0 +1,128 @@
+"""The captures API: start/stop/status of operations, the transactions feed, downloads."""
+
+from __future__ import annotations
+
+from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from captures import archive, services, storage
+from captures.api.filters import TransactionFilter
+from captures.api.serializers import (
+    OperationSerializer,
+    OperationStartSerializer,
+    OperationStatusSerializer,
+    TransactionSerializer,
+)
+from captures.models import Operation, Transaction
+
+BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="file contents")
+
+
+class TransactionFeedPagination(CursorPagination):
+    """``?after=<cursor>``: stable under inserts, each page follows on from the last."""
+
+    cursor_query_param = "after"
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class OperationViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Multi-capture operations (multi_rxmer, multi_ds_channel_estimation)."""
+
+    queryset = Operation.objects.select_related("capture_group").order_by("-id")
+    serializer_class = OperationSerializer
+    lookup_field = "operation_id"
+    lookup_value_regex = "[0-9a-f]{16}"
+    filterset_fields = ["state", "name", "modem"]
+
+    @extend_schema(request=OperationStartSerializer, responses={201: OperationSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        """Start an operation: rows plus a fixed-rate beat schedule, then one final capture."""
+        start = OperationStartSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        operation = start.save()
+        return Response(OperationSerializer(operation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: OperationStatusSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, operation_id: str) -> Response:
+        """Stop now: the schedule is removed, no final capture; idempotent."""
+        operation = self.get_object()
+        services.stop_operation(operation)
+        operation.refresh_from_db()
+        return Response(OperationStatusSerializer(operation).data)
+
+    @extend_schema(responses={200: OperationStatusSerializer})
+    @action(detail=True, methods=["get"], url_path="status")
+    def status_(self, request: Request, operation_id: str) -> Response:
+        """state, collected, time_remaining, updated: from the database, for any state."""
+        return Response(OperationStatusSerializer(self.get_object()).data)
+
+    @extend_schema(responses={(200, "application/zip"): BINARY})
+    @action(detail=True, methods=["get"])
+    def archive(self, request: Request, operation_id: str) -> StreamingHttpResponse:
+        """Every file of the operation (decompressed) in a ZIP, streamed as it is built."""
+        operation = self.get_object()
+        entries = (
+            Transaction.objects.filter(capture__operation=operation)
+            .order_by("id")
+            .values_list("filename", "stored_path")
+        )
+        pairs = ((name.removesuffix(".zst"), path) for name, path in entries.iterator())
+        response = StreamingHttpResponse(archive.stream_zip(pairs), content_type="application/zip")
+        name = f"{operation.name}_{operation.modem.mac_hex}_{operation.operation_id}.zip"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
+    """The feed of stored PNM files, oldest first, cursor-paginated (``?after=``)."""
+
+    queryset = Transaction.objects.select_related("capture__operation", "capture_group")
+    serializer_class = TransactionSerializer
+    lookup_field = "transaction_id"
+    lookup_value_regex = "[0-9a-f]{16}"
+    pagination_class = TransactionFeedPagination
+    filterset_class = TransactionFilter
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "raw", OpenApiTypes.BOOL, description="1: the stored zstd bytes, as stored"
+            )
+        ],
+        responses={(200, "application/octet-stream"): BINARY},
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, transaction_id: str):
+        """The file as the modem uploaded it, or with ``?raw=1`` as stored (.zst)."""
+        record = get_object_or_404(Transaction, transaction_id=transaction_id)
+        if request.query_params.get("raw") in ("1", "true", "yes"):
+            return FileResponse(
+                storage.open_stored(record.stored_path),
+                as_attachment=True,
+                filename=record.filename,
+                content_type="application/zstd",
+            )
+        response = StreamingHttpResponse(
+            storage.iter_decompressed(record.stored_path), content_type="application/octet-stream"
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="{record.filename.removesuffix(".zst")}"'
+        )
+        response["Content-Length"] = str(record.size_before)
+        return response

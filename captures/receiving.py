@@ -1,0 +1,57 @@
+"""What the TFTP receiver does with a complete upload: hand it to the staging task.
+
+Kept apart from the management command so tests and benches run the same path.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+
+from captures import services, storage
+from captures.expectations import CacheExpectationStore
+from devices.heartbeats import record_heartbeat
+from devices.ingester import Item
+from devices.links.tftp import TftpReceiver
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 5.0
+
+
+def forward(item: Item) -> None:
+    """Mark the capture uploaded and queue its staging; a file nobody wants is deleted."""
+    from captures.tasks import stage_capture  # tasks import this module's neighbours
+
+    capture_pk = item.meta["context"]["capture"]
+    if services.mark_uploaded(capture_pk, str(item.path)):
+        stage_capture.delay(capture_pk)
+        return
+    log.warning(
+        "tftp: %s arrived for capture %s which no longer waits; deleted", item.key, capture_pk
+    )
+    if item.path:
+        Path(item.path).unlink(missing_ok=True)
+
+
+def heartbeat(name: str, snapshot: dict) -> None:
+    record_heartbeat(name, snapshot, interval_s=HEARTBEAT_INTERVAL_S)
+
+
+def build_receiver(
+    host: str | None = None, port: int | None = None, dump_path: str | None = None
+) -> TftpReceiver:
+    """A receiver wired to the Django cache expectations and the staging task."""
+    return TftpReceiver(
+        forward,
+        CacheExpectationStore(),
+        storage.usable_spool_dir(),
+        host=host or settings.PNM_TFTP_LISTEN_HOST,
+        port=settings.PNM_TFTP_LISTEN_PORT if port is None else port,
+        max_bytes=settings.PNM_MAX_UPLOAD_BYTES,
+        heartbeat=heartbeat,
+        heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
+        dump_path=dump_path,
+    )
