@@ -1,0 +1,229 @@
+"""Analysis of an operation's captures: min-avg-max, heat map, group delay.
+
+Captures are read one at a time (decompress → parse → fold into per-channel arrays), so
+memory grows with channels x subcarriers (x captures for a heat map), never with the
+stored files. JSON and CSV are produced as chunk iterators the API streams; PNGs are in
+``captures.analysis_plots``. Nothing is cached: a finished analysis leaves no references.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from captures import storage
+from captures.models import Operation, Transaction
+from captures.pnm import ChannelEstimation, PnmFile, PnmFormatError, RxMer, parse
+from captures.pnm.common import json_list
+
+READ_BATCH = 200
+
+
+class AnalysisType(enum.StrEnum):
+    MIN_AVG_MAX = "min-avg-max"
+    HEATMAP = "heatmap"
+    GROUP_DELAY = "group-delay"
+
+
+class AnalysisError(ValueError):
+    """The operation holds nothing this analysis can use."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What an analysis plots per subcarrier, and how to read it from a parsed file."""
+
+    name: str
+    unit: str
+    read: Callable[[PnmFile], np.ndarray]
+
+
+RXMER_DB = Measure("rxmer", "dB", lambda f: f.values_db)
+MAGNITUDE_DB = Measure("magnitude", "dB", lambda f: f.magnitude_db)
+GROUP_DELAY = Measure("group_delay", "s", lambda f: f.group_delay_s)
+
+
+def measure_for(analysis: AnalysisType, parsed: PnmFile) -> Measure | None:
+    """RxMER files give RxMER; channel estimation gives |H| (or group delay when asked)."""
+    if isinstance(parsed, RxMer) and analysis is not AnalysisType.GROUP_DELAY:
+        return RXMER_DB
+    if isinstance(parsed, ChannelEstimation):
+        return GROUP_DELAY if analysis is AnalysisType.GROUP_DELAY else MAGNITUDE_DB
+    return None
+
+
+def load_transaction(record: Transaction) -> PnmFile:
+    """The stored file of one transaction, decompressed and parsed."""
+    reader = storage.iter_decompressed if record.is_compressed else storage.iter_stored
+    return parse(b"".join(reader(record.stored_path)))
+
+
+def operation_transactions(operation: Operation):
+    return (
+        Transaction.objects.filter(capture_group_id=operation.capture_group_id)
+        .order_by("timestamp", "id")
+        .only("id", "transaction_id", "timestamp", "channel_id", "stored_path", "is_compressed")
+    )
+
+
+@dataclass
+class ChannelSeries:
+    """One channel's result: min/avg/max per subcarrier, and the rows of a heat map."""
+
+    channel_id: int
+    measure: Measure
+    frequency_hz: np.ndarray
+    captures: int = 0
+    minimum: np.ndarray | None = None
+    maximum: np.ndarray | None = None
+    total: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    timestamps: list[int] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, values: np.ndarray, timestamp: int, keep_row: bool) -> None:
+        finite = np.isfinite(values)
+        clean = np.where(finite, values, 0.0)
+        if self.total is None:
+            self.minimum = np.where(finite, values, np.inf)
+            self.maximum = np.where(finite, values, -np.inf)
+            self.total = clean.copy()
+            self.counts = finite.astype(np.int32)
+        else:
+            np.fmin(self.minimum, np.where(finite, values, np.inf), out=self.minimum)
+            np.fmax(self.maximum, np.where(finite, values, -np.inf), out=self.maximum)
+            self.total += clean
+            self.counts += finite
+        self.captures += 1
+        if keep_row:
+            self.timestamps.append(timestamp)
+            self.rows.append(values.astype(np.float32))
+
+    def average(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts > 0, self.total / self.counts, np.nan)
+
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """min and max with never-measured subcarriers as NaN (missing)."""
+        seen = self.counts > 0
+        return np.where(seen, self.minimum, np.nan), np.where(seen, self.maximum, np.nan)
+
+    def matrix(self) -> np.ndarray:
+        return np.vstack(self.rows) if self.rows else np.zeros((0, self.frequency_hz.size))
+
+
+@dataclass
+class AnalysisResult:
+    operation_id: str
+    analysis: AnalysisType
+    channels: list[ChannelSeries]
+    skipped: list[dict[str, str]]
+
+
+def analyse(operation: Operation, analysis: AnalysisType) -> AnalysisResult:
+    """Fold every capture of ``operation`` into per-channel series, one file at a time."""
+    channels: dict[int, ChannelSeries] = {}
+    skipped: list[dict[str, str]] = []
+    keep_rows = analysis is AnalysisType.HEATMAP
+    for record in operation_transactions(operation).iterator(chunk_size=READ_BATCH):
+        try:
+            parsed = load_transaction(record)
+        except (PnmFormatError, OSError) as exc:
+            skipped.append({"transaction_id": record.transaction_id, "reason": str(exc)})
+            continue
+        measure = measure_for(analysis, parsed)
+        if measure is None:
+            continue  # e.g. a FEC summary in an RxMER operation: not part of this analysis
+        frequencies = parsed.grid.frequencies()
+        series = channels.get(parsed.channel_id)
+        if series is None:
+            series = channels[parsed.channel_id] = ChannelSeries(
+                parsed.channel_id, measure, frequencies
+            )
+        elif not np.array_equal(series.frequency_hz, frequencies):
+            skipped.append(
+                {"transaction_id": record.transaction_id, "reason": "subcarrier grid changed"}
+            )
+            continue
+        timestamp = int(record.timestamp.timestamp())
+        series.add(measure.read(parsed), timestamp, keep_rows)
+        del parsed
+    if not channels:
+        raise AnalysisError(f"operation {operation.operation_id} has no captures for {analysis}")
+    return AnalysisResult(
+        operation.operation_id, analysis, [channels[k] for k in sorted(channels)], skipped
+    )
+
+
+def _digits(measure: Measure) -> int:
+    return 12 if measure.unit == "s" else 3
+
+
+def iter_json(result: AnalysisResult) -> Iterator[bytes]:
+    """The result as JSON, one channel (and one heat-map row) at a time."""
+    head = {"operation_id": result.operation_id, "analysis": str(result.analysis)}
+    yield (json.dumps(head)[:-1] + ', "skipped": ' + json.dumps(result.skipped)).encode()
+    yield b', "channels": ['
+    for n, series in enumerate(result.channels):
+        digits = _digits(series.measure)
+        body = {
+            "channel_id": series.channel_id,
+            "measure": series.measure.name,
+            "unit": series.measure.unit,
+            "captures": series.captures,
+            "frequency_hz": series.frequency_hz.tolist(),
+        }
+        prefix = (", " if n else "") + json.dumps(body)[:-1]
+        if result.analysis is AnalysisType.HEATMAP:
+            yield (prefix + ', "timestamps": ' + json.dumps(series.timestamps)).encode()
+            yield b', "values": ['
+            for i, row in enumerate(series.rows):
+                yield ((", " if i else "") + json.dumps(json_list(row, digits))).encode()
+            yield b"]}"
+        else:
+            low, high = series.extremes()
+            parts = {"min": low, "avg": series.average(), "max": high}
+            yield (
+                prefix
+                + "".join(f', "{k}": {json.dumps(json_list(v, digits))}' for k, v in parts.items())
+                + "}"
+            ).encode()
+    yield b"]}"
+
+
+def _csv_line(values: list) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue().encode()
+
+
+def _cells(values: np.ndarray, digits: int) -> list:
+    return ["" if v is None else v for v in json_list(values, digits)]
+
+
+def iter_csv(result: AnalysisResult) -> Iterator[bytes]:
+    """Long-form CSV: min-avg-max/group-delay one row per subcarrier; heat map one row per
+    capture (timestamp, then a column per subcarrier frequency)."""
+    for series in result.channels:
+        digits = _digits(series.measure)
+        unit = series.measure.unit
+        if result.analysis is AnalysisType.HEATMAP:
+            yield _csv_line(["channel_id", "timestamp", *series.frequency_hz.tolist()])
+            for timestamp, row in zip(series.timestamps, series.rows, strict=True):
+                yield _csv_line([series.channel_id, timestamp, *_cells(row, digits)])
+            continue
+        yield _csv_line(
+            ["channel_id", "frequency_hz", f"min_{unit}", f"avg_{unit}", f"max_{unit}", "captures"]
+        )
+        low, high = series.extremes()
+        columns = [_cells(v, digits) for v in (low, series.average(), high)]
+        for i, frequency in enumerate(series.frequency_hz.tolist()):
+            yield _csv_line(
+                [series.channel_id, frequency, *(c[i] for c in columns), int(series.counts[i])]
+            )
