@@ -1,0 +1,664 @@
+"""Simulated DOCSIS 3.1 cable modems: real SNMP agents that run PNM tests and upload by TFTP.
+
+Why this shape: an ``SnmpEngine`` costs ~0.2 s and ~1 MiB, so a farm of N modems is ONE
+pysnmp engine with N UDP transports (one per modem, each its own socket: 127.0.0.1 with an
+ephemeral port, or its own 127.0.x.y address). One MIB controller answers every request
+and picks the modem from the transport the request came in on. The engine runs its own
+event loop on a thread; measurements finish on loop timers; files are written with
+``pnm_files`` and uploaded by a small thread pool with the tftpy client, from the modem's own
+address, to the destination set over SNMP (docsPnmBulkDest*).
+
+Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive → busy →
+sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
+triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file.
+Per-modem knobs: ``measure_delay_s`` and ``failure`` (see ``Failure``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import enum
+import hashlib
+import ipaddress
+import logging
+import socket
+import struct
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tftpy
+from pysnmp import error as snmp_error
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config
+from pysnmp.entity import engine as snmp_engine
+from pysnmp.entity.rfc3413 import cmdrsp, context
+from pysnmp.proto.api import v2c
+from pysnmp.smi import error as smi_error
+from pysnmp.smi.instrum import AbstractMibInstrumController
+
+from devices.links import pnm
+from devices.links.pnm import CtlStatus, MeasStatus, PnmTest
+from devices.links.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpTarget
+from devices.simulators.pnm_files import pnm_file
+
+log = logging.getLogger(__name__)
+
+Oid = tuple[int, ...]
+DEFAULT_SYS_DESCR = (
+    "DOCSIS 3.1 Cable Modem <<HW_REV: 1.0; VENDOR: FieldRelay Sim; BOOTR: 1.0.0; "
+    "SW_REV: sim-1.0; MODEL: SIM-CM31>>"
+)
+BULK_FILE_TABLE = f"{pnm.PNM}.1.2.1"  # docsPnmBulkFileEntry: Index .1 Name .2 Control .3 Status .4
+BULK_FILE_ROWS = 16  # the CM keeps only the last few files
+UPLOAD_COMPLETED = 4
+UPLOAD_ERROR = 7
+STALE_S = 0.3  # how long a stale sampleReady shows after a trigger in that failure mode
+
+
+class Failure(enum.StrEnum):
+    """Ways a simulated modem misbehaves, as seen in the field."""
+
+    NONE = "none"
+    TIMEOUT = "timeout"  # stops answering SNMP
+    WRONG_COMMUNITY = "wrong_community"  # its communities are not the ones we were given
+    NO_UPLOAD = "no_upload"  # the test completes, the file never arrives
+    TRUNCATED_UPLOAD = "truncated_upload"  # the upload stops half way with a TFTP error
+    STALE_SAMPLE_READY = "stale_sample_ready"  # sampleReady from the last test shows first
+    IGNORE_FILE_NAME = "ignore_file_name"  # uploads under the MIB default name
+
+
+@dataclass(frozen=True)
+class V3User:
+    """The farm's SNMPv3 user. Privacy (AES/DES) needs the ``cryptography`` package, which
+    pysnmp imports optionally; without it only authNoPriv works, hence no priv key by default.
+    """
+
+    user: str = "pnm"
+    auth_key: str = field(default="pnm-auth-key", repr=False)
+    priv_key: str = field(default="", repr=False)
+    auth_protocol: str = "SHA"
+    priv_protocol: str = "NONE"
+
+    @property
+    def security_level(self) -> str:
+        return "authPriv" if self.priv_key else "authNoPriv"
+
+
+@dataclass
+class Upload:
+    """What a simulated modem sent (for tests and benches)."""
+
+    file_name: str
+    size: int
+    sha256: str
+    triggered_at: float  # epoch seconds
+    sent_at: float
+    ok: bool
+    error: str = ""
+
+
+@dataclass
+class _Test:
+    """One (test, ifIndex) row of the modem's PNM tables."""
+
+    file_name: bytes = b""
+    enable: int = pnm.FALSE
+    status: MeasStatus = MeasStatus.INACTIVE
+
+
+class SimulatedModem:
+    """One modem's state and MIB. All mutation happens on the farm's loop thread."""
+
+    def __init__(
+        self,
+        farm: ModemFarm,
+        index: int,
+        address: str,
+        *,
+        measure_delay_s: float,
+        failure: Failure = Failure.NONE,
+        channels: tuple[tuple[int, int], ...] = ((3, 193), (4, 194)),
+        sys_descr: str = DEFAULT_SYS_DESCR,
+    ) -> None:
+        self.farm = farm
+        self.index = index
+        self.address = address
+        self.port = 0
+        self.mac = (
+            f"02:00:5e:{(index >> 16) & 0xFF:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
+        )
+        self.measure_delay_s = measure_delay_s
+        self.failure = failure
+        self.channels = channels
+        self.sys_descr = sys_descr
+        self.ctl_status = CtlStatus.READY
+        self.dest_type = 1
+        self.dest_ip = b"\0\0\0\0"
+        self.dest_path = b""
+        self.upload_control = 2  # noAutoUpload until told otherwise
+        self.tests = {
+            (test, if_index): _Test(
+                status=MeasStatus.SAMPLE_READY
+                if failure is Failure.STALE_SAMPLE_READY
+                else MeasStatus.INACTIVE
+            )
+            for test in PnmTest
+            for if_index, _ in channels
+        }
+        self.bulk_files: list[tuple[int, bytes, int]] = []  # (row, name, upload status)
+        self._next_bulk_row = 1
+        self.triggers = 0
+        self.uploads: list[Upload] = []
+        self._oids: list[Oid] = []
+
+    # --- identity ----------------------------------------------------------------------------
+    @property
+    def community(self) -> str:
+        """The read-write community the platform is given for this modem."""
+        return self.farm.community
+
+    @property
+    def actual_community(self) -> str:
+        """The community the agent really accepts (differs under WRONG_COMMUNITY)."""
+        return (
+            self.farm.alt_community
+            if self.failure is Failure.WRONG_COMMUNITY
+            else (self.farm.community)
+        )
+
+    def target(self, **options: Any) -> SnmpTarget:
+        """An SNMPv2c target for this modem with the community the platform was given."""
+        options.setdefault("community", self.community)
+        return SnmpTarget(self.address, self.port, "2c", **options)
+
+    def v3_target(self, **options: Any) -> SnmpTarget:
+        user = self.farm.v3_user
+        return SnmpTarget(
+            self.address,
+            self.port,
+            "3",
+            user=user.user,
+            auth_key=user.auth_key,
+            priv_key=user.priv_key,
+            auth_protocol=user.auth_protocol,
+            priv_protocol=user.priv_protocol,
+            **options,
+        )
+
+    # --- MIB -------------------------------------------------------------------------------
+    def _values(self) -> dict[Oid, Any]:
+        """The modem's MIB now (small: about 30 objects)."""
+        values: dict[Oid, Any] = {
+            _oid(pnm.SYS_DESCR): v2c.OctetString(self.sys_descr),
+            _oid(pnm.BULK_DEST_IP_TYPE): v2c.Integer(self.dest_type),
+            _oid(pnm.BULK_DEST_IP): v2c.OctetString(self.dest_ip),
+            _oid(pnm.BULK_DEST_PATH): v2c.OctetString(self.dest_path),
+            _oid(pnm.BULK_UPLOAD_CONTROL): v2c.Integer(self.upload_control),
+            _oid(pnm.CTL_STATUS): v2c.Integer(int(self.ctl_status)),
+        }
+        for if_index, channel_id in self.channels:
+            values[_oid(f"{pnm.OFDM_CHANNEL_ID}.{if_index}")] = v2c.Unsigned32(channel_id)
+        for (test, if_index), row in self.tests.items():
+            values[_oid(test.file_name_oid(if_index))] = v2c.OctetString(row.file_name)
+            values[_oid(test.enable_oid(if_index))] = v2c.Integer(row.enable)
+            values[_oid(test.meas_status_oid(if_index))] = v2c.Integer(int(row.status))
+        for row, name, status in self.bulk_files:
+            values[_oid(f"{BULK_FILE_TABLE}.1.{row}")] = v2c.Unsigned32(row)
+            values[_oid(f"{BULK_FILE_TABLE}.2.{row}")] = v2c.OctetString(name)
+            values[_oid(f"{BULK_FILE_TABLE}.4.{row}")] = v2c.Integer(status)
+        return values
+
+    def get(self, oid: Oid) -> Any:
+        return self._values().get(oid)
+
+    def get_next(self, oid: Oid) -> tuple[Oid, Any] | None:
+        values = self._values()
+        keys = sorted(values)
+        position = bisect.bisect_right(keys, oid)
+        if position == len(keys):
+            return None
+        return keys[position], values[keys[position]]
+
+    def set(self, oid: Oid, value: Any, idx: int) -> None:
+        """Apply one SET; raise the SMI error a real CM would answer."""
+        name = ".".join(map(str, oid))
+        if oid in _BULK_OIDS:
+            self._require_ready(oid, idx)
+            self._set_bulk(oid, value, idx)
+            return
+        for (test, if_index), row in self.tests.items():
+            if name == test.file_name_oid(if_index):
+                _require_type(value, v2c.OctetString, oid, idx)
+                self._require_ready(oid, idx)
+                row.file_name = bytes(value)[:255]
+                return
+            if name == test.enable_oid(if_index):
+                _require_type(value, v2c.Integer, oid, idx)
+                if int(value) not in (pnm.TRUE, pnm.FALSE):
+                    raise smi_error.WrongValueError(name=oid, idx=idx)
+                if int(value) == pnm.TRUE:
+                    self._require_ready(oid, idx)
+                    self._trigger(test, if_index)
+                return
+        if self.get(oid) is not None:
+            raise smi_error.NotWritableError(name=oid, idx=idx)
+        raise smi_error.NoCreationError(name=oid, idx=idx)
+
+    def _require_ready(self, oid: Oid, idx: int) -> None:
+        if self.ctl_status is not CtlStatus.READY:
+            raise smi_error.InconsistentValueError(name=oid, idx=idx)
+
+    def _set_bulk(self, oid: Oid, value: Any, idx: int) -> None:
+        if oid == _oid(pnm.BULK_DEST_IP_TYPE):
+            _require_type(value, v2c.Integer, oid, idx)
+            if int(value) not in (1, 2):
+                raise smi_error.WrongValueError(name=oid, idx=idx)
+            self.dest_type = int(value)
+        elif oid == _oid(pnm.BULK_DEST_IP):
+            _require_type(value, v2c.OctetString, oid, idx)
+            if len(bytes(value)) not in (0, 4, 16):
+                raise smi_error.WrongLengthError(name=oid, idx=idx)
+            self.dest_ip = bytes(value)
+        elif oid == _oid(pnm.BULK_DEST_PATH):
+            _require_type(value, v2c.OctetString, oid, idx)
+            self.dest_path = bytes(value)[:255]
+        else:
+            _require_type(value, v2c.Integer, oid, idx)
+            if int(value) not in (1, 2, 3):
+                raise smi_error.WrongValueError(name=oid, idx=idx)
+            self.upload_control = int(value)
+
+    # --- the measurement ---------------------------------------------------------------------
+    def _trigger(self, test: PnmTest, if_index: int) -> None:
+        row = self.tests[(test, if_index)]
+        row.enable = pnm.TRUE
+        self.ctl_status = CtlStatus.TEST_IN_PROGRESS
+        self.triggers += 1
+        triggered_at = time.time()
+        loop = self.farm.loop
+        if self.failure is Failure.STALE_SAMPLE_READY:
+            row.status = MeasStatus.SAMPLE_READY  # left over from the previous test
+            loop.call_later(
+                min(STALE_S, self.measure_delay_s / 2), _set_status, row, MeasStatus.BUSY
+            )
+        else:
+            row.status = MeasStatus.BUSY
+        loop.call_later(self.measure_delay_s, self._finish, test, if_index, triggered_at)
+
+    def _finish(self, test: PnmTest, if_index: int, triggered_at: float) -> None:
+        row = self.tests[(test, if_index)]
+        row.status = MeasStatus.SAMPLE_READY
+        row.enable = pnm.FALSE  # the CM resets FileEnable/TrigEnable when the test ends
+        self.ctl_status = CtlStatus.READY
+        channel_id = dict(self.channels)[if_index]
+        epoch = int(time.time())
+        name = row.file_name.decode("ascii", "replace")
+        if not name or self.failure is Failure.IGNORE_FILE_NAME:
+            name = pnm.default_file_name(test, self.mac, epoch)
+        bulk_row = self._add_bulk_file(name.encode())
+        if self.upload_control != 3 or self.failure is Failure.NO_UPLOAD:
+            return
+        data = pnm_file(
+            test,
+            channel_id=channel_id,
+            mac=self.mac,
+            capture_time=epoch,
+            seed=self.index * 1_000_003 + self.triggers,
+        )
+        self.farm.upload(self, bulk_row, name, data, triggered_at)
+
+    def _add_bulk_file(self, name: bytes) -> int:
+        row = self._next_bulk_row
+        self._next_bulk_row += 1
+        self.bulk_files = [*self.bulk_files[-(BULK_FILE_ROWS - 1) :], (row, name, 3)]
+        return row
+
+    def upload_finished(self, bulk_row: int, record: Upload) -> None:
+        self.uploads.append(record)
+        status = UPLOAD_COMPLETED if record.ok else UPLOAD_ERROR
+        self.bulk_files = [
+            (row, name, status if row == bulk_row else old) for row, name, old in self.bulk_files
+        ]
+
+    def destination(self) -> str | None:
+        """The TFTP server's IPv4 address set over SNMP, or None."""
+        if self.dest_type != 1 or len(self.dest_ip) != 4 or self.dest_ip == b"\0\0\0\0":
+            return None
+        return str(ipaddress.IPv4Address(self.dest_ip))
+
+
+def _set_status(row: _Test, status: MeasStatus) -> None:
+    if row.status is not MeasStatus.SAMPLE_READY or row.enable == pnm.TRUE:
+        row.status = status
+
+
+def _oid(dotted: str) -> Oid:
+    return tuple(int(part) for part in dotted.split("."))
+
+
+_BULK_OIDS = frozenset(
+    _oid(o)
+    for o in (pnm.BULK_DEST_IP_TYPE, pnm.BULK_DEST_IP, pnm.BULK_DEST_PATH, pnm.BULK_UPLOAD_CONTROL)
+)
+
+
+def _require_type(value: Any, expected: type, oid: Oid, idx: int) -> None:
+    if not isinstance(value, expected):
+        raise smi_error.WrongTypeError(name=oid, idx=idx)
+
+
+class _Drop(snmp_error.PySnmpError):
+    """Raised to answer nothing: the command responder swallows non-SMI pysnmp errors."""
+
+
+class _FarmController(AbstractMibInstrumController):
+    """Answers for every modem; the request's transport domain says which one."""
+
+    def __init__(self, farm: ModemFarm) -> None:
+        self.farm = farm
+
+    def _modem(self, snmpEngine: Any) -> SimulatedModem:
+        request = snmpEngine.observer.get_execution_context("rfc3412.receiveMessage:request")
+        modem = self.farm._by_domain.get(tuple(request["transportDomain"]))
+        if modem is None or modem.failure is Failure.TIMEOUT:
+            raise _Drop("not answering")
+        allowed = self.farm.security_names(modem)
+        if str(request["securityName"]) not in allowed:
+            raise _Drop("wrong community")  # a real CM silently drops these
+        return modem
+
+    def read_variables(self, *var_binds: Any, **ctx: Any) -> list:
+        modem = self._modem(ctx["snmpEngine"])
+        result = []
+        for idx, (name, _) in enumerate(var_binds):
+            oid = tuple(name)
+            value = modem.get(oid)
+            if ctx["acFun"]("read", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
+                value = None  # not in view
+            if value is None:
+                value = v2c.NoSuchObject() if _is_object(modem, oid) else v2c.NoSuchInstance()
+            result.append((name, value))
+        return result
+
+    def read_next_variables(self, *var_binds: Any, **ctx: Any) -> list:
+        modem = self._modem(ctx["snmpEngine"])
+        result = []
+        for idx, (name, _) in enumerate(var_binds):
+            oid = tuple(name)
+            while True:
+                found = modem.get_next(oid)
+                if found is None:
+                    result.append((name, v2c.EndOfMibView()))
+                    break
+                oid, value = found
+                obj = v2c.ObjectIdentifier(oid)
+                if not ctx["acFun"]("read", (obj, value), snmpEngine=ctx["snmpEngine"], idx=idx):
+                    result.append((obj, value))
+                    break
+        return result
+
+    def write_variables(self, *var_binds: Any, **ctx: Any) -> list:
+        modem = self._modem(ctx["snmpEngine"])
+        for idx, (name, value) in enumerate(var_binds):
+            if ctx["acFun"]("write", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
+                raise smi_error.NoAccessError(name=name, idx=idx)
+        for idx, (name, value) in enumerate(var_binds):
+            modem.set(tuple(name), value, idx)
+        return [(name, _echo(modem, name, value)) for name, value in var_binds]
+
+
+def _echo(modem: SimulatedModem, name: Any, value: Any) -> Any:
+    current = modem.get(tuple(name))
+    return value if current is None else current
+
+
+def _is_object(modem: SimulatedModem, oid: Oid) -> bool:
+    """Whether ``oid`` names a column/scalar we implement (→ noSuchInstance, not Object)."""
+    found = modem.get_next(oid[:-1])
+    return found is not None and found[0][:-1] == oid[:-1]
+
+
+class ModemFarm:
+    """N simulated modems in one SNMP engine on one background event loop.
+
+    ``distinct_addresses`` gives modem i its own 127.0.x.y address (so uploads come from
+    distinct peers, as in the field); otherwise every modem is 127.0.0.1 on its own port.
+    ``tftp_port`` is where uploads go on the destination address set over SNMP (69 on a
+    real plant; tests point it at a receiver bound to port 0).
+    """
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        measure_delay_s: float = 0.5,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        distinct_addresses: bool = False,
+        community: str = "private",
+        read_community: str = "public",
+        v3_user: V3User | None = None,
+        tftp_port: int = 69,
+        upload_timeout_s: float = 2.0,
+        upload_workers: int = 16,
+        failures: dict[int, Failure] | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self.community = community
+        self.read_community = read_community
+        self.alt_community = f"{community}-other"
+        self.alt_read_community = f"{read_community}-other"
+        self.v3_user = v3_user or V3User()
+        self.tftp_port = tftp_port
+        self.upload_timeout_s = upload_timeout_s
+        self.port = port
+        failures = failures or {}
+        self.modems = [
+            SimulatedModem(
+                self,
+                index,
+                _address(index) if distinct_addresses else host,
+                measure_delay_s=measure_delay_s,
+                failure=failures.get(index, Failure.NONE),
+            )
+            for index in range(count)
+        ]
+        self._by_domain: dict[Oid, SimulatedModem] = {}
+        self._uploader = ThreadPoolExecutor(upload_workers, thread_name_prefix="modem-upload")
+        self._spool = tempfile.TemporaryDirectory(prefix="modem-farm-")
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        self.engine: Any = None
+
+    def __len__(self) -> int:
+        return len(self.modems)
+
+    def __getitem__(self, index: int) -> SimulatedModem:
+        return self.modems[index]
+
+    def __iter__(self):
+        return iter(self.modems)
+
+    def __enter__(self) -> ModemFarm:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self, timeout_s: float = 30.0) -> ModemFarm:
+        """Bind every modem's socket and answer SNMP on a background thread."""
+        self._thread = threading.Thread(target=self._run, name="modem-farm", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError("modem farm did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"modem farm failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        self._uploader.shutdown(wait=True, cancel_futures=True)
+        self._spool.cleanup()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the farm's loop (where modem state lives) and return its value."""
+        future = asyncio.run_coroutine_threadsafe(_as_coroutine(fn, *args), self.loop)
+        return future.result(10)
+
+    def security_names(self, modem: SimulatedModem) -> frozenset[str]:
+        if modem.failure is Failure.WRONG_COMMUNITY:
+            return frozenset({"rw-other", "ro-other", self.v3_user.user})
+        return frozenset({"rw", "ro", self.v3_user.user})
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self._setup()
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.engine.transport_dispatcher.job_finished(1)
+            self.engine.close_dispatcher()
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()
+
+    def _setup(self) -> None:
+        self.engine = snmp_engine.SnmpEngine()
+        for modem in self.modems:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((modem.address, self.port))
+            modem.port = sock.getsockname()[1]
+            domain = (*udp.DOMAIN_NAME, modem.index + 1)
+            transport = udp.UdpTransport(loop=self.loop).open_server_mode(sock=sock)
+            config.add_transport(self.engine, domain, transport)
+            self._by_domain[domain] = modem
+        everything = (1, 3, 6)
+        nothing = (0, 0)  # explicit: an empty write subtree lets anyone SET (pysnmp #48)
+        for name, community, write in (
+            ("rw", self.community, everything),
+            ("ro", self.read_community, nothing),
+            ("rw-other", self.alt_community, everything),
+            ("ro-other", self.alt_read_community, nothing),
+        ):
+            config.add_v1_system(self.engine, name, community)
+            config.add_vacm_user(self.engine, 2, name, "noAuthNoPriv", everything, write)
+        user = self.v3_user
+        config.add_v3_user(
+            self.engine,
+            user.user,
+            AUTH_PROTOCOLS[user.auth_protocol.upper()],
+            user.auth_key,
+            PRIV_PROTOCOLS[user.priv_protocol.upper()] if user.priv_key else PRIV_PROTOCOLS["NONE"],
+            user.priv_key or None,
+        )
+        config.add_vacm_user(self.engine, 3, user.user, user.security_level, everything, everything)
+        snmp_context = context.SnmpContext(self.engine)
+        snmp_context.unregister_context_name(b"")
+        snmp_context.register_context_name(b"", _FarmController(self))
+        for responder in (
+            cmdrsp.GetCommandResponder,
+            cmdrsp.NextCommandResponder,
+            cmdrsp.BulkCommandResponder,
+            cmdrsp.SetCommandResponder,
+        ):
+            responder(self.engine, snmp_context)
+        self.engine.transport_dispatcher.job_started(1)
+
+    # --- uploads ---------------------------------------------------------------------------
+    def upload(
+        self, modem: SimulatedModem, bulk_row: int, name: str, data: bytes, triggered_at: float
+    ) -> None:
+        """Send ``data`` to the modem's destination on the pool (called on the loop)."""
+        host = modem.destination()
+        remote = (modem.dest_path.decode("ascii", "replace") + name) if host else name
+        truncated = modem.failure is Failure.TRUNCATED_UPLOAD
+        future = self._uploader.submit(self._send, modem, host, remote, data, truncated)
+
+        def done(fut: Any) -> None:
+            error = fut.exception()
+            record = Upload(
+                file_name=name,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                triggered_at=triggered_at,
+                sent_at=time.time(),
+                ok=error is None and not truncated,
+                error=str(error or ("truncated on purpose" if truncated else "")),
+            )
+            with contextlib.suppress(RuntimeError):  # loop already closed at shutdown
+                self.loop.call_soon_threadsafe(modem.upload_finished, bulk_row, record)
+
+        future.add_done_callback(done)
+
+    def _send(
+        self, modem: SimulatedModem, host: str | None, remote: str, data: bytes, truncated: bool
+    ) -> None:
+        if host is None:
+            raise RuntimeError("no bulk destination set")
+        if truncated:
+            send_truncated(host, self.tftp_port, remote, data, modem.address, self.upload_timeout_s)
+            return
+        path = Path(self._spool.name) / f"{modem.index}-{time.monotonic_ns()}.bin"
+        path.write_bytes(data)
+        try:
+            client = tftpy.TftpClient(host, self.tftp_port, localip=modem.address)
+            client.upload(remote, str(path), timeout=self.upload_timeout_s, retries=2)
+        finally:
+            path.unlink(missing_ok=True)
+
+
+async def _as_coroutine(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
+def _address(index: int) -> str:
+    """127.0.1.1 … 127.0.1.250, then 127.0.2.1 …: any 127/8 address binds without set-up."""
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+def send_truncated(
+    host: str, port: int, name: str, data: bytes, local_ip: str, timeout_s: float
+) -> int:
+    """Upload half of ``data`` over TFTP, then abort with an ERROR packet; bytes sent.
+
+    A raw lock-step writer, because the tftpy client cannot stop half way on purpose.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((local_ip, 0))
+        sock.settimeout(timeout_s)
+        sock.sendto(struct.pack("!H", 2) + name.encode() + b"\0octet\0", (host, port))
+        reply, server = sock.recvfrom(1024)
+        if struct.unpack("!H", reply[:2])[0] != 4:  # not an ACK: refused
+            raise RuntimeError(f"upload refused: {reply[4:-1]!r}")
+        half = data[: len(data) // 2]
+        sent = 0
+        for block, offset in enumerate(range(0, max(len(half) - 512, 0) + 1, 512), start=1):
+            chunk = half[offset : offset + 512]
+            if len(chunk) < 512:
+                break  # a short block would end the transfer cleanly
+            sock.sendto(struct.pack("!HH", 3, block) + chunk, server)
+            sock.recvfrom(1024)
+            sent += len(chunk)
+        sock.sendto(struct.pack("!HH", 5, 0) + b"aborted by modem\0", server)
+        return sent
