@@ -254,10 +254,10 @@ def encode_header_record(header: EventHeader) -> bytes:
     raw[0] = code
     raw[1:5] = int(header.waveform_key, 16).to_bytes(4, "big")
     raw[5:14] = encode_timestamp(header.timestamp)
-    raw[14:30] = struct.pack(
+    raw[14:28] = struct.pack(
         ">Hfff", header.sample_rate, header.record_time_s, header.pre_trigger_s, header.geo_range
     )
-    pos = 30
+    pos = 28
     for name in CHANNELS:
         p = header.peaks[name]
         raw[pos : pos + 13] = struct.pack(
@@ -268,6 +268,8 @@ def encode_header_record(header: EventHeader) -> bytes:
     raw[87:91] = struct.pack(">f", header.peak_vector_sum)
     raw[91:95] = struct.pack(">I", header.sample_count)
     raw[95 : 95 + 5 * TEXT_LEN] = header.project.encode()
+    if len(raw) != HEADER_RECORD_LEN:
+        raise ValueError(f"0C record came out {len(raw)} bytes")
     return bytes(raw)
 
 
@@ -276,10 +278,10 @@ def decode_header_record(index: int, raw: bytes) -> EventHeader:
     record_type = RECORD_TYPES.get(raw[0])
     if record_type is None:
         raise ProtocolError(f"unknown record type {raw[0]:02X}")
-    rate, rec, pre, rng = struct.unpack(">Hfff", raw[14:30])
+    rate, rec, pre, rng = struct.unpack(">Hfff", raw[14:28])
     peaks = {}
     for i, name in enumerate(CHANNELS):
-        ppv, freq, above, top = struct.unpack(_PEAK_FMT, raw[30 + 13 * i : 43 + 13 * i])
+        ppv, freq, above, top = struct.unpack(_PEAK_FMT, raw[28 + 13 * i : 41 + 13 * i])
         peaks[name] = ChannelPeak(round(ppv, 6), round(freq, 3), bool(above), round(top, 6))
     return EventHeader(
         index=index,
@@ -361,6 +363,16 @@ def counts_to_physical(counts: np.ndarray, geo_range: float) -> dict[str, np.nda
     return {name: counts[:, i] * (scale[i] / 32767.0) for i, name in enumerate(CHANNELS)}
 
 
+def _zero_crossing_freq(values: np.ndarray, at: int, sample_rate: int) -> float:
+    """Frequency from the half-cycle that holds the peak: the zero crossings around it."""
+    crossings = np.flatnonzero(np.diff(np.signbit(values)))
+    after = int(np.searchsorted(crossings, at))
+    if after == 0 or after >= len(crossings):
+        return 0.0
+    half_cycle = int(crossings[after] - crossings[after - 1])
+    return sample_rate / (2 * half_cycle)
+
+
 def compute_peaks(
     counts: np.ndarray, sample_rate: int, pre_trigger_s: float, geo_range: float
 ) -> tuple[dict[str, ChannelPeak], float, float]:
@@ -370,8 +382,7 @@ def compute_peaks(
     peaks = {}
     for name, values in phys.items():
         at = int(np.argmax(np.abs(values)))
-        crossings = int(np.count_nonzero(np.diff(np.signbit(values))))
-        freq = crossings / 2 / (len(values) / sample_rate) if len(values) else 0.0
+        freq = _zero_crossing_freq(values, at, sample_rate)
         above = freq > FREQ_CAP_HZ
         peaks[name] = ChannelPeak(
             ppv=round(float(abs(values[at])), 6),

@@ -127,9 +127,14 @@ class SerialTransport:
 
     def _read_some(self, wait_s: float) -> bytes:
         port = self._port()
-        port.timeout = max(0.0, min(_READ_SLICE_S, wait_s))
         try:
-            data = port.read(max(1, port.in_waiting))
+            # Block up to one slice for the first byte, then take whatever else is buffered
+            # (socket:// reports in_waiting as 0/1, so asking for it would read bytewise).
+            port.timeout = max(0.0, min(_READ_SLICE_S, wait_s))
+            data = port.read(1)
+            if data:
+                port.timeout = 0
+                data += port.read(65536)
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
         if data:
