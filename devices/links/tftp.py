@@ -368,6 +368,7 @@ class TftpReceiver(Ingester):
         peer_ip, peer_port = upload.peer
         meta = {
             **upload.expectation.to_dict(),
+            "received_name": upload.file_name,  # differs from file_name for MIB default names
             "peer": peer_ip,
             "peer_port": peer_port,
             "size": upload.size,

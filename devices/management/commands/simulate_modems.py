@@ -1,0 +1,75 @@
+"""Run N simulated cable modems (real SNMP agents that upload PNM files by TFTP) until SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from devices.simulators.modem import Failure, ModemFarm
+
+
+class Command(BaseCommand):
+    help = "Run simulated DOCSIS cable modems for tests, benches and the demo."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--count", type=int, default=3, help="number of modems")
+        parser.add_argument(
+            "--delay", type=float, default=1.0, help="measurement delay per capture, seconds"
+        )
+        parser.add_argument("--host", default="127.0.0.1", help="address of every modem")
+        parser.add_argument("--port", type=int, default=0, help="UDP port (0: one per modem)")
+        parser.add_argument(
+            "--distinct-addresses",
+            action="store_true",
+            help="give modem i its own address 127.0.x.y (all on --port)",
+        )
+        parser.add_argument("--tftp-port", type=int, default=69, help="where uploads go")
+        parser.add_argument(
+            "--failure",
+            action="append",
+            default=[],
+            metavar="INDEX=MODE",
+            help=f"make one modem misbehave; MODE in {', '.join(f.value for f in Failure)}",
+        )
+        # Registration of the modems in the database (issue 3, captures side) adds its
+        # flags here and calls its service with ``farm`` in ``handle`` below.
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        farm = ModemFarm(
+            options["count"],
+            measure_delay_s=options["delay"],
+            host=options["host"],
+            port=options["port"],
+            distinct_addresses=options["distinct_addresses"],
+            tftp_port=options["tftp_port"],
+            failures=parse_failures(options["failure"]),
+        ).start()
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            for line in describe(farm):
+                self.stdout.write(line)
+            self.stdout.flush()
+            stop.wait()
+        finally:
+            farm.stop()
+        self.stdout.write("stopped")
+
+
+def parse_failures(values: list[str]) -> dict[int, Failure]:
+    failures = {}
+    for value in values:
+        index, _, mode = value.partition("=")
+        failures[int(index)] = Failure(mode)
+    return failures
+
+
+def describe(farm: ModemFarm) -> list[str]:
+    """One line per modem: index, address:port, MAC, failure mode (no communities)."""
+    return [
+        f"modem {m.index} {m.address}:{m.port} mac={m.mac} failure={m.failure.value}" for m in farm
+    ]
