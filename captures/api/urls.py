@@ -7,3 +7,30 @@ router.register("operations", OperationViewSet, basename="operation")
 router.register("transactions", TransactionViewSet, basename="transaction")
 
 urlpatterns = router.urls
+
+# --- PNM analysis (issue 4) ---
+from django.urls import re_path  # noqa: E402
+
+from captures.api.analysis_views import (  # noqa: E402
+    OperationAnalysisView,
+    TransactionParsedView,
+    TransactionPlotView,
+)
+
+urlpatterns += [
+    re_path(
+        r"^operations/(?P<operation_id>[0-9a-f]{16})/analysis/?$",
+        OperationAnalysisView.as_view(),
+        name="operation-analysis",
+    ),
+    re_path(
+        r"^transactions/(?P<transaction_id>[0-9a-f]{16})/parsed/?$",
+        TransactionParsedView.as_view(),
+        name="transaction-parsed",
+    ),
+    re_path(
+        r"^transactions/(?P<transaction_id>[0-9a-f]{16})/plot\.png$",
+        TransactionPlotView.as_view(),
+        name="transaction-plot",
+    ),
+]

@@ -1,0 +1,180 @@
+"""Analysis endpoints: an operation's analysis as JSON/CSV/PNG, one transaction parsed or plotted.
+
+``format`` is DRF's format override, so each output has a renderer; the views stream their
+own responses and only errors go through DRF rendering (always as JSON).
+"""
+
+from __future__ import annotations
+
+import gc
+
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import APIException, NotAcceptable, NotFound, ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from captures.analysis import (
+    AnalysisError,
+    AnalysisResult,
+    AnalysisType,
+    analyse,
+    iter_csv,
+    iter_json,
+    load_transaction,
+)
+from captures.analysis_plots import analysis_png, file_png
+from captures.models import Operation, Transaction
+from captures.pnm import PnmFormatError
+
+
+class _BinaryRenderer(BaseRenderer):
+    """Selects the output by ``?format=``; the views write the bytes themselves."""
+
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class CsvRenderer(_BinaryRenderer):
+    media_type = "text/csv"
+    format = "csv"
+
+
+class PngRenderer(_BinaryRenderer):
+    media_type = "image/png"
+    format = "png"
+
+
+class _JsonErrorsMixin:
+    """Errors are JSON whatever output was asked for; an unknown ``format`` is a 400."""
+
+    def perform_content_negotiation(self, request, force=False):
+        try:
+            return super().perform_content_negotiation(request, force)
+        except (Http404, NotAcceptable):  # an unknown ?format=: the serializer says 400
+            return JSONRenderer(), JSONRenderer.media_type
+
+    def handle_exception(self, exc):
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+
+class AnalysisQuerySerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[t.value for t in AnalysisType])
+    format = serializers.ChoiceField(choices=["json", "csv", "png"], default="json")
+
+
+def _release(result: AnalysisResult) -> None:
+    """Drop the analysis arrays as soon as the last byte is out (cf. PyPNM's RSS creep)."""
+    result.channels.clear()
+    gc.collect()
+
+
+def _stream(chunks, result: AnalysisResult):
+    try:
+        yield from chunks
+    finally:
+        _release(result)
+
+
+class OperationAnalysisView(_JsonErrorsMixin, APIView):
+    renderer_classes = [JSONRenderer, CsvRenderer, PngRenderer]
+
+    @extend_schema(
+        operation_id="captures_operations_analysis",
+        summary="Analyse an operation's captures",
+        description=(
+            "min-avg-max per subcarrier (RxMER dB, or |H| dB for channel estimation), a "
+            "time x subcarrier heat map, or group delay (channel estimation). Streamed."
+        ),
+        parameters=[
+            OpenApiParameter("type", str, enum=[t.value for t in AnalysisType], required=True),
+            OpenApiParameter("format", str, enum=["json", "csv", "png"], default="json"),
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            400: OpenApiTypes.OBJECT,
+            404: OpenApiTypes.OBJECT,
+        },
+    )
+    def get(self, request: Request, operation_id: str):
+        query = AnalysisQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        operation = get_object_or_404(Operation, operation_id=operation_id)
+        analysis = AnalysisType(query.validated_data["type"])
+        try:
+            result = analyse(operation, analysis)
+        except AnalysisError as exc:
+            raise ValidationError({"type": [str(exc)]}) from None
+        output = query.validated_data["format"]
+        name = f"{operation_id}_{analysis}"
+        if output == "png":
+            body = analysis_png(result)
+            _release(result)
+            return HttpResponse(body, content_type="image/png")
+        if output == "csv":
+            response = StreamingHttpResponse(
+                _stream(iter_csv(result), result), content_type="text/csv"
+            )
+            response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+            return response
+        return StreamingHttpResponse(
+            _stream(iter_json(result), result), content_type="application/json"
+        )
+
+
+class UnparseableFile(APIException):
+    status_code = 422
+    default_code = "unparseable_file"
+    default_detail = "the stored file is not a valid PNM file"
+
+
+def _parsed_transaction(transaction_id: str):
+    record = get_object_or_404(Transaction, transaction_id=transaction_id)
+    try:
+        return load_transaction(record)
+    except PnmFormatError as exc:
+        raise UnparseableFile(f"the stored file is not a valid PNM file: {exc}") from None
+    except FileNotFoundError:
+        raise NotFound(f"the stored file of transaction {transaction_id} is missing") from None
+
+
+class TransactionParsedView(_JsonErrorsMixin, APIView):
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="captures_transactions_parsed",
+        summary="A transaction's PNM file, parsed",
+        description="Header fields, derived figures and per-subcarrier data (NaN as null).",
+        parameters=[
+            OpenApiParameter(
+                "data", bool, default=True, description="include per-subcarrier arrays"
+            )
+        ],
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, transaction_id: str) -> Response:
+        with_data = request.query_params.get("data", "true").lower() not in ("0", "false", "no")
+        return Response(_parsed_transaction(transaction_id).as_dict(data=with_data))
+
+
+class TransactionPlotView(_JsonErrorsMixin, APIView):
+    renderer_classes = [PngRenderer, JSONRenderer]
+
+    @extend_schema(
+        operation_id="captures_transactions_plot",
+        summary="A plot of a transaction's PNM file",
+        responses={(200, "image/png"): OpenApiTypes.BINARY, 404: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, transaction_id: str) -> HttpResponse:
+        return HttpResponse(file_png(_parsed_transaction(transaction_id)), content_type="image/png")
