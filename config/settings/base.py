@@ -262,3 +262,27 @@ MONITORING_LISTENER_HOST = env.str("MONITORING_LISTENER_HOST", "127.0.0.1")
 MONITORING_LISTENER_PORT = env.int("MONITORING_LISTENER_PORT", 8094, minimum=0)
 MONITORING_LISTENER_BATCH_S = env.float("MONITORING_LISTENER_BATCH_S", 1.0)
 MONITORING_LISTENER_DUMP = env.str("MONITORING_LISTENER_DUMP", "")
+
+# --- seismographs ------------------------------------------------------------------------------
+# The API waits at most this long for a unit before answering 202 with a task to poll.
+SEISMO_API_WAIT_S = env.float("SEISMO_API_WAIT_S", 3.0)
+# The event list is re-probed (count + stamp check) when older than this.
+SEISMO_EVENTS_TTL_S = env.float("SEISMO_EVENTS_TTL_S", 60.0)
+SEISMO_MONITOR_TTL_S = env.int("SEISMO_MONITOR_TTL_S", 30, minimum=1)
+# How long an unconfirmed start/stop monitoring is shown as pending (start takes ~40 s).
+SEISMO_MONITOR_PENDING_S = env.int("SEISMO_MONITOR_PENDING_S", 90, minimum=1)
+# Negative cache: no dial for this long after a failure; longer once the unit is offline.
+SEISMO_NEGATIVE_TTL_S = env.int("SEISMO_NEGATIVE_TTL_S", 15, minimum=1)
+SEISMO_OFFLINE_AFTER = env.int("SEISMO_OFFLINE_AFTER", 3, minimum=1)
+SEISMO_OFFLINE_RETRY_S = env.int("SEISMO_OFFLINE_RETRY_S", 300, minimum=1)
+# One session per unit: the lock outlives any session, a queued task waits this long for it.
+SEISMO_LOCK_TTL_S = env.int("SEISMO_LOCK_TTL_S", 300, minimum=10)
+SEISMO_LOCK_WAIT_S = env.float("SEISMO_LOCK_WAIT_S", 120.0)
+# Link deadlines: per exchange, per 5A chunk, and the silence that ends a 5A stream.
+SEISMO_LINK_TIMEOUT_S = env.float("SEISMO_LINK_TIMEOUT_S", 10.0)
+SEISMO_CHUNK_TIMEOUT_S = env.float("SEISMO_CHUNK_TIMEOUT_S", 10.0)
+SEISMO_IDLE_GAP_S = env.float("SEISMO_IDLE_GAP_S", 1.5)
+# Retries of transient link errors (noise, a dropped line), with exponential backoff.
+SEISMO_TASK_RETRIES = env.int("SEISMO_TASK_RETRIES", 1, minimum=0)
+SEISMO_RETRY_BACKOFF_S = env.float("SEISMO_RETRY_BACKOFF_S", 2.0)
+SEISMO_ZSTD_LEVEL = env.int("SEISMO_ZSTD_LEVEL", 3, minimum=1)

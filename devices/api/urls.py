@@ -1,5 +1,14 @@
+"""Routes under /api/v1/devices/."""
+
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter()
+from devices.api.views import SeismographViewSet, TaskStatusView
 
-urlpatterns = router.urls
+router = SimpleRouter()
+router.register("seismographs", SeismographViewSet, basename="seismograph")
+
+urlpatterns = [
+    *router.urls,
+    path("tasks/<str:task_id>/", TaskStatusView.as_view(), name="seismo-task"),
+]

@@ -1,0 +1,284 @@
+"""Seismograph API: the registry, cached reads, commands, cache stats, task status.
+
+Reads go through ``devices.seismo_reads.serve`` (fresh → cache, stale → cache + one
+refresh, nothing → bounded wait then 202); the views only parse input and shape output.
+"""
+
+from __future__ import annotations
+
+from celery.result import AsyncResult
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from devices import seismo_reads, services, tasks
+from devices.api.serializers import (
+    CachedReplySerializer,
+    DeviceConfigSerializer,
+    SeismographSerializer,
+    TaskStatusSerializer,
+)
+from devices.models.seismographs import Seismograph, SeismoWaveform
+from devices.seismo_plot import waveform_json
+from devices.seismo_reads import NoEvent, Reply
+from devices.seismo_stats import cache_stats
+
+FORCE = OpenApiParameter("force", bool, description="Bypass freshness (still one session).")
+MAX_POINTS = OpenApiParameter("max_points", int, description="Decimate to this many points.")
+REPLIES = {
+    200: CachedReplySerializer,
+    202: CachedReplySerializer,
+    404: OpenApiResponse(description="No such device or event"),
+    502: CachedReplySerializer,
+    503: CachedReplySerializer,
+    504: CachedReplySerializer,
+}
+DEFAULT_MAX_POINTS = 4000
+
+
+class IsOperator(permissions.BasePermission):
+    """Erasing a unit's memory is for operators: staff or the explicit permission."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        user = request.user
+        return bool(user and (user.is_staff or user.has_perm("devices.erase_seismograph")))
+
+
+class _MaxPoints(serializers.Serializer):
+    max_points = serializers.IntegerField(
+        min_value=16, max_value=200_000, default=DEFAULT_MAX_POINTS
+    )
+
+
+def _force(request: Request) -> bool:
+    return request.query_params.get("force", "").lower() in {"1", "true", "yes"}
+
+
+def _respond(request: Request, reply: Reply, data: object = None) -> Response:
+    body = reply.body()
+    if data is not None:
+        body["data"] = data
+    if reply.task_id:
+        body["status_url"] = reverse("seismo-task", args=[reply.task_id], request=request)
+    response = Response(body, status=reply.status)
+    if reply.status == 200 and body["age_s"] is not None:
+        response["Age"] = str(int(body["age_s"]))
+    return response
+
+
+def _etag(row: SeismoWaveform, variant: str = "") -> str:
+    return f'"{row.sha256[:32]}{variant}"'
+
+
+class SeismographViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Seismographs, addressed by their link; data read through the layered cache."""
+
+    queryset = Seismograph.objects.all()
+    serializer_class = SeismographSerializer
+
+    @extend_schema(parameters=[FORCE], responses=REPLIES)
+    @action(detail=True, methods=["get"])
+    def info(self, request: Request, pk: str) -> Response:
+        """Identity and compliance config; cached until a config write dirties it."""
+        reply = seismo_reads.serve(self.get_object(), seismo_reads.info_resource(), _force(request))
+        return _respond(request, reply)
+
+    @extend_schema(parameters=[FORCE], responses=REPLIES)
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        """Event headers; a count probe then only new indices when stale."""
+        reply = seismo_reads.serve(
+            self.get_object(), seismo_reads.events_resource(), _force(request)
+        )
+        return _respond(request, reply)
+
+    @extend_schema(parameters=[FORCE], responses=REPLIES, operation_id="seismograph_event")
+    @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)")
+    def event(self, request: Request, pk: str, index: str) -> Response:
+        """One event header by its index in the unit's memory."""
+        try:
+            reply = seismo_reads.serve(
+                self.get_object(), seismo_reads.event_resource(int(index)), _force(request)
+            )
+        except NoEvent:
+            return Response({"detail": f"no event {index} on the unit"}, status=404)
+        return _respond(request, reply)
+
+    def _waveform(self, request: Request, index: int) -> Reply:
+        device = self.get_object()
+        event = seismo_reads.serve(device, seismo_reads.event_resource(index))
+        if event.status != 200:
+            return event
+        force = _force(request)
+        return seismo_reads.serve(device, seismo_reads.waveform_resource(index, force), force)
+
+    @extend_schema(parameters=[FORCE, MAX_POINTS], responses=REPLIES)
+    @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)/waveform")
+    def waveform(self, request: Request, pk: str, index: str) -> Response:
+        """Samples in physical units with a time axis, min/max-preserving decimation."""
+        params = _MaxPoints(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        try:
+            reply = self._waveform(request, int(index))
+        except NoEvent:
+            return Response({"detail": f"no event {index} on the unit"}, status=404)
+        if reply.status != 200:
+            return _respond(request, reply)
+        row: SeismoWaveform = reply.data
+        max_points = params.validated_data["max_points"]
+        etag = _etag(row, f"-{max_points}")
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        meta = row.meta
+        plot = waveform_json(
+            services.waveform_raw(row),
+            row.sample_rate,
+            meta["pre_trigger_s"],
+            meta["geo_range"],
+            max_points,
+        )
+        plot["event"] = seismo_reads.event_json(row.event)
+        response = _respond(request, reply, plot)
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
+        return response
+
+    @extend_schema(
+        parameters=[FORCE],
+        responses={200: OpenApiTypes.BINARY, 202: CachedReplySerializer, 404: None},
+    )
+    @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)/waveform/raw")
+    def waveform_raw(self, request: Request, pk: str, index: str) -> Response | HttpResponse:
+        """The body as the unit streamed it (int16 BE sample sets, 4 channels interleaved)."""
+        try:
+            reply = self._waveform(request, int(index))
+        except NoEvent:
+            return Response({"detail": f"no event {index} on the unit"}, status=404)
+        if reply.status != 200:
+            return _respond(request, reply)
+        row: SeismoWaveform = reply.data
+        etag = _etag(row)
+        if request.headers.get("If-None-Match") == etag:
+            return HttpResponse(status=304, headers={"ETag": etag})
+        event = row.event
+        stamp = f"{event.timestamp:%Y%m%dT%H%M%S}"
+        name = f"{event.serial_number or 'unit'}_{event.waveform_key}_{stamp}.i16be"
+        body = reply.body()
+        return HttpResponse(
+            services.waveform_raw(row),
+            content_type="application/octet-stream",
+            headers={
+                "ETag": etag,
+                "Cache-Control": "private, max-age=31536000, immutable",
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "X-Sample-Rate": str(row.sample_rate),
+                "X-Channels": ",".join(row.channels),
+                "X-Fetched-At": body["fetched_at"],
+                "X-Source": body["source"],
+                "Age": str(int(body["age_s"] or 0)),
+            },
+        )
+
+    @extend_schema(request=DeviceConfigSerializer, responses=REPLIES | {400: None})
+    @action(detail=True, methods=["post"])
+    def config(self, request: Request, pk: str) -> Response:
+        """Write compliance config; info (and events) become dirty on success."""
+        device = self.get_object()
+        current = (device.info or {}).get("config")
+        config = DeviceConfigSerializer(data=request.data, context={"current": current})
+        config.is_valid(raise_exception=True)
+        reply = seismo_reads.run_command(
+            device, "config", tasks.write_config, changes=config.device_changes()
+        )
+        return _respond(request, reply)
+
+    @extend_schema(parameters=[FORCE], responses=REPLIES)
+    @action(detail=True, methods=["get"])
+    def monitor(self, request: Request, pk: str) -> Response:
+        """Monitoring status (30 s cache), with a pending start/stop the unit has not confirmed."""
+        reply = seismo_reads.serve(
+            self.get_object(), seismo_reads.monitor_resource(), _force(request)
+        )
+        return _respond(request, reply)
+
+    @extend_schema(request=None, responses=REPLIES)
+    @action(detail=True, methods=["post"], url_path="monitor/start")
+    def monitor_start(self, request: Request, pk: str) -> Response:
+        reply = seismo_reads.run_command(
+            self.get_object(), "monitoring", tasks.set_monitoring, start=True
+        )
+        return _respond(request, reply)
+
+    @extend_schema(request=None, responses=REPLIES)
+    @action(detail=True, methods=["post"], url_path="monitor/stop")
+    def monitor_stop(self, request: Request, pk: str) -> Response:
+        reply = seismo_reads.run_command(
+            self.get_object(), "monitoring", tasks.set_monitoring, start=False
+        )
+        return _respond(request, reply)
+
+    @extend_schema(request=None, responses=REPLIES | {403: None})
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
+    def erase(self, request: Request, pk: str) -> Response:
+        """Erase the unit's event memory (operators only). Stored events stay as history."""
+        reply = seismo_reads.run_command(self.get_object(), "erase", tasks.erase_device)
+        return _respond(request, reply)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get", "delete"])
+    def cache(self, request: Request, pk: str) -> Response:
+        """GET: this unit's cache stats. DELETE: drop everything cached for it."""
+        device = self.get_object()
+        if request.method == "DELETE":
+            return Response({"cleared": services.clear_cache(device)})
+        return Response(cache_stats(device))
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["get"], url_path="cache-stats")
+    def cache_stats(self, request: Request) -> Response:
+        """Rows, bytes, hits and misses per cache layer, over all units."""
+        return Response(cache_stats())
+
+
+class TaskStatusView(APIView):
+    """Poll a device task started by a 202 answer."""
+
+    @extend_schema(responses={200: TaskStatusSerializer})
+    def get(self, request: Request, task_id: str) -> Response:
+        result = AsyncResult(task_id)
+        state = result.state
+        progress = result.info if state == "PROGRESS" and isinstance(result.info, dict) else None
+        outcome = result.result if state == "SUCCESS" and isinstance(result.result, dict) else {}
+        if state == "SUCCESS":
+            status_name = "succeeded" if outcome.get("ok") else "failed"
+        elif state == "FAILURE":
+            status_name = "failed"
+        elif state in {"STARTED", "PROGRESS", "RETRY"}:
+            status_name = "running"
+        else:
+            status_name = "pending"
+        error = outcome.get("error")
+        if state == "FAILURE":
+            error = {"kind": "error", "message": str(result.result)}
+        return Response(
+            {
+                "task_id": task_id,
+                "state": state,
+                "status": status_name,
+                "progress": progress,
+                "result": outcome.get("result"),
+                "error": error,
+            }
+        )

@@ -1,0 +1,182 @@
+"""Live, shared, short-lived seismograph state, kept in the Django cache.
+
+Redis in production and tests, a file cache in the embedded demo: everything here goes
+through the Django cache API so both work. Per device: the monitor status (30 s TTL), the
+session lock (``cache.add`` with a timeout, so a dead worker cannot hold it for ever), a
+short negative cache of the last failure, the consecutive-failure counter, single-flight
+markers (one refresh task per resource at a time) and hit/miss counters per cache layer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+LAYERS = ("info", "events", "waveforms", "monitor")
+_DAY_S = 86400
+
+
+def _key(device_id: int, *parts: str) -> str:
+    return ":".join(["seismo", str(device_id), *parts])
+
+
+# --- monitor status --------------------------------------------------------------------
+
+
+def get_monitor(device_id: int) -> dict | None:
+    return cache.get(_key(device_id, "monitor"))
+
+
+def set_monitor(device_id: int, entry: dict) -> None:
+    cache.set(_key(device_id, "monitor"), entry, timeout=settings.SEISMO_MONITOR_TTL_S)
+
+
+def evict_monitor(device_id: int) -> None:
+    cache.delete(_key(device_id, "monitor"))
+
+
+def set_monitor_pending(device_id: int, action: str | None) -> None:
+    """Remember a start/stop the unit has not confirmed yet (start takes ~40 s)."""
+    key = _key(device_id, "monitor-pending")
+    if action is None:
+        cache.delete(key)
+    else:
+        cache.set(key, action, timeout=settings.SEISMO_MONITOR_PENDING_S)
+
+
+def get_monitor_pending(device_id: int) -> str | None:
+    return cache.get(_key(device_id, "monitor-pending"))
+
+
+# --- device session lock ----------------------------------------------------------------
+
+
+@contextmanager
+def device_lock(device_id: int) -> Iterator[bool]:
+    """Yield True when this caller owns the device's one link session, else False.
+
+    The lock expires after SEISMO_LOCK_TTL_S (longer than any session) so a killed worker
+    cannot wedge a unit; it is released only by the owner that still holds it.
+    """
+    key = _key(device_id, "lock")
+    token = uuid.uuid4().hex
+    acquired = cache.add(key, token, timeout=settings.SEISMO_LOCK_TTL_S)
+    try:
+        yield acquired
+    finally:
+        if acquired and cache.get(key) == token:
+            cache.delete(key)
+
+
+def is_locked(device_id: int) -> bool:
+    return cache.get(_key(device_id, "lock")) is not None
+
+
+# --- single flight ------------------------------------------------------------------------
+
+
+def claim_flight(device_id: int, resource: str, task_id: str) -> str:
+    """Return the task id refreshing ``resource``: ours if we claimed it, else the running one."""
+    key = _key(device_id, "flight", resource)
+    if cache.add(key, task_id, timeout=settings.SEISMO_LOCK_TTL_S):
+        return task_id
+    return cache.get(key) or task_id
+
+
+def release_flight(device_id: int, resource: str, task_id: str) -> None:
+    key = _key(device_id, "flight", resource)
+    if cache.get(key) == task_id:
+        cache.delete(key)
+
+
+def flight_task(device_id: int, resource: str) -> str | None:
+    return cache.get(_key(device_id, "flight", resource))
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def record_failure(device_id: int, error: dict) -> int:
+    """Count the failure and negative-cache it; return the consecutive-failure count.
+
+    Requests do not dial while the entry lives: a few seconds normally, longer once the
+    unit is offline (SEISMO_OFFLINE_AFTER failures in a row), so a dead modem is not
+    dialled on every page load. ``?force=true`` still may.
+    """
+    failures = _incr(_key(device_id, "failures"), timeout=_DAY_S)
+    offline = failures >= settings.SEISMO_OFFLINE_AFTER
+    ttl = settings.SEISMO_OFFLINE_RETRY_S if offline else settings.SEISMO_NEGATIVE_TTL_S
+    cache.set(_key(device_id, "negative"), {**error, "failures": failures}, timeout=ttl)
+    return failures
+
+
+def record_success(device_id: int) -> None:
+    cache.delete_many([_key(device_id, "negative"), _key(device_id, "failures")])
+
+
+def negative_entry(device_id: int) -> dict | None:
+    return cache.get(_key(device_id, "negative"))
+
+
+def failure_count(device_id: int) -> int:
+    return int(cache.get(_key(device_id, "failures")) or 0)
+
+
+# --- hit / miss counters ----------------------------------------------------------------------
+
+
+def _incr(key: str, timeout: int | None) -> int:
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=timeout)
+        return 1
+
+
+def count(device_id: int, layer: str, hit: bool) -> None:
+    outcome = "hits" if hit else "misses"
+    _incr(_key(device_id, "stats", layer, outcome), timeout=None)
+    _incr(_key(0, "stats", layer, outcome), timeout=None)
+
+
+def counters(device_id: int | None) -> dict[str, dict[str, int]]:
+    """Hits and misses per layer for one device, or for all (``None``)."""
+    scope = 0 if device_id is None else device_id
+    keys = {
+        (layer, outcome): _key(scope, "stats", layer, outcome)
+        for layer in LAYERS
+        for outcome in ("hits", "misses")
+    }
+    found = cache.get_many(list(keys.values()))
+    result: dict[str, dict[str, int]] = {layer: {} for layer in LAYERS}
+    for (layer, outcome), key in keys.items():
+        result[layer][outcome] = int(found.get(key) or 0)
+    return result
+
+
+def monitor_entries(device_ids: list[int]) -> dict[int, Any]:
+    found = cache.get_many([_key(i, "monitor") for i in device_ids])
+    return {i: found[_key(i, "monitor")] for i in device_ids if _key(i, "monitor") in found}
+
+
+def clear_device(device_id: int) -> int:
+    """Drop every live key of one device (not its global counters' share); return how many
+    monitor entries were dropped (0 or 1), the only layer with rows here."""
+    had_monitor = cache.get(_key(device_id, "monitor")) is not None
+    cache.delete_many(
+        [
+            _key(device_id, "monitor"),
+            _key(device_id, "monitor-pending"),
+            _key(device_id, "negative"),
+            _key(device_id, "failures"),
+            *(_key(device_id, "flight", r) for r in ("info", "events", "monitor")),
+            *(_key(device_id, "stats", layer, o) for layer in LAYERS for o in ("hits", "misses")),
+        ]
+    )
+    return int(had_monitor)

@@ -1,0 +1,98 @@
+"""Waveforms for people: physical units, a time axis, peak-preserving decimation, a PNG.
+
+Plain numpy/matplotlib on bytes; no Django. The raw body stays what the unit streamed
+(int16 BE sample sets, channels interleaved), so decoding can be redone later.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any
+
+import numpy as np
+
+from devices.links.seismo.records import CHANNELS, counts_to_physical
+
+UNITS = {"Tran": "in/s", "Vert": "in/s", "Long": "in/s", "MicL": "psi"}
+
+
+def counts(raw: bytes, channels: int = len(CHANNELS)) -> np.ndarray:
+    """ADC counts, shape (samples, channels)."""
+    return np.frombuffer(raw, dtype=">i2").reshape(-1, channels).astype(np.int16)
+
+
+def minmax_indices(n: int, max_points: int, signals: list[np.ndarray]) -> np.ndarray:
+    """Sample indices to keep so that at most ``max_points`` remain and every bucket's
+    minimum and maximum of every signal survive (peaks are never decimated away)."""
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max(1, max_points // (2 * len(signals)))
+    edges = np.linspace(0, n, buckets + 1, dtype=int)
+    keep = {0, n - 1}
+    for lo, hi in itertools.pairwise(edges):
+        if hi <= lo:
+            continue
+        for values in signals:
+            part = values[lo:hi]
+            keep.add(lo + int(np.argmin(part)))
+            keep.add(lo + int(np.argmax(part)))
+    return np.array(sorted(keep))[:max_points]
+
+
+def waveform_json(
+    raw: bytes,
+    sample_rate: int,
+    pre_trigger_s: float,
+    geo_range: float,
+    max_points: int,
+) -> dict[str, Any]:
+    """The ``sfm.plot.v1``-like shape: per channel in physical units on a shared time axis
+    (seconds from the trigger), decimated to ``max_points`` keeping min/max per bucket."""
+    physical = counts_to_physical(counts(raw), geo_range)
+    n = len(next(iter(physical.values())))
+    keep = minmax_indices(n, max_points, list(physical.values()))
+    time_s = keep / sample_rate - pre_trigger_s
+    channels = []
+    for name, values in physical.items():
+        peak_at = int(np.argmax(np.abs(values))) if n else 0
+        channels.append(
+            {
+                "name": name,
+                "units": UNITS[name],
+                "peak": round(float(abs(values[peak_at])), 6) if n else 0.0,
+                "peak_time_s": round(peak_at / sample_rate - pre_trigger_s, 6),
+                "data": np.round(values[keep], 6).tolist(),
+            }
+        )
+    return {
+        "format": "sfm.plot.v1",
+        "sample_rate": sample_rate,
+        "pre_trigger_s": pre_trigger_s,
+        "start_s": -pre_trigger_s,
+        "end_s": round((n - 1) / sample_rate - pre_trigger_s, 6) if n else -pre_trigger_s,
+        "npts_raw": n,
+        "npts_display": len(keep),
+        "time_s": np.round(time_s, 6).tolist(),
+        "channels": channels,
+    }
+
+
+def waveform_png(
+    raw: bytes, sample_rate: int, pre_trigger_s: float, geo_range: float, title: str
+) -> bytes:
+    """Four stacked channel plots as a PNG (matplotlib's Agg backend, no display)."""
+    from matplotlib.figure import Figure
+
+    plot = waveform_json(raw, sample_rate, pre_trigger_s, geo_range, max_points=4000)
+    figure = Figure(figsize=(9, 7), dpi=90)
+    axes = figure.subplots(len(plot["channels"]), 1, sharex=True)
+    for ax, channel in zip(axes, plot["channels"], strict=True):
+        ax.plot(plot["time_s"], channel["data"], linewidth=0.6)
+        ax.set_ylabel(f"{channel['name']} ({channel['units']})")
+        ax.axvline(0.0, color="grey", linewidth=0.5)
+    axes[-1].set_xlabel("time from trigger (s)")
+    figure.suptitle(title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

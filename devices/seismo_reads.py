@@ -1,0 +1,268 @@
+"""How the API answers a seismograph read without ever blocking on the unit for long.
+
+fresh → 200 from the cache; stale → 200 with the cached copy marked stale and one refresh
+started (single flight); nothing cached, or ``?force=true`` → start (or join) the refresh
+and wait at most SEISMO_API_WAIT_S for it, then 200 from the device or 202 with the task
+to poll. A recent failure (negative cache) or an offline unit is not dialled again unless
+forced: the stale copy is served with ``last_error``, or the error itself (refused → 503,
+timeout → 504, other link failures → 502).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Task
+from celery.result import AsyncResult
+from django.conf import settings
+from django.utils import timezone
+
+from devices import seismo_cache, tasks
+from devices.models.seismographs import SeismoEvent, Seismograph
+
+ERROR_STATUS = {"refused": 503, "busy": 503, "timeout": 504, "rejected": 400}
+_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class Cached:
+    data: Any
+    fetched_at: dt.datetime | None
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One cached thing: its flight/stat name, how to look it up, how to refresh it."""
+
+    name: str
+    layer: str
+    lookup: Callable[[Seismograph], Cached | None]
+    task: Task
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    status: int
+    data: Any = None
+    fetched_at: dt.datetime | None = None
+    source: str | None = None
+    stale: bool = False
+    last_error: dict | None = None
+    task_id: str | None = None
+    offline: bool = False
+
+    def body(self) -> dict[str, Any]:
+        age = None
+        if self.fetched_at is not None:
+            age = round(max(0.0, (timezone.now() - self.fetched_at).total_seconds()), 3)
+        return {
+            "data": self.data,
+            "fetched_at": self.fetched_at.isoformat() if self.fetched_at else None,
+            "age_s": age,
+            "source": self.source,
+            "stale": self.stale,
+            "refreshing": self.task_id is not None and self.status == 200,
+            "task_id": self.task_id,
+            "last_error": self.last_error,
+            "offline": self.offline,
+        }
+
+
+def last_error(device: Seismograph) -> dict | None:
+    if not device.last_error_kind:
+        return None
+    return {
+        "kind": device.last_error_kind,
+        "message": device.last_error,
+        "at": device.last_error_at.isoformat() if device.last_error_at else None,
+    }
+
+
+def dispatch(device_id: int, resource: str, task: Task, **kwargs: Any) -> str:
+    """Start the refresh of ``resource`` unless one is in flight; return its task id."""
+    task_id = uuid.uuid4().hex
+    owner = seismo_cache.claim_flight(device_id, resource, task_id)
+    if owner == task_id:
+        try:
+            task.apply_async(
+                kwargs={"device_id": device_id, "requested_at": time.time(), **kwargs},
+                task_id=task_id,
+            )
+        except Exception:
+            seismo_cache.release_flight(device_id, resource, task_id)
+            raise
+    return owner
+
+
+def wait_for(device_id: int, resource: str, task_id: str, timeout_s: float) -> bool:
+    """True once the task released its flight marker, False after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while seismo_cache.flight_task(device_id, resource) == task_id:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_S)
+    return True
+
+
+def _failed(device: Seismograph, cached: Cached | None, error: dict | None) -> Reply:
+    if cached is not None:
+        return Reply(
+            200, cached.data, cached.fetched_at, "cache", True, error, None, device.offline
+        )
+    status = ERROR_STATUS.get((error or {}).get("kind", ""), 502)
+    return Reply(status, None, None, None, True, error, None, device.offline)
+
+
+def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply:
+    started = timezone.now()
+    cached = resource.lookup(device)
+    if cached is not None and cached.fresh and not force:
+        seismo_cache.count(device.pk, resource.layer, hit=True)
+        return Reply(200, cached.data, cached.fetched_at, "cache", offline=device.offline)
+    seismo_cache.count(device.pk, resource.layer, hit=False)
+    negative = seismo_cache.negative_entry(device.pk)
+    if negative is not None and not force:
+        return _failed(device, cached, last_error(device) or negative)
+    task_id = dispatch(device.pk, resource.name, resource.task, **resource.task_kwargs)
+    if cached is not None and not force:
+        return Reply(
+            200,
+            cached.data,
+            cached.fetched_at,
+            "cache",
+            True,
+            last_error(device),
+            task_id,
+            device.offline,
+        )
+    if not wait_for(device.pk, resource.name, task_id, settings.SEISMO_API_WAIT_S):
+        return Reply(202, None, None, "device", cached is not None, last_error(device), task_id)
+    device.refresh_from_db()
+    error = last_error(device)
+    if error is not None and device.last_error_at and device.last_error_at >= started:
+        return _failed(device, cached, error)
+    answer = resource.lookup(device)
+    if answer is None:
+        return Reply(404, None, None, None, False, error, task_id, device.offline)
+    source = "device" if answer.fetched_at and answer.fetched_at >= started else "cache"
+    return Reply(
+        200, answer.data, answer.fetched_at, source, not answer.fresh, error, None, device.offline
+    )
+
+
+# --- the resources -----------------------------------------------------------------------------
+
+
+def _events_fresh(device: Seismograph) -> bool:
+    if device.events_stale or device.events_checked_at is None:
+        return False
+    age = (timezone.now() - device.events_checked_at).total_seconds()
+    return age < settings.SEISMO_EVENTS_TTL_S
+
+
+def info_resource() -> Resource:
+    def lookup(device: Seismograph) -> Cached | None:
+        if device.info is None:
+            return None
+        data = {**device.info, "event_count": device.event_count, "conn_key": device.conn_key}
+        return Cached(data, device.info_fetched_at, not device.config_dirty)
+
+    return Resource("info", "info", lookup, tasks.refresh_info)
+
+
+def event_json(event: SeismoEvent) -> dict[str, Any]:
+    return {**event.header, "index": event.device_index, "has_waveform": _has_waveform(event)}
+
+
+def _has_waveform(event: SeismoEvent) -> bool:
+    return hasattr(event, "waveform")
+
+
+def _slots(device: Seismograph):
+    return (
+        SeismoEvent.objects.filter(device=device, device_index__isnull=False)
+        .select_related("waveform")
+        .order_by("device_index")
+    )
+
+
+def events_resource() -> Resource:
+    def lookup(device: Seismograph) -> Cached | None:
+        if device.events_checked_at is None:
+            return None
+        return Cached(
+            [event_json(e) for e in _slots(device)], device.events_checked_at, _events_fresh(device)
+        )
+
+    return Resource("events", "events", lookup, tasks.sync_events)
+
+
+class NoEvent(LookupError):
+    """The unit's event count is known and the index is beyond it."""
+
+
+def event_resource(index: int) -> Resource:
+    def lookup(device: Seismograph) -> Cached | None:
+        event = _slots(device).filter(device_index=index).first()
+        if event is None:
+            if device.event_count is not None and index >= device.event_count:
+                raise NoEvent(index)
+            return None
+        return Cached(event_json(event), device.events_checked_at, _events_fresh(device))
+
+    return Resource("events", "events", lookup, tasks.sync_events)
+
+
+def waveform_resource(index: int, force: bool) -> Resource:
+    """Waveforms are immutable: once stored for the event at ``index`` they stay fresh."""
+
+    def lookup(device: Seismograph) -> Cached | None:
+        event = _slots(device).filter(device_index=index).first()
+        if event is None or not _has_waveform(event):
+            return None
+        return Cached(event.waveform, event.waveform.fetched_at, True)
+
+    return Resource(
+        f"waveform:{index}",
+        "waveforms",
+        lookup,
+        tasks.fetch_waveform,
+        {"index": index, "force": force},
+    )
+
+
+def monitor_resource() -> Resource:
+    def lookup(device: Seismograph) -> Cached | None:
+        entry = seismo_cache.get_monitor(device.pk)
+        if entry is None:
+            return None
+        data = {**entry["data"], "pending": seismo_cache.get_monitor_pending(device.pk)}
+        fetched = dt.datetime.fromtimestamp(entry["fetched_at"], dt.UTC)
+        return Cached(data, fetched, True)
+
+    return Resource("monitor", "monitor", lookup, tasks.refresh_monitor)
+
+
+def run_command(device: Seismograph, name: str, task: Task, **kwargs: Any) -> Reply:
+    """A write (config, start/stop, erase): always to the device, through the same single
+    flight and bounded wait; 200 with the task's outcome, 202 with the task to poll, or the
+    failure (a value the unit rejected → 400)."""
+    task_id = dispatch(device.pk, name, task, **kwargs)
+    result = AsyncResult(task_id)
+    deadline = time.monotonic() + settings.SEISMO_API_WAIT_S
+    while not result.ready():
+        if time.monotonic() >= deadline:
+            return Reply(202, None, None, "device", False, last_error(device), task_id)
+        time.sleep(_POLL_S * 2)
+    outcome = result.result if isinstance(result.result, dict) else {"ok": False}
+    device.refresh_from_db()
+    if not outcome.get("ok"):
+        return _failed(device, None, outcome.get("error") or last_error(device))
+    return Reply(200, outcome.get("result"), timezone.now(), "device", offline=device.offline)

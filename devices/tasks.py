@@ -1,0 +1,108 @@
+"""Seismograph transfers as Celery tasks; all routed to the ``serial`` queue.
+
+Thin wrappers over ``devices.services``: ids in, a small JSON outcome out (the API's
+task-status endpoint reads it). Every task carries ``requested_at`` (epoch seconds): a
+unit whose lock another worker holds is retried shortly until SEISMO_LOCK_WAIT_S after
+that; transient link errors (noise, a dropped line) are retried with backoff and jitter;
+when a task gives up the failure is counted once. Either way the single-flight marker is
+released at the end, so the next request may start a new refresh.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from devices import seismo_cache, services
+from devices.links.seismo.errors import SeismoLinkError
+
+_jitter = random.SystemRandom()  # spreads retries; not security-relevant
+# The unit answered: these say nothing about the link's health.
+NOT_LINK_FAILURES = {"rejected", "no_such_event"}
+
+
+def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> dict[str, Any]:
+    kwargs = task.request.kwargs
+    attempt = kwargs.get("attempt", 0)
+    try:
+        result = work()
+    except services.DeviceBusy as exc:
+        if time.time() - kwargs["requested_at"] < settings.SEISMO_LOCK_WAIT_S:
+            raise task.retry(countdown=_jitter.uniform(0.2, 1.0)) from exc
+        outcome = {
+            "ok": False,
+            "error": {"kind": "busy", "message": "unit busy in another session"},
+        }
+    except SeismoLinkError as exc:
+        if exc.transient and attempt < settings.SEISMO_TASK_RETRIES:
+            backoff = settings.SEISMO_RETRY_BACKOFF_S * 2**attempt
+            raise task.retry(
+                kwargs={**kwargs, "attempt": attempt + 1},
+                countdown=backoff + _jitter.uniform(0, backoff),
+            ) from exc
+        if exc.kind not in NOT_LINK_FAILURES:
+            services.note_failure(device_id, exc)
+        outcome = {"ok": False, "error": services.error_payload(exc)}
+    else:
+        outcome = {"ok": True, "result": result}
+    seismo_cache.release_flight(device_id, resource, task.request.id)
+    return outcome
+
+
+_OPTIONS = {"bind": True, "ignore_result": False, "max_retries": None}
+
+
+@shared_task(**_OPTIONS)
+def refresh_info(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
+    return _run(self, device_id, "info", lambda: services.refresh_info(device_id, requested_at))
+
+
+@shared_task(**_OPTIONS)
+def sync_events(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
+    return _run(self, device_id, "events", lambda: services.sync_events(device_id, requested_at))
+
+
+@shared_task(**_OPTIONS)
+def refresh_monitor(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
+    return _run(
+        self, device_id, "monitor", lambda: services.refresh_monitor(device_id, requested_at)
+    )
+
+
+@shared_task(**_OPTIONS)
+def fetch_waveform(
+    self: Task, device_id: int, index: int, force: bool, requested_at: float, attempt: int = 0
+) -> dict:
+    def progress(done: int, total: int) -> None:
+        self.update_state(state="PROGRESS", meta={"chunks_done": done, "chunks_total": total})
+
+    return _run(
+        self,
+        device_id,
+        f"waveform:{index}",
+        lambda: services.fetch_waveform(device_id, index, force, progress),
+    )
+
+
+@shared_task(**_OPTIONS)
+def set_monitoring(
+    self: Task, device_id: int, start: bool, requested_at: float, attempt: int = 0
+) -> dict:
+    return _run(self, device_id, "monitoring", lambda: services.set_monitoring(device_id, start))
+
+
+@shared_task(**_OPTIONS)
+def write_config(
+    self: Task, device_id: int, changes: dict, requested_at: float, attempt: int = 0
+) -> dict:
+    return _run(self, device_id, "config", lambda: services.write_config(device_id, changes))
+
+
+@shared_task(**_OPTIONS)
+def erase_device(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
+    return _run(self, device_id, "erase", lambda: services.erase(device_id))
