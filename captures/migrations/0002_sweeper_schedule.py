@@ -6,23 +6,19 @@ every later migrate and beat restart (CELERY_BEAT_SCHEDULE would overwrite it).
 
 from django.db import migrations
 
+from config.schedules import seed_interval_task, unseed_task
+
 SWEEPER_NAME = "captures: sweep operations"
 SWEEPER_TASK = "captures.tasks.sweep_operations"
 SWEEPER_EVERY_S = 10
 
 
 def seed(apps, schema_editor):
-    interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
-    task_model = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = interval_model.objects.get_or_create(every=SWEEPER_EVERY_S, period="seconds")
-    task_model.objects.get_or_create(
-        name=SWEEPER_NAME,
-        defaults={"task": SWEEPER_TASK, "interval": every, "expire_seconds": SWEEPER_EVERY_S * 3},
-    )
+    seed_interval_task(apps, SWEEPER_NAME, SWEEPER_TASK, SWEEPER_EVERY_S, SWEEPER_EVERY_S * 3)
 
 
 def unseed(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=SWEEPER_NAME).delete()
+    unseed_task(apps, SWEEPER_NAME)
 
 
 class Migration(migrations.Migration):
