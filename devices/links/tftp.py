@@ -258,7 +258,8 @@ class TftpReceiver(Ingester):
         **ingester_options: Any,
     ) -> None:
         super().__init__(name, forward, **ingester_options)
-        ipaddress.IPv4Address(host)  # tftpy listens on AF_INET only
+        if not isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address):
+            raise ValueError("the TFTP receiver listens on IPv4 only (tftpy uses AF_INET)")
         self.expectations = expectations
         self.host = host
         self.port = port
