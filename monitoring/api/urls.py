@@ -1,5 +1,23 @@
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter()
+from monitoring.api.views import (
+    InstrumentSeriesView,
+    InstrumentViewSet,
+    MultiSeriesView,
+    SampleIngestView,
+)
 
-urlpatterns = router.urls
+router = SimpleRouter(trailing_slash="/?")
+router.register("instruments", InstrumentViewSet, basename="monitoring-instrument")
+
+urlpatterns = [
+    re_path(r"^samples/?$", SampleIngestView.as_view(), name="monitoring-samples"),
+    re_path(r"^series/?$", MultiSeriesView.as_view(), name="monitoring-series"),
+    re_path(
+        r"^instruments/(?P<pk>[0-9]+)/series/?$",
+        InstrumentSeriesView.as_view(),
+        name="monitoring-instrument-series",
+    ),
+    *router.urls,
+]

@@ -1,0 +1,242 @@
+"""Ingest: turn a batch (line protocol or JSON) into validated rows and store them.
+
+Strict mode (the HTTP API) rejects the whole batch when any line is bad and writes nothing;
+lenient mode (the stream listener, which cannot answer a line) writes the good lines and
+reports the bad ones. Either way every problem names its line.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from monitoring import lineprotocol
+from monitoring.models import MAX_CHANNELS, Instrument, RetentionState
+from monitoring.storage import SampleBatch, to_us, write_batch
+
+MAX_REPORTED_PROBLEMS = 20
+_PAD = [math.nan] * MAX_CHANNELS
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one line (line protocol) or one sample (JSON, 0-based index)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class IngestError(ValueError):
+    """The batch was rejected; nothing of it was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems[:MAX_REPORTED_PROBLEMS]
+        super().__init__(str(problems[0]))
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    written: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class _Rows:
+    """Accepted rows as columns, with where each came from."""
+
+    instrument: list[int] = field(default_factory=list)
+    ts_us: list[int] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)
+
+    def add(self, where: str, instrument: tuple[int, list[str]], ts_us: int, values: list) -> None:
+        self.instrument.append(instrument[0])
+        self.ts_us.append(ts_us)
+        self.values.append(values + _PAD[len(values) :])
+        self.channels.append(len(values))
+        self.where.append(where)
+
+    def batch(self) -> SampleBatch:
+        return SampleBatch(
+            np.array(self.instrument, dtype=np.int64),
+            np.array(self.ts_us, dtype=np.int64),
+            np.array(self.values, dtype=np.float64).reshape(-1, MAX_CHANNELS),
+            np.array(self.channels, dtype=np.int8),
+        )
+
+
+def ingest_line_protocol(
+    text: str, *, precision: str = "ns", strict: bool = True, now: float | None = None
+) -> IngestResult:
+    """Store a line-protocol batch; the instrument is the ``instrument`` tag or the measurement."""
+    now = time.time() if now is None else now
+    scale_ns = lineprotocol.PRECISION_NS[precision]
+    by_name = _instruments_by_name()
+    rows, problems, received = _Rows(), [], 0
+    for number, line in lineprotocol.iter_lines(text):
+        received += 1
+        where = f"line {number}"
+        try:
+            point = lineprotocol.parse_line(line)
+            name = point.tags.get("instrument", point.measurement)
+            instrument = _known(by_name, name)
+            values = _ordered(instrument[1], point.fields)
+            stamp = point.timestamp
+            ts_us = int(now * 1e6) if stamp is None else stamp * scale_ns // 1000
+        except ValueError as exc:
+            problems.append(Problem(where, str(exc)))
+            continue
+        rows.add(where, instrument, ts_us, values)
+    return _store(rows, problems, received, strict=strict, now=now)
+
+
+def ingest_json(samples: list, *, strict: bool = True, now: float | None = None) -> IngestResult:
+    """Store JSON samples: ``{"instrument": name|id, "ts": iso|epoch_s, "values": [..]|{..}}``."""
+    now = time.time() if now is None else now
+    by_name = _instruments_by_name()
+    by_id = {instrument[0]: instrument for instrument in by_name.values()}
+    rows, problems = _Rows(), []
+    for index, sample in enumerate(samples):
+        where = f"samples[{index}]"
+        try:
+            if not isinstance(sample, dict):
+                raise ValueError("each sample is an object")
+            key = sample.get("instrument")
+            instrument = by_id.get(key) if isinstance(key, int) else _known(by_name, key)
+            if instrument is None:
+                raise ValueError(f"unknown instrument {key!r}")
+            values = _ordered(instrument[1], sample.get("values"))
+            rows.add(where, instrument, _json_time(sample.get("ts")), values)
+        except ValueError as exc:
+            problems.append(Problem(where, str(exc)))
+    return _store(rows, problems, len(samples), strict=strict, now=now)
+
+
+# --- validation ------------------------------------------------------------------------------
+def _instruments_by_name() -> dict[str, tuple[int, list[str]]]:
+    return {
+        name: (pk, channels)
+        for pk, name, channels in Instrument.objects.filter(active=True).values_list(
+            "id", "name", "channels"
+        )
+    }
+
+
+def _known(by_name: dict, name: object) -> tuple[int, list[str]]:
+    instrument = by_name.get(name) if isinstance(name, str) else None
+    if instrument is None:
+        raise ValueError(f"unknown instrument {name!r}")
+    return instrument
+
+
+def _ordered(channels: list[str], values: object) -> list[float]:
+    """The values in channel order, all finite numbers, exactly one per channel."""
+    if isinstance(values, dict):
+        if set(values) != set(channels):
+            raise ValueError(
+                f"wrong channels: expected {len(channels)} ({', '.join(channels)}), "
+                f"got {len(values)} ({', '.join(map(str, values))})"
+            )
+        values = [values[name] for name in channels]
+    elif not isinstance(values, list):
+        raise ValueError("values must be a list or an object of channels")
+    elif len(values) != len(channels):
+        raise ValueError(
+            f"wrong number of channels: expected {len(channels)} ({', '.join(channels)}), "
+            f"got {len(values)}"
+        )
+    for name, value in zip(channels, values, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} is not a number: {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} is not finite: {value!r}")
+    return [float(v) for v in values]
+
+
+def _json_time(value: object) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return round(value * 1_000_000)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"ts is not ISO 8601: {value!r}") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"ts needs a time zone: {value!r}")
+        return round(parsed.timestamp() * 1_000_000)
+    raise ValueError("ts must be an ISO 8601 string or epoch seconds")
+
+
+def _batch_problems(
+    rows: _Rows, batch: SampleBatch, now: float
+) -> tuple[list[Problem], np.ndarray]:
+    """Problems found across lines: times too far ahead, one instrument twice at one time."""
+    bad = batch.ts_us > int((now + settings.MONITORING_MAX_FUTURE_S) * 1e6)
+    problems = [
+        Problem(rows.where[i], f"timestamp more than {settings.MONITORING_MAX_FUTURE_S} s ahead")
+        for i in np.flatnonzero(bad)[:MAX_REPORTED_PROBLEMS]
+    ]
+    order = np.lexsort((batch.ts_us, batch.instrument))
+    same = (batch.instrument[order][1:] == batch.instrument[order][:-1]) & (
+        batch.ts_us[order][1:] == batch.ts_us[order][:-1]
+    )
+    for i in order[1:][same][:MAX_REPORTED_PROBLEMS]:
+        problems.append(Problem(rows.where[i], "duplicate timestamp for this instrument"))
+        bad[i] = True
+    return problems, bad
+
+
+def _store(rows: _Rows, problems: list[Problem], received: int, *, strict: bool, now: float):
+    batch = rows.batch()
+    found, bad = _batch_problems(rows, batch, now)
+    problems = problems + found
+    if problems and strict:
+        raise IngestError(_in_order(problems))
+    interval = settings.MONITORING_SNAPSHOT_INTERVAL_S
+    with transaction.atomic():
+        watermark = _locked_watermark_us()
+        if watermark is not None:
+            old = batch.ts_us < watermark
+            if old.any():
+                late = [
+                    Problem(rows.where[i], "older than the retention watermark")
+                    for i in np.flatnonzero(old)[:MAX_REPORTED_PROBLEMS]
+                ]
+                if strict:
+                    raise IngestError(_in_order(problems + late))
+                problems += late[:MAX_REPORTED_PROBLEMS]
+                bad |= old
+        written = write_batch(batch.take(~bad) if bad.any() else batch, interval)
+    return IngestResult(received=received, written=written, problems=_in_order(problems))
+
+
+def _in_order(problems: list[Problem]) -> list[Problem]:
+    def position(problem: Problem) -> int:
+        return int("".join(c for c in problem.where if c.isdigit()) or 0)
+
+    return sorted(problems, key=position)[:MAX_REPORTED_PROBLEMS]
+
+
+def _locked_watermark_us() -> int | None:
+    """The watermark, read so that a concurrent flush waits for this write (and vice versa)."""
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT watermark FROM monitoring_retentionstate WHERE id = %s{lock}",  # noqa: S608
+            [RetentionState.SINGLETON_ID],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return to_us(row[0])

@@ -1,0 +1,32 @@
+"""Fixtures of the monitoring tests: instruments, an authenticated API client, sample data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from monitoring.models import Instrument
+
+# A fixed, recent-enough origin: tests pass "now" explicitly where time matters.
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def bpm(db) -> Instrument:
+    return Instrument.objects.create(name="10AE", kind=Instrument.Kind.BPM)
+
+
+@pytest.fixture
+def bpms(db) -> list[Instrument]:
+    return [Instrument.objects.create(name=f"BPM{i:02d}") for i in range(3)]
+
+
+@pytest.fixture
+def api(db) -> APIClient:
+    user = get_user_model().objects.create_user("operator", password="pw-not-secret")
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
