@@ -1,0 +1,152 @@
+"""The SNMP adapter against simulated modems over real UDP: v2c, v3, errors and timeouts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from devices.links import pnm
+from devices.links.snmp import (
+    SnmpClient,
+    SnmpRejected,
+    SnmpTarget,
+    SnmpTimeout,
+    client,
+    values_by_suffix,
+)
+from devices.simulators.modem import Failure, ModemFarm
+
+OK, SILENT, WRONG_COMMUNITY = 0, 1, 2
+
+
+@pytest.fixture(scope="module")
+def farm() -> Iterator[ModemFarm]:
+    with ModemFarm(
+        3,
+        measure_delay_s=0.2,
+        failures={SILENT: Failure.TIMEOUT, WRONG_COMMUNITY: Failure.WRONG_COMMUNITY},
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def snmp() -> Iterator[SnmpClient]:
+    one = SnmpClient()
+    yield one
+    one.close()
+
+
+def fast(target: SnmpTarget) -> SnmpTarget:
+    return replace(target, timeout_s=0.3, retries=1)
+
+
+def test_get_returns_plain_python_values(farm: ModemFarm, snmp: SnmpClient) -> None:
+    descr, status, missing = snmp.get(
+        farm[OK].target(), pnm.SYS_DESCR, pnm.CTL_STATUS, "1.3.6.1.2.1.1.99.0"
+    )
+    assert descr.startswith(b"DOCSIS 3.1 Cable Modem <<HW_REV")
+    assert status == pnm.CtlStatus.READY
+    assert missing is None
+
+
+def test_walk_returns_the_rows_under_an_oid(farm: ModemFarm, snmp: SnmpClient) -> None:
+    rows = snmp.walk(farm[OK].target(), pnm.OFDM_CHANNEL_ID)
+    assert values_by_suffix(rows, pnm.OFDM_CHANNEL_ID) == {3: 193, 4: 194}
+    assert snmp.walk(farm[OK].target(), "1.3.6.1.2.1.99") == []
+
+
+def test_set_changes_the_agent_and_echoes(farm: ModemFarm, snmp: SnmpClient) -> None:
+    target = farm[OK].target()
+    assert snmp.set(target, (pnm.BULK_DEST_PATH, b"/pnm/")) == [b"/pnm/"]
+    assert snmp.get(target, pnm.BULK_DEST_PATH) == [b"/pnm/"]
+    assert farm[OK].dest_path == b"/pnm/"
+
+
+def test_set_of_a_wrong_type_is_rejected_with_its_status(farm: ModemFarm, snmp: SnmpClient) -> None:
+    with pytest.raises(SnmpRejected) as rejected:
+        snmp.set(farm[OK].target(), (pnm.BULK_DEST_PATH, 5))
+    assert rejected.value.status == "wrongType"
+    assert rejected.value.oid == pnm.BULK_DEST_PATH
+
+
+def test_read_only_community_cannot_set(farm: ModemFarm, snmp: SnmpClient) -> None:
+    read_only = farm[OK].target(community=farm.read_community)
+    assert snmp.get(read_only, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+    with pytest.raises(SnmpRejected) as rejected:
+        snmp.set(read_only, (pnm.BULK_DEST_PATH, b"/nope/"))
+    assert rejected.value.status in {"noAccess", "authorizationError", "notWritable"}
+    assert farm[OK].dest_path != b"/nope/"
+
+
+def test_v3_with_authentication_works(farm: ModemFarm, snmp: SnmpClient) -> None:
+    target = farm[OK].v3_target()
+    assert snmp.get(target, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+    assert snmp.set(target, (pnm.BULK_DEST_PATH, b"/v3/")) == [b"/v3/"]
+
+
+def test_v3_with_a_wrong_key_is_rejected(farm: ModemFarm, snmp: SnmpClient) -> None:
+    target = replace(farm[OK].v3_target(), auth_key="not-the-right-key")
+    with pytest.raises(SnmpRejected, match="digest"):
+        snmp.get(fast(target), pnm.SYS_DESCR)
+
+
+def test_v3_unknown_user_is_rejected(farm: ModemFarm, snmp: SnmpClient) -> None:
+    target = replace(farm[OK].v3_target(), user="intruder")
+    with pytest.raises(SnmpRejected):
+        snmp.get(fast(target), pnm.SYS_DESCR)
+
+
+def test_wrong_community_looks_like_a_timeout(farm: ModemFarm, snmp: SnmpClient) -> None:
+    """v2c agents drop requests with an unknown community: the manager can only time out."""
+    modem = farm[WRONG_COMMUNITY]
+    with pytest.raises(SnmpTimeout):
+        snmp.get(fast(modem.target()), pnm.SYS_DESCR)
+    assert snmp.get(modem.target(community=modem.actual_community), pnm.CTL_STATUS) == [2]
+
+
+def test_silent_agent_times_out_within_the_budget(farm: ModemFarm, snmp: SnmpClient) -> None:
+    target = fast(farm[SILENT].target())
+    started = time.monotonic()
+    with pytest.raises(SnmpTimeout):
+        snmp.get(target, pnm.SYS_DESCR)
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed <= target.budget_s + 0.5
+
+
+def test_one_engine_serves_every_call_until_closed(farm: ModemFarm) -> None:
+    own = SnmpClient()
+    own.get(farm[OK].target(), pnm.CTL_STATUS)
+    engine = own._engine
+    own.walk(farm[OK].v3_target(), pnm.OFDM_CHANNEL_ID)
+    assert own._engine is engine
+    own.close()
+    assert own.get(farm[OK].target(), pnm.CTL_STATUS) == [2]  # a fresh engine after close
+    assert own._engine is not engine
+    own.close()
+
+
+def test_client_accessor_is_one_per_process() -> None:
+    assert client() is client()
+
+
+def test_target_repr_never_shows_secrets() -> None:
+    target = SnmpTarget(
+        "10.0.0.1",
+        community="s3cret-community",
+        version="3",
+        user="u",
+        auth_key="s3cret-auth",
+        priv_key="s3cret-priv",
+    )
+    assert "s3cret" not in repr(target)
+    assert "s3cret" not in str(target)
+
+
+def test_target_validates_its_protocols() -> None:
+    with pytest.raises(ValueError, match="version"):
+        SnmpTarget("10.0.0.1", version="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="auth protocol"):
+        SnmpTarget("10.0.0.1", auth_protocol="ROT13")
