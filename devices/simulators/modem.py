@@ -328,10 +328,17 @@ class SimulatedModem:
         ]
 
     def destination(self) -> str | None:
-        """The TFTP server's IPv4 address set over SNMP, or None."""
-        if self.dest_type != 1 or len(self.dest_ip) != 4 or self.dest_ip == b"\0\0\0\0":
+        """The TFTP server's IPv4 address set over SNMP, or None.
+
+        Only loopback destinations unless the farm allows others: a simulator must not
+        spray uploads at whatever address a test or a typo sets.
+        """
+        if self.dest_type != 1 or len(self.dest_ip) != 4:
             return None
-        return str(ipaddress.IPv4Address(self.dest_ip))
+        address = ipaddress.IPv4Address(self.dest_ip)
+        if address.is_unspecified or not (address.is_loopback or self.farm.allow_remote):
+            return None
+        return str(address)
 
 
 def _set_status(row: _Test, status: MeasStatus) -> None:
@@ -431,7 +438,8 @@ class ModemFarm:
     ``distinct_addresses`` gives modem i its own 127.0.x.y address (so uploads come from
     distinct peers, as in the field); otherwise every modem is 127.0.0.1 on its own port.
     ``tftp_port`` is where uploads go on the destination address set over SNMP (69 on a
-    real plant; tests point it at a receiver bound to port 0).
+    real plant; tests point it at a receiver bound to port 0). Uploads go to loopback
+    destinations only, unless ``allow_remote``.
     """
 
     def __init__(
@@ -449,6 +457,7 @@ class ModemFarm:
         upload_timeout_s: float = 2.0,
         upload_workers: int = 16,
         failures: dict[int, Failure] | None = None,
+        allow_remote: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -458,6 +467,7 @@ class ModemFarm:
         self.alt_read_community = f"{read_community}-other"
         self.v3_user = v3_user or V3User()
         self.tftp_port = tftp_port
+        self.allow_remote = allow_remote
         self.upload_timeout_s = upload_timeout_s
         self.port = port
         failures = failures or {}
@@ -615,7 +625,7 @@ class ModemFarm:
         self, modem: SimulatedModem, host: str | None, remote: str, data: bytes, truncated: bool
     ) -> None:
         if host is None:
-            raise RuntimeError("no bulk destination set")
+            raise RuntimeError("no (loopback) bulk destination set")
         if truncated:
             send_truncated(host, self.tftp_port, remote, data, modem.address, self.upload_timeout_s)
             return
