@@ -684,14 +684,13 @@ class SeismographSimulator:
         return self.unit.erase_and_rerecord(n)
 
     def set_fault(self, **changes: object) -> None:
+        """See ``Faults``; a wedged unit stays wedged until ``clear_faults()``."""
         self.unit.set_fault(**changes)
+        self._apply_refusal()
 
     def clear_faults(self) -> None:
         self.unit.clear_faults()
-
-    def reset(self) -> None:
-        """Clear every fault, wedge included (the runbook's modem reset + erase aside)."""
-        self.unit.clear_faults()
+        self._apply_refusal()
 
     # -- I/O -------------------------------------------------------------------------------
 
@@ -711,19 +710,27 @@ class SeismographSimulator:
         self.port = listener.getsockname()[1]
         self._listener = listener
 
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            refused = self.unit.faults.refused
+    def _apply_refusal(self) -> None:
+        """``refused`` now: close the listener (connects get RST) or lock the line."""
+        refused = self.unit.faults.refused
+        if self.transport == "pty":
+            self._lock_line(refused)
+            return
+        with self._guard:
             if refused and self._listener is not None:
-                self._listener.close()  # the port now answers connects with RST
+                self._listener.close()
                 self._listener = None
             elif not refused and self._listener is None:
                 self._relisten()
-            if self._listener is None:
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            listener = self._listener
+            if listener is None:
                 self._stop.wait(_POLL_S)
                 continue
             try:
-                conn, _ = self._listener.accept()
+                conn, _ = listener.accept()
             except (TimeoutError, OSError):
                 continue
             self._admit(conn)
@@ -784,18 +791,18 @@ class SeismographSimulator:
         session = Session()
         started = time.monotonic()
         while not self._stop.is_set():
-            faults = self.unit.faults
             if self.transport == "pty":
-                self._lock_line(faults.refused)
+                self._lock_line(self.unit.faults.refused)
+            data = link.recv()
+            if data is None:
+                return
+            faults = self.unit.faults  # read after recv: a fault set meanwhile applies
             if (
                 redial
                 and faults.wedged
                 and time.monotonic() - started > self.unit.scaled(self.unit.timing.redial_s)
             ):
                 return  # the wedged unit's call-home dial kills the inbound session
-            data = link.recv()
-            if data is None:
-                return
             if not data or faults.silent or faults.wedged:
                 continue
             try:
