@@ -36,7 +36,7 @@ MAX_BYTES = 8192
 class Receiver:
     """A running receiver plus what it emitted; ``upload`` is a real tftpy client."""
 
-    def __init__(self, spool: Path) -> None:
+    def __init__(self, spool: Path, max_bytes: int = MAX_BYTES) -> None:
         self.items: list[Item] = []
         self.store = InMemoryExpectationStore()
         self.spool = spool
@@ -46,7 +46,7 @@ class Receiver:
             spool,
             host="127.0.0.1",
             port=0,
-            max_bytes=MAX_BYTES,
+            max_bytes=max_bytes,
             transfer_timeout_s=0.3,
             retries=2,
             heartbeat_interval_s=60,
