@@ -31,9 +31,13 @@ _POLL_S = 0.02
 
 @dataclass(frozen=True)
 class Cached:
+    """A cached copy. ``dirty`` means known to be outdated (info after a config write):
+    it is then only a fallback when the unit cannot be reached, never served as stale."""
+
     data: Any
     fetched_at: dt.datetime | None
     fresh: bool
+    dirty: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply
     if negative is not None and not force:
         return _failed(device, cached, last_error(device) or negative)
     task_id = dispatch(device.pk, resource.name, resource.task, **resource.task_kwargs)
-    if cached is not None and not force:
+    if cached is not None and not force and not cached.dirty:
         return Reply(
             200,
             cached.data,
@@ -172,7 +176,8 @@ def info_resource() -> Resource:
         if device.info is None:
             return None
         data = {**device.info, "event_count": device.event_count, "conn_key": device.conn_key}
-        return Cached(data, device.info_fetched_at, not device.config_dirty)
+        dirty = device.config_dirty
+        return Cached(data, device.info_fetched_at, not dirty, dirty)
 
     return Resource("info", "info", lookup, tasks.refresh_info)
 

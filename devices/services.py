@@ -45,9 +45,9 @@ def _session(device_id: int, work: Callable[[Seismograph, MiniMateClient], T]) -
         device = Seismograph.objects.get(pk=device_id)
         client = MiniMateClient.from_conn_key(
             device.conn_key,
-            timeout_s=settings.SEISMO_LINK_TIMEOUT_S,
-            chunk_timeout_s=settings.SEISMO_CHUNK_TIMEOUT_S,
-            idle_gap_s=settings.SEISMO_IDLE_GAP_S,
+            timeout_s=device.link_timeout_s or settings.SEISMO_LINK_TIMEOUT_S,
+            chunk_timeout_s=device.link_timeout_s or settings.SEISMO_CHUNK_TIMEOUT_S,
+            idle_gap_s=device.idle_gap_s or settings.SEISMO_IDLE_GAP_S,
         )
         with client:
             if not device.serial_number:

@@ -24,6 +24,9 @@ from devices.links.seismo.errors import SeismoLinkError
 _jitter = random.SystemRandom()  # spreads retries; not security-relevant
 # The unit answered: these say nothing about the link's health.
 NOT_LINK_FAILURES = {"rejected", "no_such_event"}
+# Worth an immediate retry: line noise and a line dropped mid-transfer. A refusing or
+# silent unit is not hammered; the negative cache and the next request deal with it.
+RETRY_KINDS = {"checksum", "dropped"}
 
 
 def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> dict[str, Any]:
@@ -39,7 +42,7 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
             "error": {"kind": "busy", "message": "unit busy in another session"},
         }
     except SeismoLinkError as exc:
-        if exc.transient and attempt < settings.SEISMO_TASK_RETRIES:
+        if exc.transient and exc.kind in RETRY_KINDS and attempt < settings.SEISMO_TASK_RETRIES:
             backoff = settings.SEISMO_RETRY_BACKOFF_S * 2**attempt
             raise task.retry(
                 kwargs={**kwargs, "attempt": attempt + 1},

@@ -32,6 +32,8 @@ class SeismographSerializer(serializers.ModelSerializer):
             "tcp_port",
             "port",
             "baud",
+            "link_timeout_s",
+            "idle_gap_s",
             "created_at",
             "info_fetched_at",
             "config_dirty",
@@ -51,7 +53,11 @@ class SeismographSerializer(serializers.ModelSerializer):
             "offline",
             "last_contact_at",
         ]
-        extra_kwargs = {"conn_key": {"required": False}}
+        extra_kwargs = {
+            "conn_key": {"required": False},
+            "link_timeout_s": {"min_value": 0.05, "max_value": 120},
+            "idle_gap_s": {"min_value": 0.01, "max_value": 10},
+        }
 
     def get_last_error(self, obj: Seismograph) -> dict | None:
         if not obj.last_error_kind:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from devices import seismo_reads, services, tasks
+from devices import seismo_cache, seismo_reads, services, tasks
 from devices.api.serializers import (
     CachedReplySerializer,
     DeviceConfigSerializer,
@@ -87,6 +87,10 @@ class SeismographViewSet(
 
     queryset = Seismograph.objects.all()
     serializer_class = SeismographSerializer
+
+    def perform_create(self, serializer: SeismographSerializer) -> None:
+        # A new unit starts with no live state, even if Redis outlived the database.
+        seismo_cache.clear_device(serializer.save().pk)
 
     @extend_schema(parameters=[FORCE], responses=REPLIES)
     @action(detail=True, methods=["get"])

@@ -30,6 +30,10 @@ class Seismograph(models.Model):
     name = models.CharField(max_length=100, blank=True)
     serial_number = models.CharField(max_length=32, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Link timing overrides (blank = settings): a direct RS-232 line needs no 1.5 s idle
+    # gap, a cellular modem does (its 1 s forwarding buffer).
+    link_timeout_s = models.FloatField(null=True, blank=True)
+    idle_gap_s = models.FloatField(null=True, blank=True)
 
     # Identity + compliance config as last read; valid until a config write dirties it.
     info = models.JSONField(null=True, blank=True)

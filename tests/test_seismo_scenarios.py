@@ -1,0 +1,422 @@
+"""The twelve cache scenarios of seismograph.md §5.5, end to end.
+
+Through the REST API, with real ``serial`` workers, Redis, PostgreSQL and the simulated
+units of ``devices.simulators.seismograph`` (over TCP, and one over a pty). Device I/O is
+counted at the simulator: ``sessions`` (POLL handshakes) and per-SUB ``command_counts``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from conftest import wait_until
+from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
+from devices.simulators.seismograph import SeismographSimulator
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+BASE = "/api/v1/devices/seismographs/"
+HEADER_SUB = "0C"  # one 0C exchange pair (probe + fetch) per event header read
+STREAM_SUB = "5A"
+
+
+@pytest.fixture(scope="module")
+def workers(start_worker):
+    """Two solo workers on ``serial``: two units can be served at the same time."""
+    env = {"SEISMO_RETRY_BACKOFF_S": "0.1", "SEISMO_NEGATIVE_TTL_S": "5"}
+    return [start_worker("serial", **env), start_worker("serial", **env)]
+
+
+@pytest.fixture
+def api(workers, django_user_model, settings) -> APIClient:
+    settings.SEISMO_API_WAIT_S = 8.0
+    settings.SEISMO_EVENTS_TTL_S = 60.0
+    user = django_user_model.objects.create_user("operator", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def sims() -> Iterator[Callable[..., SeismographSimulator]]:
+    started: list[SeismographSimulator] = []
+
+    def make(events: int = 3, **options: object) -> SeismographSimulator:
+        options.setdefault("time_scale", 0.005)
+        options.setdefault("serial", f"BE{18189 + len(started)}")
+        sim = SeismographSimulator(events=events, **options).start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+
+
+def register(api: APIClient, sim: SeismographSimulator, timeout_s: float = 1.0) -> str:
+    reply = api.post(
+        BASE,
+        {"conn_key": sim.conn_key, "link_timeout_s": timeout_s, "idle_gap_s": 0.05},
+        format="json",
+    )
+    assert reply.status_code == 201, reply.content
+    return f"{BASE}{reply.json()['id']}/"
+
+
+def get(api: APIClient, url: str, **params: object):
+    return api.get(url, params)
+
+
+def wait_task(api: APIClient, body: dict) -> dict:
+    """Poll the task-status endpoint of a 202/refreshing answer until the task ended."""
+    url = body["status_url"]
+
+    def done():
+        status = api.get(url).json()
+        return status if status["status"] in ("succeeded", "failed") else None
+
+    return wait_until(done, timeout=30)
+
+
+def header_reads(sim: SeismographSimulator) -> int:
+    return sim.command_counts[HEADER_SUB] // 2
+
+
+# 1 -----------------------------------------------------------------------------------------
+
+
+def test_cold_read_then_zero_device_io(api, sims):
+    sim = sims(events=3)
+    url = register(api, sim)
+    events = get(api, url + "events/")
+    assert events.status_code == 200, events.content
+    body = events.json()
+    assert body["source"] == "device"
+    assert [e["index"] for e in body["data"]] == [0, 1, 2]
+    assert header_reads(sim) == 3
+    wave = get(api, url + "events/1/waveform/")
+    assert wave.status_code == 200
+    assert wave.json()["source"] == "device"
+    assert sim.sessions == 2
+
+    again = get(api, url + "events/")
+    wave_again = get(api, url + "events/1/waveform/")
+    assert again.json()["source"] == wave_again.json()["source"] == "cache"
+    assert [e["has_waveform"] for e in again.json()["data"]] == [False, True, False]
+    assert [e["timestamp"] for e in again.json()["data"]] == [e["timestamp"] for e in body["data"]]
+    assert again["Age"] is not None
+    assert sim.sessions == 2
+
+
+# 2, 3 ---------------------------------------------------------------------------------------
+
+
+def test_stale_probe_without_new_events_keeps_rows(api, sims, settings):
+    sim = sims(events=2)
+    url = register(api, sim)
+    first = get(api, url + "events/").json()
+    settings.SEISMO_EVENTS_TTL_S = 0
+    stale = get(api, url + "events/").json()
+    assert stale["stale"] is True
+    assert stale["refreshing"] is True
+    assert stale["source"] == "cache"
+    assert stale["age_s"] is not None
+    assert stale["data"] == first["data"]
+    assert wait_task(api, stale)["status"] == "succeeded"
+    settings.SEISMO_EVENTS_TTL_S = 60
+    fresh = get(api, url + "events/").json()
+    assert fresh["stale"] is False
+    assert fresh["source"] == "cache"
+    assert fresh["data"] == first["data"]
+    assert sim.sessions == 2
+
+
+def test_new_events_fetch_only_new_indices(api, sims, settings):
+    sim = sims(events=3)
+    url = register(api, sim)
+    get(api, url + "events/")
+    assert get(api, url + "events/0/waveform/").status_code == 200
+    old = {e.device_index: (e.pk, e.fetched_at) for e in SeismoEvent.objects.all()}
+    streams = sim.command_counts[STREAM_SUB]
+    reads = header_reads(sim)
+
+    sim.record_events(2)
+    settings.SEISMO_EVENTS_TTL_S = 0
+    wait_task(api, get(api, url + "events/").json())
+    settings.SEISMO_EVENTS_TTL_S = 60
+    body = get(api, url + "events/").json()
+    assert [e["index"] for e in body["data"]] == [0, 1, 2, 3, 4]
+    # index 2 (stamp check), index 0 (stamp check), then only the new 3 and 4
+    assert header_reads(sim) - reads == 4
+    assert {
+        e.device_index: (e.pk, e.fetched_at)
+        for e in SeismoEvent.objects.all()
+        if e.device_index < 3
+    } == old
+    assert get(api, url + "events/0/waveform/").json()["source"] == "cache"
+    assert sim.command_counts[STREAM_SUB] == streams
+
+
+# 4, 5 -----------------------------------------------------------------------------------------
+
+
+def test_erase_then_fewer_events_flushes_keeps_history(api, sims, settings):
+    sim = sims(events=3)
+    url = register(api, sim)
+    before = get(api, url + "events/").json()["data"]
+    sim.erase_and_rerecord(1)
+    settings.SEISMO_EVENTS_TTL_S = 0
+    wait_task(api, get(api, url + "events/").json())
+    after = get(api, url + "events/").json()["data"]
+    assert len(after) == 1
+    assert after[0]["waveform_key"] == before[0]["waveform_key"]  # the key came back
+    assert after[0]["timestamp"] != before[0]["timestamp"]
+    assert SeismoEvent.objects.count() == 4
+    assert SeismoEvent.objects.filter(device_index__isnull=True).count() == 3
+
+
+def test_erase_then_same_count_is_detected(api, sims, settings):
+    sim = sims(events=2)
+    url = register(api, sim)
+    before = get(api, url + "events/").json()["data"]
+    old_wave = get(api, url + "events/1/waveform/raw/")
+    assert old_wave.status_code == 200
+    sim.erase_and_rerecord()
+    settings.SEISMO_EVENTS_TTL_S = 0
+    wait_task(api, get(api, url + "events/").json())
+    settings.SEISMO_EVENTS_TTL_S = 60
+    after = get(api, url + "events/").json()["data"]
+    assert [e["waveform_key"] for e in after] == [e["waveform_key"] for e in before]
+    assert [e["timestamp"] for e in after] != [e["timestamp"] for e in before]
+    new_wave = get(api, url + "events/1/waveform/raw/")
+    assert new_wave.status_code == 200
+    assert new_wave["X-Source"] == "device"
+    assert new_wave.content == sim.unit.waveform_body(1) != old_wave.content
+    assert SeismoWaveform.objects.count() == 2
+
+
+def test_external_erase_detected_at_waveform_read(api, sims):
+    """The set_waveform stamp check: a cached index whose header changed flushes."""
+    sim = sims(events=2)
+    url = register(api, sim)
+    get(api, url + "events/")
+    sim.erase_and_rerecord()
+    wave = get(api, url + "events/0/waveform/raw/")
+    assert wave.content == sim.unit.waveform_body(0)
+    device = Seismograph.objects.get()
+    assert device.events_checked_at is None  # the event list will be re-synced
+
+
+# 6 ---------------------------------------------------------------------------------------------
+
+
+def test_config_write_dirties_info_and_events(api, sims):
+    sim = sims(events=1)
+    url = register(api, sim)
+    info = get(api, url + "info/").json()
+    get(api, url + "events/")
+    revision = info["data"]["config"]["revision"]
+    assert get(api, url + "info/").json()["source"] == "cache"
+
+    bad = api.post(url + "config/", {"sample_rate": 1000}, format="json")
+    assert bad.status_code == 400
+    assert "sample_rate" in bad.json()
+    bad = api.post(url + "config/", {"record_time": 61}, format="json")
+    assert bad.status_code == 400
+    assert "record_time" in bad.json()
+    bad = api.post(url + "config/", {"trigger_level_geo": 50}, format="json")
+    assert bad.status_code == 400
+    assert "trigger_level_geo" in bad.json()
+
+    written = api.post(url + "config/", {"record_time": 5, "project": "Bridge"}, format="json")
+    assert written.status_code == 200, written.content
+    assert get(api, url + "events/").json()["stale"] is True
+    info = get(api, url + "info/").json()
+    assert info["source"] == "device"
+    assert info["data"]["config"]["record_time_s"] == 5.0
+    assert info["data"]["config"]["project"]["project"] == "Bridge"
+    assert info["data"]["config"]["revision"] == revision + 1
+    assert sim.unit.config.record_time_s == 5.0
+
+
+# 7 ---------------------------------------------------------------------------------------------
+
+
+def test_monitor_status_ttl_eviction_and_pending_start(api, sims):
+    sim = sims(events=0, time_scale=0.02)  # the 40 s sensor check takes 0.8 s
+    url = register(api, sim)
+    first = get(api, url + "monitor/").json()
+    assert first["source"] == "device"
+    assert first["data"]["monitoring"] is False
+    assert get(api, url + "monitor/").json()["source"] == "cache"
+    sessions = sim.sessions
+
+    assert api.post(url + "monitor/start/").status_code == 200
+    status = get(api, url + "monitor/").json()
+    assert status["source"] == "device"  # start evicted the cached status
+    assert status["data"]["pending"] == "start"
+    assert status["data"]["monitoring"] is False
+
+    def confirmed():
+        body = get(api, url + "monitor/", force="true").json()["data"]
+        return body["monitoring"] and body["pending"] is None
+
+    wait_until(confirmed, timeout=20, interval=0.2)
+    assert api.post(url + "monitor/stop/").status_code == 200
+    assert get(api, url + "monitor/").json()["data"]["monitoring"] is False
+    assert sim.sessions > sessions
+
+
+# 8, 9 -------------------------------------------------------------------------------------------
+
+
+def _parallel(api: APIClient, url: str, n: int) -> list[int]:
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        try:
+            code = api.get(url).status_code
+            with lock:
+                results.append(code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_ten_concurrent_cold_requests_one_session(api, sims):
+    sim = sims(events=3, time_scale=0.02)
+    url = register(api, sim)
+    codes = _parallel(api, url + "events/", 10)
+    assert len(codes) == 10
+    assert set(codes) <= {200, 202}
+    wait_until(lambda: Seismograph.objects.get().events_checked_at, timeout=20)
+    assert get(api, url + "events/").json()["source"] == "cache"
+    assert sim.sessions == 1
+    assert sim.connections == 1
+
+
+def test_forced_refresh_is_single_flight(api, sims):
+    sim = sims(events=1, time_scale=0.02)
+    url = register(api, sim)
+    get(api, url + "info/")
+    assert sim.sessions == 1
+    codes = _parallel(api, url + "info/?force=true", 2)
+    assert set(codes) <= {200, 202}
+    assert sim.sessions == 2
+
+
+def test_two_units_are_served_in_parallel(api, sims, settings):
+    slow = sims(events=1, time_scale=0.3)  # a ~6 s download at 30 % of real timing
+    fast = sims(events=2)
+    slow_url, fast_url = register(api, slow, timeout_s=5.0), register(api, fast)
+    get(api, slow_url + "events/")
+    settings.SEISMO_API_WAIT_S = 0
+    pending = get(api, slow_url + "events/0/waveform/").json()
+    assert pending["task_id"]
+    wait_until(lambda: api.get(pending["status_url"]).json()["progress"], timeout=20)
+    settings.SEISMO_API_WAIT_S = 8
+    other = get(api, fast_url + "events/")
+    assert other.status_code == 200
+    assert other.json()["source"] == "device"
+    assert api.get(pending["status_url"]).json()["status"] == "running"
+    assert wait_task(api, pending)["status"] == "succeeded"
+
+
+# 10 ----------------------------------------------------------------------------------------------
+
+
+def test_failures_serve_stale_then_offline_after_three(api, sims):
+    sim = sims(events=2)
+    url = register(api, sim)
+    get(api, url + "info/")
+    sim.set_fault(refused=True)
+    failed = get(api, url + "info/", force="true").json()
+    assert failed["stale"] is True
+    assert failed["data"]["serial"] == sim.unit.identity.serial
+    assert failed["last_error"]["kind"] == "refused"
+    assert failed["offline"] is False
+
+    connections = sim.connections
+    negative = get(api, url + "events/")  # nothing cached + negative entry: no dial
+    assert negative.status_code == 503
+    assert negative.json()["last_error"]["kind"] == "refused"
+    assert sim.connections == connections
+
+    get(api, url + "info/", force="true")
+    third = get(api, url + "info/", force="true").json()
+    assert third["offline"] is True
+    assert third["stale"] is True
+    assert Seismograph.objects.get().offline is True
+
+    sim.clear_faults()
+    back = get(api, url + "info/", force="true").json()
+    assert back["source"] == "device"
+    assert back["offline"] is False
+    assert back["last_error"] is None
+
+
+def test_refused_and_timeout_reported_differently(api, sims):
+    refused, silent = sims(events=1), sims(events=1)
+    refused.set_fault(refused=True)
+    silent.set_fault(silent=True)
+    a = get(api, register(api, refused) + "info/")
+    b = get(api, register(api, silent, timeout_s=0.5) + "info/")
+    assert (a.status_code, a.json()["last_error"]["kind"]) == (503, "refused")
+    assert (b.status_code, b.json()["last_error"]["kind"]) == (504, "timeout")
+
+
+# 11 ----------------------------------------------------------------------------------------------
+
+
+def test_drop_mid_download_is_retried_never_half_cached(api, sims):
+    sim = sims(events=1)
+    url = register(api, sim)
+    get(api, url + "events/")
+    sim.set_fault(drop_chunk=5)
+    sessions = sim.sessions
+    raw = get(api, url + "events/0/waveform/raw/")
+    assert raw.status_code == 200
+    body = sim.unit.waveform_body(0)
+    assert raw.content == body
+    row = SeismoWaveform.objects.get()
+    assert row.sha256 == hashlib.sha256(body).hexdigest()
+    assert row.raw_size == len(body)
+    assert row.compressed_size < row.raw_size
+    assert sim.sessions - sessions == 2  # the dropped session, then the complete retry
+
+
+# 12 ----------------------------------------------------------------------------------------------
+
+
+def test_event_zero_with_key_zero_is_an_event(api, sims):
+    sim = sims(events=2, zero_first_key=True)
+    url = register(api, sim)
+    events = get(api, url + "events/").json()["data"]
+    assert events[0]["waveform_key"] == "00000000"
+    assert len(events) == 2
+    assert get(api, url + "events/0/waveform/").status_code == 200
+
+
+# serial path ---------------------------------------------------------------------------------
+
+
+def test_serial_unit_over_pty(api, sims):
+    sim = sims(events=1, transport="pty")
+    url = register(api, sim)
+    info = get(api, url + "info/").json()
+    assert info["source"] == "device"
+    assert Seismograph.objects.get().serial_number == sim.unit.identity.serial
+    assert get(api, url + "events/0/waveform/raw/").content == sim.unit.waveform_body(0)
