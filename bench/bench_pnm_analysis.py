@@ -1,0 +1,159 @@
+"""Time to analyse a 300-capture RxMER operation, and process RSS across 100 analyses.
+
+Creates its own throw-away database (``bench_pnm_analysis_<pid>`` next to DATABASE_URL's)
+and storage folder, records 300 zstd-stored RxMER files (7600 subcarriers, as the real demo
+captures) made by the modem simulator's writer, then times ``analyse`` plus full output
+(JSON/CSV streamed to nowhere, PNG) for each analysis type.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+CAPTURES = 300
+SUBCARRIERS = 7600
+ROUNDS = 3
+RSS_ANALYSES = 100
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def build_operation():
+    from captures import storage
+    from captures.models import Capture, CaptureGroup, CaptureState, Operation, Transaction
+    from devices.models import CableModem
+    from devices.simulators.pnm_files import rxmer_file
+
+    mac = "aa:bb:cc:00:00:01"
+    modem = CableModem.objects.create(mac_address=mac, ip_address="127.0.0.1")
+    group = CaptureGroup.objects.create()
+    operation = Operation.objects.create(
+        name="multi_rxmer",
+        measure_mode="continuous",
+        modem=modem,
+        capture_group=group,
+        duration_s=CAPTURES,
+        sample_interval_s=1,
+        state="completed",
+    )
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for tick in range(CAPTURES):
+        when = start + timedelta(seconds=tick)
+        name = f"ds_ofdm_rxmer_per_subcar_aabbcc000001_193_{int(when.timestamp())}.bin"
+        data = rxmer_file(
+            channel_id=193,
+            mac=mac,
+            capture_time=int(when.timestamp()),
+            seed=tick,
+            subcarriers=SUBCARRIERS,
+            spacing_khz=25,
+        )
+        stored = storage.store_compressed(
+            data, storage.stored_relative_path(modem.mac_hex, name + ".zst"), 3
+        )
+        capture = Capture.objects.create(
+            operation=operation,
+            tick=tick + 1,
+            channel_id=193,
+            if_index=3,
+            file_name=name,
+            state=CaptureState.STORED,
+            triggered_at=when,
+            deadline=when,
+        )
+        Transaction.objects.create(
+            capture=capture,
+            capture_group=group,
+            modem=modem,
+            timestamp=when,
+            mac_address=mac,
+            pnm_test_type="DS_OFDM_RXMER_PER_SUBCAR",
+            channel_id=193,
+            filename=name + ".zst",
+            stored_path=stored.relative_path,
+            size_before=stored.size_before,
+            size_after=stored.size_after,
+            sha256=stored.sha256,
+        )
+    return operation
+
+
+def run_analysis(operation, analysis, output: str) -> int:
+    from captures.analysis import analyse, iter_csv, iter_json
+    from captures.analysis_plots import analysis_png
+
+    result = analyse(operation, analysis)
+    if output == "png":
+        size = len(analysis_png(result))
+    else:
+        chunks = iter_json(result) if output == "json" else iter_csv(result)
+        size = sum(len(chunk) for chunk in chunks)
+    del result
+    gc.collect()
+    return size
+
+
+def main() -> None:
+    from captures.analysis import AnalysisType
+
+    settings.FIELDRELAY_STORAGE_ROOT = Path(tempfile.mkdtemp(prefix="bench-pnm-storage-"))
+    connection.settings_dict["TEST"]["NAME"] = f"bench_pnm_analysis_{os.getpid()}"
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        started = time.perf_counter()
+        operation = build_operation()
+        print(
+            f"recorded {CAPTURES} RxMER captures ({SUBCARRIERS} subcarriers) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+        print(f"{'analysis':12} {'format':6} {'median s':>9} {'output bytes':>13}")
+        for analysis in (AnalysisType.MIN_AVG_MAX, AnalysisType.HEATMAP):
+            for output in ("json", "csv", "png"):
+                times, size = [], 0
+                for _ in range(ROUNDS):
+                    t0 = time.perf_counter()
+                    size = run_analysis(operation, analysis, output)
+                    times.append(time.perf_counter() - t0)
+                print(f"{analysis:12} {output:6} {statistics.median(times):9.3f} {size:13d}")
+        before = rss_mb()
+        formats = ("json", "csv", "png")
+        kinds = (AnalysisType.MIN_AVG_MAX, AnalysisType.HEATMAP)
+        for i in range(RSS_ANALYSES):
+            run_analysis(operation, kinds[i % 2], formats[i % 3])
+            if i == 9:
+                warm = rss_mb()
+        after = rss_mb()
+        print(
+            f"RSS across {RSS_ANALYSES} analyses (300 captures each): before {before:.1f} MB, "
+            f"after 10 {warm:.1f} MB, after {RSS_ANALYSES} {after:.1f} MB "
+            f"(growth after warm-up {after - warm:+.1f} MB)"
+        )
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        shutil.rmtree(settings.FIELDRELAY_STORAGE_ROOT, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
