@@ -108,7 +108,9 @@ def bench_captures(count: int) -> None:
             round_started = time.time()
             for (address, _, mac), target in zip(modems, targets, strict=True):
                 name = pnm.stored_file_name(PnmTest.RXMER, mac, 193, int(round_started) + round_no)
-                store.expect(Expectation(name, address, mac=pnm.normalize_mac(mac), test="x"))
+                store.expect(
+                    Expectation(name, address, mac=pnm.normalize_mac(mac), test=PnmTest.RXMER.value)
+                )
                 triggered[name] = time.time()
                 pnm.start_capture(snmp, target, PnmTest.RXMER, 3, name)
             trigger_s = time.time() - round_started

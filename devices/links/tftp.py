@@ -206,7 +206,12 @@ class _SpoolFile:
             self._send_error(TftpErrors.DiskFull, "file too large")
             raise TftpException(self.abort_reason)
         self.sha256.update(data)
-        return self._file.write(data)
+        try:
+            return self._file.write(data)
+        except OSError as exc:  # tftpy survives only TftpException from here
+            self.abort_reason = f"spool write failed: {exc.strerror}"
+            self._send_error(TftpErrors.DiskFull, "disk full")
+            raise TftpException(self.abort_reason) from exc
 
     def close(self) -> None:
         if self._file.closed:
