@@ -213,6 +213,19 @@ def test_external_erase_detected_at_waveform_read(api, sims):
     assert device.events_checked_at is None  # the event list will be re-synced
 
 
+def test_erase_through_the_api(api, sims, django_user_model):
+    sim = sims(events=2)
+    url = register(api, sim)
+    get(api, url + "events/")
+    viewer = APIClient()
+    viewer.force_authenticate(django_user_model.objects.create_user("viewer"))
+    assert viewer.post(url + "erase/").status_code == 403
+    assert api.post(url + "erase/").status_code == 200
+    assert sim.unit.event_count == 0
+    assert get(api, url + "events/").json()["data"] == []
+    assert SeismoEvent.objects.count() == 2  # history stays
+
+
 # 6 ---------------------------------------------------------------------------------------------
 
 
