@@ -24,6 +24,7 @@ import time
 import tty
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -53,6 +54,7 @@ from devices.links.seismo.records import (
     encode_walk_entry,
     key_hex,
 )
+from devices.links.seismo.transport import LinkTarget
 
 FIRST_KEY = 0x01110000  # the key counter's start, and where it restarts after an erase
 MEMORY_TOTAL = 983_026
@@ -358,7 +360,9 @@ class SimulatedUnit:
             prefix += bytes(0x20 + (i * 37) % 0x5F for i in range(self.faults.garbage))
         return prefix + frame
 
-    def _two_step(self, session: Session, request: Frame, make) -> tuple[bytes, int | None]:
+    def _two_step(
+        self, session: Session, request: Frame, make: Callable[[], bytes]
+    ) -> tuple[bytes, int | None]:
         """Probe (LEN 0) → announce the size and stage the data; fetch → send it."""
         slot = (request.sub, request.data)
         if request.length == 0:
@@ -580,7 +584,7 @@ class SeismographSimulator:
     (``busy="refuse"``) or takes over by dropping the first (``busy="drop_first"``); on the
     pty the line is locked by the client's session. ``refused`` closes the listener (TCP
     ECONNREFUSED) or locks the line (pty); ``silent`` and ``wedged`` accept and never answer,
-    a wedged TCP unit also drops sessions every ``redial_s`` until ``reset()``.
+    a wedged TCP unit also drops sessions every ``redial_s`` until ``clear_faults()``.
     """
 
     def __init__(
@@ -656,9 +660,7 @@ class SeismographSimulator:
     @property
     def conn_key(self) -> str:
         """``tcp:127.0.0.1:port`` or ``serial:/dev/pts/N:38400``."""
-        if self.transport == "tcp":
-            return f"tcp:{self.host}:{self.port}"
-        return f"serial:{self._slave_path}:38400"
+        return LinkTarget(self.url).conn_key
 
     # -- control (delegates to the unit, all thread-safe) ----------------------------------
 
@@ -694,7 +696,8 @@ class SeismographSimulator:
 
     # -- I/O -------------------------------------------------------------------------------
 
-    def _spawn(self, target) -> None:
+    def _spawn(self, target: Callable[[], None]) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]  # one per past session
         thread = threading.Thread(
             target=target, name=f"seismo-sim-{self.unit.identity.serial}", daemon=True
         )

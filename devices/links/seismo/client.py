@@ -9,7 +9,7 @@ thread-safe and does no locking of its own: one session per unit is the caller's
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from devices.links.seismo import commands as sub
@@ -38,6 +38,7 @@ Progress = Callable[[int, int], None]
 """``progress(bytes_done, bytes_total)``, called after every waveform chunk."""
 
 MAX_EVENTS = 10_000  # bound on any walk: a unit holds far fewer (983 KB of memory)
+_MIN_CHUNK_BYTES = 64  # bounds the 5A loop; real chunks are ~2 KB
 
 
 class MiniMateClient:
@@ -155,7 +156,7 @@ class MiniMateClient:
 
     # -- events ----------------------------------------------------------------------------
 
-    def _walk(self, stop: int | None = None):
+    def _walk(self, stop: int | None = None) -> Iterator[tuple[int, int]]:
         """Yield (index, key) along 1E/1F. Ends when data8's last 4 bytes are zero: event 0
         may legitimately have key 00000000."""
         frame = self._exchange(sub.WALK_FIRST, 12)
@@ -203,27 +204,9 @@ class MiniMateClient:
         if not found:
             raise NoSuchEvent(f"no event {index} on the unit")
         info, header = self._header_for(index, found[0])
-        body = bytearray()
-        params = found[0].to_bytes(4, "big")
-        chunks = 0
-        for counter in range(
-            0, (info.total_bytes // 64 + 2) * sub.STREAM_COUNTER_STEP, sub.STREAM_COUNTER_STEP
-        ):
-            self.transport.send(build_request(sub.STREAM, 8, params + counter.to_bytes(4, "big")))
-            self.commands_sent += 1
-            frame = self.transport.read_frame_or_end(self.chunk_timeout_s, self.idle_gap_s)
-            if frame is None:  # one stray byte and silence: the unit's end of stream
-                break
-            body += self._checked(sub.STREAM, frame).data
-            chunks += 1
-            if len(body) > info.total_bytes:
-                raise ProtocolError(f"stream overran: {len(body)} of {info.total_bytes} bytes")
-            if progress is not None:
-                progress(len(body), info.total_bytes)
-        else:
-            raise ProtocolError("stream did not end")
-        if len(body) != info.total_bytes:
-            raise LinkDropped(f"stream ended at {len(body)} of {info.total_bytes} bytes")
+        if info.waveform_key != header.waveform_key:
+            raise ProtocolError(f"0A key {info.waveform_key} != 0C key {header.waveform_key}")
+        body, chunks = self._stream(found[0].to_bytes(4, "big"), info.total_bytes, progress)
         return Waveform(
             index=index,
             waveform_key=header.waveform_key,
@@ -231,9 +214,29 @@ class MiniMateClient:
             sample_rate=header.sample_rate,
             pre_trigger_s=header.pre_trigger_s,
             geo_range=header.geo_range,
-            raw=bytes(body),
+            raw=body,
             chunks=chunks,
         )
+
+    def _stream(self, key: bytes, total: int, progress: Progress | None) -> tuple[bytes, int]:
+        """5A chunks until the unit's end of stream (one stray byte, then silence)."""
+        body = bytearray()
+        max_chunks = total // _MIN_CHUNK_BYTES + 2
+        for chunk in range(max_chunks):
+            counter = chunk * sub.STREAM_COUNTER_STEP
+            self.transport.send(build_request(sub.STREAM, 8, key + counter.to_bytes(4, "big")))
+            self.commands_sent += 1
+            frame = self.transport.read_frame_or_end(self.chunk_timeout_s, self.idle_gap_s)
+            if frame is None:
+                if len(body) != total:
+                    raise LinkDropped(f"stream ended at {len(body)} of {total} bytes")
+                return bytes(body), chunk
+            body += self._checked(sub.STREAM, frame).data
+            if len(body) > total:
+                raise ProtocolError(f"stream overran: {len(body)} of {total} bytes")
+            if progress is not None:
+                progress(len(body), total)
+        raise ProtocolError(f"stream did not end within {max_chunks} chunks")
 
     # -- monitoring and memory -------------------------------------------------------------
 
