@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -90,3 +91,54 @@ def nan_summary(values: np.ndarray) -> dict[str, float | None]:
         "std": float(finite.std()),
         "peak_to_peak": high - low,
     }
+
+
+class GridFile:
+    """Mixin for files with a subcarrier grid (``header``, ``channel_id``, ``mac_address``,
+    ``grid`` fields): one ``as_dict`` shape, each type adding its ``stats`` and arrays."""
+
+    def stats(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def data_dict(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def as_dict(self, data: bool = True) -> dict[str, object]:
+        result = {
+            "header": self.header.as_dict(),
+            "channel_id": self.channel_id,
+            "mac_address": self.mac_address,
+            "grid": self.grid.as_dict(),
+            "stats": self.stats(),
+        }
+        if data:
+            result["frequency_hz"] = self.grid.frequencies().tolist()
+            result.update(self.data_dict())
+        return result
+
+
+class ComplexResponse(GridFile):
+    """Mixin for per-subcarrier complex coefficients (``coefficients``): |H|, group delay."""
+
+    @cached_property
+    def magnitude_db(self) -> np.ndarray:
+        return magnitude_db(self.coefficients)
+
+    @cached_property
+    def group_delay_s(self) -> np.ndarray:
+        return group_delay_s(self.coefficients, self.grid.frequencies())
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "subcarriers": int(self.coefficients.size),
+            "magnitude_db": nan_summary(self.magnitude_db),
+            "group_delay_s": nan_summary(self.group_delay_s),
+        }
+
+    def data_dict(self) -> dict[str, object]:
+        return {
+            "magnitude_db": json_list(self.magnitude_db),
+            "group_delay_s": json_list(self.group_delay_s, 12),
+            "real": json_list(self.coefficients.real, 6),
+            "imag": json_list(self.coefficients.imag, 6),
+        }

@@ -9,12 +9,12 @@ from functools import cached_property
 import numpy as np
 
 from captures.pnm.common import (
+    ComplexResponse,
+    GridFile,
     SubcarrierGrid,
     check_spacing,
-    group_delay_s,
     json_list,
     mac_text,
-    magnitude_db,
     nan_summary,
     read_iq,
 )
@@ -47,7 +47,7 @@ def _grid(head: dict[str, object], spacing_hz: int, count: int) -> SubcarrierGri
 
 
 @dataclass(eq=False)
-class RxMer:
+class RxMer(GridFile):
     """RxMER per active subcarrier in dB; excluded subcarriers (0xFF) are NaN, never 63.5."""
 
     header: PnmHeader
@@ -82,18 +82,8 @@ class RxMer:
         }
         return figures
 
-    def as_dict(self, data: bool = True) -> dict[str, object]:
-        result = {
-            "header": self.header.as_dict(),
-            "channel_id": self.channel_id,
-            "mac_address": self.mac_address,
-            "grid": self.grid.as_dict(),
-            "stats": self.stats(),
-        }
-        if data:
-            result["frequency_hz"] = self.grid.frequencies().tolist()
-            result["rxmer_db"] = json_list(self.values_db, 2)
-        return result
+    def data_dict(self) -> dict[str, object]:
+        return {"rxmer_db": json_list(self.values_db, 2)}
 
 
 def parse_rxmer(header: PnmHeader, cursor: Cursor) -> RxMer:
@@ -110,7 +100,7 @@ def parse_rxmer(header: PnmHeader, cursor: Cursor) -> RxMer:
 
 
 @dataclass(eq=False)
-class ChannelEstimation:
+class ChannelEstimation(ComplexResponse):
     """Complex channel response H per active subcarrier (I/Q s2.13)."""
 
     header: PnmHeader
@@ -118,37 +108,6 @@ class ChannelEstimation:
     mac_address: str
     grid: SubcarrierGrid
     coefficients: np.ndarray  # complex128
-
-    @cached_property
-    def magnitude_db(self) -> np.ndarray:
-        return magnitude_db(self.coefficients)
-
-    @cached_property
-    def group_delay_s(self) -> np.ndarray:
-        return group_delay_s(self.coefficients, self.grid.frequencies())
-
-    def stats(self) -> dict[str, object]:
-        return {
-            "subcarriers": int(self.coefficients.size),
-            "magnitude_db": nan_summary(self.magnitude_db),
-            "group_delay_s": nan_summary(self.group_delay_s),
-        }
-
-    def as_dict(self, data: bool = True) -> dict[str, object]:
-        result = {
-            "header": self.header.as_dict(),
-            "channel_id": self.channel_id,
-            "mac_address": self.mac_address,
-            "grid": self.grid.as_dict(),
-            "stats": self.stats(),
-        }
-        if data:
-            result["frequency_hz"] = self.grid.frequencies().tolist()
-            result["magnitude_db"] = json_list(self.magnitude_db)
-            result["group_delay_s"] = json_list(self.group_delay_s, 12)
-            result["real"] = json_list(self.coefficients.real, 6)
-            result["imag"] = json_list(self.coefficients.imag, 6)
-        return result
 
 
 def parse_channel_estimation(header: PnmHeader, cursor: Cursor) -> ChannelEstimation:

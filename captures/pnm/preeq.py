@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from captures.pnm.common import (
-    SubcarrierGrid,
-    check_spacing,
-    group_delay_s,
-    json_list,
-    mac_text,
-    magnitude_db,
-    nan_summary,
-    read_iq,
-)
+from captures.pnm.common import ComplexResponse, SubcarrierGrid, check_spacing, mac_text, read_iq
 from captures.pnm.cursor import Cursor
 from captures.pnm.header import FileType, PnmHeader
 
@@ -25,7 +15,7 @@ FRACTION_BITS = {FileType.US_PRE_EQUALIZER: 13, FileType.US_PRE_EQUALIZER_LAST: 
 
 
 @dataclass(eq=False)
-class UsPreEqualizer:
+class UsPreEqualizer(ComplexResponse):
     header: PnmHeader
     channel_id: int
     mac_address: str
@@ -33,37 +23,11 @@ class UsPreEqualizer:
     grid: SubcarrierGrid
     coefficients: np.ndarray  # complex128
 
-    @cached_property
-    def magnitude_db(self) -> np.ndarray:
-        return magnitude_db(self.coefficients)
-
-    @cached_property
-    def group_delay_s(self) -> np.ndarray:
-        return group_delay_s(self.coefficients, self.grid.frequencies())
-
     def stats(self) -> dict[str, object]:
-        return {
-            "coefficients": int(self.coefficients.size),
-            "fraction_bits": FRACTION_BITS[self.header.file_type],
-            "magnitude_db": nan_summary(self.magnitude_db),
-            "group_delay_s": nan_summary(self.group_delay_s),
-        }
+        return {**super().stats(), "fraction_bits": FRACTION_BITS[self.header.file_type]}
 
     def as_dict(self, data: bool = True) -> dict[str, object]:
-        result = {
-            "header": self.header.as_dict(),
-            "channel_id": self.channel_id,
-            "mac_address": self.mac_address,
-            "cmts_mac_address": self.cmts_mac_address,
-            "grid": self.grid.as_dict(),
-            "stats": self.stats(),
-        }
-        if data:
-            result["frequency_hz"] = self.grid.frequencies().tolist()
-            result["magnitude_db"] = json_list(self.magnitude_db)
-            result["real"] = json_list(self.coefficients.real, 6)
-            result["imag"] = json_list(self.coefficients.imag, 6)
-        return result
+        return {**super().as_dict(data), "cmts_mac_address": self.cmts_mac_address}
 
 
 def parse_us_pre_equalizer(header: PnmHeader, cursor: Cursor) -> UsPreEqualizer:
