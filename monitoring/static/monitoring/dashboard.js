@@ -23,7 +23,7 @@ const el = (id) => document.getElementById(id);
 const statusLine = el("status");
 
 let instruments = new Map(); // id → {id, name, kind, channels}
-let view = loadView();
+let view = null; // this tab's View, set by start() once the instruments are known
 const panels = new Map(); // id → {element, meta, buttons: Plot, position: Plot|null}
 let inFlight = null; // AbortController of the current view's requests
 let fetchTimer = null;
@@ -86,15 +86,20 @@ function renderInstrumentList() {
   );
 }
 
-function toLocalInput(ms) {
-  return new Date(ms).toISOString().slice(0, 19);
+// The custom range fields hold UTC as "YYYY-MM-DD HH:MM:SS": unambiguous in every locale.
+function toInput(ms) {
+  return new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+}
+
+function fromInput(text) {
+  return Date.parse(`${text.trim().replace(" ", "T")}Z`);
 }
 
 function syncControls() {
   const { start, end } = rangeOf(view);
   el("live").checked = view.live;
-  el("range-start").value = toLocalInput(start);
-  el("range-end").value = toLocalInput(end);
+  el("range-start").value = toInput(start);
+  el("range-end").value = toInput(end);
   for (const button of el("presets").querySelectorAll("button")) {
     button.classList.toggle("active", view.live && Number(button.dataset.seconds) * 1000 === view.span);
   }
@@ -122,8 +127,8 @@ function bindControls() {
   });
   el("custom-range").addEventListener("submit", (event) => {
     event.preventDefault();
-    const start = Date.parse(`${el("range-start").value}Z`);
-    const end = Date.parse(`${el("range-end").value}Z`);
+    const start = fromInput(el("range-start").value);
+    const end = fromInput(el("range-end").value);
     if (!(end > start)) {
       setStatus("custom range: 'To' must be after 'From'", true);
       return;
@@ -141,7 +146,6 @@ function bindControls() {
     const { start, end } = rangeOf(view);
     zoomTo(start - (end - start) / 2, end + (end - start) / 2);
   });
-  window.addEventListener("popstate", () => changeView(loadView(), { push: false, delay: 0 }));
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && view.live) scheduleFetch(0);
   });
@@ -224,13 +228,14 @@ function showSeries(panel, instrument, body) {
     note,
   );
   if (panel.position && BUTTONS.every((name) => body.series[name])) {
-    const { x, y, exact } = beamPosition(body.series, KX, KY);
+    const grid = { start: Date.parse(body.start), end: Date.parse(body.end), buckets: Math.floor(body.max_points / 2) };
+    const { x, y, exact } = beamPosition(body.series, KX, KY, grid);
     panel.position.setData(
       [
         { name: "x", color: COLORS.x, points: x },
         { name: "y", color: COLORS.y, points: y },
       ],
-      exact ? note : `${note} · interpolated`,
+      exact ? note : `${note} · bucket means`,
     );
   }
   const points = channels.reduce((n, name) => n + body.series[name].length, 0);
@@ -331,6 +336,9 @@ async function start() {
     setStatus("no instruments registered yet");
     return;
   }
+  // Back/forward and edits of the hash; read only now that the ids can be checked.
+  window.addEventListener("popstate", () => changeView(loadView(), { push: false, delay: 0 }));
+  view = loadView();
   if (!view.ids.length) view = { ...view, ids: [instruments.keys().next().value] };
   changeView(view, { push: false, delay: 0 });
 }

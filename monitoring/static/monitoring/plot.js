@@ -36,7 +36,11 @@ function formatTime(ms, step) {
 }
 
 function formatValue(value, step) {
-  const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step))));
+  // As many decimals as the step needs: 0.25 → 2, 0.5 → 1, 20 → 0.
+  let decimals = 0;
+  while (decimals < 6 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6) {
+    decimals += 1;
+  }
   return value.toFixed(decimals);
 }
 
@@ -160,6 +164,7 @@ export class Plot {
     ctx.fillStyle = "#4a5567";
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
+    const right = this.container.clientWidth;
     for (let t = Math.ceil(start / step) * step; t <= end; t += step) {
       const x = this.timeToX(t);
       ctx.strokeStyle = "#eceff3";
@@ -167,7 +172,8 @@ export class Plot {
       ctx.moveTo(x, MARGIN.top);
       ctx.lineTo(x, baseline);
       ctx.stroke();
-      ctx.fillText(formatTime(t, step), x, baseline + 4);
+      const label = formatTime(t, step);
+      if (x + ctx.measureText(label).width / 2 <= right) ctx.fillText(label, x, baseline + 4);
     }
     ctx.textAlign = "left";
     ctx.fillStyle = "#8a93a2";

@@ -15,48 +15,43 @@ function sameTimes(arrays) {
   return rest.every((a) => a.length === first.length && a.every((p, i) => p[0] === first[i][0]));
 }
 
-function unionTimes(arrays) {
-  const times = new Set();
-  for (const a of arrays) for (const [t] of a) times.add(t);
-  return Float64Array.from(times).sort();
-}
-
-// Linear interpolation of a sorted [[t, v], ...] array at sorted times, no extrapolation.
-function interpolate(points, times) {
-  const values = new Float64Array(times.length).fill(NaN);
-  let j = 0;
-  for (let i = 0; i < times.length; i += 1) {
-    const t = times[i];
-    while (j + 1 < points.length && points[j + 1][0] < t) j += 1;
-    if (j + 1 >= points.length) {
-      if (points.length && points[points.length - 1][0] === t) values[i] = points[points.length - 1][1];
-      continue;
+// Mean of each channel's points per time bucket: decimated channels keep different
+// samples (each its own min and max), so x and y can only be formed bucket by bucket.
+function bucketMeans(arrays, start, end, buckets) {
+  const width = (end - start) / buckets;
+  const sums = arrays.map(() => new Float64Array(buckets));
+  const counts = arrays.map(() => new Uint32Array(buckets));
+  arrays.forEach((points, c) => {
+    for (const [t, v] of points) {
+      const b = Math.floor((t - start) / width);
+      if (b < 0 || b >= buckets || !Number.isFinite(v)) continue;
+      sums[c][b] += v;
+      counts[c][b] += 1;
     }
-    const [t0, v0] = points[j];
-    const [t1, v1] = points[j + 1];
-    if (t < t0) continue;
-    values[i] = t1 === t0 ? v0 : v0 + ((v1 - v0) * (t - t0)) / (t1 - t0);
-  }
-  return values;
+  });
+  const times = Float64Array.from({ length: buckets }, (_, b) => start + (b + 0.5) * width);
+  const means = sums.map((sum, c) => sum.map((total, b) => (counts[c][b] ? total / counts[c][b] : NaN)));
+  return { times, means };
 }
 
 /**
  * @param {Object<string, Array<[number, number]>>} series channel → points
- * @returns {{x: Array, y: Array, exact: boolean}} exact is false when the channels had to be
- *   interpolated onto a common grid (decimated data picks different times per channel).
+ * @param {{start: number, end: number, buckets: number}} grid used when the channels'
+ *   timestamps differ (decimated data): x and y are then one point per bucket.
+ * @returns {{x: Array, y: Array, exact: boolean}} exact: one point per sample.
  */
-export function beamPosition(series, kx, ky) {
+export function beamPosition(series, kx, ky, grid) {
   const arrays = BUTTONS.map((name) => series[name] || []);
   const exact = sameTimes(arrays);
-  const times = exact ? Float64Array.from(arrays[0], (p) => p[0]) : unionTimes(arrays);
-  const [topIn, botIn, botOut, topOut] = exact
-    ? arrays.map((a) => Float64Array.from(a, (p) => p[1]))
-    : arrays.map((a) => interpolate(a, times));
+  const { times, means } = exact
+    ? { times: Float64Array.from(arrays[0], (p) => p[0]), means: arrays.map((a) => Float64Array.from(a, (p) => p[1])) }
+    : bucketMeans(arrays, grid.start, grid.end, Math.max(1, grid.buckets));
+  const [topIn, botIn, botOut, topOut] = means;
   const x = [];
   const y = [];
   for (let i = 0; i < times.length; i += 1) {
     const sum = topIn[i] + botIn[i] + botOut[i] + topOut[i];
-    if (!(Math.abs(sum) > 1e-12)) continue; // also skips NaN from missing channels
+    if (!(Math.abs(sum) > 1e-12)) continue; // also skips NaN from empty buckets
     x.push([times[i], (kx * (topOut[i] + botOut[i] - topIn[i] - botIn[i])) / sum]);
     y.push([times[i], (ky * (topIn[i] + topOut[i] - botIn[i] - botOut[i])) / sum]);
   }
