@@ -273,16 +273,18 @@ def wait_sample_ready(
     """Poll MeasStatus until sampleReady, for at most ``deadline_s`` seconds from now.
 
     A sampleReady left over from the previous test is reported at once after a trigger; it
-    is accepted only after this capture was seen busy/inactive, or once ``stale_grace_s``
-    has passed (a fast modem may go busy→ready between two polls). Terminal statuses raise
-    ``CaptureFailed``; the deadline raises ``CaptureTimeout``.
+    is accepted only when this capture is known to have ended: it was seen busy/inactive,
+    or the CM has reset FileEnable/TrigEnable to false (the MIB's end-of-test signal, read
+    in the same PDU; some firmware never resets it), or ``stale_grace_s`` has passed.
+    Terminal statuses raise ``CaptureFailed``; the deadline raises ``CaptureTimeout``.
     """
     started = time.monotonic()
     deadline = started + deadline_s
     seen_running = False
-    oid = test.meas_status_oid(if_index)
     while True:
-        (value,) = client.get(target, oid)
+        value, enable = client.get(
+            target, test.meas_status_oid(if_index), test.enable_oid(if_index)
+        )
         try:
             status = MeasStatus(value)
         except ValueError:
@@ -292,7 +294,9 @@ def wait_sample_ready(
             raise CaptureFailed(status)
         if status in (MeasStatus.BUSY, MeasStatus.INACTIVE):
             seen_running = True
-        elif status is MeasStatus.SAMPLE_READY and (seen_running or now - started >= stale_grace_s):
+        elif status is MeasStatus.SAMPLE_READY and (
+            seen_running or enable == FALSE or now - started >= stale_grace_s
+        ):
             return status
         if now + poll_s > deadline:
             raise CaptureTimeout(

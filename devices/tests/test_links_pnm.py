@@ -171,6 +171,22 @@ def test_stale_sample_ready_is_ignored(farm: ModemFarm, snmp: SnmpClient) -> Non
     wait_idle(snmp, modem)
 
 
+def test_file_enable_reset_ends_the_wait_when_busy_was_missed(
+    farm: ModemFarm, snmp: SnmpClient
+) -> None:
+    """Polling slower than the measurement never sees busy; the CM's FileEnable reset says
+    the test ended, so the wait does not sit out the stale grace."""
+    modem, target = farm[STALE], farm[STALE].target()
+    wait_idle(snmp, modem)
+    pnm.start_capture(snmp, target, PnmTest.RXMER, 3, "missed_busy.bin")
+    started = time.monotonic()
+    pnm.wait_sample_ready(
+        snmp, target, PnmTest.RXMER, 3, deadline_s=5, poll_s=DELAY_S * 2, stale_grace_s=30
+    )
+    assert DELAY_S <= time.monotonic() - started < DELAY_S * 2 + 1
+    assert pnm.ctl_status(snmp, target) is CtlStatus.READY
+
+
 def test_stale_guard_gives_up_after_its_grace(farm: ModemFarm, snmp: SnmpClient) -> None:
     """Without the guard (grace 0) the stale status would be taken at once: the guard matters."""
     modem, target = farm[STALE], farm[STALE].target()
