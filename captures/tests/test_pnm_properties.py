@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from captures.pnm import FileType, PnmFormatError, parse
+from captures.pnm import FileType, PnmFormatError, parse, parse_snmp_spectrum
 
 DATA = Path(__file__).parent / "data" / "pnm"
 SAMPLES = [p.read_bytes() for p in sorted(DATA.glob("*.bin"))]
@@ -91,3 +91,21 @@ def test_huge_declared_lengths_never_allocate(sample: bytes, offset: int, length
     data = bytearray(sample)
     struct.pack_into(">I", data, offset, length)
     assert_bounded(bytes(data))
+
+
+@PROFILE
+@given(st.binary(max_size=2048), st.integers(0, 0xFFFFFFFF))
+def test_snmp_spectrum_segments_with_any_bin_count(tail: bytes, bins: int) -> None:
+    """PyPNM's header-less SNMP spectrum file: a bin count never outruns the buffer."""
+    data = struct.pack(">5I", 1_000_000, 100, bins, 10, 1) + tail
+    tracemalloc.start()
+    try:
+        try:
+            segments = parse_snmp_spectrum(data)
+        except PnmFormatError as caught:
+            segments = caught
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(segments, list | PnmFormatError)
+    assert peak <= ALLOCATION_FACTOR * len(data) + ALLOCATION_SLACK
