@@ -82,14 +82,15 @@ class LinkTiming:
 @dataclass
 class Faults:
     """Failure injection. ``refused``/``silent``/``wedged`` last until cleared;
-    ``checksum_frame`` (1-based count of reply frames from now) and ``drop_chunk``
-    (0-based 5A chunk) fire once, so a retry succeeds."""
+    ``checksum_frame`` (1-based count of reply frames from now), ``drop_chunk`` and
+    ``end_early_chunk`` (0-based 5A chunks) fire once, so a retry succeeds."""
 
     refused: bool = False
     silent: bool = False
     wedged: bool = False
     checksum_frame: int | None = None
     drop_chunk: int | None = None
+    end_early_chunk: int | None = None  # send the end-of-stream byte instead of this chunk
     garbage: int = 0  # noise bytes sent before every reply
 
 
@@ -480,6 +481,9 @@ class SimulatedUnit:
         counter = int.from_bytes(request.data[4:8], "big")
         chunk = counter // sub.STREAM_COUNTER_STEP
         data = event.body[chunk * CHUNK_BYTES : (chunk + 1) * CHUNK_BYTES]
+        if self.faults.end_early_chunk == chunk:
+            self.faults = replace(self.faults, end_early_chunk=None)
+            data = b""
         if not data:
             return Reply(END_OF_STREAM, self.scaled(delay))
         frame = self._decorate(build_reply(reply, data))

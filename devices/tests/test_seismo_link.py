@@ -248,6 +248,20 @@ def test_drop_at_chunk_n_returns_nothing_and_a_retry_is_complete(make_sim):
         assert unit.read_waveform(0).raw == sim.unit.waveform_body(0)
 
 
+def test_stream_that_ends_short_is_not_a_waveform(make_sim):
+    sim = make_sim(events=1)
+    sim.set_fault(end_early_chunk=3)
+    with client(sim) as unit, pytest.raises(LinkDropped, match="ended at"):
+        unit.read_waveform(0)
+
+
+def test_checksum_error_inside_the_stream(make_sim):
+    sim = make_sim(events=1)
+    sim.set_fault(checksum_frame=8)  # POLL, 1E, 0A x2, 0C x2, chunk 0, then chunk 1
+    with client(sim) as unit, pytest.raises(ChecksumError, match="A5"):
+        unit.read_waveform(0)
+
+
 def test_banner_and_line_noise_are_skipped(make_sim):
     sim = make_sim(events=1)
     sim.unit.reboot()
