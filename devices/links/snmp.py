@@ -202,37 +202,12 @@ class SnmpClient:
     # --- public API --------------------------------------------------------------------
     def get(self, target: SnmpTarget, *oids: str) -> list[Value]:
         """GET ``oids`` in one PDU; values in the same order."""
-
-        async def run(engine: SnmpEngine) -> list[Value]:
-            result = await get_cmd(
-                engine,
-                target.auth_data(),
-                await self._transport(target),
-                ContextData(),
-                *(ObjectType(ObjectIdentity(oid)) for oid in oids),
-                lookupMib=False,
-            )
-            _check(*result)
-            return [to_python(value) for _, value in result[3]]
-
-        return self._call(target, run)
+        return self._request(get_cmd, target, [ObjectType(ObjectIdentity(oid)) for oid in oids])
 
     def set(self, target: SnmpTarget, *pairs: tuple[str, Any]) -> list[Value]:
         """SET ``(oid, value)`` pairs in one PDU; returns the values the agent echoed."""
-
-        async def run(engine: SnmpEngine) -> list[Value]:
-            result = await set_cmd(
-                engine,
-                target.auth_data(),
-                await self._transport(target),
-                ContextData(),
-                *(ObjectType(ObjectIdentity(oid), to_snmp(value)) for oid, value in pairs),
-                lookupMib=False,
-            )
-            _check(*result)
-            return [to_python(value) for _, value in result[3]]
-
-        return self._call(target, run)
+        var_binds = [ObjectType(ObjectIdentity(oid), to_snmp(value)) for oid, value in pairs]
+        return self._request(set_cmd, target, var_binds)
 
     def walk(
         self, target: SnmpTarget, oid: str, max_rows: int = MAX_WALK_ROWS
@@ -279,6 +254,23 @@ class SnmpClient:
             self._forget()
 
     # --- internals -----------------------------------------------------------------------
+    def _request(self, command: Any, target: SnmpTarget, var_binds: list) -> list[Value]:
+        """One request/response PDU (GET or SET)."""
+
+        async def run(engine: SnmpEngine) -> list[Value]:
+            result = await command(
+                engine,
+                target.auth_data(),
+                await self._transport(target),
+                ContextData(),
+                *var_binds,
+                lookupMib=False,
+            )
+            _check(*result)
+            return [to_python(value) for _, value in result[3]]
+
+        return self._call(target, run)
+
     def _forget(self) -> None:
         self._pid = None
         self._loop = None

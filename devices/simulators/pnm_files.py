@@ -10,6 +10,7 @@ Deterministic for a given seed, so tests can compare bytes.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -20,27 +21,6 @@ OFDM_HEADER = struct.Struct("!B6sIHBI")
 DATA_OFFSET = COMMON_HEADER.size + OFDM_HEADER.size  # 28
 RXMER_EXCLUDED = 0xFF  # CM-OSSI: excluded subcarrier / no measurement
 S2_13 = 8192  # s2.13 fixed point: value / 8192
-
-
-def _header(
-    test: PnmTest,
-    *,
-    channel_id: int,
-    mac: str,
-    capture_time: int,
-    zero_freq_hz: int,
-    first_active: int,
-    spacing_khz: int,
-    data_length: int,
-) -> bytes:
-    return COMMON_HEADER.pack(b"PNN", test.spec.pnn_type, 1, 0, capture_time) + OFDM_HEADER.pack(
-        channel_id,
-        bytes.fromhex(normalize_mac(mac)),
-        zero_freq_hz,
-        first_active,
-        spacing_khz,
-        data_length,
-    )
 
 
 def _ripple(rng: np.random.Generator, n: int, depth: float) -> np.ndarray:
@@ -86,7 +66,11 @@ def channel_estimation_values(subcarriers: int, *, seed: int = 0) -> np.ndarray:
     return np.clip(np.rint(pairs * S2_13), -32768, 32767).astype(">i2")
 
 
-def rxmer_file(
+_VALUES = {PnmTest.RXMER: rxmer_values, PnmTest.CHANNEL_ESTIMATION: channel_estimation_values}
+
+
+def pnm_file(
+    test: PnmTest,
     *,
     channel_id: int,
     mac: str,
@@ -97,57 +81,25 @@ def rxmer_file(
     spacing_khz: int = 50,
     zero_freq_hz: int = 759_300_000,
 ) -> bytes:
-    """A PNN4 RxMER file: 28 + ``subcarriers`` bytes."""
-    data = rxmer_values(subcarriers, seed=seed).tobytes()
-    return (
-        _header(
-            PnmTest.RXMER,
-            channel_id=channel_id,
-            mac=mac,
-            capture_time=capture_time,
-            zero_freq_hz=zero_freq_hz,
-            first_active=first_active,
-            spacing_khz=spacing_khz,
-            data_length=len(data),
-        )
-        + data
+    """The file ``test`` uploads: header, then RxMER (1 B) or I/Q (4 B) per subcarrier."""
+    data = _VALUES[test](subcarriers, seed=seed).tobytes()
+    header = COMMON_HEADER.pack(b"PNN", test.spec.pnn_type, 1, 0, capture_time)
+    header += OFDM_HEADER.pack(
+        channel_id,
+        bytes.fromhex(normalize_mac(mac)),
+        zero_freq_hz,
+        first_active,
+        spacing_khz,
+        len(data),
     )
+    return header + data
 
 
-def channel_estimation_file(
-    *,
-    channel_id: int,
-    mac: str,
-    capture_time: int,
-    seed: int = 0,
-    subcarriers: int = 3800,
-    first_active: int = 148,
-    spacing_khz: int = 50,
-    zero_freq_hz: int = 759_300_000,
-) -> bytes:
-    """A PNN2 channel-estimation file: 28 + 4 * ``subcarriers`` bytes."""
-    data = channel_estimation_values(subcarriers, seed=seed).tobytes()
-    return (
-        _header(
-            PnmTest.CHANNEL_ESTIMATION,
-            channel_id=channel_id,
-            mac=mac,
-            capture_time=capture_time,
-            zero_freq_hz=zero_freq_hz,
-            first_active=first_active,
-            spacing_khz=spacing_khz,
-            data_length=len(data),
-        )
-        + data
-    )
+def rxmer_file(**options: Any) -> bytes:
+    """A PNN4 RxMER file, 28 + ``subcarriers`` bytes; options as for ``pnm_file``."""
+    return pnm_file(PnmTest.RXMER, **options)
 
 
-WRITERS = {
-    PnmTest.RXMER: rxmer_file,
-    PnmTest.CHANNEL_ESTIMATION: channel_estimation_file,
-}
-
-
-def pnm_file(test: PnmTest, **options: int | str) -> bytes:
-    """The file ``test`` produces; options as for ``rxmer_file``."""
-    return WRITERS[test](**options)
+def channel_estimation_file(**options: Any) -> bytes:
+    """A PNN2 channel-estimation file, 28 + 4 * ``subcarriers`` bytes."""
+    return pnm_file(PnmTest.CHANNEL_ESTIMATION, **options)

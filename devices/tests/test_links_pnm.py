@@ -16,7 +16,7 @@ from devices.links.pnm import (
     OfdmChannel,
     PnmTest,
 )
-from devices.links.snmp import SnmpClient, SnmpRejected, SnmpTimeout
+from devices.links.snmp import SnmpClient, SnmpRejected, SnmpTimeout, client
 from devices.simulators.modem import Failure, ModemFarm, SimulatedModem
 
 READY, STALE, SILENT, SLOW = 0, 1, 2, 3
@@ -35,10 +35,8 @@ def farm() -> Iterator[ModemFarm]:
 
 
 @pytest.fixture(scope="module")
-def snmp() -> Iterator[SnmpClient]:
-    one = SnmpClient()
-    yield one
-    one.close()
+def snmp() -> SnmpClient:
+    return client()  # the process-wide one, as a worker uses it
 
 
 def wait_idle(snmp: SnmpClient, modem: SimulatedModem) -> None:

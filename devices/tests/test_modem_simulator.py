@@ -18,7 +18,7 @@ from conftest import ROOT, wait_until
 from devices.ingester import Item
 from devices.links import pnm
 from devices.links.pnm import PnmTest
-from devices.links.snmp import SnmpClient
+from devices.links.snmp import SnmpClient, client
 from devices.links.tftp import DEFAULT_MAX_BYTES, Expectation
 from devices.simulators import pnm_files
 from devices.simulators.modem import Failure, ModemFarm, SimulatedModem
@@ -52,10 +52,8 @@ def farm(receiver: Receiver) -> Iterator[ModemFarm]:
 
 
 @pytest.fixture(scope="module")
-def snmp() -> Iterator[SnmpClient]:
-    one = SnmpClient()
-    yield one
-    one.close()
+def snmp() -> SnmpClient:
+    return client()  # the process-wide one, as a worker uses it
 
 
 def capture(
