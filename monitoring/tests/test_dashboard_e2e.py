@@ -76,16 +76,28 @@ def post_history(base_url: str, token: str, names: list[str], end: float) -> int
 
 
 @pytest.fixture
-def monitors(live_server, admin_user):
-    """Two BPMs with ten minutes of data ending now, and a user who can log in."""
+def user(admin_user):
+    """A user who can log in with PASSWORD (set before the browser starts: no ORM after)."""
     admin_user.set_password(PASSWORD)
     admin_user.save()
-    token = Token.objects.create(user=admin_user).key
+    return admin_user
+
+
+@pytest.fixture
+def monitors(live_server, user):
+    """Two BPMs with ten minutes of data ending now."""
+    token = Token.objects.create(user=user).key
     names = ["E2E01", "E2E02"]
     created = [Instrument.objects.create(name=name, kind="bpm") for name in names]
     end = time.time()
     assert post_history(live_server.url, token, names, end) == len(names) * HISTORY_S * RATE_HZ
     return created, end
+
+
+@pytest.fixture
+def quiet(user):
+    """A BPM without samples."""
+    return Instrument.objects.create(name="E2E-QUIET", kind="bpm")
 
 
 @pytest.fixture
@@ -158,13 +170,11 @@ def log_in(page, base_url: str, username: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dashboard_plots_real_samples_and_keeps_state_per_tab(
-    live_server, admin_user, monitors, browser
-):
+def test_dashboard_plots_real_samples_and_keeps_state_per_tab(live_server, user, monitors, browser):
     (first, second), end = monitors
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     tab_a = context.new_page()
-    log_in(tab_a, live_server.url, admin_user.username)
+    log_in(tab_a, live_server.url, user.username)
     errors: list[str] = []
     tab_a.on("pageerror", lambda error: errors.append(str(error)))
     tab_a.on("console", lambda m: m.type == "error" and errors.append(m.text))
@@ -251,3 +261,28 @@ def test_dashboard_plots_real_samples_and_keeps_state_per_tab(
     assert tab_b.evaluate("location.hash").startswith(f"#ids={first.id}&start=")
     assert errors == []
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_view_change_aborts_the_previous_views_requests(live_server, user, quiet, browser):
+    page = browser.new_context().new_page()
+    log_in(page, live_server.url, user.username)
+    held = []
+
+    def hold_the_first(route) -> None:
+        # The first series request never gets an answer: a stalled range.
+        if held:
+            route.continue_()
+        else:
+            held.append(route.request.url)
+
+    page.route("**/series?*", hold_the_first)
+    with page.expect_request("**/series?*"):
+        page.goto(f"{live_server.url}/monitoring/#ids={quiet.id}&live=600")
+    with page.expect_event("requestfailed", timeout=READY_TIMEOUT_MS) as failed:
+        page.click("#presets button[data-seconds='3600']")
+    assert failed.value.url == held[0]
+    assert "ABORTED" in failed.value.failure
+    page.wait_for_selector("section.panel[data-state='ready']", timeout=READY_TIMEOUT_MS)
+    assert page.evaluate("location.hash") == f"#ids={quiet.id}&live=3600"
+    page.context.close()

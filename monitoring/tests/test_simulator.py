@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 import socket
@@ -11,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from monitoring.management.commands import simulate_instruments as sim
+from monitoring.models import Instrument
 from monitoring.views import BPM_KX_MM, BPM_KY_MM
 
 
@@ -108,3 +110,25 @@ def test_gives_up_when_no_listener_answers():
         port = probe.getsockname()[1]
     with pytest.raises(CommandError, match="cannot reach the listener"):
         call_command("simulate_instruments", f"--port={port}", "--connect-timeout=0.5")
+
+
+@pytest.mark.django_db
+def test_create_registers_the_monitors_once():
+    for expected in ("registered 3 new", "registered 0 new"):
+        server = LineServer()
+        out = io.StringIO()
+        call_command(
+            "simulate_instruments",
+            "--count=3",
+            "--create",
+            f"--port={server.port}",
+            "--seconds=0.2",
+            stdout=out,
+        )
+        assert len(server.lines()) == 3 * 2
+        assert expected in out.getvalue()
+    monitors = Instrument.objects.filter(name__startswith="BPM").order_by("name")
+    assert [(m.name, m.kind, m.channels) for m in monitors] == [
+        (name, "bpm", ["top_in", "bot_in", "bot_out", "top_out"])
+        for name in ("BPM01", "BPM02", "BPM03")
+    ]

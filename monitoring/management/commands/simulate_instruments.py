@@ -18,13 +18,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from monitoring.models import BPM_CHANNELS, Instrument
 from monitoring.views import BPM_KX_MM, BPM_KY_MM
 
 log = logging.getLogger(__name__)
 
-BUTTONS = ("top_in", "bot_in", "bot_out", "top_out")
+BUTTONS = tuple(BPM_CHANNELS)
 # (sign of x, sign of y) for each button, in BUTTONS order.
 BUTTON_SIGNS = ((-1, 1), (-1, -1), (1, -1), (1, 1))
 MEASUREMENT = "bpm"
@@ -133,8 +135,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--count", type=int, default=100, help="number of monitors")
         parser.add_argument("--rate", type=float, default=10.0, help="samples per second each")
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, required=True, help="the listener's TCP port")
+        parser.add_argument(
+            "--host", default=settings.MONITORING_LISTENER_HOST, help="the listener's address"
+        )
+        parser.add_argument(
+            "--port", type=int, default=settings.MONITORING_LISTENER_PORT, help="its TCP port"
+        )
         parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
         parser.add_argument("--prefix", default="BPM", help="monitor names are prefix + number")
         parser.add_argument(
@@ -168,15 +174,14 @@ class Command(BaseCommand):
 
 def register_monitors(names: list[str]) -> int:
     """Create the BPM instruments that do not exist yet; returns how many were new."""
-    from monitoring.models import Instrument
-
-    created = 0
-    for name in names:
-        _, new = Instrument.objects.get_or_create(
-            name=name, defaults={"kind": "bpm", "channels": list(BUTTONS)}
-        )
-        created += int(new)
-    return created
+    existing = set(Instrument.objects.filter(name__in=names).values_list("name", flat=True))
+    new = [
+        Instrument(name=name, kind=Instrument.Kind.BPM, channels=list(BPM_CHANNELS))
+        for name in names
+        if name not in existing
+    ]
+    Instrument.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
 
 
 def connect(address: tuple[str, int], timeout: float) -> socket.socket:
