@@ -390,7 +390,7 @@ class _FarmController(AbstractMibInstrumController):
             if ctx["acFun"]("read", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
                 value = None  # not in view
             if value is None:
-                value = v2c.NoSuchObject() if _is_object(modem, oid) else v2c.NoSuchInstance()
+                value = v2c.NoSuchInstance() if _is_object(modem, oid) else v2c.NoSuchObject()
             result.append((name, value))
         return result
 
@@ -489,6 +489,7 @@ class ModemFarm:
         self._error: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
         self.engine: Any = None
+        logging.getLogger("tftpy").setLevel(logging.WARNING)  # INFO per packet is 3x slower
 
     def __len__(self) -> int:
         return len(self.modems)
