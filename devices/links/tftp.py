@@ -184,7 +184,7 @@ class _SpoolFile:
         self.expectation = expectation
         self.context = context
         self.peer = (context.host, context.port)
-        fd, path = _mkstemp(receiver.partial_dir)
+        fd, path = tempfile.mkstemp(dir=receiver.partial_dir, prefix="upload-", suffix=".part")
         self._file = os.fdopen(fd, "wb")
         self.name = path  # tftpy logs fobj.name
         self.size = 0
@@ -216,16 +216,19 @@ class _SpoolFile:
     def close(self) -> None:
         if self._file.closed:
             return
+        complete = False
         try:
             self._file.close()
             if self.abort_reason is None and self.context.state is None:
-                self.receiver._completed(self)
+                complete = self.receiver._completed(self)
             else:
                 reason = self.abort_reason or "transfer aborted or timed out"
                 self.receiver._aborted(self, reason)
         except Exception:  # tftpy would die on an exception here: log, never raise
             log.exception("tftp: finishing %s failed", self.file_name)
+        finally:
             _unlink(self.name)
+            self.receiver._release(self.file_name, finished=complete)
 
     def _send_error(self, code: int, message: str) -> None:
         try:
@@ -234,10 +237,6 @@ class _SpoolFile:
             )
         except OSError:
             log.debug("tftp: could not send error to %s", self.peer)
-
-
-def _mkstemp(directory: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".part")
 
 
 def _unlink(path: str | Path) -> None:
@@ -362,15 +361,14 @@ class TftpReceiver(Ingester):
                 while len(self._finished) > _FINISHED_MEMORY:
                     self._finished.popitem(last=False)
 
-    def _completed(self, upload: _SpoolFile) -> None:
+    def _completed(self, upload: _SpoolFile) -> bool:
+        """Move a complete upload into place and hand it on; False if it cannot be stored."""
         final = self.spool_dir / upload.file_name
         try:
             os.link(upload.name, final)  # never overwrites, unlike rename
         except OSError as exc:
             self._aborted(upload, f"cannot store: {exc.strerror}")
-            return
-        _unlink(upload.name)
-        self._release(upload.file_name, finished=True)
+            return False
         peer_ip, peer_port = upload.peer
         meta = {
             **upload.expectation.to_dict(),
@@ -381,13 +379,12 @@ class TftpReceiver(Ingester):
             "sha256": upload.sha256.hexdigest(),
             "transfer_s": round(time.monotonic() - upload.started, 6),
         }
+        log.info("tftp: received %s from %s (%d bytes)", upload.file_name, peer_ip, upload.size)
         self.emit(Item(source=self.name, key=upload.file_name, path=str(final), meta=meta))
         self.expectations.finished(upload.expectation)
-        log.info("tftp: received %s from %s (%d bytes)", upload.file_name, peer_ip, upload.size)
+        return True
 
     def _aborted(self, upload: _SpoolFile, reason: str) -> None:
-        _unlink(upload.name)
-        self._release(upload.file_name)
-        self.refusals[reason if upload.abort_reason else "incomplete"] += 1
+        self.refusals[reason] += 1
         log.warning("tftp: discarded %s from %s: %s", upload.file_name, upload.peer[0], reason)
         self.expectations.failed(upload.expectation, reason)
