@@ -131,32 +131,31 @@ def failure_count(device_id: int) -> int:
 
 
 def _incr(key: str, timeout: int | None) -> int:
-    cache.add(key, 0, timeout=timeout)
+    """One round trip when the counter exists (the cache-hit path counts every request)."""
     try:
         return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=timeout)
-        return 1
+    except ValueError:  # first count, or expired
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+        return cache.incr(key)
 
 
 def count(device_id: int, layer: str, hit: bool) -> None:
-    outcome = "hits" if hit else "misses"
-    _incr(_key(device_id, "stats", layer, outcome), timeout=None)
-    _incr(_key(0, "stats", layer, outcome), timeout=None)
+    _incr(_key(device_id, "stats", layer, "hits" if hit else "misses"), timeout=None)
 
 
-def counters(device_id: int | None) -> dict[str, dict[str, int]]:
-    """Hits and misses per layer for one device, or for all (``None``)."""
-    scope = 0 if device_id is None else device_id
+def counters(device_ids: list[int]) -> dict[str, dict[str, int]]:
+    """Hits and misses per layer, summed over ``device_ids``."""
     keys = {
-        (layer, outcome): _key(scope, "stats", layer, outcome)
+        _key(i, "stats", layer, outcome): (layer, outcome)
+        for i in device_ids
         for layer in LAYERS
         for outcome in ("hits", "misses")
     }
-    found = cache.get_many(list(keys.values()))
-    result: dict[str, dict[str, int]] = {layer: {} for layer in LAYERS}
-    for (layer, outcome), key in keys.items():
-        result[layer][outcome] = int(found.get(key) or 0)
+    result = {layer: {"hits": 0, "misses": 0} for layer in LAYERS}
+    for key, value in cache.get_many(list(keys)).items():
+        layer, outcome = keys[key]
+        result[layer][outcome] += int(value)
     return result
 
 

@@ -28,8 +28,9 @@ def cache_stats(device: Seismograph | None = None) -> dict[str, Any]:
     wave_agg = waveforms.aggregate(
         rows=Count("id"), bytes=Sum("compressed_size"), raw_bytes=Sum("raw_size")
     )
-    monitors = seismo_cache.monitor_entries(list(devices.values_list("pk", flat=True)))
-    hits = seismo_cache.counters(None if device is None else device.pk)
+    device_ids = list(devices.values_list("pk", flat=True))
+    monitors = seismo_cache.monitor_entries(device_ids)
+    hits = seismo_cache.counters(device_ids)
     layers = {
         "info": {"rows": len(infos), "bytes": sum(len(json.dumps(i)) for i in infos)},
         "events": {

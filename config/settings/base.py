@@ -275,8 +275,10 @@ SEISMO_MONITOR_PENDING_S = env.int("SEISMO_MONITOR_PENDING_S", 90, minimum=1)
 SEISMO_NEGATIVE_TTL_S = env.int("SEISMO_NEGATIVE_TTL_S", 15, minimum=1)
 SEISMO_OFFLINE_AFTER = env.int("SEISMO_OFFLINE_AFTER", 3, minimum=1)
 SEISMO_OFFLINE_RETRY_S = env.int("SEISMO_OFFLINE_RETRY_S", 300, minimum=1)
-# One session per unit: the lock outlives any session, a queued task waits this long for it.
-SEISMO_LOCK_TTL_S = env.int("SEISMO_LOCK_TTL_S", 300, minimum=10)
+# One session per unit. The lock outlives any session (a task is killed at its hard time
+# limit, a 60 s record at 4096 sps takes ~500 s at 38400 baud); a queued task waits this
+# long for a busy unit.
+SEISMO_LOCK_TTL_S = env.int("SEISMO_LOCK_TTL_S", CELERY_TASK_TIME_LIMIT + 60, minimum=10)
 SEISMO_LOCK_WAIT_S = env.float("SEISMO_LOCK_WAIT_S", 120.0)
 # Link deadlines: per exchange, per 5A chunk, and the silence that ends a 5A stream.
 SEISMO_LINK_TIMEOUT_S = env.float("SEISMO_LINK_TIMEOUT_S", 10.0)
