@@ -108,6 +108,9 @@ class Operation(models.Model):
     # The highest tick a trigger task has claimed; makes a duplicated tick a no-op.
     last_tick = models.PositiveIntegerField(default=0)
     last_tick_at = models.DateTimeField(null=True, blank=True)
+    # Set once the final tick's trigger has finished (succeeded or failed): only then can
+    # "no open captures" mean the operation is complete.
+    final_tick_done = models.BooleanField(default=False)
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)

@@ -229,17 +229,27 @@ def mark_uploaded(capture_pk: int, spool_path: str) -> bool:
     )
 
 
+def final_tick_settled(operation_pk: int) -> bool:
+    """The final tick's trigger is over; complete the operation if its files are in."""
+    Operation.objects.filter(pk=operation_pk).update(final_tick_done=True)
+    return maybe_complete(operation_pk)
+
+
 def maybe_complete(operation_pk: int) -> bool:
     """Complete a running operation whose final tick ran and whose files all settled."""
     with transaction.atomic():
         operation = Operation.objects.select_for_update().filter(pk=operation_pk).first()
         if operation is None or operation.state != OperationState.RUNNING:
             return False
-        if operation.last_tick < operation.total_ticks:
+        if not operation.final_tick_done:
             return False
         if operation.captures.filter(state__in=OPEN_CAPTURE_STATES).exists():
             return False
-        _finish(operation, OperationState.COMPLETED, "")
+        if operation.collected == 0 and operation.last_error:
+            # Not one file in the whole run: that is a failure, whatever the count.
+            _finish(operation, OperationState.FAILED, operation.last_error)
+        else:
+            _finish(operation, OperationState.COMPLETED, "")
     return True
 
 
@@ -305,6 +315,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
     Idempotent, so two sweeps at once do no harm."""
     now = now or timezone.now()
     result = SweepResult(late_final=[], restage=[])
+    lost_tick_after = timedelta(seconds=4 * settings.PNM_MEASURE_DEADLINE_S + 60)
     overdue = Capture.objects.filter(state=CaptureState.PENDING, deadline__lt=now)
     for capture_pk, file_name in overdue.values_list("pk", "file_name")[:limit]:
         if fail_capture(capture_pk, f"upload of {file_name} not received by its deadline"):
@@ -312,8 +323,11 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
     stuck = Capture.objects.filter(state=CaptureState.UPLOADED, deadline__lt=now)
     result.restage = list(stuck.values_list("pk", flat=True)[:limit])
     for operation in Operation.objects.filter(state=OperationState.RUNNING).iterator():
-        if operation.last_tick >= operation.total_ticks:
+        if operation.final_tick_done:
             result.completed += maybe_complete(operation.pk)
+        elif operation.last_tick >= operation.total_ticks:
+            if now >= operation.last_tick_at + lost_tick_after:  # its worker died mid-tick
+                result.completed += final_tick_settled(operation.pk)
         elif now >= operation.ends_at + timedelta(seconds=2 * operation.sample_interval_s):
             result.late_final.append(operation.pk)
         elif not schedules.exists(operation):

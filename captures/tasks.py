@@ -6,10 +6,10 @@ Routes (config/queues.py): trigger_* -> snmp, stage_* -> ingest, sweep_* -> main
 from __future__ import annotations
 
 import logging
+import random
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown
-from celery.utils.time import get_exponential_backoff_interval
 
 from captures import services, staging, storage, triggering
 from devices.links import pnm, snmp
@@ -23,37 +23,49 @@ STAGE_RETRIES = 5
 
 
 def backoff_s(retries: int, factor: float = 1.0, maximum: float = 60.0) -> float:
-    """Exponential backoff with full jitter (Celery's own helper)."""
-    return get_exponential_backoff_interval(factor, retries, maximum, full_jitter=True)
+    """Exponential backoff with full jitter: spreads retries of many modems apart."""
+    return random.uniform(0, min(maximum, factor * 2**retries))  # noqa: S311 - jitter only
 
 
 @shared_task(bind=True, acks_late=True, max_retries=TRIGGER_RETRIES)
-def trigger_capture(self, operation_pk: int, tick: int | None = None) -> int:
-    """Run one tick of an operation (fired by beat). Returns the captures started."""
+def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error: str = "") -> int:
+    """Run one tick of an operation (fired by beat). Returns the captures started.
+
+    A retry carries its tick and the error that caused it: if the operation has moved on
+    to a later tick meanwhile, the failure is still counted.
+    """
     if tick is None:
         claimed = services.claim_tick(operation_pk)
-    else:  # a retry of a tick this task already claimed
+    else:
         claimed = services.reclaim_tick(operation_pk, tick)
+        if claimed is None:
+            if last_error:  # the operation moved on while this tick waited for its retry
+                services.tick_failed(operation_pk, last_error)
+            return 0
     if claimed is None:
         return 0
+    started = 0
     try:
-        return triggering.run_tick(claimed)
+        started = triggering.run_tick(claimed)
     except triggering.ModemLocked as exc:
         # Our own previous tick still holds the modem: skip this tick, not a modem failure.
         log.info("operation %s tick %s skipped: %s", operation_pk, claimed.number, exc)
-        return 0
     except TRANSIENT as exc:
+        reason = _describe(exc, claimed)
         if self.request.retries < self.max_retries:
             raise self.retry(
                 args=[operation_pk],
-                kwargs={"tick": claimed.number},
+                kwargs={"tick": claimed.number, "last_error": reason},
                 countdown=backoff_s(self.request.retries, factor=0.5, maximum=10),
+                expires=None,  # beat's "stale tick" expiry must not drop the retry
                 exc=exc,
             ) from exc
-        services.tick_failed(operation_pk, _describe(exc, claimed))
+        services.tick_failed(operation_pk, reason)
     except (snmp.SnmpError, triggering.NoChannels) as exc:
         services.tick_failed(operation_pk, _describe(exc, claimed))
-    return 0
+    if claimed.final:
+        services.final_tick_settled(operation_pk)
+    return started
 
 
 def _describe(exc: Exception, tick: services.Tick) -> str:

@@ -1,0 +1,135 @@
+"""Fixtures for the PNM pipeline: simulated modems, the TFTP receiver, beat, a worker.
+
+The modems (real SNMP agents) and the receiver run as threads of the test process, over
+127.0.0.1; the worker and beat are real processes against the test database and Redis.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from captures.receiving import build_receiver
+from conftest import ROOT, WorkerProcess, worker_environment
+from devices.links.tftp import TftpReceiver
+from devices.models import CableModem
+from devices.simulators.modem import ModemFarm, SimulatedModem
+
+# Fast, bounded timings for the worker under test (production defaults are seconds).
+WORKER_ENV = {
+    "PNM_POLL_INTERVAL_S": "0.1",
+    "PNM_SNMP_TIMEOUT_S": "0.3",
+    "PNM_SNMP_RETRIES": "0",
+    "PNM_MEASURE_DEADLINE_S": "3",
+    "PNM_UPLOAD_DEADLINE_S": "3",
+    "PNM_MAX_CONSECUTIVE_FAILURES": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def pnm_worker(start_worker) -> WorkerProcess:
+    """A worker on every queue with the fast PNM timings."""
+    return start_worker(**WORKER_ENV)
+
+
+@pytest.fixture
+def beat(tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """celery beat with the database scheduler, checking for changes every second."""
+    log = (tmp_path / "beat.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "-S",
+            "django",
+            "--max-interval",
+            "1",
+            "--pidfile=",
+            "-s",
+            str(tmp_path / "beat-schedule"),
+            "-l",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=worker_environment(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    log.close()
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, settings) -> Iterator[TftpReceiver]:
+    """The TFTP receiver on a free port, in a thread, with its own spool dir."""
+    settings.FIELDRELAY_SPOOL_DIR = tmp_path / "spool"
+    tftp = build_receiver(host="127.0.0.1", port=0)
+    thread = threading.Thread(target=tftp.run, name="tftp-receiver", daemon=True)
+    thread.start()
+    tftp.bound_port  # noqa: B018 - waits until it listens
+    yield tftp
+    tftp.stop()
+    thread.join(15)
+    gc.collect()  # its threads' database connections close with them
+
+
+@pytest.fixture
+def farm(receiver: TftpReceiver) -> Iterator[Callable[..., ModemFarm]]:
+    """Factory: ``farm(count, failures={index: Failure})`` uploading to ``receiver``."""
+    farms: list[ModemFarm] = []
+
+    def make(count: int = 1, **options) -> ModemFarm:
+        options.setdefault("measure_delay_s", 0.2)
+        started = ModemFarm(count, tftp_port=receiver.bound_port, **options).start()
+        farms.append(started)
+        return started
+
+    yield make
+    for started in farms:
+        started.stop()
+
+
+def register(modem: SimulatedModem, v3: bool = False) -> CableModem:
+    """The registry row for a simulated modem, with the credentials it was given."""
+    fields = {"ip_address": modem.address, "snmp_port": modem.port}
+    if v3:
+        user = modem.farm.v3_user
+        fields.update(
+            snmp_version="v3",
+            snmp_username=user.user,
+            auth_protocol=user.auth_protocol.lower(),
+            auth_key=user.auth_key,
+            priv_protocol=user.priv_protocol.lower(),
+            priv_key=user.priv_key,
+        )
+    else:
+        fields.update(snmp_version="v2c", community=modem.community)
+    return CableModem.objects.create(mac_address=modem.mac, **fields)
+
+
+@pytest.fixture
+def api_client(django_user_model):
+    """An API client authenticated with a real token."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    user = django_user_model.objects.create_user("pnm-operator", password="x" * 12)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client

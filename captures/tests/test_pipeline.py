@@ -1,0 +1,181 @@
+"""End to end: beat -> worker (SNMP to simulated modems) -> TFTP receiver -> staging.
+
+Real SNMP and TFTP over 127.0.0.1, a real worker and beat, PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+import zstandard
+from django_celery_beat.models import PeriodicTask
+
+from captures import services, storage
+from captures.models import (
+    TERMINAL_STATES,
+    CaptureState,
+    Operation,
+    OperationState,
+    Transaction,
+)
+from captures.tests.conftest import register
+from config.models import WorkerPing
+from config.tasks import record_worker_ping
+from conftest import wait_until
+from devices.simulators.modem import Failure
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def start(
+    modem, duration_s: int = 2, interval_s: int = 1, name: str = "multi_rxmer", channel_ids=None
+) -> Operation:
+    mode = "continuous" if name == "multi_rxmer" else "standard"
+    return services.start_operation(
+        modem=modem,
+        name=name,
+        measure_mode=mode,
+        duration_s=duration_s,
+        sample_interval_s=interval_s,
+        channel_ids=channel_ids,
+    )
+
+
+def finished(operation: Operation, timeout: float = 60) -> Operation:
+    """Wait for a terminal state; the sweeper is run here as beat would every 10 s."""
+
+    def poll():
+        services.sweep()
+        return Operation.objects.filter(pk=operation.pk, state__in=TERMINAL_STATES).first()
+
+    return wait_until(poll, timeout=timeout, interval=0.2)
+
+
+def worker_drained() -> None:
+    """Returns once the worker has processed everything queued before this call."""
+    token = uuid.uuid4().hex
+    record_worker_ping.delay(token)
+    wait_until(lambda: WorkerPing.objects.filter(token=token).exists(), timeout=30)
+
+
+def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):
+    sim = farm(1)
+    operation = start(register(sim[0]))
+
+    done = finished(operation)
+
+    assert done.state == OperationState.COMPLETED, done.last_error
+    records = list(Transaction.objects.filter(capture__operation=done).order_by("id"))
+    assert len(records) >= 2  # two OFDM channels per tick, at least the final tick
+    assert done.collected == len(records) == done.expected
+    assert done.failed == 0
+    assert done.time_remaining == 0
+    assert not PeriodicTask.objects.filter(name=done.schedule_name).exists()
+    uploaded = {upload.sha256: upload for upload in sim[0].uploads}
+    for record in records:
+        raw = (storage.storage_root() / record.stored_path).read_bytes()
+        data = zstandard.ZstdDecompressor().decompress(raw)
+        assert hashlib.sha256(data).hexdigest() == record.sha256
+        assert record.sha256 in uploaded
+        assert record.size_before == len(data)
+        assert record.size_after == len(raw)
+        assert record.filename.startswith("ds_ofdm_rxmer_per_subcar_02005e000000_")
+        assert record.filename.endswith(".bin.zst")
+        assert record.device_details["system_description"]["MODEL"] == "SIM-CM31"
+    assert {record.channel_id for record in records} == {193, 194}
+    assert done.metadata["system_description"]["VENDOR"] == "FieldRelay Sim"
+    assert not list(storage.usable_spool_dir().glob("*.bin"))  # spool emptied
+
+    status = api_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
+    assert status["state"] == "completed"
+    assert status["collected"] == len(records)
+    assert status["time_remaining"] == 0
+    assert status["updated"] == int(done.updated.timestamp())
+
+
+def test_channel_estimation_over_snmpv3(pnm_worker, beat, farm):
+    sim = farm(1)
+    operation = start(register(sim[0], v3=True), name="multi_ds_channel_estimation")
+
+    done = finished(operation)
+
+    assert done.state == OperationState.COMPLETED, done.last_error
+    records = Transaction.objects.filter(modem=done.modem)
+    assert set(records.values_list("pnm_test_type", flat=True)) == {"DS_OFDM_CHAN_EST_COEF"}
+    assert done.collected == done.expected >= 2
+
+
+def test_stop_midway(pnm_worker, beat, farm, api_client):
+    sim = farm(1)
+    operation = start(register(sim[0]), duration_s=60, interval_s=1)
+    wait_until(lambda: Operation.objects.get(pk=operation.pk).collected >= 2, timeout=30)
+
+    response = api_client.post(f"/api/v1/captures/operations/{operation.operation_id}/stop/")
+
+    assert response.status_code == 200
+    assert response.json()["state"] == "stopped"
+    assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    stopped = Operation.objects.get(pk=operation.pk)
+    assert 0 < stopped.time_remaining < 60
+    captures_before = stopped.captures.count()
+    # A tick already on its way when we stopped is refused by the state check.
+    from captures.tasks import trigger_capture
+
+    trigger_capture.delay(operation.pk)
+    worker_drained()
+    after = Operation.objects.get(pk=operation.pk)
+    assert after.captures.count() == captures_before
+    assert after.state == OperationState.STOPPED
+    assert after.collected == stopped.collected
+    assert not after.captures.filter(state__in=[CaptureState.PENDING, CaptureState.UPLOADED])
+
+
+@pytest.mark.parametrize(
+    ("failure", "state", "error"),
+    [
+        (Failure.TIMEOUT, OperationState.FAILED, "did not answer SNMP"),
+        (Failure.WRONG_COMMUNITY, OperationState.FAILED, "did not answer SNMP"),
+        (Failure.NO_UPLOAD, OperationState.FAILED, "not received by its deadline"),
+        (Failure.TRUNCATED_UPLOAD, OperationState.FAILED, "transfer aborted"),
+        (Failure.STALE_SAMPLE_READY, OperationState.COMPLETED, ""),
+        (Failure.IGNORE_FILE_NAME, OperationState.COMPLETED, ""),
+    ],
+)
+def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
+    sim = farm(1, failures={0: failure}, measure_delay_s=0.5)
+    # Default names carry only the MAC and a second: two channels finishing within one
+    # second would upload the same name (the second is refused as already received).
+    channels = [193] if failure is Failure.IGNORE_FILE_NAME else None
+    operation = start(register(sim[0]), duration_s=3, interval_s=1, channel_ids=channels)
+
+    done = finished(operation, timeout=90)
+
+    assert done.state == state, done.last_error
+    assert error in done.last_error
+    if state == OperationState.COMPLETED:
+        assert done.collected == done.expected >= (1 if channels else 2)
+        records = Transaction.objects.filter(capture__operation=done)
+        names = records.values_list("filename", flat=True)
+        assert all(name.startswith("ds_ofdm_rxmer_per_subcar_") for name in names)
+    else:
+        assert done.collected == 0
+        assert not PeriodicTask.objects.filter(name=done.schedule_name).exists()
+
+
+def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
+    sim = farm(1)
+    operation = start(register(sim[0]))
+    done = finished(operation)
+    capture = done.captures.filter(state=CaptureState.STORED).first()
+    from captures.tasks import stage_capture, trigger_capture
+
+    # Redeliver the staging of a stored capture, and a tick of a finished operation.
+    stage_capture.delay(capture.pk)
+    stage_capture.delay(capture.pk)
+    trigger_capture.delay(done.pk)
+    worker_drained()
+
+    assert Transaction.objects.filter(capture=capture).count() == 1
+    assert Operation.objects.get(pk=done.pk).collected == done.collected
