@@ -217,6 +217,7 @@ def test_dashboard_plots_real_samples_and_keeps_state_per_tab(live_server, user,
 
     # Tab B: one monitor over a fixed two-minute range of the past.
     tab_b = context.new_page()
+    tab_b.on("pageerror", lambda error: errors.append(str(error)))
     requests_b = series_requests(tab_b)
     b_start, b_end = iso(end - 300), iso(end - 180)
     tab_b.goto(f"{live_server.url}/monitoring/#ids={first.id}&start={b_start}&end={b_end}")
@@ -246,6 +247,8 @@ def test_dashboard_plots_real_samples_and_keeps_state_per_tab(live_server, user,
     tab_b.wait_for_function(f"location.hash.includes('{b_start}')")
     wait_ready(tab_b, 1)
     assert (requests_b[-1]["start"], requests_b[-1]["end"]) == (b_start, b_end)
+    tab_b.mouse.move(overlay["x"] + overlay["width"] * 0.7, y)  # the hover readout
+    save(tab_b.screenshot(full_page=True), "dashboard-tab-b-back.png")
 
     # Meanwhile tab A, still live, keeps re-querying a range that ends later and later.
     ends = len(requests_a)

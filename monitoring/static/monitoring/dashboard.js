@@ -4,7 +4,7 @@
 // previous view, so a slow range never holds up the next one.
 
 import { Plot } from "./plot.js";
-import { BUTTONS, beamPosition, hasButtons } from "./position.js";
+import { BUTTONS, beamPosition, hasButtons, sameTimes } from "./position.js";
 import { fixedView, loadView, rangeOf, saveView } from "./viewstate.js";
 
 const root = document.getElementById("dashboard");
@@ -218,7 +218,12 @@ function setPanelRanges() {
 
 function showSeries(panel, instrument, body) {
   const channels = instrument.channels.filter((name) => body.series[name]);
-  const note = body.resolution === "raw" ? "raw" : `${body.resolution} resolution`;
+  // The server keeps each channel's own min and max per bucket once a range holds more
+  // than max_points samples: then the channels' timestamps differ, or one is full.
+  const arrays = channels.map((name) => body.series[name]);
+  const decimated = !sameTimes(arrays) || arrays.some((a) => a.length >= body.max_points);
+  const level = body.resolution === "raw" ? "raw" : `${body.resolution} resolution`;
+  const note = decimated ? `${level} · decimated` : level;
   panel.buttons.setData(
     channels.map((name, i) => ({
       name,
@@ -235,7 +240,7 @@ function showSeries(panel, instrument, body) {
         { name: "x", color: COLORS.x, points: x },
         { name: "y", color: COLORS.y, points: y },
       ],
-      exact ? note : `${note} · bucket means`,
+      exact ? note : "bucket means",
     );
   }
   const points = channels.reduce((n, name) => n + body.series[name].length, 0);

@@ -233,7 +233,7 @@ export class Plot {
       ctx.fillText(s.name, x + 13, 4);
       x += ctx.measureText(s.name).width + 26;
     }
-    if (this.note) {
+    if (this.note && x + ctx.measureText(this.note).width <= width - MARGIN.right) {
       ctx.textAlign = "right";
       ctx.fillStyle = "#8a93a2";
       ctx.fillText(this.note, width - MARGIN.right, 4);
@@ -249,6 +249,32 @@ export class Plot {
     ctx.fillRect(left, MARGIN.top, right - left, height - MARGIN.top - MARGIN.bottom);
   }
 
+  /** A vertical line under the pointer and each series' nearest value there. */
+  drawCursor(x) {
+    const { ctx, height } = this.resizeCanvas(this.overlay);
+    if (x < MARGIN.left || x > MARGIN.left + this.plotWidth || !this.series.length) return;
+    const t = this.xToTime(x);
+    ctx.strokeStyle = "rgba(29, 36, 48, 0.35)";
+    ctx.beginPath();
+    ctx.moveTo(x, MARGIN.top);
+    ctx.lineTo(x, height - MARGIN.bottom);
+    ctx.stroke();
+    const parts = [new Date(t).toISOString().slice(11, 23)];
+    for (const s of this.series) {
+      const point = nearest(s.points, t);
+      if (point) parts.push(`${s.name} ${Number(point[1].toPrecision(6))}`);
+    }
+    ctx.font = "11px system-ui, 'DejaVu Sans', sans-serif";
+    const text = parts.join("  ");
+    const width = ctx.measureText(text).width + 8;
+    const left = Math.min(Math.max(MARGIN.left, x + 6), MARGIN.left + this.plotWidth - width);
+    ctx.fillStyle = "rgba(255, 255, 255, 0.9)";
+    ctx.fillRect(left, MARGIN.top + 2, width, 16);
+    ctx.fillStyle = "#1d2430";
+    ctx.textBaseline = "top";
+    ctx.fillText(text, left + 4, MARGIN.top + 4);
+  }
+
   bindPointer() {
     const localX = (event) => event.clientX - this.overlay.getBoundingClientRect().left;
     this.overlay.addEventListener("pointerdown", (event) => {
@@ -257,9 +283,15 @@ export class Plot {
       this.drag = { x0: localX(event), x1: localX(event) };
     });
     this.overlay.addEventListener("pointermove", (event) => {
-      if (!this.drag) return;
+      if (!this.drag) {
+        this.drawCursor(localX(event));
+        return;
+      }
       this.drag.x1 = localX(event);
       this.drawSelection(this.drag.x0, this.drag.x1);
+    });
+    this.overlay.addEventListener("pointerleave", () => {
+      if (!this.drag) this.drawSelection(null, null);
     });
     this.overlay.addEventListener("pointerup", () => {
       if (!this.drag) return;
@@ -283,6 +315,19 @@ export class Plot {
       this.options.onZoom(start - half / 2, end + half / 2);
     });
   }
+}
+
+// The point of a time-sorted [[t, v], ...] closest to t, by bisection.
+function nearest(points, t) {
+  if (!points.length) return null;
+  let low = 0;
+  let high = points.length - 1;
+  while (high - low > 1) {
+    const middle = (low + high) >> 1;
+    if (points[middle][0] < t) low = middle;
+    else high = middle;
+  }
+  return Math.abs(points[low][0] - t) <= Math.abs(points[high][0] - t) ? points[low] : points[high];
 }
 
 function medianSpacing(points) {

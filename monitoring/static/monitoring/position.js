@@ -10,7 +10,8 @@ export function hasButtons(channels) {
   return BUTTONS.every((name) => channels.includes(name));
 }
 
-function sameTimes(arrays) {
+/** True when every channel has the same timestamps (nothing was decimated apart). */
+export function sameTimes(arrays) {
   const [first, ...rest] = arrays;
   return rest.every((a) => a.length === first.length && a.every((p, i) => p[0] === first[i][0]));
 }
