@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 import numpy as np
 from django.db import connection, transaction
@@ -31,6 +32,7 @@ _SNAPSHOT_COLUMNS = [
     "instrument_id", "bucket", "ts", *_COLUMNS, "n",
     *(f"min{i}" for i in range(MAX_CHANNELS)), *(f"max{i}" for i in range(MAX_CHANNELS)),
 ]  # fmt: skip
+_NOT_NULL = {"instrument_id", "bucket", "ts", "c0", "n", "min0", "max0"}
 
 
 @dataclass(frozen=True)
@@ -88,25 +90,24 @@ def _copy(cursor, table: str, batch: SampleBatch) -> None:
     counts = np.unique(batch.channels)
     for count in counts:
         rows = batch if len(counts) == 1 else batch.take(batch.channels == count)
-        columns = ", ".join(["instrument_id", "ts", *_COLUMNS[:count]])
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(copy_buffer(rows, int(count)))
+        columns = ["instrument_id", "ts", *_COLUMNS[:count]]
+        arrays = [rows.instrument, rows.ts_us - PG_EPOCH_OFFSET_US]
+        copy_columns(cursor, table, columns, arrays + [rows.values[:, i] for i in range(count)])
 
 
-def copy_buffer(batch: SampleBatch, count: int) -> bytes:
-    """The binary COPY stream of (instrument_id, ts, c0..c<count-1>)."""
-    spec = [("fields", ">i2"), ("l0", ">i4"), ("instrument", ">i8"), ("l1", ">i4"), ("ts", ">i8")]
-    for i in range(count):
-        spec += [(f"l{i + 2}", ">i4"), (f"c{i}", ">f8")]
-    rows = np.empty(len(batch), dtype=np.dtype(spec))
-    rows["fields"] = 2 + count
-    for i in range(count + 2):
+def copy_columns(cursor, table: str, columns: list[str], arrays: list[np.ndarray]) -> None:
+    """Binary COPY of 8-byte columns: int64 arrays load as bigint (or timestamptz, given as
+    PostgreSQL microseconds), float64 arrays as double precision. No NULLs."""
+    spec = [("fields", ">i2")]
+    for i, array in enumerate(arrays):
+        spec += [(f"l{i}", ">i4"), (f"v{i}", ">i8" if array.dtype.kind in "iu" else ">f8")]
+    rows = np.empty(len(arrays[0]), dtype=np.dtype(spec))
+    rows["fields"] = len(arrays)
+    for i, array in enumerate(arrays):
         rows[f"l{i}"] = 8
-    rows["instrument"] = batch.instrument
-    rows["ts"] = batch.ts_us - PG_EPOCH_OFFSET_US
-    for i in range(count):
-        rows[f"c{i}"] = batch.values[:, i]
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+        rows[f"v{i}"] = array
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
 
 
 def _insert_new_only(cursor, batch: SampleBatch) -> SampleBatch:
@@ -149,11 +150,86 @@ def _write_sqlite(batch: SampleBatch) -> SampleBatch:
 
 
 # --- snapshots -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Snapshots:
+    """Per instrument-interval: first sample, count, per-channel min and max (NaN: no channel)."""
+
+    instrument: np.ndarray
+    bucket_us: np.ndarray
+    ts_us: np.ndarray
+    first: np.ndarray  # (n, MAX_CHANNELS)
+    count: np.ndarray
+    low: np.ndarray  # (n, MAX_CHANNELS)
+    high: np.ndarray  # (n, MAX_CHANNELS)
+
+    def columns(self) -> list[np.ndarray]:
+        """Arrays in the order of the snapshot table's columns."""
+        return [
+            self.instrument,
+            self.bucket_us,
+            self.ts_us,
+            *self.first.T,
+            self.count,
+            *self.low.T,
+            *self.high.T,
+        ]
+
+
+def snapshots_of(batch: SampleBatch, interval_s: int) -> Snapshots:
+    """Group ``batch`` by instrument and interval, in one sort."""
+    bucket = batch.ts_us // (interval_s * 1_000_000)
+    order = np.lexsort((batch.ts_us, bucket, batch.instrument))
+    instrument, bucket, ts = batch.instrument[order], bucket[order], batch.ts_us[order]
+    values = batch.values[order]
+    change = (instrument[1:] != instrument[:-1]) | (bucket[1:] != bucket[:-1])
+    starts = np.flatnonzero(np.concatenate(([True], change)))
+    return Snapshots(
+        instrument=instrument[starts],
+        bucket_us=bucket[starts] * interval_s * 1_000_000,
+        ts_us=ts[starts],
+        first=values[starts],
+        count=np.diff(np.append(starts, len(order))),
+        low=np.minimum.reduceat(values, starts, axis=0),
+        high=np.maximum.reduceat(values, starts, axis=0),
+    )
+
+
 def _upsert_snapshots(batch: SampleBatch, interval_s: int) -> None:
-    rows = snapshot_rows(batch, interval_s)
-    if not rows:
+    if not len(batch):
         return
-    least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
+    snapshots = snapshots_of(batch, interval_s)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Staged with one binary COPY, merged with one statement.
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS monitoring_snapshot_stage "
+                "(LIKE monitoring_snapshot) ON COMMIT DELETE ROWS"
+            )
+            arrays = snapshots.columns()
+            for i in (1, 2):  # bucket and ts: PostgreSQL's epoch
+                arrays[i] = arrays[i] - PG_EPOCH_OFFSET_US
+            copy_columns(cursor, "monitoring_snapshot_stage", _SNAPSHOT_COLUMNS, arrays)
+            cursor.execute(_snapshot_upsert("postgresql"))
+            cursor.execute("TRUNCATE monitoring_snapshot_stage")
+        else:
+            cursor.executemany(_snapshot_upsert(connection.vendor), _snapshot_tuples(snapshots))
+
+
+def _snapshot_tuples(snapshots: Snapshots) -> list[tuple]:
+    columns = snapshots.columns()
+    rows = []
+    for k in range(len(snapshots.instrument)):
+        row = [column[k].item() for column in columns]
+        row[1], row[2] = db_time(row[1]), db_time(row[2])
+        rows.append(tuple(None if v != v else v for v in row))  # NaN marks "no channel"
+    return rows
+
+
+@cache
+def _snapshot_upsert(vendor: str) -> str:
+    """Insert snapshot rows; on conflict keep the earlier first sample, add counts, widen
+    min/max (so batches may arrive in any order)."""
+    least, greatest = ("LEAST", "GREATEST") if vendor == "postgresql" else ("MIN", "MAX")
     old, earlier = "monitoring_snapshot", "excluded.ts < monitoring_snapshot.ts"
     updates = [f"n = {old}.n + excluded.n"]
     updates += [
@@ -161,42 +237,16 @@ def _upsert_snapshots(batch: SampleBatch, interval_s: int) -> None:
     ]
     updates += [f"min{i} = {least}({old}.min{i}, excluded.min{i})" for i in range(MAX_CHANNELS)]
     updates += [f"max{i} = {greatest}({old}.max{i}, excluded.max{i})" for i in range(MAX_CHANNELS)]
-    placeholders = ", ".join(["%s"] * len(_SNAPSHOT_COLUMNS))
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO monitoring_snapshot ({', '.join(_SNAPSHOT_COLUMNS)}) "  # noqa: S608
-            f"VALUES ({placeholders}) ON CONFLICT (instrument_id, bucket) DO UPDATE SET "
-            + ", ".join(updates),
-            rows,
-        )
-
-
-def snapshot_rows(batch: SampleBatch, interval_s: int) -> list[tuple]:
-    """Per instrument-interval of ``batch``: first sample, count, per-channel min and max."""
-    if not len(batch):
-        return []
-    bucket = batch.ts_us // (interval_s * 1_000_000)
-    order = np.lexsort((batch.ts_us, bucket, batch.instrument))
-    instrument, bucket, ts = batch.instrument[order], bucket[order], batch.ts_us[order]
-    values = batch.values[order]
-    change = (instrument[1:] != instrument[:-1]) | (bucket[1:] != bucket[:-1])
-    starts = np.flatnonzero(np.concatenate(([True], change)))
-    counts = np.diff(np.append(starts, len(order)))
-    mins = np.minimum.reduceat(values, starts, axis=0)
-    maxs = np.maximum.reduceat(values, starts, axis=0)
-    to_time = db_time if connection.vendor != "postgresql" else to_datetime
-    return [
-        (
-            int(instrument[s]),
-            to_time(int(bucket[s]) * interval_s * 1_000_000),
-            to_time(int(ts[s])),
-            *_nullable(values[s]),
-            int(counts[k]),
-            *_nullable(mins[k]),
-            *_nullable(maxs[k]),
-        )
-        for k, s in enumerate(starts)
-    ]
+    if vendor == "postgresql":
+        # NaN stands for "no such channel" in the stage (binary COPY rows are fixed-width).
+        picks = [c if c in _NOT_NULL else f"NULLIF({c}, 'NaN')" for c in _SNAPSHOT_COLUMNS]
+        source = f"SELECT {', '.join(picks)} FROM monitoring_snapshot_stage"  # noqa: S608
+    else:
+        source = "VALUES (" + ", ".join(["%s"] * len(_SNAPSHOT_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO monitoring_snapshot ({', '.join(_SNAPSHOT_COLUMNS)}) {source} "
+        "ON CONFLICT (instrument_id, bucket) DO UPDATE SET " + ", ".join(updates)
+    )
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -1,8 +1,4 @@
-"""Seed the retention flush as a periodic task, every minute.
-
-get_or_create, never update: an operator's edit of the schedule in the admin survives
-every later migrate and beat restart.
-"""
+"""Seed the retention flush as a periodic task, every minute (operators own it afterwards)."""
 
 from django.db import migrations
 

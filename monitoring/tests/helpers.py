@@ -1,0 +1,85 @@
+"""Generated sample data and a brute-force model of what retention must keep."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+from django.db import connection, transaction
+
+from monitoring.models import MAX_CHANNELS
+from monitoring.storage import SampleBatch, to_us, write_batch
+
+Row = tuple[int, int, tuple[float, ...]]  # (instrument id, µs since epoch, channel values)
+
+
+def generated(instrument_ids: list[int], start: datetime, hours: float, step_s: float, seed=1):
+    """Samples every ~``step_s`` (jittered, never colliding) per instrument, 4 channels."""
+    rng = np.random.default_rng(seed)
+    t0, n = to_us(start), int(hours * 3600 / step_s)
+    parts = []
+    for instrument in instrument_ids:
+        offsets = np.cumsum(rng.integers(int(step_s * 5e5), int(step_s * 1.5e6), n))
+        values = rng.normal(100.0, 10.0, (n, MAX_CHANNELS)).round(3)
+        parts.append((np.full(n, instrument), t0 + offsets, values))
+    return SampleBatch(
+        np.concatenate([p[0] for p in parts]).astype(np.int64),
+        np.concatenate([p[1] for p in parts]).astype(np.int64),
+        np.concatenate([p[2] for p in parts]),
+        np.full(n * len(instrument_ids), MAX_CHANNELS, dtype=np.int8),
+    )
+
+
+def store(batch: SampleBatch, interval_s: int = 60, chunks: int = 7) -> None:
+    """Write in shuffled chunks, as out-of-order network batches would arrive."""
+    order = np.random.default_rng(7).permutation(len(batch))
+    for part in np.array_split(order, chunks):
+        with transaction.atomic():
+            write_batch(batch.take(np.sort(part)), interval_s)
+
+
+def batch_of(rows: list[Row]) -> SampleBatch:
+    return SampleBatch(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, MAX_CHANNELS),
+        np.full(len(rows), MAX_CHANNELS, dtype=np.int8),
+    )
+
+
+def rows_of(batch: SampleBatch) -> list[Row]:
+    return [
+        (int(i), int(t), tuple(float(x) for x in v))
+        for i, t, v in zip(batch.instrument, batch.ts_us, batch.values, strict=True)
+    ]
+
+
+def expected_after_flush(rows: list[Row], cutoff_us: int, interval_s: int = 60) -> set[Row]:
+    """Brute force: everything from the cutoff on; before it, the first row per interval."""
+    kept: dict[tuple[int, int], Row] = {}
+    recent = set()
+    for row in rows:
+        instrument, ts, _ = row
+        if ts >= cutoff_us:
+            recent.add(row)
+            continue
+        key = (instrument, ts // (interval_s * 1_000_000))
+        if key not in kept or ts < kept[key][1]:
+            kept[key] = row
+    return recent | set(kept.values())
+
+
+def stored_rows() -> set[Row]:
+    """What the database holds: raw rows, plus snapshot rows from before the watermark."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT instrument_id, ts, c0, c1, c2, c3 FROM monitoring_sample")
+        raw = cursor.fetchall()
+        cursor.execute(
+            "SELECT s.instrument_id, s.ts, s.c0, s.c1, s.c2, s.c3 FROM monitoring_snapshot s "
+            "JOIN monitoring_retentionstate r ON r.id = 1 AND s.bucket < r.watermark"
+        )
+        thinned = cursor.fetchall()
+    out = {(i, to_us(ts), tuple(v)) for i, ts, *v in raw}
+    duplicated = out & {(i, to_us(ts), tuple(v)) for i, ts, *v in thinned}
+    assert not duplicated, f"rows both raw and thinned: {sorted(duplicated)[:3]}"
+    return out | {(i, to_us(ts), tuple(v)) for i, ts, *v in thinned}
