@@ -28,6 +28,7 @@ const panels = new Map(); // id → {element, meta, buttons: Plot, position: Plo
 let inFlight = null; // AbortController of the current view's requests
 let fetchTimer = null;
 let liveTimer = null;
+let lastMaxPoints = 0; // the width the data on screen was fetched for
 
 function setStatus(text, isError = false) {
   statusLine.textContent = text;
@@ -146,6 +147,10 @@ function bindControls() {
     const { start, end } = rangeOf(view);
     zoomTo(start - (end - start) / 2, end + (end - start) / 2);
   });
+  // A much wider or narrower window needs data at its new width.
+  new ResizeObserver(() => {
+    if (panels.size && Math.abs(maxPoints() - lastMaxPoints) > 0.2 * lastMaxPoints) scheduleFetch(300);
+  }).observe(el("plots"));
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && view.live) scheduleFetch(0);
   });
@@ -258,11 +263,11 @@ function maxPoints() {
   return Math.min(MAX_POINTS_LIMIT, Math.max(100, Math.round(first ? first.buttons.plotWidth : 1000)));
 }
 
-function seriesUrl(id, start, end) {
+function seriesUrl(id, start, end, points) {
   const params = new URLSearchParams({
     start: new Date(start).toISOString(),
     end: new Date(end).toISOString(),
-    max_points: String(maxPoints()),
+    max_points: String(points),
   });
   return `${API_ROOT}instruments/${id}/series?${params}`;
 }
@@ -272,14 +277,16 @@ async function fetchView() {
   const controller = new AbortController();
   inFlight = controller;
   const { start, end } = rangeOf(view);
+  const width = maxPoints();
+  lastMaxPoints = width;
   setPanelRanges();
   const began = performance.now();
   const jobs = [...panels.entries()].map(async ([id, panel]) => {
     panel.element.dataset.state = "loading";
     try {
-      const body = await getJSON(seriesUrl(id, start, end), controller.signal);
+      const body = await getJSON(seriesUrl(id, start, end, width), controller.signal);
       if (controller.signal.aborted) return { points: 0 };
-      return { points: showSeries(panel, instruments.get(id), body), resolution: body.resolution };
+      return { points: showSeries(panel, instruments.get(id), body) };
     } catch (error) {
       if (controller.signal.aborted) return { points: 0 };
       panel.element.dataset.state = "error";
