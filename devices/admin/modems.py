@@ -1,1 +1,82 @@
-"""Admin for cable modems."""
+"""Admin for cable modems. Credentials can be set but are never displayed back."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from devices.models import CableModem
+
+SECRET_FIELDS = ("community", "auth_key", "priv_key")
+
+
+class CableModemForm(forms.ModelForm):
+    """Secrets are write-only: an empty field keeps the stored value."""
+
+    class Meta:
+        model = CableModem
+        fields = [
+            "mac_address",
+            "ip_address",
+            "snmp_port",
+            "snmp_version",
+            "community",
+            "snmp_username",
+            "auth_protocol",
+            "auth_key",
+            "priv_protocol",
+            "priv_key",
+        ]
+        widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SECRET_FIELDS:
+            self.fields[name].required = False
+            if self.instance.pk and getattr(self.instance, name):
+                self.fields[name].help_text = "set; leave empty to keep it"
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk:
+            for name in SECRET_FIELDS:
+                if not cleaned.get(name):
+                    cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
+@admin.register(CableModem)
+class CableModemAdmin(admin.ModelAdmin):
+    form = CableModemForm
+    list_display = ["mac_address", "ip_address", "snmp_port", "snmp_version", "vendor", "model"]
+    list_filter = ["snmp_version", "vendor", "model"]
+    search_fields = ["mac_address", "ip_address"]
+    readonly_fields = [
+        "sys_descr",
+        "hw_rev",
+        "vendor",
+        "bootr",
+        "sw_rev",
+        "model",
+        "sys_descr_updated",
+        "created",
+        "updated",
+    ]
+    fieldsets = [
+        (None, {"fields": ["mac_address", "ip_address", "snmp_port"]}),
+        (
+            "SNMP credentials (write-only)",
+            {
+                "fields": [
+                    "snmp_version",
+                    "community",
+                    "snmp_username",
+                    "auth_protocol",
+                    "auth_key",
+                    "priv_protocol",
+                    "priv_key",
+                ]
+            },
+        ),
+        ("Last known sysDescr", {"fields": readonly_fields}),
+    ]
