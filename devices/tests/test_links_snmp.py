@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -126,6 +128,24 @@ def test_one_engine_serves_every_call_until_closed(farm: ModemFarm) -> None:
     assert own.get(farm[OK].target(), pnm.CTL_STATUS) == [2]  # a fresh engine after close
     assert own._engine is not engine
     own.close()
+
+
+def _child_get(snmp: SnmpClient, target: SnmpTarget, results: Any) -> None:
+    results.put(snmp.get(target, pnm.CTL_STATUS))
+
+
+def test_forked_child_builds_its_own_engine(farm: ModemFarm, snmp: SnmpClient) -> None:
+    """Celery's prefork children inherit the parent's client: each must make its own loop."""
+    target = farm[OK].target()
+    snmp.get(target, pnm.CTL_STATUS)  # the parent's engine and loop exist
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    child = fork.Process(target=_child_get, args=(snmp, target, results))
+    child.start()
+    child.join(20)
+    assert child.exitcode == 0
+    assert results.get(timeout=5) == [pnm.CtlStatus.READY]
+    assert snmp.get(target, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]  # parent unharmed
 
 
 def test_client_accessor_is_one_per_process() -> None:
