@@ -7,6 +7,7 @@ reports the bad ones. Either way every problem names its line.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,11 +15,14 @@ from datetime import datetime
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 
+from devices.ingester import Item
 from monitoring import lineprotocol
 from monitoring.models import MAX_CHANNELS, Instrument, RetentionState
 from monitoring.storage import SampleBatch, to_us, write_batch
+
+log = logging.getLogger(__name__)
 
 MAX_REPORTED_PROBLEMS = 20
 _PAD = [math.nan] * MAX_CHANNELS
@@ -46,7 +50,8 @@ class IngestError(ValueError):
 @dataclass
 class IngestResult:
     received: int = 0
-    written: int = 0
+    written: int = 0  # new rows (a line already stored is neither written nor rejected)
+    rejected: int = 0
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -199,6 +204,7 @@ def _batch_problems(
 
 def _store(rows: _Rows, problems: list[Problem], received: int, *, strict: bool, now: float):
     batch = rows.batch()
+    unparsed = len(problems)
     found, bad = _batch_problems(rows, batch, now)
     problems = problems + found
     if problems and strict:
@@ -218,7 +224,7 @@ def _store(rows: _Rows, problems: list[Problem], received: int, *, strict: bool,
                 problems += late[:MAX_REPORTED_PROBLEMS]
                 bad |= old
         written = write_batch(batch.take(~bad) if bad.any() else batch, interval)
-    return IngestResult(received=received, written=written, problems=_in_order(problems))
+    return IngestResult(received, written, unparsed + int(bad.sum()), _in_order(problems))
 
 
 def _in_order(problems: list[Problem]) -> list[Problem]:
@@ -240,3 +246,22 @@ def _locked_watermark_us() -> int | None:
     if row is None or row[0] is None:
         return None
     return to_us(row[0])
+
+
+def forward_item(item: Item) -> None:
+    """The stream listener's ``forward`` (and ``replay``'s): lenient ingest of one batch.
+
+    Lines without a timestamp get the time the batch was received, so a replayed dump
+    stores exactly the rows the live stream stored.
+    """
+    close_old_connections()  # a long-running thread: honour CONN_MAX_AGE, drop dead ones
+    text = item.read().decode("utf-8", errors="replace")
+    result = ingest_line_protocol(text, strict=False, now=item.received_at or None)
+    if result.problems:
+        log.warning(
+            "%s: %d of %d lines rejected, first: %s",
+            item.key,
+            result.rejected,
+            result.received,
+            "; ".join(map(str, result.problems[:3])),
+        )
