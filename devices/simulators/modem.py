@@ -156,7 +156,6 @@ class SimulatedModem:
         self._next_bulk_row = 1
         self.triggers = 0
         self.uploads: list[Upload] = []
-        self._oids: list[Oid] = []
 
     # --- identity ----------------------------------------------------------------------------
     @property
@@ -167,11 +166,9 @@ class SimulatedModem:
     @property
     def actual_community(self) -> str:
         """The community the agent really accepts (differs under WRONG_COMMUNITY)."""
-        return (
-            self.farm.alt_community
-            if self.failure is Failure.WRONG_COMMUNITY
-            else (self.farm.community)
-        )
+        if self.failure is Failure.WRONG_COMMUNITY:
+            return self.farm.alt_community
+        return self.farm.community
 
     def target(self, **options: Any) -> SnmpTarget:
         """An SNMPv2c target for this modem with the community the platform was given."""
