@@ -35,3 +35,15 @@ def test_panel_for_a_missing_file_says_so(imported, settings, tmp_path: Path) ->
     record = Transaction.objects.get(transaction_id=T4)
     (Path(settings.FIELDRELAY_STORAGE_ROOT) / record.stored_path).unlink()
     assert "cannot be read" in str(parsed_panel(record))
+
+
+def test_transaction_admin_page_shows_the_panel(imported, admin_client) -> None:
+    record = Transaction.objects.get(transaction_id=T1)
+    response = admin_client.get(f"/admin/captures/transaction/{record.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"/api/v1/captures/transactions/{T1}/plot.png" in page
+    assert "DS_OFDM_RXMER_PER_SUBCAR" in page
+    plot = admin_client.get(f"/api/v1/captures/transactions/{T1}/plot.png")
+    assert plot.status_code == 200  # the admin session is enough to load the image
+    assert plot["Content-Type"] == "image/png"
