@@ -290,6 +290,10 @@ class TftpReceiver(Ingester):
             raise RuntimeError("TFTP receiver is not listening")
         return int(self._server.listenport)
 
+    def snapshot(self) -> dict:
+        """The base metrics plus refusals by reason (heartbeated, so operators see them)."""
+        return {**super().snapshot(), "refused": dict(self.refusals)}
+
     def serve(self) -> None:
         self._prepare_spool()
         self._server = tftpy.TftpServer(str(self.root_dir), upload_open=self._upload_open)

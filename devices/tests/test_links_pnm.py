@@ -115,6 +115,7 @@ def test_bulk_destination_is_set_as_raw_bytes(farm: ModemFarm, snmp: SnmpClient)
     assert modem.dest_ip == bytes([127, 0, 0, 9])
     assert modem.dest_path == b"/pnm/"
     assert modem.upload_control == pnm.UPLOAD_AUTO
+    snmp.set(modem.target(), (pnm.BULK_UPLOAD_CONTROL, 2))  # nothing listens there: no uploads
 
 
 def test_capture_runs_and_file_enable_resets(farm: ModemFarm, snmp: SnmpClient) -> None:

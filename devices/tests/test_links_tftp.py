@@ -162,6 +162,7 @@ def test_unknown_peer_is_refused(receiver: Receiver) -> None:
     with pytest.raises(TftpException):
         receiver.upload("mine.bin", b"x" * 10, local_ip="127.0.0.2")
     assert receiver.rx.refusals["not expected from this peer"] == 1
+    assert receiver.rx.snapshot()["refused"] == {"not expected from this peer": 1}
     assert receiver.items == []
 
 
