@@ -204,10 +204,10 @@ def test_dashboard_plots_real_samples_and_keeps_state_per_tab(live_server, user,
     values = dict(zip(sim.BUTTONS, sim.buttons(monitor, t, random.Random(1)), strict=True))
     x, y = tab_a.evaluate(
         """async ([values, kx, ky]) => {
-            const {beamPosition} = await import('/static/monitoring/position.js');
+            const {positionPerSample} = await import('/static/monitoring/position.js');
             const series = Object.fromEntries(
                 Object.entries(values).map(([k, v]) => [k, [[0, v]]]));
-            const {x, y} = beamPosition(series, kx, ky, null);
+            const {x, y} = positionPerSample(series, kx, ky);
             return [x[0][1], y[0][1]];
         }""",
         [values, BPM_KX_MM, BPM_KY_MM],

@@ -4,7 +4,7 @@
 // previous view, so a slow range never holds up the next one.
 
 import { Plot } from "./plot.js";
-import { BUTTONS, beamPosition, hasButtons, sameTimes } from "./position.js";
+import { BUTTONS, hasButtons, positionPerBucket, positionPerSample, sameTimes } from "./position.js";
 import { fixedView, loadView, rangeOf, saveView } from "./viewstate.js";
 
 const root = document.getElementById("dashboard");
@@ -238,14 +238,16 @@ function showSeries(panel, instrument, body) {
     note,
   );
   if (panel.position && BUTTONS.every((name) => body.series[name])) {
+    // Per sample only where the four buttons were read together: raw, not decimated apart.
+    const perSample = body.resolution === "raw" && sameTimes(BUTTONS.map((name) => body.series[name]));
     const grid = { start: Date.parse(body.start), end: Date.parse(body.end), buckets: Math.floor(body.max_points / 2) };
-    const { x, y, exact } = beamPosition(body.series, KX, KY, grid);
+    const { x, y } = perSample ? positionPerSample(body.series, KX, KY) : positionPerBucket(body.series, KX, KY, grid);
     panel.position.setData(
       [
         { name: "x", color: COLORS.x, points: x },
         { name: "y", color: COLORS.y, points: y },
       ],
-      exact ? note : "bucket means",
+      perSample ? note : "bucket means",
     );
   }
   const points = channels.reduce((n, name) => n + body.series[name].length, 0);
@@ -281,8 +283,9 @@ async function fetchView() {
   lastMaxPoints = width;
   setPanelRanges();
   const began = performance.now();
+  // Panels keep their state here: a view change marked them loading, a live refresh
+  // swaps the data in place without flicker.
   const jobs = [...panels.entries()].map(async ([id, panel]) => {
-    panel.element.dataset.state = "loading";
     try {
       const body = await getJSON(seriesUrl(id, start, end, width), controller.signal);
       if (controller.signal.aborted) return { points: 0 };

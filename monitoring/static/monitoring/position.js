@@ -35,19 +35,7 @@ function bucketMeans(arrays, start, end, buckets) {
   return { times, means };
 }
 
-/**
- * @param {Object<string, Array<[number, number]>>} series channel → points
- * @param {{start: number, end: number, buckets: number}} grid used when the channels'
- *   timestamps differ (decimated data): x and y are then one point per bucket.
- * @returns {{x: Array, y: Array, exact: boolean}} exact: one point per sample.
- */
-export function beamPosition(series, kx, ky, grid) {
-  const arrays = BUTTONS.map((name) => series[name] || []);
-  const exact = sameTimes(arrays);
-  const { times, means } = exact
-    ? { times: Float64Array.from(arrays[0], (p) => p[0]), means: arrays.map((a) => Float64Array.from(a, (p) => p[1])) }
-    : bucketMeans(arrays, grid.start, grid.end, Math.max(1, grid.buckets));
-  const [topIn, botIn, botOut, topOut] = means;
+function differenceOverSum(times, [topIn, botIn, botOut, topOut], kx, ky) {
   const x = [];
   const y = [];
   for (let i = 0; i < times.length; i += 1) {
@@ -56,5 +44,22 @@ export function beamPosition(series, kx, ky, grid) {
     x.push([times[i], (kx * (topOut[i] + botOut[i] - topIn[i] - botIn[i])) / sum]);
     y.push([times[i], (ky * (topIn[i] + topOut[i] - botIn[i] - botOut[i])) / sum]);
   }
-  return { x, y, exact };
+  return { x, y };
+}
+
+/** x and y of every sample; the four channels must share their timestamps (raw data). */
+export function positionPerSample(series, kx, ky) {
+  const arrays = BUTTONS.map((name) => series[name] || []);
+  const times = Float64Array.from(arrays[0], (p) => p[0]);
+  return differenceOverSum(times, arrays.map((a) => Float64Array.from(a, (p) => p[1])), kx, ky);
+}
+
+/**
+ * x and y per time bucket of grid {start, end, buckets}, from each button's mean there:
+ * for decimated or per-minute data, whose points are each channel's own min and max.
+ */
+export function positionPerBucket(series, kx, ky, grid) {
+  const arrays = BUTTONS.map((name) => series[name] || []);
+  const { times, means } = bucketMeans(arrays, grid.start, grid.end, Math.max(1, grid.buckets));
+  return differenceOverSum(times, means, kx, ky);
 }
