@@ -76,9 +76,7 @@ class Failure(enum.StrEnum):
 
 @dataclass(frozen=True)
 class V3User:
-    """The farm's SNMPv3 user. Privacy (AES/DES) needs the ``cryptography`` package, which
-    pysnmp imports optionally; without it only authNoPriv works, hence no priv key by default.
-    """
+    """The farm's SNMPv3 user: authNoPriv unless a priv key is given (authPriv, AES/DES)."""
 
     user: str = "pnm"
     auth_key: str = field(default="pnm-auth-key", repr=False)

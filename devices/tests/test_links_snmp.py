@@ -19,7 +19,7 @@ from devices.links.snmp import (
     client,
     values_by_suffix,
 )
-from devices.simulators.modem import Failure, ModemFarm
+from devices.simulators.modem import Failure, ModemFarm, V3User
 
 OK, SILENT, WRONG_COMMUNITY = 0, 1, 2
 
@@ -170,3 +170,15 @@ def test_target_validates_its_protocols() -> None:
         SnmpTarget("10.0.0.1", version="1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="auth protocol"):
         SnmpTarget("10.0.0.1", auth_protocol="ROT13")
+
+
+def test_v3_with_privacy_encrypts_and_works(snmp: SnmpClient) -> None:
+    """authPriv (SHA + AES): needs the cryptography package, a project dependency."""
+    user = V3User(priv_key="pnm-priv-key", priv_protocol="AES")
+    with ModemFarm(1, v3_user=user) as private:
+        target = private[0].v3_target()
+        assert target.priv_key
+        assert snmp.get(target, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+        wrong = replace(target, priv_key="not-the-priv-key")
+        with pytest.raises((SnmpRejected, SnmpTimeout)):
+            snmp.get(fast(wrong), pnm.SYS_DESCR)
