@@ -41,7 +41,7 @@ def parse_line(line: str) -> Point:
     measurement = _unescape(head[0])
     if not measurement:
         raise ValueError("missing measurement")
-    tags = dict(_pair(item, "tag") for item in head[1:])
+    tags = {key: _unescape(value) for key, value in (_pair(item, "tag") for item in head[1:])}
     fields = {key: _number(key, value) for key, value in map(_field, _fields(sections[1]))}
     if not fields:
         raise ValueError("no fields")

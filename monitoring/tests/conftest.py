@@ -6,12 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from monitoring.models import Instrument
 
 # A fixed, recent-enough origin: tests pass "now" explicitly where time matters.
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_series_cache():
+    """Series of closed ranges are cached by instrument id: ids repeat across test runs."""
+    cache.clear()
 
 
 @pytest.fixture
