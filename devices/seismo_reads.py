@@ -20,10 +20,11 @@ from typing import Any
 from celery import Task
 from celery.result import AsyncResult
 from django.conf import settings
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from devices import seismo_cache, tasks
-from devices.models.seismographs import SeismoEvent, Seismograph
+from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
 
 ERROR_STATUS = {"refused": 503, "busy": 503, "timeout": 504, "rejected": 400}
 _POLL_S = 0.02
@@ -182,18 +183,16 @@ def info_resource() -> Resource:
     return Resource("info", "info", lookup, tasks.refresh_info)
 
 
-def event_json(event: SeismoEvent) -> dict[str, Any]:
-    return {**event.header, "index": event.device_index, "has_waveform": _has_waveform(event)}
+def event_json(event: SeismoEvent, has_waveform: bool) -> dict[str, Any]:
+    return {**event.header, "index": event.device_index, "has_waveform": has_waveform}
 
 
-def _has_waveform(event: SeismoEvent) -> bool:
-    return hasattr(event, "waveform")
-
-
-def _slots(device: Seismograph):
+def _slots(device: Seismograph) -> QuerySet[SeismoEvent]:
+    """Events at their current index, with a flag (not the bytes) for a stored waveform."""
+    stored = SeismoWaveform.objects.filter(event=OuterRef("pk"))
     return (
         SeismoEvent.objects.filter(device=device, device_index__isnull=False)
-        .select_related("waveform")
+        .annotate(has_waveform=Exists(stored))
         .order_by("device_index")
     )
 
@@ -202,9 +201,8 @@ def events_resource() -> Resource:
     def lookup(device: Seismograph) -> Cached | None:
         if device.events_checked_at is None:
             return None
-        return Cached(
-            [event_json(e) for e in _slots(device)], device.events_checked_at, _events_fresh(device)
-        )
+        events = [event_json(e, e.has_waveform) for e in _slots(device)]
+        return Cached(events, device.events_checked_at, _events_fresh(device))
 
     return Resource("events", "events", lookup, tasks.sync_events)
 
@@ -220,7 +218,8 @@ def event_resource(index: int) -> Resource:
             if device.event_count is not None and index >= device.event_count:
                 raise NoEvent(index)
             return None
-        return Cached(event_json(event), device.events_checked_at, _events_fresh(device))
+        data = event_json(event, event.has_waveform)
+        return Cached(data, device.events_checked_at, _events_fresh(device))
 
     return Resource("events", "events", lookup, tasks.sync_events)
 
@@ -229,10 +228,9 @@ def waveform_resource(index: int, force: bool) -> Resource:
     """Waveforms are immutable: once stored for the event at ``index`` they stay fresh."""
 
     def lookup(device: Seismograph) -> Cached | None:
-        event = _slots(device).filter(device_index=index).first()
-        if event is None or not _has_waveform(event):
-            return None
-        return Cached(event.waveform, event.waveform.fetched_at, True)
+        rows = SeismoWaveform.objects.select_related("event")
+        row = rows.filter(event__device=device, event__device_index=index).first()
+        return None if row is None else Cached(row, row.fetched_at, True)
 
     return Resource(
         f"waveform:{index}",

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from devices import seismo_cache, services
 from devices.links.seismo.errors import SeismoLinkError
+from devices.models.seismographs import Seismograph
 
 _jitter = random.SystemRandom()  # spreads retries; not security-relevant
 # The unit answered: these say nothing about the link's health.
@@ -41,6 +42,8 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
             "ok": False,
             "error": {"kind": "busy", "message": "unit busy in another session"},
         }
+    except Seismograph.DoesNotExist:  # deleted while the task was queued
+        outcome = {"ok": False, "error": {"kind": "gone", "message": "device deleted"}}
     except SeismoLinkError as exc:
         if exc.transient and exc.kind in RETRY_KINDS and attempt < settings.SEISMO_TASK_RETRIES:
             backoff = settings.SEISMO_RETRY_BACKOFF_S * 2**attempt
@@ -51,6 +54,11 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
         if exc.kind not in NOT_LINK_FAILURES:
             services.note_failure(device_id, exc)
         outcome = {"ok": False, "error": services.error_payload(exc)}
+    except Exception:
+        # A bug or a database outage: the task fails loudly, but it must not leave its
+        # flight marker behind for requests to wait on.
+        seismo_cache.release_flight(device_id, resource, task.request.id)
+        raise
     else:
         outcome = {"ok": True, "result": result}
     seismo_cache.release_flight(device_id, resource, task.request.id)

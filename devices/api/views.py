@@ -153,7 +153,7 @@ class SeismographViewSet(
             meta["geo_range"],
             max_points,
         )
-        plot["event"] = seismo_reads.event_json(row.event)
+        plot["event"] = seismo_reads.event_json(row.event, has_waveform=True)
         response = _respond(request, reply, plot)
         response["ETag"] = etag
         response["Cache-Control"] = "private, max-age=31536000, immutable"
