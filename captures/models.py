@@ -163,7 +163,10 @@ class CaptureState(models.TextChoices):
 class Capture(models.Model):
     """One file a trigger asked a modem for: (operation, tick, channel) is unique."""
 
-    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="captures")
+    # Indexed by the (operation, tick, channel_id) constraint; no separate FK index.
+    operation = models.ForeignKey(
+        Operation, on_delete=models.CASCADE, related_name="captures", db_index=False
+    )
     tick = models.PositiveIntegerField()
     channel_id = models.PositiveIntegerField()
     if_index = models.PositiveIntegerField()
@@ -203,8 +206,9 @@ class Transaction(models.Model):
     capture_group = models.ForeignKey(
         CaptureGroup, on_delete=models.PROTECT, related_name="transactions"
     )
+    # Indexed by the (modem, id) index of the feed; no separate FK index.
     modem = models.ForeignKey(
-        "devices.CableModem", on_delete=models.PROTECT, related_name="transactions"
+        "devices.CableModem", on_delete=models.PROTECT, related_name="transactions", db_index=False
     )
     timestamp = models.DateTimeField(help_text="when the file was staged")
     mac_address = models.CharField(max_length=17)
