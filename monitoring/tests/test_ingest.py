@@ -152,3 +152,16 @@ def test_oversized_batch_is_refused(api, bpm, settings):
     settings.MONITORING_MAX_BATCH_BYTES = 1024
     response = post_lines(api, [lp("10AE", k) for k in range(100)])
     assert response.status_code == 413
+
+
+def test_deleting_an_instrument_deletes_its_samples(api, bpm, bpms):
+    post_lines(api, [lp("10AE", k) for k in range(5)] + [lp("BPM01", k) for k in range(5)])
+    bpm.delete()
+    assert Sample.objects.count() == 5
+    assert set(Snapshot.objects.values_list("instrument__name", flat=True)) == {"BPM01"}
+
+
+def test_admin_lists_instruments_and_the_retention_state(admin_client, bpm):
+    RetentionState.objects.create()
+    assert b"10AE" in admin_client.get("/admin/monitoring/instrument/").content
+    assert admin_client.get("/admin/monitoring/retentionstate/").status_code == 200
