@@ -12,6 +12,7 @@ import os
 import random
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,6 +46,10 @@ pytestmark = [
         reason="/usr/bin/chromium is missing: run .ci/browser-setup.sh (Debian's chromium)",
     ),
 ]
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def iso(t: float) -> str:
@@ -249,6 +254,17 @@ def test_dashboard_plots_real_samples_and_keeps_state_per_tab(live_server, user,
     assert (requests_b[-1]["start"], requests_b[-1]["end"]) == (b_start, b_end)
     tab_b.mouse.move(overlay["x"] + overlay["width"] * 0.7, y)  # the hover readout
     save(tab_b.screenshot(full_page=True), "dashboard-tab-b-back.png")
+
+    # Three wheel steps in: each narrows the range by 0.8 around the pointer, one re-query.
+    before = len(requests_b)
+    for _ in range(3):
+        tab_b.mouse.wheel(0, -100)
+    tab_b.wait_for_function(f"!location.hash.includes('{b_start}')")
+    wait_ready(tab_b, 1)
+    wheeled = requests_b[before:]
+    assert 1 <= len(wheeled) <= 3
+    span_s = (parse_iso(wheeled[-1]["end"]) - parse_iso(wheeled[-1]["start"])).total_seconds()
+    assert span_s == pytest.approx(120 * 0.8**3, rel=0.01)
 
     # Meanwhile tab A, still live, keeps re-querying a range that ends later and later.
     ends = len(requests_a)
