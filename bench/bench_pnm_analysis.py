@@ -1,21 +1,21 @@
 """Time to analyse a 300-capture RxMER operation, and process RSS across 100 analyses.
 
 Creates its own throw-away database (``bench_pnm_analysis_<pid>`` next to DATABASE_URL's)
-and storage folder, records 300 zstd-stored RxMER files (7600 subcarriers, as the real demo
-captures) made by the modem simulator's writer, then times ``analyse`` plus full output
-(JSON/CSV streamed to nowhere, PNG) for each analysis type.
+and storage folder, imports a PyPNM data dir of 300 RxMER files (7600 subcarriers, as the
+real demo captures) made by the modem simulator's writer, then times ``analyse`` plus full
+output (JSON/CSV streamed to nowhere, PNG) for each analysis type.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,64 +40,43 @@ def rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def build_operation():
-    from captures import storage
-    from captures.models import Capture, CaptureGroup, CaptureState, Operation, Transaction
-    from devices.models import CableModem
+def build_operation(workdir: Path):
+    """300 simulator RxMER files in a PyPNM data dir, loaded with ``import_pypnm``."""
+    from captures.management.commands.import_pypnm import import_data_dir
+    from captures.models import Operation
     from devices.simulators.pnm_files import rxmer_file
 
-    mac = "aa:bb:cc:00:00:01"
-    modem = CableModem.objects.create(mac_address=mac, ip_address="127.0.0.1")
-    group = CaptureGroup.objects.create()
-    operation = Operation.objects.create(
-        name="multi_rxmer",
-        measure_mode="continuous",
-        modem=modem,
-        capture_group=group,
-        duration_s=CAPTURES,
-        sample_interval_s=1,
-        state="completed",
-    )
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    mac, start, group = "aa:bb:cc:00:00:01", 1767225600, "00000000000000b1"
+    (workdir / "pnm").mkdir(parents=True)
+    transactions = {}
     for tick in range(CAPTURES):
-        when = start + timedelta(seconds=tick)
-        name = f"ds_ofdm_rxmer_per_subcar_aabbcc000001_193_{int(when.timestamp())}.bin"
+        name = f"ds_ofdm_rxmer_per_subcar_aabbcc000001_193_{start + tick}.bin"
         data = rxmer_file(
             channel_id=193,
             mac=mac,
-            capture_time=int(when.timestamp()),
+            capture_time=start + tick,
             seed=tick,
             subcarriers=SUBCARRIERS,
             spacing_khz=25,
         )
-        stored = storage.store_compressed(
-            data, storage.stored_relative_path(modem.mac_hex, name + ".zst"), 3
-        )
-        capture = Capture.objects.create(
-            operation=operation,
-            tick=tick + 1,
-            channel_id=193,
-            if_index=3,
-            file_name=name,
-            state=CaptureState.STORED,
-            triggered_at=when,
-            deadline=when,
-        )
-        Transaction.objects.create(
-            capture=capture,
-            capture_group=group,
-            modem=modem,
-            timestamp=when,
-            mac_address=mac,
-            pnm_test_type="DS_OFDM_RXMER_PER_SUBCAR",
-            channel_id=193,
-            filename=name + ".zst",
-            stored_path=stored.relative_path,
-            size_before=stored.size_before,
-            size_after=stored.size_after,
-            sha256=stored.sha256,
-        )
-    return operation
+        (workdir / "pnm" / name).write_bytes(data)
+        transactions[f"{tick + 1:016x}"] = {
+            "timestamp": start + tick,
+            "mac_address": mac,
+            "pnm_test_type": "DS_OFDM_RXMER_PER_SUBCAR",
+            "filename": name,
+        }
+    manifests = {
+        "operation_capture.json": {
+            "00000000000000a1": {"capture_group_id": group, "created": start}
+        },
+        "capture_group.json": {group: {"created": start, "transactions": list(transactions)}},
+        "transactions.json": transactions,
+    }
+    for name, content in manifests.items():
+        (workdir / name).write_text(json.dumps(content))
+    import_data_dir(workdir)
+    return Operation.objects.get(operation_id="00000000000000a1")
 
 
 def run_analysis(operation, analysis, output: str) -> int:
@@ -123,9 +102,9 @@ def main() -> None:
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         started = time.perf_counter()
-        operation = build_operation()
+        operation = build_operation(settings.FIELDRELAY_STORAGE_ROOT / "pypnm-data")
         print(
-            f"recorded {CAPTURES} RxMER captures ({SUBCARRIERS} subcarriers) "
+            f"imported {CAPTURES} RxMER captures ({SUBCARRIERS} subcarriers) with import_pypnm "
             f"in {time.perf_counter() - started:.1f} s"
         )
         print(f"{'analysis':12} {'format':6} {'median s':>9} {'output bytes':>13}")
@@ -138,10 +117,10 @@ def main() -> None:
                     times.append(time.perf_counter() - t0)
                 print(f"{analysis:12} {output:6} {statistics.median(times):9.3f} {size:13d}")
         before = rss_mb()
-        formats = ("json", "csv", "png")
         kinds = (AnalysisType.MIN_AVG_MAX, AnalysisType.HEATMAP)
-        for i in range(RSS_ANALYSES):
-            run_analysis(operation, kinds[i % 2], formats[i % 3])
+        for i in range(RSS_ANALYSES):  # every 10th a PNG (matplotlib), else JSON / CSV
+            output = "png" if i % 10 == 9 else ("json", "csv")[i % 2]
+            run_analysis(operation, kinds[(i // 2) % 2], output)
             if i == 9:
                 warm = rss_mb()
         after = rss_mb()
