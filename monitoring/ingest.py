@@ -57,20 +57,24 @@ class IngestResult:
 
 @dataclass
 class _Rows:
-    """Accepted rows as columns, with where each came from."""
+    """Accepted rows as columns, with where each came from (``label`` formats a position)."""
 
+    label: str
     instrument: list[int] = field(default_factory=list)
     ts_us: list[int] = field(default_factory=list)
     values: list[list[float]] = field(default_factory=list)
     channels: list[int] = field(default_factory=list)
-    where: list[str] = field(default_factory=list)
+    position: list[int] = field(default_factory=list)
 
-    def add(self, where: str, instrument: tuple[int, list[str]], ts_us: int, values: list) -> None:
+    def where(self, i: int) -> str:
+        return self.label.format(self.position[i])
+
+    def add(self, position: int, instrument: tuple, ts_us: int, values: list) -> None:
         self.instrument.append(instrument[0])
         self.ts_us.append(ts_us)
         self.values.append(values + _PAD[len(values) :])
         self.channels.append(len(values))
-        self.where.append(where)
+        self.position.append(position)
 
     def batch(self) -> SampleBatch:
         return SampleBatch(
@@ -88,10 +92,9 @@ def ingest_line_protocol(
     now = time.time() if now is None else now
     scale_ns = lineprotocol.PRECISION_NS[precision]
     by_name = _instruments_by_name()
-    rows, problems, received = _Rows(), [], 0
+    rows, problems, received = _Rows("line {}"), [], 0
     for number, line in lineprotocol.iter_lines(text):
         received += 1
-        where = f"line {number}"
         try:
             point = lineprotocol.parse_line(line)
             name = point.tags.get("instrument", point.measurement)
@@ -100,9 +103,9 @@ def ingest_line_protocol(
             stamp = point.timestamp
             ts_us = int(now * 1e6) if stamp is None else stamp * scale_ns // 1000
         except ValueError as exc:
-            problems.append(Problem(where, str(exc)))
+            problems.append(Problem(f"line {number}", str(exc)))
             continue
-        rows.add(where, instrument, ts_us, values)
+        rows.add(number, instrument, ts_us, values)
     return _store(rows, problems, received, strict=strict, now=now)
 
 
@@ -111,7 +114,7 @@ def ingest_json(samples: list, *, strict: bool = True, now: float | None = None)
     now = time.time() if now is None else now
     by_name = _instruments_by_name()
     by_id = {instrument[0]: instrument for instrument in by_name.values()}
-    rows, problems = _Rows(), []
+    rows, problems = _Rows("samples[{}]"), []
     for index, sample in enumerate(samples):
         where = f"samples[{index}]"
         try:
@@ -122,7 +125,7 @@ def ingest_json(samples: list, *, strict: bool = True, now: float | None = None)
             if instrument is None:
                 raise ValueError(f"unknown instrument {key!r}")
             values = _ordered(instrument[1], sample.get("values"))
-            rows.add(where, instrument, _json_time(sample.get("ts")), values)
+            rows.add(index, instrument, _json_time(sample.get("ts")), values)
         except ValueError as exc:
             problems.append(Problem(where, str(exc)))
     return _store(rows, problems, len(samples), strict=strict, now=now)
@@ -147,6 +150,10 @@ def _known(by_name: dict, name: object) -> tuple[int, list[str]]:
 
 def _ordered(channels: list[str], values: object) -> list[float]:
     """The values in channel order, all finite numbers, exactly one per channel."""
+    if isinstance(values, dict) and len(values) == len(channels):  # the common case, fast
+        ordered = [values.get(name) for name in channels]
+        if all(type(v) is float and math.isfinite(v) for v in ordered):
+            return ordered
     if isinstance(values, dict):
         if set(values) != set(channels):
             raise ValueError(
@@ -189,7 +196,7 @@ def _batch_problems(
     """Problems found across lines: times too far ahead, one instrument twice at one time."""
     bad = batch.ts_us > int((now + settings.MONITORING_MAX_FUTURE_S) * 1e6)
     problems = [
-        Problem(rows.where[i], f"timestamp more than {settings.MONITORING_MAX_FUTURE_S} s ahead")
+        Problem(rows.where(i), f"timestamp more than {settings.MONITORING_MAX_FUTURE_S} s ahead")
         for i in np.flatnonzero(bad)[:MAX_REPORTED_PROBLEMS]
     ]
     order = np.lexsort((batch.ts_us, batch.instrument))
@@ -197,7 +204,7 @@ def _batch_problems(
         batch.ts_us[order][1:] == batch.ts_us[order][:-1]
     )
     for i in order[1:][same][:MAX_REPORTED_PROBLEMS]:
-        problems.append(Problem(rows.where[i], "duplicate timestamp for this instrument"))
+        problems.append(Problem(rows.where(i), "duplicate timestamp for this instrument"))
         bad[i] = True
     return problems, bad
 
@@ -216,7 +223,7 @@ def _store(rows: _Rows, problems: list[Problem], received: int, *, strict: bool,
             old = batch.ts_us < watermark
             if old.any():
                 late = [
-                    Problem(rows.where[i], "older than the retention watermark")
+                    Problem(rows.where(i), "older than the retention watermark")
                     for i in np.flatnonzero(old)[:MAX_REPORTED_PROBLEMS]
                 ]
                 if strict:

@@ -33,6 +33,36 @@ def iter_lines(text: str) -> Iterator[tuple[int, str]]:
 
 def parse_line(line: str) -> Point:
     """Parse one line; ``ValueError`` says what is wrong with it."""
+    if "\\" not in line and '"' not in line:
+        try:
+            return _parse_plain(line)
+        except (ValueError, IndexError):
+            pass  # the general parser below says precisely what is wrong
+    return _parse_general(line)
+
+
+def _parse_plain(line: str) -> Point:
+    """The common case, no escapes or quotes: ``str.split`` only, no per-token calls."""
+    sections = line.split()
+    head = sections[0].split(",")
+    tags = {}
+    for item in head[1:]:
+        key, value = item.split("=", 1)
+        if not key or not value:
+            raise ValueError
+        tags[key] = value
+    fields = {}
+    for item in sections[1].split(","):
+        key, value = item.split("=", 1)
+        if not key:
+            raise ValueError
+        fields[key] = float(int(value[:-1])) if value[-1] in "iu" else float(value)
+    if not head[0] or len(sections) > 3:
+        raise ValueError
+    return Point(head[0], tags, fields, int(sections[2]) if len(sections) == 3 else None)
+
+
+def _parse_general(line: str) -> Point:
     plain = "\\" not in line and '"' not in line
     sections = [s for s in (line.split(" ") if plain else _split(line, " ", quotes=True)) if s]
     if len(sections) not in (2, 3):
