@@ -307,3 +307,22 @@ def test_import_of_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommandError, match=r"no transactions\.json"):
         call_command("import_pypnm", str(tmp_path / "empty"))
+
+
+@pytest.mark.django_db
+def test_imported_records_are_served_by_the_captures_api(
+    data_dir: Path, storage_root: Path
+) -> None:
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    import_data_dir(data_dir)
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_user("ops", password="pw-ops-1"))
+    assert client.get("/api/v1/captures/operations/").status_code == 200
+    status = client.get(f"/api/v1/captures/operations/{OP_RXMER}/status/").json()
+    assert (status["state"], status["collected"], status["time_remaining"]) == ("completed", 2, 0)
+    feed = client.get("/api/v1/captures/transactions/").json()
+    assert {t["transaction_id"] for t in feed["results"]} == {T1, T2, T3, T4, T5}
+    download = client.get(f"/api/v1/captures/transactions/{T1}/download/")
+    assert b"".join(download.streaming_content) == (SAMPLES / DEMO_1).read_bytes()
