@@ -211,12 +211,17 @@ class NoEvent(LookupError):
     """The unit's event count is known and the index is beyond it."""
 
 
+def _check_index(device: Seismograph, index: int) -> None:
+    """No dial for an index beyond the count of a fresh probe."""
+    if device.event_count is not None and index >= device.event_count and _events_fresh(device):
+        raise NoEvent(index)
+
+
 def event_resource(index: int) -> Resource:
     def lookup(device: Seismograph) -> Cached | None:
         event = _slots(device).filter(device_index=index).first()
         if event is None:
-            if device.event_count is not None and index >= device.event_count:
-                raise NoEvent(index)
+            _check_index(device, index)
             return None
         data = event_json(event, event.has_waveform)
         return Cached(data, device.events_checked_at, _events_fresh(device))
@@ -225,12 +230,16 @@ def event_resource(index: int) -> Resource:
 
 
 def waveform_resource(index: int, force: bool) -> Resource:
-    """Waveforms are immutable: once stored for the event at ``index`` they stay fresh."""
+    """Waveforms are immutable: once stored for the event at ``index`` they stay fresh. The
+    refresh task reads the header at the index itself, so no event sync is needed first."""
 
     def lookup(device: Seismograph) -> Cached | None:
         rows = SeismoWaveform.objects.select_related("event")
         row = rows.filter(event__device=device, event__device_index=index).first()
-        return None if row is None else Cached(row, row.fetched_at, True)
+        if row is None:
+            _check_index(device, index)
+            return None
+        return Cached(row, row.fetched_at, True)
 
     return Resource(
         f"waveform:{index}",

@@ -257,8 +257,9 @@ def fetch_waveform(device_id: int, index: int, force: bool, progress: Progress) 
     def work(device: Seismograph, client: MiniMateClient) -> bool:
         try:
             header = client.read_event_header(index)
-        except NoSuchEvent:  # fewer events than we thought: erased behind our back
-            _flush_derived(device)
+        except NoSuchEvent:
+            if index in _slots(device):  # we had an event there: erased behind our back
+                _flush_derived(device)
             return False
         cached = _slots(device).get(index)
         with transaction.atomic():

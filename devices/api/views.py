@@ -121,12 +121,9 @@ class SeismographViewSet(
         return _respond(request, reply)
 
     def _waveform(self, request: Request, index: int) -> Reply:
-        device = self.get_object()
-        event = seismo_reads.serve(device, seismo_reads.event_resource(index))
-        if event.status != 200:
-            return event
         force = _force(request)
-        return seismo_reads.serve(device, seismo_reads.waveform_resource(index, force), force)
+        resource = seismo_reads.waveform_resource(index, force)
+        return seismo_reads.serve(self.get_object(), resource, force)
 
     @extend_schema(parameters=[FORCE, MAX_POINTS], responses=REPLIES)
     @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)/waveform")

@@ -173,3 +173,10 @@ def test_admin_pages_and_waveform_plot(warm, admin_client):
     )
     assert cleared.status_code == 302
     assert not SeismoWaveform.objects.exists()
+
+
+def test_waveform_beyond_a_fresh_count_is_404_without_a_dial(api, warm, sim):
+    sessions = sim.sessions
+    assert api.get(f"{BASE}{warm.pk}/events/7/waveform/").status_code == 404
+    assert api.get(f"{BASE}{warm.pk}/events/7/waveform/raw/").status_code == 404
+    assert sim.sessions == sessions
