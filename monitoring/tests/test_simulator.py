@@ -132,3 +132,36 @@ def test_create_registers_the_monitors_once():
         (name, "bpm", ["top_in", "bot_in", "bot_out", "top_out"])
         for name in ("BPM01", "BPM02", "BPM03")
     ]
+
+
+def test_reconnects_when_the_listener_drops_the_connection():
+    received: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+
+    def drop_then_keep() -> None:
+        first, _ = server.accept()
+        first.recv(1024)
+        first.close()  # the listener restarts
+        second, _ = server.accept()
+        second.settimeout(10)
+        with second:
+            while chunk := second.recv(65536):
+                received.append(chunk)
+
+    thread = threading.Thread(target=drop_then_keep, daemon=True)
+    thread.start()
+    call_command(
+        "simulate_instruments",
+        "--count=2",
+        f"--port={server.getsockname()[1]}",
+        "--seconds=1.5",
+        "--connect-timeout=5",
+        stdout=io.StringIO(),
+    )
+    thread.join(timeout=10)
+    server.close()
+    lines = b"".join(received).decode().splitlines()
+    assert lines, "nothing arrived after the reconnect"
+    assert all(record.startswith("bpm,instrument=BPM0") for record in lines)
+    assert len(lines) < 2 * 15

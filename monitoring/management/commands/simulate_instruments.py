@@ -206,7 +206,10 @@ def stream(
     seconds: float | None,
     connect_timeout: float,
 ) -> int:
-    """Send one line per monitor per tick; reconnects if the listener goes away."""
+    """Send one line per monitor per tick; reconnects if the listener goes away.
+
+    What could not be sent is dropped, as a live instrument's readings would be.
+    """
     rng = random.Random()  # noqa: S311 - simulation noise
     sock = connect(address, connect_timeout)
     sent = 0
