@@ -46,14 +46,7 @@ async function getJSON(url, signal) {
 }
 
 async function loadInstruments() {
-  const found = [];
-  let url = `${API_ROOT}instruments/?limit=1000`;
-  for (let page = 0; url && page < 50; page += 1) {
-    const body = await getJSON(url);
-    const rows = Array.isArray(body) ? body : body.results;
-    found.push(...rows);
-    url = Array.isArray(body) ? null : body.next;
-  }
+  const found = await getJSON(`${API_ROOT}instruments/`); // a short catalogue, not paginated
   found.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
   instruments = new Map(found.map((i) => [i.id, i]));
 }
@@ -151,6 +144,8 @@ function bindControls() {
   new ResizeObserver(() => {
     if (panels.size && Math.abs(maxPoints() - lastMaxPoints) > 0.2 * lastMaxPoints) scheduleFetch(300);
   }).observe(el("plots"));
+  // Back/forward and edits of the hash.
+  window.addEventListener("popstate", () => changeView(loadView(), { push: false, delay: 0 }));
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && view.live) scheduleFetch(0);
   });
@@ -339,7 +334,6 @@ function changeView(next, { push, delay }) {
 }
 
 async function start() {
-  bindControls();
   setStatus("loading instruments…");
   try {
     await loadInstruments();
@@ -351,10 +345,9 @@ async function start() {
     setStatus("no instruments registered yet");
     return;
   }
-  // Back/forward and edits of the hash; read only now that the ids can be checked.
-  window.addEventListener("popstate", () => changeView(loadView(), { push: false, delay: 0 }));
   view = loadView();
   if (!view.ids.length) view = { ...view, ids: [instruments.keys().next().value] };
+  bindControls();
   changeView(view, { push: false, delay: 0 });
 }
 
