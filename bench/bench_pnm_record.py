@@ -87,6 +87,8 @@ def measure(operation, first_tick: int) -> list[float]:
 
 
 def main() -> None:
+    # Our own throw-away database, never the test suite's test_<name>.
+    connection.settings_dict["TEST"]["NAME"] = f"bench_pnm_record_{os.getpid()}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         from captures.tests.factories import make_operation

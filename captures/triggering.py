@@ -8,6 +8,7 @@ against a deadline. The file itself arrives at the receiver, which queues the st
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import time
@@ -71,10 +72,31 @@ def run_tick(tick: Tick) -> int:
                 + (f" among {operation.channel_ids}" if operation.channel_ids else "")
             )
         services.set_expected_channels(operation, len(channels))
+        point_uploads_at_receiver(snmp, target)
+        return sum(_capture_channel(tick, test, target, channel) for channel in channels)
+
+
+def point_uploads_at_receiver(snmp, target) -> None:
+    """Set the bulk destination unless the modem already has it: one GET instead of four
+    SETs on every tick after the first."""
+    address = ipaddress.ip_address(settings.PNM_TFTP_DEST_HOST)
+    wanted = [
+        1 if address.version == 4 else 2,
+        address.packed,
+        settings.PNM_TFTP_DEST_PATH.encode(),
+        pnm.UPLOAD_AUTO,
+    ]
+    current = snmp.get(
+        target,
+        pnm.BULK_DEST_IP_TYPE,
+        pnm.BULK_DEST_IP,
+        pnm.BULK_DEST_PATH,
+        pnm.BULK_UPLOAD_CONTROL,
+    )
+    if current != wanted:
         pnm.set_bulk_destination(
             snmp, target, settings.PNM_TFTP_DEST_HOST, settings.PNM_TFTP_DEST_PATH
         )
-        return sum(_capture_channel(tick, test, target, channel) for channel in channels)
 
 
 def _capture_channel(tick: Tick, test: pnm.PnmTest, target, channel: pnm.OfdmChannel) -> bool:

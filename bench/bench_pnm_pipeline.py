@@ -1,0 +1,254 @@
+"""End-to-end PNM captures/s with N simulated modems, trigger-to-transaction latency, and
+the RSS of the snmp/ingest worker processes across the run.
+
+Everything is real and separate, as deployed: the simulated modems (one child process,
+each modem on its own 127.0.x.y address), the TFTP receiver (``manage.py tftp_receiver``),
+celery beat with the database scheduler, a prefork ``snmp`` worker and an ``ingest``
+worker, PostgreSQL (a throw-away database) and Redis. Every modem runs one multi-RxMER
+operation on one channel; beat fires each at a fixed rate. Throughput is counted over
+the steady middle of the run; latency is Capture.triggered_at -> Transaction.timestamp.
+
+    python bench/bench_pnm_pipeline.py [--modems 200] [--duration 60] [--interval 2]
+    python bench/bench_pnm_pipeline.py --solo --modems 20 --interval 1 --duration 150  # RSS
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-S", "django"]
+WORKER_ENV = {
+    "PNM_POLL_INTERVAL_S": "0.05",
+    "PNM_SNMP_TIMEOUT_S": "2",
+    "PNM_SNMP_RETRIES": "1",
+    "PNM_MEASURE_DEADLINE_S": "20",
+    "PNM_UPLOAD_DEADLINE_S": "20",
+}
+
+
+def run_farm(count: int, tftp_port: int, delay_s: float, conn) -> None:  # child process
+    from devices.simulators.modem import ModemFarm
+
+    with ModemFarm(
+        count,
+        measure_delay_s=delay_s,
+        distinct_addresses=True,
+        tftp_port=tftp_port,
+        upload_workers=32,
+    ) as farm:
+        conn.send([(m.address, m.port, m.mac, m.community) for m in farm])
+        conn.recv()  # until told to stop
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def database_url() -> str:
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit((parts.scheme, parts.netloc, "/" + connection.settings_dict["NAME"], "", ""))
+
+
+def start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--modems", type=int, default=200)
+    parser.add_argument("--duration", type=int, default=60)
+    parser.add_argument("--interval", type=int, default=2)
+    parser.add_argument("--snmp-workers", type=int, default=6)
+    parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
+    parser.add_argument("--solo", action="store_true", help="one solo worker for all queues")
+    args = parser.parse_args()
+
+    from config.celery_app import app
+
+    with app.connection_for_write() as conn:  # stale messages of an interrupted run
+        for queue in ("snmp", "ingest", "maintenance", "default"):
+            with conn.channel() as channel:
+                try:
+                    channel.queue_purge(queue)
+                except Exception:  # noqa: S112 - a queue that never existed is empty
+                    continue
+
+    # Our own throw-away database, never the test suite's test_<name>.
+    connection.settings_dict["TEST"]["NAME"] = f"bench_pnm_pipeline_{os.getpid()}"
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    files = Path(tempfile.mkdtemp(prefix="bench-pnm-"))
+    settings.FIELDRELAY_STORAGE_ROOT = files / "storage"
+    tftp_port = free_udp_port()
+    env = {
+        **os.environ,
+        **WORKER_ENV,
+        "DATABASE_URL": database_url(),
+        "FIELDRELAY_STORAGE_ROOT": str(files / "storage"),
+        "FIELDRELAY_SPOOL_DIR": str(files / "spool"),
+        "PNM_TFTP_LISTEN_PORT": str(tftp_port),
+    }
+    python = sys.executable
+    parent, child = mp.Pipe()
+    farm = mp.Process(
+        target=run_farm, args=(args.modems, tftp_port, args.delay, child), daemon=True
+    )
+    farm.start()
+    procs: list[subprocess.Popen] = []
+    try:
+        from captures.demo import start_rxmer
+        from captures.models import TERMINAL_STATES, Operation, Transaction
+        from devices.models import CableModem
+
+        modems = [
+            CableModem.objects.create(
+                mac_address=mac, ip_address=address, snmp_port=port, community=community
+            )
+            for address, port, mac, community in parent.recv()
+        ]
+        worker = [python, "-m", "celery", "-A", "config", "worker", "-l", "WARNING"]
+        if args.solo:  # one process does everything: its RSS is the memory figure
+            solo = start(
+                [*worker, "-P", "solo", "-Q", "snmp,ingest,maintenance,default", "-n", "solo@%h"],
+                env,
+                files / "solo.log",
+            )
+            procs.append(solo)
+            pids = {"solo": [solo.pid]}
+        else:
+            snmp = start(
+                [*worker, "-Q", "snmp", "-n", "bench-snmp@%h", "-c", str(args.snmp_workers)],
+                env,
+                files / "snmp.log",
+            )
+            ingest = start(
+                [*worker, "-Q", "ingest,maintenance,default", "-n", "bench-ingest@%h", "-c", "2"],
+                env,
+                files / "ingest.log",
+            )
+            procs += [snmp, ingest]
+        receiver = start([python, "manage.py", "tftp_receiver"], env, files / "tftp.log")
+        procs.append(receiver)
+        time.sleep(8)  # workers up
+        if not args.solo:
+            pids = {"snmp": children(snmp.pid), "ingest": children(ingest.pid)}
+        operations = []
+        for modem in modems:
+            operation = start_rxmer(modem, args.duration, args.interval)
+            Operation.objects.filter(pk=operation.pk).update(channel_ids=[193])
+            operations.append(operation.pk)
+        began = time.time()
+        procs.append(
+            start(
+                [*BEAT, "--max-interval", "1", "--pidfile=", "-s", str(files / "beat-schedule")],
+                env,
+                files / "beat.log",
+            )
+        )
+        rss_before = None
+        deadline = began + args.duration + 90
+        while time.time() < deadline:
+            if rss_before is None and time.time() > began + 15:
+                rss_before = {n: [rss_mb(p) for p in ps] for n, ps in pids.items()}
+            done = Operation.objects.filter(pk__in=operations, state__in=TERMINAL_STATES)
+            if done.count() == len(operations):
+                break
+            time.sleep(2)
+        rss_after = {n: [rss_mb(p) for p in ps] for n, ps in pids.items()}
+
+        rows = list(
+            Transaction.objects.filter(capture__operation__in=operations).values_list(
+                "timestamp", "capture__triggered_at"
+            )
+        )
+        stamps = sorted(ts.timestamp() for ts, _ in rows)
+        latencies = [(ts - trig).total_seconds() * 1000 for ts, trig in rows]
+        window = (stamps[0] + 10, stamps[-1] - 5) if stamps else (0, 0)
+        steady = sum(window[0] <= t <= window[1] for t in stamps)
+        states = dict(
+            Operation.objects.filter(pk__in=operations)
+            .values_list("state")
+            .annotate(n=django.db.models.Count("id"))
+        )
+        offered = args.modems / args.interval
+        print(
+            f"{args.modems} modems, 1 channel, every {args.interval} s for {args.duration} s "
+            f"(offered {offered:.0f} captures/s); "
+            + ("one solo worker" if args.solo else f"snmp -c {args.snmp_workers}, ingest -c 2")
+            + f", measurement {args.delay} s"
+        )
+        print(f"  transactions: {len(rows)}; operations: {states}")
+        if stamps and window[1] > window[0]:
+            print(f"  steady captures/s: {steady / (window[1] - window[0]):.1f}")
+            print(
+                f"  trigger->transaction: p50 {statistics.median(latencies):.0f} ms, "
+                f"p95 {percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms"
+            )
+        for name in pids:
+            before = rss_before.get(name, []) if rss_before else []
+            print(
+                f"  {name} worker RSS MB per process, after warm-up -> end: "
+                + ", ".join(
+                    f"{b:.1f}->{a:.1f}" for b, a in zip(before, rss_after[name], strict=False)
+                )
+            )
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        parent.send("stop")
+        farm.join(15)
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

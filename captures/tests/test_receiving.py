@@ -1,0 +1,73 @@
+"""The receiver with the cache-backed expectations: only waiting captures get in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tftpy
+
+from captures import expectations, services
+from captures.models import CaptureState
+from captures.tests.factories import make_modem, make_operation
+from conftest import wait_until
+from devices.links.pnm import PnmTest, default_file_name, stored_file_name
+from devices.simulators.pnm_files import pnm_file
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def upload(receiver, name: str, data: bytes, tmp_path) -> None:
+    source = tmp_path / "upload.bin"
+    source.write_bytes(data)
+    client = tftpy.TftpClient("127.0.0.1", receiver.bound_port)
+    client.upload(name, str(source), timeout=2, retries=1)
+
+
+def expect(operation, tick: int = 1):
+    modem = operation.modem
+    name = stored_file_name(PnmTest.RXMER, modem.mac_address, 193, 1_700_000_000 + tick)
+    capture = services.create_capture(operation, tick, 193, 3, name)
+    return capture, expectations.register(capture, modem, PnmTest.RXMER)
+
+
+def test_expected_upload_is_marked_uploaded(receiver, tmp_path, monkeypatch):
+    queued = []
+    monkeypatch.setattr("captures.tasks.stage_capture.delay", queued.append)
+    operation = make_operation(make_modem(ip_address="127.0.0.1"))
+    capture, _ = expect(operation)
+    data = pnm_file(PnmTest.RXMER, channel_id=193, mac=operation.modem.mac_address, capture_time=1)
+
+    upload(receiver, capture.file_name, data, tmp_path)
+
+    wait_until(lambda: queued == [capture.pk], timeout=10)
+    capture.refresh_from_db()
+    assert capture.state == CaptureState.UPLOADED
+    assert Path(capture.spool_path).read_bytes() == data
+
+
+@pytest.mark.parametrize("hostile", ["../escape.bin", "/etc/passwd", "unexpected.bin"])
+def test_unexpected_or_hostile_names_are_refused(receiver, tmp_path, hostile):
+    operation = make_operation(make_modem(ip_address="127.0.0.1"))
+    expect(operation)
+
+    with pytest.raises(tftpy.TftpException):
+        upload(receiver, hostile, b"PNN\x04" + b"\0" * 600, tmp_path)
+
+    assert not list(receiver.spool_dir.glob("*.bin"))
+    assert not (tmp_path / "escape.bin").exists()
+
+
+def test_uploads_for_a_stopped_operation_are_refused(receiver, tmp_path):
+    operation = make_operation(make_modem(ip_address="127.0.0.1"))
+    capture, _ = expect(operation)
+    services.stop_operation(operation)
+
+    with pytest.raises(tftpy.TftpException):
+        upload(receiver, capture.file_name, b"PNN\x04" + b"\0" * 600, tmp_path)
+    mib_name = default_file_name(PnmTest.RXMER, operation.modem.mac_address, 1_700_000_001)
+    with pytest.raises(tftpy.TftpException):
+        upload(receiver, mib_name, b"PNN\x04" + b"\0" * 600, tmp_path)
+
+    capture.refresh_from_db()
+    assert capture.state == CaptureState.CANCELLED
