@@ -21,6 +21,7 @@ from celery import Task
 from celery.result import AsyncResult
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from devices import seismo_cache, tasks
@@ -207,8 +208,8 @@ def events_resource() -> Resource:
     return Resource("events", "events", lookup, tasks.sync_events)
 
 
-class NoEvent(LookupError):
-    """The unit's event count is known and the index is beyond it."""
+class NoEvent(Http404):
+    """The unit's event count is fresh and the index is beyond it (the API answers 404)."""
 
 
 def _check_index(device: Seismograph, index: int) -> None:

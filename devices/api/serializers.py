@@ -23,26 +23,6 @@ class SeismographSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Seismograph
-        fields = [
-            "id",
-            "conn_key",
-            "name",
-            "serial_number",
-            "host",
-            "tcp_port",
-            "port",
-            "baud",
-            "link_timeout_s",
-            "idle_gap_s",
-            "created_at",
-            "info_fetched_at",
-            "config_dirty",
-            "event_count",
-            "events_checked_at",
-            "offline",
-            "last_contact_at",
-            "last_error",
-        ]
         read_only_fields = [
             "serial_number",
             "created_at",
@@ -52,6 +32,19 @@ class SeismographSerializer(serializers.ModelSerializer):
             "events_checked_at",
             "offline",
             "last_contact_at",
+        ]
+        fields = [
+            "id",
+            "conn_key",
+            "name",
+            "host",
+            "tcp_port",
+            "port",
+            "baud",
+            "link_timeout_s",
+            "idle_gap_s",
+            *read_only_fields,
+            "last_error",
         ]
         extra_kwargs = {
             "conn_key": {"required": False},

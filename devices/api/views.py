@@ -6,6 +6,7 @@ refresh, nothing → bounded wait then 202); the views only parse input and shap
 
 from __future__ import annotations
 
+from celery import Task
 from celery.result import AsyncResult
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -26,7 +27,7 @@ from devices.api.serializers import (
 )
 from devices.models.seismographs import Seismograph, SeismoWaveform
 from devices.seismo_plot import waveform_json
-from devices.seismo_reads import NoEvent, Reply
+from devices.seismo_reads import Reply
 from devices.seismo_stats import cache_stats
 
 FORCE = OpenApiParameter("force", bool, description="Bypass freshness (still one session).")
@@ -88,6 +89,14 @@ class SeismographViewSet(
     queryset = Seismograph.objects.all()
     serializer_class = SeismographSerializer
 
+    def _serve(self, request: Request, resource: seismo_reads.Resource) -> Response:
+        reply = seismo_reads.serve(self.get_object(), resource, _force(request))
+        return _respond(request, reply)
+
+    def _command(self, request: Request, name: str, task: Task, **kwargs: object) -> Response:
+        reply = seismo_reads.run_command(self.get_object(), name, task, **kwargs)
+        return _respond(request, reply)
+
     def perform_create(self, serializer: SeismographSerializer) -> None:
         # A new unit starts with no live state, even if Redis outlived the database.
         seismo_cache.clear_device(serializer.save().pk)
@@ -96,29 +105,19 @@ class SeismographViewSet(
     @action(detail=True, methods=["get"])
     def info(self, request: Request, pk: str) -> Response:
         """Identity and compliance config; cached until a config write dirties it."""
-        reply = seismo_reads.serve(self.get_object(), seismo_reads.info_resource(), _force(request))
-        return _respond(request, reply)
+        return self._serve(request, seismo_reads.info_resource())
 
     @extend_schema(parameters=[FORCE], responses=REPLIES)
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
         """Event headers; a count probe then only new indices when stale."""
-        reply = seismo_reads.serve(
-            self.get_object(), seismo_reads.events_resource(), _force(request)
-        )
-        return _respond(request, reply)
+        return self._serve(request, seismo_reads.events_resource())
 
     @extend_schema(parameters=[FORCE], responses=REPLIES, operation_id="seismograph_event")
     @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)")
     def event(self, request: Request, pk: str, index: str) -> Response:
         """One event header by its index in the unit's memory."""
-        try:
-            reply = seismo_reads.serve(
-                self.get_object(), seismo_reads.event_resource(int(index)), _force(request)
-            )
-        except NoEvent:
-            return Response({"detail": f"no event {index} on the unit"}, status=404)
-        return _respond(request, reply)
+        return self._serve(request, seismo_reads.event_resource(int(index)))
 
     def _waveform(self, request: Request, index: int) -> Reply:
         force = _force(request)
@@ -131,10 +130,7 @@ class SeismographViewSet(
         """Samples in physical units with a time axis, min/max-preserving decimation."""
         params = _MaxPoints(data=request.query_params)
         params.is_valid(raise_exception=True)
-        try:
-            reply = self._waveform(request, int(index))
-        except NoEvent:
-            return Response({"detail": f"no event {index} on the unit"}, status=404)
+        reply = self._waveform(request, int(index))
         if reply.status != 200:
             return _respond(request, reply)
         row: SeismoWaveform = reply.data
@@ -163,10 +159,7 @@ class SeismographViewSet(
     @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)/waveform/raw")
     def waveform_raw(self, request: Request, pk: str, index: str) -> Response | HttpResponse:
         """The body as the unit streamed it (int16 BE sample sets, 4 channels interleaved)."""
-        try:
-            reply = self._waveform(request, int(index))
-        except NoEvent:
-            return Response({"detail": f"no event {index} on the unit"}, status=404)
+        reply = self._waveform(request, int(index))
         if reply.status != 200:
             return _respond(request, reply)
         row: SeismoWaveform = reply.data
@@ -209,33 +202,23 @@ class SeismographViewSet(
     @action(detail=True, methods=["get"])
     def monitor(self, request: Request, pk: str) -> Response:
         """Monitoring status (30 s cache), with a pending start/stop the unit has not confirmed."""
-        reply = seismo_reads.serve(
-            self.get_object(), seismo_reads.monitor_resource(), _force(request)
-        )
-        return _respond(request, reply)
+        return self._serve(request, seismo_reads.monitor_resource())
 
     @extend_schema(request=None, responses=REPLIES)
     @action(detail=True, methods=["post"], url_path="monitor/start")
     def monitor_start(self, request: Request, pk: str) -> Response:
-        reply = seismo_reads.run_command(
-            self.get_object(), "monitoring", tasks.set_monitoring, start=True
-        )
-        return _respond(request, reply)
+        return self._command(request, "monitoring", tasks.set_monitoring, start=True)
 
     @extend_schema(request=None, responses=REPLIES)
     @action(detail=True, methods=["post"], url_path="monitor/stop")
     def monitor_stop(self, request: Request, pk: str) -> Response:
-        reply = seismo_reads.run_command(
-            self.get_object(), "monitoring", tasks.set_monitoring, start=False
-        )
-        return _respond(request, reply)
+        return self._command(request, "monitoring", tasks.set_monitoring, start=False)
 
     @extend_schema(request=None, responses=REPLIES | {403: None})
     @action(detail=True, methods=["post"], permission_classes=[IsOperator])
     def erase(self, request: Request, pk: str) -> Response:
         """Erase the unit's event memory (operators only). Stored events stay as history."""
-        reply = seismo_reads.run_command(self.get_object(), "erase", tasks.erase_device)
-        return _respond(request, reply)
+        return self._command(request, "erase", tasks.erase_device)
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get", "delete"])
