@@ -347,8 +347,10 @@ def test_two_units_are_served_in_parallel(api, sims, settings):
     slow_url, fast_url = register(api, slow, timeout_s=5.0), register(api, fast)
     get(api, slow_url + "events/")
     settings.SEISMO_API_WAIT_S = 0
-    pending = get(api, slow_url + "events/0/waveform/").json()
-    assert pending["task_id"]
+    accepted = get(api, slow_url + "events/0/waveform/")
+    assert accepted.status_code == 202
+    pending = accepted.json()
+    assert accepted["Location"] == pending["status_url"]
     wait_until(lambda: api.get(pending["status_url"]).json()["progress"], timeout=20)
     settings.SEISMO_API_WAIT_S = 8
     other = get(api, fast_url + "events/")

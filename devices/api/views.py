@@ -68,6 +68,9 @@ def _respond(request: Request, reply: Reply, data: object = None) -> Response:
     if reply.task_id:
         body["status_url"] = reverse("seismo-task", args=[reply.task_id], request=request)
     response = Response(body, status=reply.status)
+    if reply.status == 202:
+        response["Location"] = body["status_url"]
+        response["Retry-After"] = "1"
     if reply.status == 200 and body["age_s"] is not None:
         response["Age"] = str(int(body["age_s"]))
     return response
