@@ -65,6 +65,7 @@ class _Rows:
     values: list[list[float]] = field(default_factory=list)
     channels: list[int] = field(default_factory=list)
     position: list[int] = field(default_factory=list)
+    blocks: list[np.ndarray] = field(default_factory=list)  # values of add_block rows
 
     def where(self, i: int) -> str:
         return self.label.format(self.position[i])
@@ -76,11 +77,24 @@ class _Rows:
         self.channels.append(len(values))
         self.position.append(position)
 
+    def add_block(self, positions: list[int], instruments: list[int], ts_us: list[int], values):
+        """Many rows at once, after every ``add``; ``values`` is an (n, channels) float array."""
+        count = values.shape[1]
+        self.instrument += instruments
+        self.ts_us += ts_us
+        self.blocks.append(
+            np.pad(values, ((0, 0), (0, MAX_CHANNELS - count)), constant_values=np.nan)
+        )
+        self.channels += [count] * len(positions)
+        self.position += positions
+
     def batch(self) -> SampleBatch:
         return SampleBatch(
             np.array(self.instrument, dtype=np.int64),
             np.array(self.ts_us, dtype=np.int64),
-            np.array(self.values, dtype=np.float64).reshape(-1, MAX_CHANNELS),
+            np.concatenate(
+                [np.array(self.values, dtype=np.float64).reshape(-1, MAX_CHANNELS), *self.blocks]
+            ),
             np.array(self.channels, dtype=np.int8),
         )
 
@@ -88,24 +102,60 @@ class _Rows:
 def ingest_line_protocol(
     text: str, *, precision: str = "ns", strict: bool = True, now: float | None = None
 ) -> IngestResult:
-    """Store a line-protocol batch; the instrument is the ``instrument`` tag or the measurement."""
+    """Store a line-protocol batch; the instrument is the ``instrument`` tag or the measurement.
+
+    Lines of the usual shape (fields in channel order, plain numbers) are matched by one
+    regular expression per channel layout and converted to floats by numpy in bulk; any other
+    line takes the general parser, which also words the errors.
+    """
     now = time.time() if now is None else now
     scale_ns = lineprotocol.PRECISION_NS[precision]
+    now_us = int(now * 1e6)
     by_name = _instruments_by_name()
+    layouts = {tuple(channels) for _, channels in by_name.values()}
+    patterns = [(list(c), lineprotocol.layout_pattern(c)) for c in sorted(layouts)]
+    usual: dict[int, tuple[list, list, list, list]] = {}  # per channel count, in columns
     rows, problems, received = _Rows("line {}"), [], 0
     for number, line in lineprotocol.iter_lines(text):
         received += 1
-        try:
-            point = lineprotocol.parse_line(line)
-            name = point.tags.get("instrument", point.measurement)
-            instrument = _known(by_name, name)
-            values = _ordered(instrument[1], point.fields)
-            stamp = point.timestamp
-            ts_us = int(now * 1e6) if stamp is None else stamp * scale_ns // 1000
-        except ValueError as exc:
-            problems.append(Problem(f"line {number}", str(exc)))
-            continue
-        rows.add(number, instrument, ts_us, values)
+        for channels, pattern in patterns:
+            match = pattern.fullmatch(line)
+            if match is None:
+                continue
+            groups = match.groups()
+            instrument = by_name.get(groups[1] or groups[0])
+            if instrument is not None and instrument[1] == channels:
+                block = usual.setdefault(len(channels), ([], [], [], []))
+                block[0].append(number)
+                block[1].append(instrument[0])
+                stamp = groups[-1]
+                block[2].append(now_us if stamp is None else int(stamp) * scale_ns // 1000)
+                block[3].extend(groups[2:-1])
+                break
+        else:
+            try:
+                point = lineprotocol.parse_line(line)
+                name = point.tags.get("instrument", point.measurement)
+                instrument = _known(by_name, name)
+                values = _ordered(instrument[1], point.fields)
+                stamp = point.timestamp
+                ts_us = now_us if stamp is None else stamp * scale_ns // 1000
+            except ValueError as exc:
+                problems.append(Problem(f"line {number}", str(exc)))
+                continue
+            rows.add(number, instrument, ts_us, values)
+    for count, (positions, instruments, stamps, texts) in usual.items():
+        values = np.array(texts, dtype=np.float64).reshape(-1, count)
+        finite = np.isfinite(values).all(axis=1)  # "1e999" is a plain number, and infinite
+        for i in np.flatnonzero(~finite):
+            problems.append(Problem(f"line {positions[i]}", "a value is not finite"))
+        keep = np.flatnonzero(finite).tolist() if not finite.all() else None
+        if keep is not None:
+            positions, instruments, stamps = (
+                [column[i] for i in keep] for column in (positions, instruments, stamps)
+            )
+            values = values[keep]
+        rows.add_block(positions, instruments, stamps, values)
     return _store(rows, problems, received, strict=strict, now=now)
 
 

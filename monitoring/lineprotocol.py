@@ -8,8 +8,10 @@ instrument channel is a number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 PRECISION_NS = {"ns": 1, "n": 1, "us": 1_000, "u": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _BOOLEANS = {"t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE"}
@@ -21,6 +23,19 @@ class Point:
     tags: dict[str, str]
     fields: dict[str, float]
     timestamp: int | None  # in the batch's precision; None means "when received"
+
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+@cache
+def layout_pattern(fields: tuple[str, ...]) -> re.Pattern:
+    """One regular expression for the usual shape of a line:
+    ``measurement[,instrument=name] f1=v1,…,fn=vn [timestamp]`` with exactly these fields in
+    this order and plain decimal values. Groups: measurement, instrument, the n values, the
+    timestamp. Lines of any other shape go through ``parse_line``."""
+    body = ",".join(f"{re.escape(name)}=({_NUMBER})" for name in fields)
+    return re.compile(rf"([^,\s\\\"]+)(?:,instrument=([^,\s\\\"=]+))? {body}(?: (-?\d+))?")
 
 
 def iter_lines(text: str) -> Iterator[tuple[int, str]]:

@@ -44,6 +44,7 @@ GOOD = [lp("10AE", k) for k in range(3)]
         (lp("NOPE", 9), "unknown instrument 'NOPE'"),
         (lp("10AE", 9, "top_in=nan,bot_in=1,bot_out=2,top_out=3"), "top_in is not finite"),
         (lp("10AE", 9, "top_in=1,bot_in=inf,bot_out=2,top_out=3"), "bot_in is not finite"),
+        (lp("10AE", 9, "top_in=1,bot_in=1e999,bot_out=2,top_out=3"), "not finite"),
         (lp("10AE", 9, ts=NOW_NS + 3600 * 10**9), "s ahead"),
         (lp("10AE", 9, "top_in=1,bot_in=1,bot_out=2"), "expected 4 (top_in, bot_in, bot_out"),
         (lp("10AE", 9, "top_in=1,bot_in=1,bot_out=2,top_out=3,x=1"), "wrong channels"),
@@ -62,6 +63,26 @@ def test_a_bad_line_rejects_the_batch_naming_the_line(api, bpm, bad, message):
     assert body["detail"].startswith("line 5: ")
     assert Sample.objects.count() == 0
     assert Snapshot.objects.count() == 0
+
+
+def test_any_field_order_and_number_form_is_accepted(api, bpm):
+    lines = [
+        lp("10AE", 0),  # the usual shape
+        lp("10AE", 1, "top_out=4,bot_out=3,bot_in=2,top_in={k}"),  # fields in another order
+        lp("10AE", 2, "top_in={k}i,bot_in=2u,bot_out=3,top_out=4"),  # integer forms
+        f"10AE top_in=3,bot_in=2,bot_out=3,top_out=4 {NOW_NS - 10**10}",  # no instrument tag
+        lp("10AE", 4, "top_in=1e1,bot_in=-.5,bot_out=+3.,top_out=4E-1"),
+    ]
+    response = post_lines(api, lines)
+    assert response.status_code == 201, response.content
+    stored = sorted(Sample.objects.values_list("c0", "c1", "c2", "c3"))
+    assert stored == [
+        (0.0, 1.0, 2.0, 3.0),
+        (1.0, 2.0, 3.0, 4.0),
+        (2.0, 2.0, 3.0, 4.0),
+        (3.0, 2.0, 3.0, 4.0),
+        (10.0, -0.5, 3.0, 0.4),
+    ]
 
 
 def test_samples_older_than_the_retention_watermark_are_refused(api, bpm):
