@@ -118,15 +118,23 @@ def wait_for(device_id: int, resource: str, task_id: str, timeout_s: float) -> b
 
 
 def _failed(device: Seismograph, cached: Cached | None, error: dict | None) -> Reply:
+    """The unit could not be reached: the cached copy labelled stale, else the error."""
     if cached is not None:
         return Reply(
-            200, cached.data, cached.fetched_at, "cache", True, error, None, device.offline
+            200,
+            cached.data,
+            cached.fetched_at,
+            "cache",
+            stale=True,
+            last_error=error,
+            offline=device.offline,
         )
     status = ERROR_STATUS.get((error or {}).get("kind", ""), 502)
-    return Reply(status, None, None, None, True, error, None, device.offline)
+    return Reply(status, stale=True, last_error=error, offline=device.offline)
 
 
 def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply:
+    """Answer a read of ``resource`` by the rules in the module docstring."""
     started = timezone.now()
     cached = resource.lookup(device)
     if cached is not None and cached.fresh and not force:
@@ -143,23 +151,35 @@ def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply
             cached.data,
             cached.fetched_at,
             "cache",
-            True,
-            last_error(device),
-            task_id,
-            device.offline,
+            stale=True,
+            last_error=last_error(device),
+            task_id=task_id,
+            offline=device.offline,
         )
     if not wait_for(device.pk, resource.name, task_id, settings.SEISMO_API_WAIT_S):
-        return Reply(202, None, None, "device", cached is not None, last_error(device), task_id)
+        return Reply(
+            202,
+            source="device",
+            stale=cached is not None,
+            last_error=last_error(device),
+            task_id=task_id,
+            offline=device.offline,
+        )
     device.refresh_from_db()
     error = last_error(device)
     if error is not None and device.last_error_at and device.last_error_at >= started:
         return _failed(device, cached, error)
     answer = resource.lookup(device)
     if answer is None:
-        return Reply(404, None, None, None, False, error, task_id, device.offline)
-    source = "device" if answer.fetched_at and answer.fetched_at >= started else "cache"
+        return Reply(404, last_error=error, offline=device.offline)
     return Reply(
-        200, answer.data, answer.fetched_at, source, not answer.fresh, error, None, device.offline
+        200,
+        answer.data,
+        answer.fetched_at,
+        "device" if answer.fetched_at and answer.fetched_at >= started else "cache",
+        stale=not answer.fresh,
+        last_error=error,
+        offline=device.offline,
     )
 
 
@@ -272,7 +292,7 @@ def run_command(device: Seismograph, name: str, task: Task, **kwargs: Any) -> Re
     deadline = time.monotonic() + settings.SEISMO_API_WAIT_S
     while not result.ready():
         if time.monotonic() >= deadline:
-            return Reply(202, None, None, "device", False, last_error(device), task_id)
+            return Reply(202, source="device", last_error=last_error(device), task_id=task_id)
         time.sleep(_POLL_S * 2)
     outcome = result.result if isinstance(result.result, dict) else {"ok": False}
     device.refresh_from_db()
