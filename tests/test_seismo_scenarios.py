@@ -268,6 +268,20 @@ def test_config_write_dirties_info_and_events(api, sims):
     assert sim.unit.config.record_time_s == 5.0
 
 
+def test_value_the_unit_rejects_is_400_not_a_link_failure(api, sims):
+    """Without cached info the API cannot check trigger <= range; the unit can."""
+    sim = sims(events=0)
+    url = register(api, sim)
+    rejected = api.post(url + "config/", {"trigger_level_geo": 20}, format="json")
+    assert rejected.status_code == 400
+    assert rejected.json()["last_error"]["kind"] == "rejected"
+    assert "trigger_level_geo" in rejected.json()["last_error"]["message"]
+    device = Seismograph.objects.get()
+    assert device.last_error_kind == ""
+    assert device.offline is False
+    assert sim.unit.config.trigger_level_geo == 0.5
+
+
 # 7 ---------------------------------------------------------------------------------------------
 
 
