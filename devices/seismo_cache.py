@@ -10,7 +10,7 @@ markers (one refresh task per resource at a time) and hit/miss counters per cach
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 LAYERS = ("info", "events", "waveforms", "monitor")
+PLOT_TTL_S = 3600
 _DAY_S = 86400
 
 
@@ -179,3 +180,17 @@ def clear_device(device_id: int) -> int:
         ]
     )
     return int(had_monitor)
+
+
+# --- rendered waveform plots ------------------------------------------------------------------
+
+
+def rendered_plot(sha256: str, max_points: int, render: Callable[[], bytes]) -> bytes:
+    """A waveform's decimated JSON by content hash and size. Waveforms are immutable, so
+    the rendering never goes stale; the TTL only bounds the memory it holds."""
+    key = f"seismo:plot:{sha256}:{max_points}"
+    body = cache.get(key)
+    if body is None:
+        body = render()
+        cache.set(key, body, timeout=PLOT_TTL_S)
+    return body
