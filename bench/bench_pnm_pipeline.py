@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=2)
     parser.add_argument("--snmp-workers", type=int, default=6)
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
+    parser.add_argument("--snmp-pool", default="prefork", help="prefork, or threads")
     parser.add_argument("--solo", action="store_true", help="one solo worker for all queues")
     args = parser.parse_args()
 
@@ -152,6 +153,7 @@ def main() -> None:
             for address, port, mac, community in parent.recv()
         ]
         worker = [python, "-m", "celery", "-A", "config", "worker", "-l", "WARNING"]
+        n_snmp = str(args.snmp_workers)
         if args.solo:  # one process does everything: its RSS is the memory figure
             solo = start(
                 [*worker, "-P", "solo", "-Q", "snmp,ingest,maintenance,default", "-n", "solo@%h"],
@@ -162,7 +164,7 @@ def main() -> None:
             pids = {"solo": [solo.pid]}
         else:
             snmp = start(
-                [*worker, "-Q", "snmp", "-n", "bench-snmp@%h", "-c", str(args.snmp_workers)],
+                [*worker, "-Q", "snmp", "-n", "bench-snmp@%h", "-P", args.snmp_pool, "-c", n_snmp],
                 env,
                 files / "snmp.log",
             )
@@ -176,7 +178,8 @@ def main() -> None:
         procs.append(receiver)
         time.sleep(8)  # workers up
         if not args.solo:
-            pids = {"snmp": children(snmp.pid), "ingest": children(ingest.pid)}
+            snmp_pids = children(snmp.pid) if args.snmp_pool == "prefork" else [snmp.pid]
+            pids = {"snmp": snmp_pids, "ingest": children(ingest.pid)}
         operations = []
         for modem in modems:
             operation = start_rxmer(modem, args.duration, args.interval)
@@ -219,7 +222,11 @@ def main() -> None:
         print(
             f"{args.modems} modems, 1 channel, every {args.interval} s for {args.duration} s "
             f"(offered {offered:.0f} captures/s); "
-            + ("one solo worker" if args.solo else f"snmp -c {args.snmp_workers}, ingest -c 2")
+            + (
+                "one solo worker"
+                if args.solo
+                else f"snmp -P {args.snmp_pool} -c {args.snmp_workers}, ingest -c 2"
+            )
             + f", measurement {args.delay} s"
         )
         print(f"  transactions: {len(rows)}; operations: {states}")

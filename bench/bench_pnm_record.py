@@ -44,6 +44,8 @@ def fill(operation, upto: int, start: int) -> None:
                 """,
                 [operation.pk, low, high - 1],
             )
+            # Fresh statistics, or the deferred FK checks plan a scan per row (O(n^2)).
+            cursor.execute("ANALYZE captures_capture")
             cursor.execute(
                 """
                 INSERT INTO captures_transaction
