@@ -113,3 +113,41 @@ def test_production_settings_pass_check_deploy():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_serves_collected_static_files(tmp_path):
+    """gunicorn has no static handler: WhiteNoise serves what collectstatic gathered."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "k" * 20 + "-Zq8#vR2!xLm9@pT4&wN7^bH3*cJ6%fG1",
+        "ALLOWED_HOSTS": "testserver",
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "SECURE_SSL_REDIRECT": "false",
+    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    collect = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert collect.returncode == 0, collect.stderr
+    probe = (
+        "import django; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/static/admin/css/base.css');"
+        "print(r.status_code, r.headers.get('Content-Type'))"
+    )
+    served = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert served.stdout.startswith("200 text/css"), served.stderr
