@@ -125,7 +125,7 @@ def test_production_serves_collected_static_files(tmp_path):
         "SECURE_SSL_REDIRECT": "false",
     }
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-    collect = subprocess.run(  # noqa: S603
+    collect = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
         cwd=ROOT,
         env={**base, **env},
@@ -141,7 +141,7 @@ def test_production_serves_collected_static_files(tmp_path):
         "r = Client().get('/static/admin/css/base.css');"
         "print(r.status_code, r.headers.get('Content-Type'))"
     )
-    served = subprocess.run(  # noqa: S603
+    served = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=ROOT,
         env={**base, **env},
