@@ -202,3 +202,15 @@ def _waiting_flush_backend_gone() -> bool:
             "AND query LIKE 'DELETE FROM monitoring_sample%%' AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_flushes_on_a_real_worker(data, celery_worker_process):
+    from monitoring.tasks import flush_retention as flush_task
+
+    outcome = flush_task.delay().get(timeout=60)
+    assert outcome["ran"]
+    cutoff = datetime.fromisoformat(outcome["cutoff"])
+    assert cutoff > CUTOFF  # the real clock: every generated row is past the window
+    assert stored_rows() == expected_after_flush(data, to_us(cutoff))
+    assert outcome["removed"] == len(data) - len(stored_rows())
