@@ -85,6 +85,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def serve(args: list[str], env: dict) -> subprocess.Popen:
+    """A server process of this project (quiet; the caller terminates it)."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def sample_count() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM monitoring_sample")
@@ -106,13 +117,7 @@ def bench_api(env: dict, names: list[str], t0_ns: int) -> float:
     user = get_user_model().objects.create_user("bench-collector")
     token = Token.objects.create(user=user).key
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = serve(["-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"], env)
     try:
         wait_for(lambda: _accepts(port), "gunicorn")
         bodies = [
@@ -160,13 +165,7 @@ def bench_listener(env: dict, names: list[str], t0_ns: int) -> tuple[float, floa
     """(samples/s end to end, samples/s the sender managed)."""
     before = sample_count()
     port = free_port()
-    listener = subprocess.Popen(
-        [sys.executable, "manage.py", "ingest_listener", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    listener = serve(["manage.py", "ingest_listener", "--port", str(port)], env)
     try:
         wait_for(lambda: _accepts(port), "the listener")
         chunks = [lines(names, t0_ns, before + i, 50_000) for i in range(0, LISTENER_LINES, 50_000)]
