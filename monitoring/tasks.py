@@ -7,9 +7,10 @@ from celery import shared_task
 from monitoring.retention import flush_retention as run_flush
 
 
-@shared_task(ignore_result=False)
+@shared_task
 def flush_retention() -> dict:
-    """Run by beat every minute. Safe to run twice or concurrently: one runner, one transaction."""
+    """Run by beat every minute. Safe to run twice or concurrently: one runner, one transaction.
+    The outcome is kept on RetentionState (and in the worker's log), not as a task result."""
     result = run_flush()
     return {
         "ran": result.ran,
