@@ -141,6 +141,9 @@ class Ingester(ABC):
         self.heartbeat_interval_s = heartbeat_interval_s
         self.dump_path = Path(dump_path) if dump_path else None
         self.stopping = threading.Event()
+        # Set once serve() has returned: only then may the forwarder finish, because a
+        # source may still emit what it holds while it shuts down.
+        self._served = threading.Event()
         self.metrics = IngestMetrics()
         self._queue: queue.Queue[tuple[Item, float]] = queue.Queue(maxsize=queue_size)
         self._dump_file: IO[str] | None = None
@@ -175,6 +178,7 @@ class Ingester(ABC):
             self.serve()
         finally:
             self.stopping.set()
+            self._served.set()
             forwarder.join()
             beater.join()
             if self._dump_file is not None:
@@ -196,7 +200,7 @@ class Ingester(ABC):
 
     # --- internals -----------------------------------------------------------------------
     def _forward_loop(self) -> None:
-        while not (self.stopping.is_set() and self._queue.empty()):
+        while not (self._served.is_set() and self._queue.empty()):
             try:
                 item, queued_at = self._queue.get(timeout=0.1)
             except queue.Empty:

@@ -42,7 +42,6 @@ class LineListener(Ingester):
         self.host, self.port = host, port
         self.batch_s, self.max_batch_bytes = batch_s, max_batch_bytes
         self.ready = threading.Event()  # set once listening; ``port`` is then the bound port
-        self._closing = threading.Event()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._pending_since: float | None = None
@@ -57,11 +56,6 @@ class LineListener(Ingester):
             sources = {peer: dict(counters) for peer, counters in self._sources.items()}
         return {**super().snapshot(), "address": f"{self.host}:{self.port}", "sources": sources}
 
-    def stop(self) -> None:
-        """Ask ``serve`` to finish: it emits the lines it holds before the base stops
-        forwarding (setting ``stopping`` first could let the forwarder quit before that)."""
-        self._closing.set()
-
     def serve(self) -> None:
         selector = selectors.DefaultSelector()
         server = socket.create_server((self.host, self.port), reuse_port=False)
@@ -71,7 +65,7 @@ class LineListener(Ingester):
         log.info("listener %s on %s:%d", self.name, self.host, self.port)
         self.ready.set()
         try:
-            while not (self._closing.is_set() or self.stopping.is_set()):
+            while not self.stopping.is_set():
                 for key, _ in selector.select(timeout=POLL_S):
                     if key.data is None:
                         self._accept(selector, server)

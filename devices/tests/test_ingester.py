@@ -129,3 +129,22 @@ def test_heartbeats_are_visible_until_they_expire():
     live = {entry["name"]: entry for entry in live_ingesters()}
     assert live["tftp"]["items"] == 3
     assert live["tftp"]["pid"] == os.getpid()
+
+
+class FlushOnStop(Ingester):
+    """Holds its items until asked to stop, like a batching listener."""
+
+    def serve(self) -> None:
+        self.stopping.wait(5)
+        for index in range(20):
+            self.emit(Item(self.name, f"late{index}", payload=b"x"))
+
+
+def test_items_emitted_while_shutting_down_are_still_forwarded():
+    received: list[Item] = []
+    source = FlushOnStop("flush-on-stop", received.append)
+    thread = threading.Thread(target=source.run)
+    thread.start()
+    source.stop()
+    thread.join(10)
+    assert [item.key for item in received] == [f"late{i}" for i in range(20)]
