@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from captures import schedules
@@ -157,32 +158,43 @@ def set_expected_channels(operation: Operation, channel_count: int) -> None:
         )
 
 
+NAME_ATTEMPTS = 5
+
+
 def create_capture(
-    operation: Operation, tick: int, channel_id: int, if_index: int, file_name: str
+    operation: Operation,
+    tick: int,
+    channel_id: int,
+    if_index: int,
+    file_name: str | Callable[[int], str],
 ) -> Capture | None:
-    """The row for one expected file; None if this (tick, channel) was already triggered."""
+    """The row for one expected file; None if this (tick, channel) was already triggered.
+
+    ``file_name`` may be a function of a second offset: PyPNM-style names carry the epoch
+    second, so a late tick landing in the same second as the next one takes the next
+    free second instead of colliding.
+    """
     now = timezone.now()
     deadline = now + timedelta(
         seconds=settings.PNM_MEASURE_DEADLINE_S + settings.PNM_UPLOAD_DEADLINE_S
     )
-    capture, created = Capture.objects.get_or_create(
-        operation=operation,
-        tick=tick,
-        channel_id=channel_id,
-        defaults={
-            "if_index": if_index,
-            "file_name": file_name,
-            "triggered_at": now,
-            "deadline": deadline,
-        },
-    )
-    return capture if created else None
-
-
-def tick_succeeded(operation: Operation) -> None:
-    Operation.objects.filter(pk=operation.pk, consecutive_failures__gt=0).update(
-        consecutive_failures=0
-    )
+    names = file_name if callable(file_name) else lambda _offset: file_name
+    for offset in range(NAME_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return Capture.objects.create(
+                    operation=operation,
+                    tick=tick,
+                    channel_id=channel_id,
+                    if_index=if_index,
+                    file_name=names(offset),
+                    triggered_at=now,
+                    deadline=deadline,
+                )
+        except IntegrityError:
+            if Capture.objects.filter(operation=operation, tick=tick, channel_id=channel_id):
+                return None
+    raise IntegrityError(f"no free file name for {names(0)} after {NAME_ATTEMPTS} tries")
 
 
 def tick_failed(operation_pk: int, reason: str, captures_failed: int = 0) -> Operation | None:

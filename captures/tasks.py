@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 
 from celery import shared_task
+from celery.exceptions import Retry
 from celery.signals import worker_process_shutdown
 
 from captures import services, staging, storage, triggering
@@ -63,9 +65,18 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
         services.tick_failed(operation_pk, reason)
     except (snmp.SnmpError, triggering.NoChannels) as exc:
         services.tick_failed(operation_pk, _describe(exc, claimed))
-    if claimed.final:
-        services.final_tick_settled(operation_pk)
+    except Exception as exc:  # a bug: count it on the operation, keep the traceback
+        services.tick_failed(operation_pk, f"internal error: {exc!r}")
+        raise
+    finally:
+        if claimed.final and not _retrying():
+            services.final_tick_settled(operation_pk)
     return started
+
+
+def _retrying() -> bool:
+    """Whether the exception being handled is this task asking for a retry."""
+    return isinstance(sys.exc_info()[1], Retry)
 
 
 def _describe(exc: Exception, tick: services.Tick) -> str:

@@ -102,16 +102,22 @@ def point_uploads_at_receiver(snmp, target) -> None:
 def _capture_channel(tick: Tick, test: pnm.PnmTest, target, channel: pnm.OfdmChannel) -> bool:
     operation = tick.operation
     modem = operation.modem
-    name = pnm.stored_file_name(test, modem.mac_address, channel.channel_id, int(time.time()))
+    epoch = int(time.time())
     capture = services.create_capture(
-        operation, tick.number, channel.channel_id, channel.if_index, name
+        operation,
+        tick.number,
+        channel.channel_id,
+        channel.if_index,
+        lambda offset: pnm.stored_file_name(
+            test, modem.mac_address, channel.channel_id, epoch + offset
+        ),
     )
     if capture is None:
         return False  # this (tick, channel) was triggered by an earlier delivery
     expectation = expectations.register(capture, modem, test)
     snmp = client()
     try:
-        pnm.start_capture(snmp, target, test, channel.if_index, name)
+        pnm.start_capture(snmp, target, test, channel.if_index, capture.file_name)
     except SnmpError:
         # Not triggered (as far as we know): forget it, so a retry can trigger it afresh.
         expectations.forget(expectation)

@@ -144,3 +144,18 @@ def test_failures_in_a_row_fail_the_operation(settings):
     assert failed.state == OperationState.FAILED
     assert failed.last_error == "modem did not answer (2 failures in a row)"
     assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+
+
+def test_two_ticks_in_one_second_get_distinct_file_names():
+    operation = make_operation()
+
+    def name(offset: int) -> str:
+        return f"ds_ofdm_rxmer_per_subcar_020000000000_193_{1_700_000_000 + offset}.bin"
+
+    first = services.create_capture(operation, 1, 193, 3, name)
+    second = services.create_capture(operation, 2, 193, 3, name)
+    again = services.create_capture(operation, 2, 193, 3, name)
+
+    assert first.file_name.endswith("_1700000000.bin")
+    assert second.file_name.endswith("_1700000001.bin")
+    assert again is None  # the same (tick, channel) twice: no second row
