@@ -157,8 +157,6 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # migration, so that operators' edits in the admin survive restarts.
 CELERY_BEAT_SCHEDULE: dict = {}
 
-FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", "")
-
 # --- REST API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

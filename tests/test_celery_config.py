@@ -1,0 +1,53 @@
+"""Celery wiring: JSON only, late acks, every project task routed to a consumed queue."""
+
+import re
+from pathlib import Path
+
+from config.celery_app import app
+from config.queues import Queue
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PREFIXES = ("captures.", "devices.", "monitoring.", "config.")
+
+
+def _route(task_name: str) -> str:
+    route = app.amqp.router.route({}, task_name)
+    return route["queue"].name
+
+
+def _procfile_queues() -> set[str]:
+    queues: set[str] = set()
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        match = re.search(r"celery -A config worker -Q (\S+)", line)
+        if match:
+            queues |= set(match.group(1).split(","))
+    return queues
+
+
+def test_every_project_task_goes_to_a_queue_a_worker_consumes():
+    app.loader.import_default_modules()
+    tasks = sorted(name for name in app.tasks if name.startswith(PROJECT_PREFIXES))
+    assert len(tasks) >= 10
+    consumed = _procfile_queues()
+    routes = {name: _route(name) for name in tasks}
+    assert set(routes.values()) <= {queue.value for queue in Queue}
+    assert set(routes.values()) <= consumed
+    assert routes["captures.tasks.trigger_capture"] == Queue.SNMP
+    assert routes["monitoring.tasks.flush_retention"] == Queue.MAINTENANCE
+    assert all(
+        queue == Queue.SERIAL for name, queue in routes.items() if name.startswith("devices.tasks.")
+    )
+
+
+def test_reliability_settings():
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_soft_time_limit < conf.task_time_limit
+    visibility = conf.broker_transport_options.get("visibility_timeout")
+    if visibility is not None:  # Redis transport: a running task is never redelivered
+        assert visibility > conf.task_time_limit
+    assert conf.beat_scheduler.endswith("DatabaseScheduler")
+    assert conf.worker_send_task_events is True
