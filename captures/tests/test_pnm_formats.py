@@ -19,6 +19,7 @@ from captures.pnm import (
     PnmFormatError,
     RxMer,
     SpectrumAnalysis,
+    SymbolCapture,
     UsPreEqualizer,
     parse,
     parse_header,
@@ -43,8 +44,23 @@ def legacy(data: bytes) -> bytes:
     return b"PNM" + data[3:4] + data[6:]
 
 
+def symbol_capture_sample() -> bytes:
+    """The synthetic PNN1 file in data/pnm (no real one exists): 4096 random I/Q pairs."""
+    iq = np.random.default_rng(1).integers(-2000, 2000, size=8192, dtype=np.int16)
+    data = iq.astype(">i2").tobytes()
+    mac = bytes.fromhex("aabbccddeeff")
+    return (
+        b"PNN\x01\x01\x00"
+        + struct.pack(">I", 1764820700)
+        + struct.pack(">B6sIIHHI", 193, mac, 204_800_000, 4096, 7, 42, len(data))
+        + data
+    )
+
+
 EXPECTED_TYPES = {
+    "synthetic_symbol_capture.bin": (FileType.SYMBOL_CAPTURE, SymbolCapture),
     "rxmer.bin": (FileType.RXMER, RxMer),
+    **{path.name: (FileType.RXMER, RxMer) for path in DEMO_RXMER},
     "channel_estimation.bin": (FileType.CHANNEL_ESTIMATION, ChannelEstimation),
     "const_display.bin": (FileType.CONSTELLATION, Constellation),
     "histogram.bin": (FileType.HISTOGRAM, Histogram),
@@ -121,6 +137,21 @@ def test_rxmer_excluded_subcarriers_are_missing_not_63_5_db() -> None:
     assert stats["mean"] == pytest.approx(sum(measured) / len(measured) / 4)
     body = result.as_dict()
     assert body["rxmer_db"][5] is None
+
+
+def test_symbol_capture_fields_and_samples() -> None:
+    data = sample("synthetic_symbol_capture.bin")
+    assert data == symbol_capture_sample()
+    result = parse(data)
+    assert (result.channel_id, result.mac_address) == (193, "aa:bb:cc:dd:ee:ff")
+    assert (result.sample_rate_hz, result.fft_length) == (204_800_000, 4096)
+    assert (result.trigger_group_id, result.capture_transaction_id) == (7, 42)
+    assert result.iq.shape == (u32(data, 29) // 4, 2) == (4096, 2)
+    for i in (0, 1, 4095):
+        assert tuple(result.iq[i]) == struct.unpack_from(">hh", data, 33 + 4 * i)
+    body = result.as_dict()
+    assert body["stats"]["samples"] == 4096
+    assert body["i"][1] == struct.unpack_from(">h", data, 37)[0]
 
 
 def test_channel_estimation_coefficients_s2_13() -> None:
