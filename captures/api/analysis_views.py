@@ -72,6 +72,10 @@ class AnalysisQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["json", "csv", "png"], default="json")
 
 
+class ParsedQuerySerializer(serializers.Serializer):
+    data = serializers.BooleanField(default=True)
+
+
 def _release(result: AnalysisResult) -> None:
     """Drop the analysis arrays as soon as the last byte is out (cf. PyPNM's RSS creep)."""
     result.channels.clear()
@@ -161,11 +165,13 @@ class TransactionParsedView(_JsonErrorsMixin, APIView):
                 "data", bool, default=True, description="include per-subcarrier arrays"
             )
         ],
-        responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, transaction_id: str) -> Response:
-        with_data = request.query_params.get("data", "true").lower() not in ("0", "false", "no")
-        return Response(_parsed_transaction(transaction_id).as_dict(data=with_data))
+        query = ParsedQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        parsed = _parsed_transaction(transaction_id)
+        return Response(parsed.as_dict(data=query.validated_data["data"]))
 
 
 class TransactionPlotView(_JsonErrorsMixin, APIView):

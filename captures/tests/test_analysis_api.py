@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from captures.analysis_plots import file_png
 from captures.management.commands.import_pypnm import import_data_dir
 from captures.pnm import parse
 from captures.tests.test_pypnm_interop import (
@@ -164,6 +165,24 @@ def test_transaction_parsed(imported: Path, client: APIClient) -> None:
     assert [p["profile_id"] for p in fec["profiles"]] == [255, 0, 1, 2, 3]
     assert "timestamps" not in fec["profiles"][0]
     assert client.get("/api/v1/captures/transactions/00000000deadbeef/parsed").status_code == 404
+    bad = client.get(f"/api/v1/captures/transactions/{T1}/parsed", {"data": "maybe"})
+    assert bad.status_code == 400
+    assert "data" in bad.json()
+
+
+def test_transaction_views_need_authentication(imported) -> None:
+    anonymous = APIClient()
+    for suffix in ("parsed", "plot.png"):
+        response = anonymous.get(f"/api/v1/captures/transactions/{T1}/{suffix}")
+        assert response.status_code in (401, 403)
+
+
+MODEM_FILES = [p for p in sorted(SAMPLES.glob("*.bin")) if p.read_bytes()[:3] == b"PNN"]
+
+
+@pytest.mark.parametrize("path", MODEM_FILES, ids=lambda p: p.name)
+def test_every_sample_type_has_a_plot(path: Path) -> None:
+    assert file_png(parse(path.read_bytes())).startswith(PNG_MAGIC)
 
 
 @pytest.mark.parametrize("txn", [T1, T3, T4, T5])
