@@ -227,6 +227,41 @@ def test_reimport_is_idempotent(data_dir: Path, storage_root: Path) -> None:
 
 
 @pytest.mark.django_db
+def test_operations_without_transactions_are_imported_and_exported(
+    data_dir: Path, storage_root: Path, tmp_path: Path
+) -> None:
+    """A PyPNM operation that failed before its first file still exists after the move."""
+    manifests = data_dir / "db"
+    operations = json.loads((manifests / "operation_capture.json").read_text())
+    groups = json.loads((manifests / "capture_group.json").read_text())
+    failed = {**operations[OP_RXMER], "capture_group_id": "00000000000000aa"}
+    failed["operation_status"] = {**failed["operation_status"], "state": "failed", "collected": 0}
+    operations["00000000000000bb"] = failed
+    groups["00000000000000aa"] = {"created": 1764820600, "transactions": []}
+    operations["00000000000000cc"] = {"capture_group_id": "00000000000000dd", "created": 1}
+    (manifests / "operation_capture.json").write_text(json.dumps(operations))
+    (manifests / "capture_group.json").write_text(json.dumps(groups))
+
+    report = import_data_dir(data_dir)
+    assert report.created["operations"] == 3
+    assert report.rejected == ["operation 00000000000000cc: malformed record ('mac_address')"]
+    op = Operation.objects.get(operation_id="00000000000000bb")
+    assert (op.state, op.collected, op.capture_group.capture_group_id) == (
+        "failed",
+        0,
+        "00000000000000aa",
+    )
+    assert op.capture_group.transactions.count() == 0
+    assert import_data_dir(data_dir).existing["operations"] == 3  # the re-run adds nothing
+
+    call_command("export_manifests", str(tmp_path / "out"), stdout=io.StringIO())
+    exported = json.loads((tmp_path / "out" / "operation_capture.json").read_text())
+    assert exported["00000000000000bb"] == failed
+    exported_groups = json.loads((tmp_path / "out" / "capture_group.json").read_text())
+    assert exported_groups["00000000000000aa"] == groups["00000000000000aa"]
+
+
+@pytest.mark.django_db
 def test_command_shows_progress_on_stderr(data_dir: Path, storage_root: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     call_command("import_pypnm", str(data_dir), stdout=out, stderr=err)

@@ -161,6 +161,11 @@ class Importer:
                 self.report.rejected.append(f"{txn_id}: malformed record ({exc})")
             if progress:
                 progress.update(done)
+        for op_id, op in operations.items():  # operations that never collected a file
+            try:
+                self._operation(op_id, op, groups, {})
+            except (KeyError, TypeError, ValueError) as exc:
+                self.report.rejected.append(f"operation {op_id}: malformed record ({exc})")
         return self.report
 
     def _modem(self, mac: str) -> CableModem:
