@@ -12,8 +12,8 @@ import pytest
 import zstandard
 from django.core.management import call_command
 
-from captures import storage
-from captures.management.commands.import_pypnm import UNASSIGNED, import_data_dir
+from captures import services, storage
+from captures.management.commands.import_pypnm import IMPORT_KEY, UNASSIGNED, import_data_dir
 from captures.models import Capture, CaptureGroup, Operation, Transaction
 from devices.models import CableModem
 
@@ -259,6 +259,23 @@ def test_operations_without_transactions_are_imported_and_exported(
     assert exported["00000000000000bb"] == failed
     exported_groups = json.loads((tmp_path / "out" / "capture_group.json").read_text())
     assert exported_groups["00000000000000aa"] == groups["00000000000000aa"]
+
+
+@pytest.mark.django_db
+def test_an_operation_pypnm_had_running_is_imported_as_stopped(
+    data_dir: Path, storage_root: Path
+) -> None:
+    """Nothing drives it here: as 'running' the sweeper would try to (and it has no ends_at)."""
+    path = data_dir / "db" / "operation_capture.json"
+    operations = json.loads(path.read_text())
+    operations[OP_RXMER]["operation_status"].update(state="running", time_remaining=250)
+    path.write_text(json.dumps(operations))
+    import_data_dir(data_dir)
+    op = Operation.objects.get(operation_id=OP_RXMER)
+    assert (op.state, op.time_remaining) == ("stopped", 250)
+    assert op.metadata[IMPORT_KEY]["state"] == "running"
+    assert Operation.objects.filter(state__in=["running", "pending"]).count() == 0
+    assert services.sweep().late_final == []
 
 
 @pytest.mark.django_db

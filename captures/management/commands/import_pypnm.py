@@ -45,6 +45,14 @@ UNASSIGNED = "unassigned"  # holds transactions of no capture group
 GROUP_ONLY = "group-only"  # holds a capture group that no operation references
 UNKNOWN_IP = "0.0.0.0"  # manifests carry no modem address; set it in the admin
 CHANNEL_RE = re.compile(r"_(\d+)_\d+\.bin(?:\.zst|\.gz)?$")
+# PyPNM's live service died with PyPNM: an operation it still had running (or pending) is
+# imported as stopped, so our scheduler and sweeper never try to drive it.
+FINAL_STATES = {
+    OperationState.COMPLETED,
+    OperationState.STOPPED,
+    OperationState.CANCELLED,
+    OperationState.FAILED,
+}
 TEST_OPERATION = {
     "DS_OFDM_RXMER_PER_SUBCAR": ("multi_rxmer", "continuous"),
     "DS_OFDM_CHAN_EST_COEF": ("multi_ds_channel_estimation", "standard"),
@@ -201,6 +209,11 @@ class Importer:
         created = _epoch(op.get("created"))
         updated = _epoch(status.get("updated") or op.get("created"))
         members = [t for t in groups.get(group_id, {}).get("transactions", []) if t]
+        state = status.get("state", OperationState.COMPLETED)
+        marker = {"source": str(self.root)}
+        if state not in FINAL_STATES:
+            marker["state"] = state
+            state = OperationState.STOPPED
         operation = Operation.objects.create(
             operation_id=op_id,
             name=family.get("name", default_name),
@@ -212,11 +225,11 @@ class Importer:
                 "system_description": metadata.get("system_description")
                 or (sample.get("device_details") or {}).get("system_description")
                 or {},
-                IMPORT_KEY: {"source": str(self.root)},
+                IMPORT_KEY: marker,
             },
             duration_s=max(int((updated - created).total_seconds()), 1),
             sample_interval_s=1,
-            state=status.get("state", OperationState.COMPLETED),
+            state=state,
             collected=int(status.get("collected", len(members))),
             time_remaining=int(status.get("time_remaining", 0)),
             started_at=created,
