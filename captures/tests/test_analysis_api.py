@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from captures.analysis import ChannelSeries
 from captures.analysis_plots import file_png
 from captures.management.commands.import_pypnm import import_data_dir
 from captures.pnm import parse
@@ -131,6 +133,17 @@ def test_group_delay_of_channel_estimation(imported: Path, client: APIClient) ->
     assert (channel["channel_id"], channel["unit"], channel["captures"]) == (34, "s", 1)
     assert np.allclose(channel["avg"], expected, atol=1e-12)
     assert 1e-6 < np.mean(channel["avg"]) < 5e-6
+
+
+@pytest.mark.parametrize("output", ["json", "csv", "png"])
+def test_nothing_of_an_analysis_outlives_its_response(imported, client, output: str) -> None:
+    """The per-channel arrays are gone once the last byte is out (PyPNM's RSS creep)."""
+    response = client.get(url(OP_RXMER), {"type": "heatmap", "format": output})
+    assert response.status_code == 200
+    content = body(response) if response.streaming else response.content
+    assert content
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, ChannelSeries)]
 
 
 @pytest.mark.parametrize(
