@@ -148,7 +148,7 @@ def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
     # Default names carry only the MAC and a second: two channels finishing within one
     # second would upload the same name (the second is refused as already received).
     channels = [193] if failure is Failure.IGNORE_FILE_NAME else None
-    operation = start(register(sim[0]), duration_s=3, interval_s=1, channel_ids=channels)
+    operation = start(register(sim[0]), duration_s=2, interval_s=1, channel_ids=channels)
 
     done = finished(operation, timeout=90)
 
