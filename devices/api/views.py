@@ -102,6 +102,13 @@ class SeismographViewSet(
     queryset = Seismograph.objects.all()
     serializer_class = SeismographSerializer
 
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        # Deleting a unit or clearing its cache drops stored history (events erased from
+        # the unit exist nowhere else): operators only, like erase.
+        if self.action == "destroy" or (self.action == "cache" and self.request.method == "DELETE"):
+            return [permissions.IsAuthenticated(), IsOperator()]
+        return super().get_permissions()
+
     def _serve(self, request: Request, resource: seismo_reads.Resource) -> Response:
         reply = seismo_reads.serve(self.get_object(), resource, _force(request))
         return _respond(request, reply)
@@ -208,6 +215,8 @@ class SeismographViewSet(
                 "X-Channels": ",".join(row.channels),
                 "X-Fetched-At": body["fetched_at"],
                 "X-Source": body["source"],
+                "X-Stale": "true" if body["stale"] else "false",
+                "X-Last-Error": (body["last_error"] or {}).get("kind", ""),
                 "Age": str(int(body["age_s"] or 0)),
             },
         )
@@ -247,10 +256,11 @@ class SeismographViewSet(
         """Erase the unit's event memory (operators only). Stored events stay as history."""
         return self._command(request, "erase", tasks.erase_device)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 403: None})
     @action(detail=True, methods=["get", "delete"])
     def cache(self, request: Request, pk: str) -> Response:
-        """GET: this unit's cache stats. DELETE: drop everything cached for it."""
+        """GET: this unit's cache stats. DELETE (operators only): drop everything cached
+        for it, stored history included."""
         device = self.get_object()
         if request.method == "DELETE":
             return Response({"cleared": services.clear_cache(device)})

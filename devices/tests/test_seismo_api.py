@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from devices import seismo_cache, services
 from devices.api.views import IsOperator
+from devices.links.seismo.errors import LinkRefused
 from devices.models.seismographs import Seismograph, SeismoWaveform
 from devices.simulators.seismograph import SeismographSimulator
 
@@ -103,6 +104,8 @@ def test_waveform_json_etag_and_raw(api, warm, sim):
     raw = api.get(url + "raw/")
     assert raw.content == sim.unit.waveform_body(1)
     assert raw["ETag"] != reply["ETag"]
+    assert (raw["X-Source"], raw["X-Stale"], raw["X-Last-Error"]) == ("cache", "false", "")
+    assert raw["X-Fetched-At"]
     assert sim.sessions == sessions
 
 
@@ -133,7 +136,7 @@ def test_erase_is_for_operators_only(api, warm, django_user_model, rf):
     assert IsOperator().has_permission(request, None)
 
 
-def test_cache_stats_and_clear(api, warm):
+def test_cache_stats_and_clear(api, warm, django_user_model):
     url = f"{BASE}{warm.pk}/cache/"
     api.get(f"{BASE}{warm.pk}/events/")
     stats = api.get(url).json()
@@ -146,10 +149,20 @@ def test_cache_stats_and_clear(api, warm):
     assert layers["info"]["bytes"] > 0
     assert set(layers) == {"info", "events", "waveforms", "monitor"}
     assert "layers" in api.get(BASE + "cache-stats/").json()
-    cleared = api.delete(url).json()["cleared"]
+    assert api.delete(url).status_code == 403  # drops stored history: operators only
+    operator = client_for(django_user_model.objects.create_user("op", is_staff=True))
+    cleared = operator.delete(url).json()["cleared"]
     assert cleared["events"] == 2
     assert cleared["waveforms"] == 1
     assert api.get(url).json()["events"] == 0
+
+
+def test_deleting_a_unit_is_for_operators_only(api, warm, django_user_model):
+    assert api.delete(f"{BASE}{warm.pk}/").status_code == 403
+    assert Seismograph.objects.filter(pk=warm.pk).exists()
+    operator = client_for(django_user_model.objects.create_user("op", is_staff=True))
+    assert operator.delete(f"{BASE}{warm.pk}/").status_code == 204
+    assert not Seismograph.objects.exists()
 
 
 def test_task_status_of_unknown_task_is_pending(api):
@@ -158,7 +171,11 @@ def test_task_status_of_unknown_task_is_pending(api):
 
 
 def test_admin_pages_and_waveform_plot(warm, admin_client):
-    assert admin_client.get("/admin/devices/seismograph/").status_code == 200
+    services.note_failure(warm.pk, LinkRefused("connection refused"))
+    units = admin_client.get("/admin/devices/seismograph/")
+    assert units.status_code == 200
+    assert b"s ago" in units.content  # cache age of the info and the event list
+    assert b"refused: connection refused" in units.content
     assert admin_client.get("/admin/devices/seismoevent/").status_code == 200
     row = SeismoWaveform.objects.get()
     page = admin_client.get(f"/admin/devices/seismowaveform/{row.pk}/change/")
