@@ -62,7 +62,10 @@ def device_lock(device_id: int) -> Iterator[bool]:
     """Yield True when this caller owns the device's one link session, else False.
 
     The lock expires after SEISMO_LOCK_TTL_S (longer than any session) so a killed worker
-    cannot wedge a unit; it is released only by the owner that still holds it.
+    cannot wedge a unit; it is released only by the owner that still holds it. The Django
+    cache has no compare-and-delete, so the release is get-then-delete: safe because the
+    TTL exceeds the tasks' hard time limit, so an owner that reaches the release still
+    holds a live lock (a task killed at the limit never reaches it).
     """
     key = _key(device_id, "lock")
     token = uuid.uuid4().hex

@@ -92,9 +92,18 @@ def last_error(device: Seismograph) -> dict | None:
 
 
 def dispatch(device_id: int, resource: str, task: Task, **kwargs: Any) -> str:
-    """Start the refresh of ``resource`` unless one is in flight; return its task id."""
+    """Start the refresh of ``resource`` unless one is in flight; return its task id.
+
+    A marker whose task has already ended (killed at its hard time limit, or its worker
+    process lost, before it could release the marker) is taken over instead of joined, so
+    requests do not wait on a dead task until the marker expires. A task still queued or
+    running is joined: the device lock would refuse a second session anyway.
+    """
     task_id = uuid.uuid4().hex
     owner = seismo_cache.claim_flight(device_id, resource, task_id)
+    if owner != task_id and AsyncResult(owner).ready():
+        seismo_cache.release_flight(device_id, resource, owner)
+        owner = seismo_cache.claim_flight(device_id, resource, task_id)
     if owner == task_id:
         try:
             task.apply_async(
@@ -117,18 +126,25 @@ def wait_for(device_id: int, resource: str, task_id: str, timeout_s: float) -> b
     return True
 
 
+def _stale_copy(
+    device: Seismograph, cached: Cached, error: dict | None, task_id: str | None = None
+) -> Reply:
+    return Reply(
+        200,
+        cached.data,
+        cached.fetched_at,
+        "cache",
+        stale=True,
+        last_error=error,
+        task_id=task_id,
+        offline=device.offline,
+    )
+
+
 def _failed(device: Seismograph, cached: Cached | None, error: dict | None) -> Reply:
     """The unit could not be reached: the cached copy labelled stale, else the error."""
     if cached is not None:
-        return Reply(
-            200,
-            cached.data,
-            cached.fetched_at,
-            "cache",
-            stale=True,
-            last_error=error,
-            offline=device.offline,
-        )
+        return _stale_copy(device, cached, error)
     status = ERROR_STATUS.get((error or {}).get("kind", ""), 502)
     return Reply(status, stale=True, last_error=error, offline=device.offline)
 
@@ -146,16 +162,7 @@ def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply
         return _failed(device, cached, last_error(device) or negative)
     task_id = dispatch(device.pk, resource.name, resource.task, **resource.task_kwargs)
     if cached is not None and not force and not cached.dirty:
-        return Reply(
-            200,
-            cached.data,
-            cached.fetched_at,
-            "cache",
-            stale=True,
-            last_error=last_error(device),
-            task_id=task_id,
-            offline=device.offline,
-        )
+        return _stale_copy(device, cached, last_error(device), task_id)
     if not wait_for(device.pk, resource.name, task_id, settings.SEISMO_API_WAIT_S):
         return Reply(
             202,

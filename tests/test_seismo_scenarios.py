@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from billiard.exceptions import TimeLimitExceeded
 from django.db import connection
 from rest_framework.test import APIClient
 
+from config.celery_app import app
 from conftest import wait_until
+from devices import seismo_cache
 from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
 from devices.simulators.seismograph import SeismographSimulator
 
@@ -24,12 +29,17 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 BASE = "/api/v1/devices/seismographs/"
 HEADER_SUB = "0C"  # one 0C exchange pair (probe + fetch) per event header read
 STREAM_SUB = "5A"
+MONITOR_TTL_S = 3  # the workers write monitor status with this TTL (30 s in production)
 
 
 @pytest.fixture(scope="module")
 def workers(start_worker):
     """Two solo workers on ``serial``: two units can be served at the same time."""
-    env = {"SEISMO_RETRY_BACKOFF_S": "0.1", "SEISMO_NEGATIVE_TTL_S": "5"}
+    env = {
+        "SEISMO_RETRY_BACKOFF_S": "0.1",
+        "SEISMO_NEGATIVE_TTL_S": "5",
+        "SEISMO_MONITOR_TTL_S": str(MONITOR_TTL_S),
+    }
     return [start_worker("serial", **env), start_worker("serial", **env)]
 
 
@@ -292,6 +302,12 @@ def test_monitor_status_ttl_eviction_and_pending_start(api, sims):
     assert first["source"] == "device"
     assert first["data"]["monitoring"] is False
     assert get(api, url + "monitor/").json()["source"] == "cache"
+    # served from the cache until the TTL ends, then read from the unit again
+    cached_at = time.monotonic()
+    wait_until(
+        lambda: get(api, url + "monitor/").json()["source"] == "device", timeout=15, interval=0.3
+    )
+    assert time.monotonic() - cached_at >= MONITOR_TTL_S - 1
     sessions = sim.sessions
 
     assert api.post(url + "monitor/start/").status_code == 200
@@ -372,6 +388,37 @@ def test_two_units_are_served_in_parallel(api, sims, settings):
     assert other.json()["source"] == "device"
     assert api.get(pending["status_url"]).json()["status"] == "running"
     assert wait_task(api, pending)["status"] == "succeeded"
+
+
+def test_dead_refresh_task_is_taken_over_not_waited_on(api, sims):
+    """A task killed at its hard time limit never releases its flight marker: the next
+    request starts a new refresh instead of joining the dead one until the marker expires."""
+    sim = sims(events=1)
+    url = register(api, sim)
+    device = Seismograph.objects.get()
+    dead = uuid.uuid4().hex
+    assert seismo_cache.claim_flight(device.pk, "events", dead) == dead
+    app.backend.mark_as_failure(dead, TimeLimitExceeded(600))
+    reply = get(api, url + "events/")
+    assert reply.status_code == 200, reply.content
+    assert reply.json()["source"] == "device"
+    assert sim.sessions == 1
+    assert seismo_cache.flight_task(device.pk, "events") is None
+
+
+def test_admin_refresh_action_fills_the_cache(api, sims, admin_client):
+    sim = sims(events=2)
+    url = register(api, sim)
+    device = Seismograph.objects.get()
+    action = {"action": "refresh", "_selected_action": [device.pk]}
+    assert admin_client.post("/admin/devices/seismograph/", action).status_code == 302
+    refreshed = Seismograph.objects.filter(
+        pk=device.pk, info_fetched_at__isnull=False, events_checked_at__isnull=False
+    )
+    wait_until(refreshed.exists, timeout=20)
+    assert get(api, url + "info/").json()["source"] == "cache"
+    assert [e["index"] for e in get(api, url + "events/").json()["data"]] == [0, 1]
+    assert sim.sessions == 2
 
 
 # 10 ----------------------------------------------------------------------------------------------

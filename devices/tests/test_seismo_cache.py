@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from devices import seismo_cache, services
+from devices import seismo_cache, seismo_reads, services, tasks
 from devices.links.seismo.errors import LinkDropped, LinkRefused
 from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
 from devices.seismo_plot import minmax_indices, waveform_json
@@ -89,6 +89,13 @@ def test_flight_is_claimed_once(device):
     assert seismo_cache.flight_task(device.pk, "events") == "a"
     seismo_cache.release_flight(device.pk, "events", "a")
     assert seismo_cache.flight_task(device.pk, "events") is None
+
+
+def test_a_flight_whose_task_is_queued_or_running_is_joined(device):
+    """Its task has no result yet (PENDING): joined, no second task is sent."""
+    seismo_cache.claim_flight(device.pk, "events", "queued-task")
+    assert seismo_reads.dispatch(device.pk, "events", tasks.sync_events) == "queued-task"
+    assert seismo_cache.flight_task(device.pk, "events") == "queued-task"
 
 
 def test_erase_keeps_history_and_empties_index(sim, device):
