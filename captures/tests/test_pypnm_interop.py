@@ -351,6 +351,41 @@ def test_round_trip_export_then_import_into_an_empty_database(
 
 
 @pytest.mark.django_db
+def test_pipeline_records_round_trip_through_the_manifests(
+    storage_root: Path, tmp_path: Path
+) -> None:
+    """What our own pipeline recorded exports to a data dir PyPNM tools and import_pypnm read."""
+    from captures.tests.factories import make_operation, stored_transaction
+
+    operation = make_operation()
+    staged = [stored_transaction(operation, tick) for tick in (1, 2)]
+    services.stop_operation(operation)
+    operation.refresh_from_db()
+    originals = {
+        t.transaction_id: b"".join(storage.iter_decompressed(t.stored_path)) for t in staged
+    }
+    call_command("export_manifests", str(tmp_path / "out"), "--files", stdout=io.StringIO())
+    exported = json.loads((tmp_path / "out" / "operation_capture.json").read_text())
+    entry = exported[operation.operation_id]
+    assert entry["operation_status"]["state"] == operation.state == "stopped"
+    assert entry["metadata"]["mac_address"] == operation.modem.mac_address
+
+    for Model in (Transaction, Capture, Operation, CaptureGroup, CableModem):
+        Model.objects.all().delete()
+    shutil.rmtree(storage_root)
+    report = import_data_dir(tmp_path / "out")
+    assert (report.created["operations"], report.created["transactions"]) == (1, 2)
+    assert report.rejected == report.unassigned == report.missing_files == []
+    again = Operation.objects.get(operation_id=operation.operation_id)
+    assert (again.state, again.collected) == ("stopped", operation.collected)
+    for txn_id, original in originals.items():
+        record = Transaction.objects.get(transaction_id=txn_id)
+        assert record.capture_group_id == again.capture_group_id
+        assert b"".join(storage.iter_decompressed(record.stored_path)) == original
+        assert record.sha256 == hashlib.sha256(original).hexdigest()
+
+
+@pytest.mark.django_db
 def test_import_of_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     from django.core.management.base import CommandError
 
