@@ -87,22 +87,24 @@ def _flush(cutoff: datetime) -> FlushResult:
     result = FlushResult(ran=True, cutoff=cutoff, watermark_before=state.watermark)
     if state.watermark is not None and state.watermark >= cutoff:
         return result
+    # SQLite compares times as text: parameters must be in the stored format.
+    since, until = (connection.ops.adapt_datetimefield_value(t) for t in (state.watermark, cutoff))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             timeout_ms = int(settings.MONITORING_FLUSH_LOCK_TIMEOUT_S * 1000)
             cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
-        since = "" if state.watermark is None else " AND bucket >= %s"
+        after = "" if since is None else " AND bucket >= %s"
         cursor.execute(
             "SELECT count(*), coalesce(sum(n), 0) FROM monitoring_snapshot "  # noqa: S608
-            f"WHERE bucket < %s{since}",
-            [cutoff] if state.watermark is None else [cutoff, state.watermark],
+            f"WHERE bucket < %s{after}",
+            [until] if since is None else [until, since],
         )
         kept, received = cursor.fetchone()
         if connection.vendor == "postgresql":
             result.dropped = partitions.partitions_before(cursor, cutoff)
             for name in result.dropped:
                 cursor.execute(f"DROP TABLE {name}")
-        cursor.execute("DELETE FROM monitoring_sample WHERE ts < %s", [cutoff])
+        cursor.execute("DELETE FROM monitoring_sample WHERE ts < %s", [until])
     result.kept, result.removed = int(kept), int(received) - int(kept)
     state.watermark = cutoff
     state.flushed_at = timezone.now()
