@@ -91,12 +91,21 @@ class _Rows:
     def batch(self) -> SampleBatch:
         return SampleBatch(
             np.array(self.instrument, dtype=np.int64),
-            np.array(self.ts_us, dtype=np.int64),
+            _stamps(self.ts_us),
             np.concatenate(
                 [np.array(self.values, dtype=np.float64).reshape(-1, MAX_CHANNELS), *self.blocks]
             ),
             np.array(self.channels, dtype=np.int8),
         )
+
+
+def _stamps(ts_us: list[int]) -> np.ndarray:
+    """Stamps as int64; one beyond its range clamps to an end, which validation refuses."""
+    try:
+        return np.array(ts_us, dtype=np.int64)
+    except OverflowError:
+        low, high = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        return np.array([min(max(t, low), high) for t in ts_us], dtype=np.int64)
 
 
 def ingest_line_protocol(
@@ -243,12 +252,19 @@ def _json_time(value: object) -> int:
 def _batch_problems(
     rows: _Rows, batch: SampleBatch, now: float
 ) -> tuple[list[Problem], np.ndarray]:
-    """Problems found across lines: times too far ahead, one instrument twice at one time."""
-    bad = batch.ts_us > int((now + settings.MONITORING_MAX_FUTURE_S) * 1e6)
+    """Problems found across lines: times too far ahead or before 1970, one instrument twice
+    at one time."""
+    ahead = batch.ts_us > int((now + settings.MONITORING_MAX_FUTURE_S) * 1e6)
+    early = batch.ts_us < 0
     problems = [
         Problem(rows.where(i), f"timestamp more than {settings.MONITORING_MAX_FUTURE_S} s ahead")
-        for i in np.flatnonzero(bad)[:MAX_REPORTED_PROBLEMS]
+        for i in np.flatnonzero(ahead)[:MAX_REPORTED_PROBLEMS]
     ]
+    problems += [
+        Problem(rows.where(i), "timestamp before 1970")
+        for i in np.flatnonzero(early)[:MAX_REPORTED_PROBLEMS]
+    ]
+    bad = ahead | early
     order = np.lexsort((batch.ts_us, batch.instrument))
     same = (batch.instrument[order][1:] == batch.instrument[order][:-1]) & (
         batch.ts_us[order][1:] == batch.ts_us[order][:-1]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitoring.ingest import ingest_line_protocol
 from monitoring.models import Instrument, RetentionState, Sample, Snapshot
 
 URL = "/api/v1/monitoring/samples"
@@ -46,6 +47,9 @@ GOOD = [lp("10AE", k) for k in range(3)]
         (lp("10AE", 9, "top_in=1,bot_in=inf,bot_out=2,top_out=3"), "bot_in is not finite"),
         (lp("10AE", 9, "top_in=1,bot_in=1e999,bot_out=2,top_out=3"), "not finite"),
         (lp("10AE", 9, ts=NOW_NS + 3600 * 10**9), "s ahead"),
+        (lp("10AE", 9, ts=10**30), "s ahead"),  # beyond int64
+        (lp("10AE", 9, ts=-(10**30)), "before 1970"),
+        (lp("10AE", 9, ts=-(10**9)), "before 1970"),
         (lp("10AE", 9, "top_in=1,bot_in=1,bot_out=2"), "expected 4 (top_in, bot_in, bot_out"),
         (lp("10AE", 9, "top_in=1,bot_in=1,bot_out=2,top_out=3,x=1"), "wrong channels"),
         (lp("10AE", 9, "top_in=1,bot_in=1,bot_out=2,side=3"), "wrong channels"),
@@ -95,6 +99,15 @@ def test_samples_older_than_the_retention_watermark_are_refused(api, bpm):
     assert Sample.objects.count() == 0
 
 
+def test_lenient_ingest_stores_the_good_lines_around_an_impossible_timestamp(bpm):
+    """The listener's mode: a stamp beyond int64 is one bad line, not a failed batch."""
+    lines = [lp("10AE", 0), lp("10AE", 1, ts=10**30), lp("10AE", 2)]
+    result = ingest_line_protocol("\n".join(lines), strict=False)
+    assert (result.received, result.written, result.rejected) == (3, 2, 1)
+    assert [p.where for p in result.problems] == ["line 2"]
+    assert Sample.objects.count() == 2
+
+
 def test_a_retried_batch_writes_nothing_twice(api, bpm):
     lines = [lp("10AE", k) for k in range(30)]
     assert post_lines(api, lines[:20]).json()["written"] == 20
@@ -135,6 +148,8 @@ def test_json_batch_by_name_or_id_with_a_list_or_channel_map(api, bpm):
         ({"instrument": "10AE", "values": [1, 2, 3, "4"]}, "top_out is not a number"),
         ({"instrument": "10AE", "values": [1, 2, 3, 4], "ts": "yesterday"}, "not ISO 8601"),
         ({"instrument": "10AE", "values": [1, 2, 3, 4], "ts": "2026-01-01T00:00"}, "time zone"),
+        ({"instrument": "10AE", "values": [1, 2, 3, 4], "ts": 1e30}, "s ahead"),
+        ({"instrument": "10AE", "values": [1, 2, 3, 4], "ts": "0001-01-01T00:00Z"}, "before 1970"),
     ],
 )
 def test_json_errors_name_the_sample(api, bpm, sample, message):
