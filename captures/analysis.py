@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import zstandard
 
 from captures import storage
 from captures.models import Operation, Transaction
@@ -58,10 +59,18 @@ def measure_for(analysis: AnalysisType, parsed: PnmFile) -> Measure | None:
     return None
 
 
+class UnreadableFile(OSError):
+    """The stored file exists but does not decompress (damaged on disk)."""
+
+
 def load_transaction(record: Transaction) -> PnmFile:
     """The stored file of one transaction, decompressed and parsed."""
     reader = storage.iter_decompressed if record.is_compressed else storage.iter_stored
-    return parse(b"".join(reader(record.stored_path)))
+    try:
+        data = b"".join(reader(record.stored_path))
+    except zstandard.ZstdError as exc:
+        raise UnreadableFile(f"{record.stored_path} does not decompress: {exc}") from None
+    return parse(data)
 
 
 def operation_transactions(operation: Operation):

@@ -23,6 +23,7 @@ from captures.analysis import (
     AnalysisError,
     AnalysisResult,
     AnalysisType,
+    UnreadableFile,
     analyse,
     iter_csv,
     iter_json,
@@ -151,6 +152,8 @@ def _parsed_transaction(transaction_id: str):
         raise UnparseableFile(f"the stored file is not a valid PNM file: {exc}") from None
     except FileNotFoundError:
         raise NotFound(f"the stored file of transaction {transaction_id} is missing") from None
+    except UnreadableFile as exc:
+        raise UnparseableFile(f"the stored file cannot be read: {exc}") from None
 
 
 class TransactionParsedView(_JsonErrorsMixin, APIView):
@@ -165,7 +168,12 @@ class TransactionParsedView(_JsonErrorsMixin, APIView):
                 "data", bool, default=True, description="include per-subcarrier arrays"
             )
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiTypes.OBJECT,
+            404: OpenApiTypes.OBJECT,
+            422: OpenApiTypes.OBJECT,
+        },
     )
     def get(self, request: Request, transaction_id: str) -> Response:
         query = ParsedQuerySerializer(data=request.query_params)
@@ -180,7 +188,11 @@ class TransactionPlotView(_JsonErrorsMixin, APIView):
     @extend_schema(
         operation_id="captures_transactions_plot",
         summary="A plot of a transaction's PNM file",
-        responses={(200, "image/png"): OpenApiTypes.BINARY, 404: OpenApiTypes.OBJECT},
+        responses={
+            (200, "image/png"): OpenApiTypes.BINARY,
+            404: OpenApiTypes.OBJECT,
+            422: OpenApiTypes.OBJECT,
+        },
     )
     def get(self, request: Request, transaction_id: str) -> HttpResponse:
         return HttpResponse(file_png(_parsed_transaction(transaction_id)), content_type="image/png")

@@ -190,6 +190,22 @@ def test_transaction_views_need_authentication(imported) -> None:
         assert response.status_code in (401, 403)
 
 
+def test_a_damaged_stored_file_is_skipped_or_a_422(imported, client, settings) -> None:
+    from captures.models import Transaction
+
+    record = Transaction.objects.get(transaction_id=T1)
+    stored = Path(settings.FIELDRELAY_STORAGE_ROOT) / record.stored_path
+    stored.write_bytes(b"\x00" * 200)  # no zstd frame any more
+    result = json.loads(body(client.get(url(OP_RXMER), {"type": "min-avg-max"})))
+    assert [s["transaction_id"] for s in result["skipped"]] == [T1]
+    assert "does not decompress" in result["skipped"][0]["reason"]
+    assert result["channels"][0]["captures"] == 1
+    for suffix in ("parsed", "plot.png"):
+        response = client.get(f"/api/v1/captures/transactions/{T1}/{suffix}")
+        assert response.status_code == 422
+        assert "cannot be read" in response.json()["detail"]
+
+
 MODEM_FILES = [p for p in sorted(SAMPLES.glob("*.bin")) if p.read_bytes()[:3] == b"PNN"]
 
 
