@@ -179,3 +179,20 @@ def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
 
     assert Transaction.objects.filter(capture=capture).count() == 1
     assert Operation.objects.get(pk=done.pk).collected == done.collected
+
+
+def test_a_tick_delivered_twice_triggers_and_records_once(pnm_worker, farm):
+    sim = farm(1)
+    operation = start(register(sim[0]), duration_s=600, interval_s=60)  # no beat running
+    from captures.tasks import trigger_capture
+
+    trigger_capture.delay(operation.pk)
+    trigger_capture.delay(operation.pk)  # the same tick, delivered again
+    worker_drained()
+    wait_until(lambda: Operation.objects.get(pk=operation.pk).collected == 2, timeout=30)
+    worker_drained()
+
+    assert sim[0].triggers == 2  # one per channel, not four
+    assert operation.captures.count() == 2
+    assert Transaction.objects.filter(capture__operation=operation).count() == 2
+    assert Operation.objects.get(pk=operation.pk).collected == 2
