@@ -279,6 +279,23 @@ def test_an_operation_pypnm_had_running_is_imported_as_stopped(
 
 
 @pytest.mark.django_db
+def test_a_damaged_compressed_file_is_reported_and_the_rest_imported(
+    data_dir: Path, storage_root: Path
+) -> None:
+    (data_dir / "pnm" / f"{CHAN_EST}.zst").write_bytes(b"\x00" * 64)
+    (data_dir / "pnm" / DEMO_2).rename(data_dir / "pnm" / f"{DEMO_2}.gz")  # not gzip inside
+    path = data_dir / "db" / "transactions.json"
+    records = json.loads(path.read_text())
+    records[T2]["filename"] = f"{DEMO_2}.gz"
+    path.write_text(json.dumps(records))
+    report = import_data_dir(data_dir)
+    assert sorted(line.split(":")[0] for line in report.rejected) == [T2, T3]
+    assert all("is unreadable" in line for line in report.rejected)
+    assert report.created["transactions"] == 3
+    assert not Transaction.objects.filter(transaction_id__in=[T2, T3]).exists()
+
+
+@pytest.mark.django_db
 def test_command_shows_progress_on_stderr(data_dir: Path, storage_root: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     call_command("import_pypnm", str(data_dir), stdout=out, stderr=err)

@@ -297,7 +297,11 @@ class Importer:
             operation = self._holder(GROUP_ONLY, mac, group_id, groups)
         else:
             operation = self._operation(op_id, operations[op_id], groups, record)
-        data = _read_file(self.pnm_dir, record["filename"])
+        try:
+            data = _read_file(self.pnm_dir, record["filename"])
+        except (zstandard.ZstdError, OSError, EOFError) as exc:
+            self.report.rejected.append(f"{txn_id}: {record['filename']} is unreadable ({exc})")
+            return
         if data is None:
             self.report.missing_files.append(record["filename"])
             return
