@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Task
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
@@ -27,8 +28,16 @@ from django.utils import timezone
 from devices import seismo_cache, tasks
 from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
 
-ERROR_STATUS = {"refused": 503, "busy": 503, "timeout": 504, "rejected": 400}
+ERROR_STATUS = {
+    "refused": 503,
+    "busy": 503,
+    "timeout": 504,
+    "rejected": 400,
+    "no_such_event": 404,
+    "gone": 404,
+}
 _POLL_S = 0.02
+_RESULT_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,20 @@ def _stale_copy(
     )
 
 
+def _outcome_error(task_id: str) -> dict | None:
+    """Why a refresh ended without data when it recorded no link failure on the device:
+    the unit stayed busy in another session, it was deleted, or the task itself crashed.
+    The flight marker is released just before the result is stored, hence the short wait."""
+    result = AsyncResult(task_id)
+    try:
+        outcome = result.get(timeout=_RESULT_WAIT_S, interval=_POLL_S, propagate=False)
+    except CeleryTimeoutError:
+        return None
+    if isinstance(outcome, dict):
+        return None if outcome.get("ok") else outcome.get("error")
+    return {"kind": "error", "message": "the refresh task failed; see the worker log"}
+
+
 def _failed(device: Seismograph, cached: Cached | None, error: dict | None) -> Reply:
     """The unit could not be reached: the cached copy labelled stale, else the error."""
     if cached is not None:
@@ -178,6 +201,9 @@ def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply
         return _failed(device, cached, error)
     answer = resource.lookup(device)
     if answer is None:
+        failure = _outcome_error(task_id)
+        if failure is not None:
+            return _failed(device, cached, failure)
         return Reply(404, last_error=error, offline=device.offline)
     return Reply(
         200,

@@ -39,6 +39,7 @@ def workers(start_worker):
         "SEISMO_RETRY_BACKOFF_S": "0.1",
         "SEISMO_NEGATIVE_TTL_S": "5",
         "SEISMO_MONITOR_TTL_S": str(MONITOR_TTL_S),
+        "SEISMO_LOCK_WAIT_S": "2",
     }
     return [start_worker("serial", **env), start_worker("serial", **env)]
 
@@ -404,6 +405,20 @@ def test_dead_refresh_task_is_taken_over_not_waited_on(api, sims):
     assert reply.json()["source"] == "device"
     assert sim.sessions == 1
     assert seismo_cache.flight_task(device.pk, "events") is None
+
+
+def test_unit_locked_by_another_session_is_busy_not_dialled(api, sims):
+    sim = sims(events=1)
+    url = register(api, sim)
+    device = Seismograph.objects.get()
+    with seismo_cache.device_lock(device.pk) as owned:
+        assert owned
+        busy = get(api, url + "info/")  # the task gives up after SEISMO_LOCK_WAIT_S
+    assert busy.status_code == 503, busy.content
+    assert busy.json()["last_error"]["kind"] == "busy"
+    assert sim.connections == 0
+    assert Seismograph.objects.get().last_error_kind == ""  # not a link failure
+    assert get(api, url + "info/").json()["source"] == "device"
 
 
 def test_admin_refresh_action_fills_the_cache(api, sims, admin_client):
