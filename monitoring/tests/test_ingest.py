@@ -178,6 +178,33 @@ def test_generic_instrument_with_two_channels(api, db):
     assert (sample.c0, sample.c1, sample.c2, sample.c3) == (21.5, 40.0, None, None)
 
 
+def test_a_batch_mixing_layouts_and_shapes_keeps_each_line_its_values(api, bpm):
+    Instrument.objects.create(name="T1", kind=Instrument.Kind.GENERIC, channels=["temp", "rh"])
+    lines = [
+        lp("10AE", 0),
+        f"env,instrument=T1 temp=21.5,rh=40 {NOW_NS - 10**9}",
+        "",
+        lp("10AE", 1, "top_out=4,bot_out=3,bot_in=2,top_in={k}"),
+        f"T1 rh=41,temp=22.5 {NOW_NS - 2 * 10**9}",
+        lp("10AE", 2, "top_in=1,bot_in=1,bot_out=2,top_out=nan"),
+    ]
+    response = post_lines(api, lines)
+    assert response.status_code == 400
+    assert [e["where"] for e in response.json()["errors"]] == ["line 6"]
+    response = post_lines(api, lines[:-1])
+    assert response.json() == {"received": 4, "written": 4}
+    stored = sorted(Sample.objects.values_list("c0", "c1", "c2", "c3"), key=str)
+    assert stored == sorted(
+        [
+            (0.0, 1.0, 2.0, 3.0),
+            (21.5, 40.0, None, None),
+            (1.0, 2.0, 3.0, 4.0),
+            (22.5, 41.0, None, None),
+        ],
+        key=str,
+    )
+
+
 def test_ingest_needs_authentication(client, bpm):
     response = client.post(URL, "\n".join(GOOD), content_type="text/plain")
     assert response.status_code in (401, 403)
