@@ -90,7 +90,7 @@ def fetch_waveform(
     self: Task, device_id: int, index: int, force: bool, requested_at: float, attempt: int = 0
 ) -> dict:
     def progress(done: int, total: int) -> None:
-        self.update_state(state="PROGRESS", meta={"chunks_done": done, "chunks_total": total})
+        self.update_state(state="PROGRESS", meta={"bytes_done": done, "bytes_total": total})
 
     return _run(
         self,

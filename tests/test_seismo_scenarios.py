@@ -382,7 +382,8 @@ def test_two_units_are_served_in_parallel(api, sims, settings):
     assert accepted.status_code == 202
     pending = accepted.json()
     assert accepted["Location"] == pending["status_url"]
-    wait_until(lambda: api.get(pending["status_url"]).json()["progress"], timeout=20)
+    progress = wait_until(lambda: api.get(pending["status_url"]).json()["progress"], timeout=20)
+    assert 0 < progress["bytes_done"] < progress["bytes_total"] == len(slow.unit.waveform_body(0))
     settings.SEISMO_API_WAIT_S = 8
     other = get(api, fast_url + "events/")
     assert other.status_code == 200
