@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -77,6 +78,23 @@ def test_flush_keeps_exactly_the_reference_rows(data):
         result.kept,
         result.removed,
     )
+
+
+def test_the_flush_logs_the_rows_kept_and_removed(data, caplog):
+    with caplog.at_level(logging.INFO, logger="monitoring.retention"):
+        result = flush_retention(NOW)
+    assert result.kept > 0
+    assert result.removed > 0
+    assert f"kept {result.kept} snapshot rows, removed {result.removed} rows" in caplog.text
+
+
+def test_beat_runs_the_flush_every_minute(db):
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="monitoring.tasks.flush_retention")
+    assert task.enabled
+    assert (task.interval.every, task.interval.period) == (60, "seconds")
+    assert task.expire_seconds <= 120  # a backlog of missed minutes does not pile up
 
 
 def test_the_window_edge_row_stays_and_the_one_before_is_thinned(data):
