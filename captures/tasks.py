@@ -11,7 +11,7 @@ import sys
 
 from celery import shared_task
 from celery.exceptions import Retry
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_shutdown
 
 from captures import services, staging, storage, triggering
 from devices.links import pnm, snmp
@@ -117,7 +117,8 @@ def sweep_operations() -> dict:
     }
 
 
-@worker_process_shutdown.connect
+@worker_process_shutdown.connect  # prefork children
+@worker_shutdown.connect  # solo and threads pools: the main process holds the client
 def close_snmp_client(**_kwargs) -> None:
     """Close this process's SNMP engine and loop (one per worker process)."""
     snmp.client().close()
