@@ -296,6 +296,21 @@ def test_a_damaged_compressed_file_is_reported_and_the_rest_imported(
 
 
 @pytest.mark.django_db
+def test_channel_comes_from_the_file_header_when_the_name_has_none(
+    data_dir: Path, storage_root: Path
+) -> None:
+    cmts_name = "PNMDsMer_aabbccddeeff_1764820691"  # as a CMTS names the upload
+    (data_dir / "pnm" / DEMO_2).rename(data_dir / "pnm" / cmts_name)
+    path = data_dir / "db" / "transactions.json"
+    records = json.loads(path.read_text())
+    records[T2]["filename"] = cmts_name
+    path.write_text(json.dumps(records))
+    import_data_dir(data_dir)
+    assert Transaction.objects.get(transaction_id=T2).channel_id == 193
+    assert Transaction.objects.get(transaction_id=T4).channel_id == 160  # FEC header = name
+
+
+@pytest.mark.django_db
 def test_command_shows_progress_on_stderr(data_dir: Path, storage_root: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     call_command("import_pypnm", str(data_dir), stdout=out, stderr=err)

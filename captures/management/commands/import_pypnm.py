@@ -37,6 +37,7 @@ from captures.models import (
     OperationState,
     Transaction,
 )
+from captures.pnm import PnmFormatError, parse
 from devices.models import CableModem
 
 MANIFESTS = ("operation_capture.json", "capture_group.json", "transactions.json")
@@ -132,6 +133,20 @@ def _read_file(pnm_dir: Path, filename: str) -> bytes | None:
     if filename.endswith(".gz"):
         return gzip.decompress(raw)
     return raw
+
+
+def _channel_id(name: str, data: bytes) -> int:
+    """The channel the file's own header names, else the one in a PyPNM-style file name
+    (``..._<channel>_<epoch>.bin``): a CMTS-named upload (``PNMDsMer_<MAC>_<epoch>``) has
+    none in its name, and a histogram none in its header."""
+    try:
+        channel = getattr(parse(data), "channel_id", None)
+    except PnmFormatError:
+        channel = None
+    if channel is None:
+        match = CHANNEL_RE.search(name)
+        channel = int(match.group(1)) if match else 0
+    return channel
 
 
 def _base_name(filename: str) -> str:
@@ -313,8 +328,7 @@ class Importer:
             # Storing would overwrite another transaction's file of the same name.
             self.report.rejected.append(f"{txn_id}: file name {name} is already recorded")
             return
-        match = CHANNEL_RE.search(name)
-        channel_id = int(match.group(1)) if match else 0
+        channel_id = _channel_id(name, data)
         modem = self._modem(record["mac_address"])
         stored = storage.store_compressed(
             data, storage.stored_relative_path(modem.mac_hex, name + ".zst"), self.level
