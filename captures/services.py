@@ -150,6 +150,15 @@ def record_system_description(operation: Operation, description: dict) -> None:
     operation.metadata = metadata
 
 
+def update_metadata(operation: Operation, **values) -> None:
+    """Merge ``values`` into the operation's metadata (None removes a key)."""
+    with transaction.atomic():
+        locked = Operation.objects.select_for_update().get(pk=operation.pk)
+        metadata = {k: v for k, v in {**locked.metadata, **values}.items() if v is not None}
+        Operation.objects.filter(pk=operation.pk).update(metadata=metadata)
+    operation.metadata = metadata
+
+
 def set_expected_channels(operation: Operation, channel_count: int) -> None:
     """Once the channels are known, the plan is ticks x channels (until it is final)."""
     if channel_count > 1:

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from captures import expectations, services
 from captures.services import Tick
 from devices.links import pnm
-from devices.links.snmp import SnmpError, client
+from devices.links.snmp import SnmpError, SnmpRejected, client
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def run_tick(tick: Tick) -> int:
         if not operation.metadata.get("system_description"):
             description = pnm.read_system_description(snmp, target)
             services.record_system_description(operation, description)
-        channels = pnm.ofdm_channels(snmp, target)
+        channels = _ofdm_channels(operation, snmp, target)
         if operation.channel_ids:
             wanted = set(operation.channel_ids)
             channels = [channel for channel in channels if channel.channel_id in wanted]
@@ -74,6 +74,19 @@ def run_tick(tick: Tick) -> int:
         services.set_expected_channels(operation, len(channels))
         point_uploads_at_receiver(snmp, target)
         return sum(_capture_channel(tick, test, target, channel) for channel in channels)
+
+
+def _ofdm_channels(operation, snmp, target) -> list[pnm.OfdmChannel]:
+    """The modem's OFDM channels, walked once per operation (like sysDescr) and walked
+    again after a trigger was refused (an ifIndex may have changed)."""
+    known = operation.metadata.get("ofdm_channels")
+    if known:
+        return [pnm.OfdmChannel(if_index, channel_id) for if_index, channel_id in known]
+    channels = pnm.ofdm_channels(snmp, target)
+    services.update_metadata(
+        operation, ofdm_channels=[[c.if_index, c.channel_id] for c in channels]
+    )
+    return channels
 
 
 def point_uploads_at_receiver(snmp, target) -> None:
@@ -118,10 +131,12 @@ def _capture_channel(tick: Tick, test: pnm.PnmTest, target, channel: pnm.OfdmCha
     snmp = client()
     try:
         pnm.start_capture(snmp, target, test, channel.if_index, capture.file_name)
-    except SnmpError:
+    except SnmpError as exc:
         # Not triggered (as far as we know): forget it, so a retry can trigger it afresh.
         expectations.forget(expectation)
         capture.delete()
+        if isinstance(exc, SnmpRejected):
+            services.update_metadata(operation, ofdm_channels=None)  # walk again next tick
         raise
     try:
         pnm.wait_sample_ready(
