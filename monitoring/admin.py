@@ -18,6 +18,11 @@ class InstrumentAdmin(admin.ModelAdmin):
     list_filter = ["kind", "active"]
     search_fields = ["name"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        """Stored samples are positional (c0..c3 in channel order): once an instrument
+        exists its kind and channels stay, or old samples would read as other channels."""
+        return ["kind", "channels"] if obj is not None else []
+
 
 @admin.register(RetentionState)
 class RetentionStateAdmin(admin.ModelAdmin):

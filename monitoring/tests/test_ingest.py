@@ -228,3 +228,17 @@ def test_admin_lists_instruments_and_the_retention_state(admin_client, bpm):
     RetentionState.objects.create()
     assert b"10AE" in admin_client.get("/admin/monitoring/instrument/").content
     assert admin_client.get("/admin/monitoring/retentionstate/").status_code == 200
+
+
+def test_admin_keeps_the_channels_of_an_existing_instrument(admin_client, db):
+    """Samples are stored by channel position: a changed layout would misread them."""
+    t1 = Instrument.objects.create(name="T1", kind=Instrument.Kind.GENERIC, channels=["temp"])
+    url = f"/admin/monitoring/instrument/{t1.pk}/change/"
+    form = {"name": "T1b", "kind": "generic", "channels": '["temp", "rh"]', "active": "on"}
+    response = admin_client.post(url, form)
+    assert response.status_code == 302
+    t1.refresh_from_db()
+    assert (t1.name, t1.channels) == ("T1b", ["temp"])
+    add = admin_client.post("/admin/monitoring/instrument/add/", {**form, "name": "T2"})
+    assert add.status_code == 302
+    assert Instrument.objects.get(name="T2").channels == ["temp", "rh"]
