@@ -10,7 +10,8 @@ import json
 
 from celery import Task
 from celery.result import AsyncResult
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
+from django_celery_results.models import TaskResult
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -276,10 +277,15 @@ class SeismographViewSet(
 class TaskStatusView(APIView):
     """Poll a device task started by a 202 answer."""
 
-    @extend_schema(responses={200: TaskStatusSerializer})
+    @extend_schema(responses={200: TaskStatusSerializer, 404: None})
     def get(self, request: Request, task_id: str) -> Response:
         result = AsyncResult(task_id)
         state = result.state
+        # Other apps' results are not ours to show (django-db keeps the name in its row).
+        names = TaskResult.objects.filter(task_id=task_id).values_list("task_name", flat=True)
+        name = names.first()
+        if name and not name.startswith(f"{tasks.__name__}."):
+            raise Http404("not a seismograph task")
         progress = result.info if state == "PROGRESS" and isinstance(result.info, dict) else None
         outcome = result.result if state == "SUCCESS" and isinstance(result.result, dict) else {}
         if state == "SUCCESS":
@@ -292,7 +298,8 @@ class TaskStatusView(APIView):
             status_name = "pending"
         error = outcome.get("error")
         if state == "FAILURE":
-            error = {"kind": "error", "message": str(result.result)}
+            # The exception's text may name internals (hosts, queries): only its class.
+            error = {"kind": "error", "message": type(result.result).__name__}
         return Response(
             {
                 "task_id": task_id,

@@ -6,11 +6,13 @@ here must then be answered from it (the simulator's session count proves no dial
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth.models import Permission
+from django_celery_results.models import TaskResult
 from rest_framework.test import APIClient
 
 from devices import seismo_cache, services
@@ -168,6 +170,27 @@ def test_deleting_a_unit_is_for_operators_only(api, warm, django_user_model):
 def test_task_status_of_unknown_task_is_pending(api):
     body = api.get("/api/v1/devices/tasks/0123abcd/").json()
     assert body["status"] == "pending"
+
+
+def test_task_status_shows_only_device_tasks_and_no_exception_text(api):
+    TaskResult.objects.create(
+        task_id="other-app", task_name="captures.tasks.stage", status="SUCCESS", result="{}"
+    )
+    assert api.get("/api/v1/devices/tasks/other-app/").status_code == 404
+    failure = {
+        "exc_type": "OperationalError",
+        "exc_module": "builtins",
+        "exc_message": ["connection to db.internal:5432 failed"],
+    }
+    TaskResult.objects.create(
+        task_id="crashed",
+        task_name="devices.tasks.sync_events",
+        status="FAILURE",
+        result=json.dumps(failure),
+    )
+    body = api.get("/api/v1/devices/tasks/crashed/").json()
+    assert body["status"] == "failed"
+    assert "db.internal" not in json.dumps(body)
 
 
 def test_admin_pages_and_waveform_plot(warm, admin_client):
