@@ -65,9 +65,10 @@ def test_create_from_parts_and_reject_bad_conn_key(api):
     assert made.json()["conn_key"] == "tcp:10.0.0.5:12345"
     serial = api.post(BASE, {"port": "/dev/ttyUSB0"}, format="json").json()
     assert serial["conn_key"] == "serial:/dev/ttyUSB0:38400"
-    bad = api.post(BASE, {"conn_key": "ftp:nowhere"}, format="json")
-    assert bad.status_code == 400
-    assert "conn_key" in bad.json()
+    for conn_key in ("ftp:nowhere", "serial:spy:///dev/ttyS0?file=/tmp/x:38400"):
+        bad = api.post(BASE, {"conn_key": conn_key}, format="json")
+        assert bad.status_code == 400
+        assert "conn_key" in bad.json()
     dup = api.post(BASE, {"host": "10.0.0.5", "tcp_port": 12345}, format="json")
     assert "conn_key" in dup.json()
 

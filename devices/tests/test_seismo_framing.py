@@ -193,8 +193,21 @@ def test_conn_keys():
         "serial:/dev/ttyUSB0:38400",
     )
     assert parse_conn_key("tcp:h:1").conn_key == "tcp:h:1"
-    with pytest.raises(ValueError, match="conn_key"):
-        parse_conn_key("udp:h:1")
+    assert parse_conn_key("tcp:[::1]:5000").url == "socket://[::1]:5000"
+    assert parse_conn_key("serial:COM3:9600").url == "COM3"
+    bad = [
+        "udp:h:1",
+        "tcp:h:0",
+        "tcp:h:70000",
+        "tcp:h?logging=debug:1",
+        "tcp:a/b:1",
+        "serial:spy:///dev/ttyS0?file=/tmp/x:38400",
+        "serial:rfc2217://h:2217:38400",
+        "serial:/dev/ttyS0:0",
+    ]
+    for conn_key in bad:
+        with pytest.raises(ValueError, match="conn_key"):
+            parse_conn_key(conn_key)
 
 
 # -- the transport over loop://: what we write comes back as the "unit's" bytes ------------

@@ -7,6 +7,7 @@ OS's failures into the link errors callers can act on.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 
@@ -39,17 +40,25 @@ class LinkTarget:
         return f"serial:{self.url}:{self.baudrate}"
 
 
+_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
+
+
 def parse_conn_key(conn_key: str) -> LinkTarget:
-    """``tcp:host:port`` → ``socket://host:port``; ``serial:/dev/ttyS0:38400`` → the path."""
+    """``tcp:host:port`` → ``socket://host:port``; ``serial:/dev/ttyS0:38400`` → the path.
+
+    Only a host name / IP address and a plain device path: a serial "path" that is a
+    pyserial URL (``spy://…?file=``, ``rfc2217://``, ``loop://``) would let whoever
+    registers a unit make the worker write files or dial elsewhere.
+    """
     kind, _, rest = conn_key.partition(":")
     if kind == "tcp":
         host, _, port = rest.rpartition(":")
-        if not host or not port.isdigit():
+        if not _HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"bad tcp conn_key {conn_key!r}: want tcp:host:port")
         return LinkTarget(f"socket://{host}:{int(port)}")
     if kind == "serial":
         path, _, baud = rest.rpartition(":")
-        if not path or not baud.isdigit():
+        if not path or "://" in path or not baud.isdigit() or int(baud) == 0:
             raise ValueError(f"bad serial conn_key {conn_key!r}: want serial:path:baud")
         return LinkTarget(path, int(baud))
     raise ValueError(f"bad conn_key {conn_key!r}: want tcp:host:port or serial:path:baud")
