@@ -4,8 +4,9 @@ fresh → 200 from the cache; stale → 200 with the cached copy marked stale an
 started (single flight); nothing cached, or ``?force=true`` → start (or join) the refresh
 and wait at most SEISMO_API_WAIT_S for it, then 200 from the device or 202 with the task
 to poll. A recent failure (negative cache) or an offline unit is not dialled again unless
-forced: the stale copy is served with ``last_error``, or the error itself (refused → 503,
-timeout → 504, other link failures → 502).
+forced: the stale copy is served with ``last_error``, or the error itself (refused or
+busy in another session → 503, timeout → 504, other link failures → 502). No answer
+takes longer than SEISMO_API_WAIT_S plus a few polls.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ ERROR_STATUS = {
     "gone": 404,
 }
 _POLL_S = 0.02
-_RESULT_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -150,13 +150,13 @@ def _stale_copy(
     )
 
 
-def _outcome_error(task_id: str) -> dict | None:
+def _outcome_error(task_id: str, wait_s: float) -> dict | None:
     """Why a refresh ended without data when it recorded no link failure on the device:
     the unit stayed busy in another session, it was deleted, or the task itself crashed.
     The flight marker is released just before the result is stored, hence the short wait."""
     result = AsyncResult(task_id)
     try:
-        outcome = result.get(timeout=_RESULT_WAIT_S, interval=_POLL_S, propagate=False)
+        outcome = result.get(timeout=wait_s, interval=_POLL_S, propagate=False)
     except CeleryTimeoutError:
         return None
     if isinstance(outcome, dict):
@@ -186,6 +186,7 @@ def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply
     task_id = dispatch(device.pk, resource.name, resource.task, **resource.task_kwargs)
     if cached is not None and not force and not cached.dirty:
         return _stale_copy(device, cached, last_error(device), task_id)
+    deadline = time.monotonic() + settings.SEISMO_API_WAIT_S
     if not wait_for(device.pk, resource.name, task_id, settings.SEISMO_API_WAIT_S):
         return Reply(
             202,
@@ -201,7 +202,7 @@ def serve(device: Seismograph, resource: Resource, force: bool = False) -> Reply
         return _failed(device, cached, error)
     answer = resource.lookup(device)
     if answer is None:
-        failure = _outcome_error(task_id)
+        failure = _outcome_error(task_id, max(_POLL_S * 5, deadline - time.monotonic()))
         if failure is not None:
             return _failed(device, cached, failure)
         return Reply(404, last_error=error, offline=device.offline)
