@@ -37,7 +37,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-S", "django"]
+BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-S", "django", "-l", "INFO"]
 WORKER_ENV = {
     "PNM_POLL_INTERVAL_S": "0.05",
     "PNM_SNMP_TIMEOUT_S": "2",
@@ -236,6 +236,8 @@ def main() -> None:
                 f"  trigger->transaction: p50 {statistics.median(latencies):.0f} ms, "
                 f"p95 {percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms"
             )
+        sent = (files / "beat.log").read_text().count("Sending due task pnm-operation-")
+        print(f"  ticks sent by beat: {sent} ({sent / (time.time() - began):.1f}/s over the run)")
         for name in pids:
             before = rss_before.get(name, []) if rss_before else []
             print(
