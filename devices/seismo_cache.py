@@ -9,6 +9,8 @@ markers (one refresh task per resource at a time) and hit/miss counters per cach
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,6 +84,16 @@ def is_locked(device_id: int) -> bool:
 
 
 # --- single flight ------------------------------------------------------------------------
+
+
+def command_flight(name: str, **params: Any) -> str:
+    """The flight of a write: the same write joins one in flight, a different one (stop
+    while a start runs, other config values) gets its own flight and queues on the device
+    lock, instead of being answered with another write's outcome and never applied."""
+    if not params:
+        return name
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    return f"{name}:{digest[:16]}"
 
 
 def claim_flight(device_id: int, resource: str, task_id: str) -> str:

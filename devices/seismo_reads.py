@@ -321,7 +321,7 @@ def run_command(device: Seismograph, name: str, task: Task, **kwargs: Any) -> Re
     """A write (config, start/stop, erase): always to the device, through the same single
     flight and bounded wait; 200 with the task's outcome, 202 with the task to poll, or the
     failure (a value the unit rejected → 400)."""
-    task_id = dispatch(device.pk, name, task, **kwargs)
+    task_id = dispatch(device.pk, seismo_cache.command_flight(name, **kwargs), task, **kwargs)
     result = AsyncResult(task_id)
     deadline = time.monotonic() + settings.SEISMO_API_WAIT_S
     while not result.ready():

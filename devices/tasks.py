@@ -104,16 +104,19 @@ def fetch_waveform(
 def set_monitoring(
     self: Task, device_id: int, start: bool, requested_at: float, attempt: int = 0
 ) -> dict:
-    return _run(self, device_id, "monitoring", lambda: services.set_monitoring(device_id, start))
+    flight = seismo_cache.command_flight("monitoring", start=start)
+    return _run(self, device_id, flight, lambda: services.set_monitoring(device_id, start))
 
 
 @shared_task(**_OPTIONS)
 def write_config(
     self: Task, device_id: int, changes: dict, requested_at: float, attempt: int = 0
 ) -> dict:
-    return _run(self, device_id, "config", lambda: services.write_config(device_id, changes))
+    flight = seismo_cache.command_flight("config", changes=changes)
+    return _run(self, device_id, flight, lambda: services.write_config(device_id, changes))
 
 
 @shared_task(**_OPTIONS)
 def erase_device(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
-    return _run(self, device_id, "erase", lambda: services.erase(device_id))
+    flight = seismo_cache.command_flight("erase")
+    return _run(self, device_id, flight, lambda: services.erase(device_id))

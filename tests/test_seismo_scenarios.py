@@ -293,6 +293,24 @@ def test_value_the_unit_rejects_is_400_not_a_link_failure(api, sims):
     assert sim.unit.config.trigger_level_geo == 0.5
 
 
+def test_different_writes_in_flight_are_each_applied(api, sims, settings):
+    """A write joins only the same write in flight: other values wait for the unit's lock
+    and are applied, never answered with the first write's outcome."""
+    sim = sims(events=0)
+    url = register(api, sim)
+    device = Seismograph.objects.get()
+    settings.SEISMO_API_WAIT_S = 0
+    with seismo_cache.device_lock(device.pk) as owned:
+        assert owned
+        first = api.post(url + "config/", {"project": "Bridge"}, format="json").json()
+        same = api.post(url + "config/", {"project": "Bridge"}, format="json").json()
+        other = api.post(url + "config/", {"client": "Acme"}, format="json").json()
+    assert first["task_id"] == same["task_id"] != other["task_id"]
+    assert wait_task(api, first)["status"] == wait_task(api, other)["status"] == "succeeded"
+    project = sim.unit.config.project
+    assert (project.project, project.client) == ("Bridge", "Acme")
+
+
 # 7 ---------------------------------------------------------------------------------------------
 
 
