@@ -97,13 +97,7 @@ def _record(
                 pnm_test_type=operation.test_type,
                 channel_id=capture.channel_id,
                 filename=stored_name,
-                stored_path=stored.relative_path,
-                is_compressed=True,
-                codec=storage.CODEC,
-                level=stored.level,
-                size_before=stored.size_before,
-                size_after=stored.size_after,
-                sha256=stored.sha256,
+                **stored.transaction_fields(),
                 device_details=(
                     {"system_description": system_description} if system_description else {}
                 ),

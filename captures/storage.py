@@ -36,6 +36,18 @@ class StoredFile:
     sha256: str
     level: int
 
+    def transaction_fields(self) -> dict[str, object]:
+        """The Transaction storage columns, so every writer of a transaction sets them alike."""
+        return {
+            "stored_path": self.relative_path,
+            "is_compressed": True,
+            "codec": CODEC,
+            "level": self.level,
+            "size_before": self.size_before,
+            "size_after": self.size_after,
+            "sha256": self.sha256,
+        }
+
 
 def storage_root() -> Path:
     return Path(settings.FIELDRELAY_STORAGE_ROOT)

@@ -357,13 +357,7 @@ class Importer:
                     pnm_test_type=record["pnm_test_type"],
                     channel_id=channel_id,
                     filename=name + ".zst",
-                    stored_path=stored.relative_path,
-                    is_compressed=True,
-                    codec=storage.CODEC,
-                    level=stored.level,
-                    size_before=stored.size_before,
-                    size_after=stored.size_after,
-                    sha256=stored.sha256,
+                    **stored.transaction_fields(),
                     device_details=record.get("device_details") or {},
                 )
         except IntegrityError as exc:
