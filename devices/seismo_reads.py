@@ -36,7 +36,9 @@ ERROR_STATUS = {
     "rejected": 400,
     "no_such_event": 404,
     "gone": 404,
+    "expired": 503,
 }
+EXPIRED = {"kind": "expired", "message": "not started in time (unit busy); nothing was done"}
 _POLL_S = 0.02
 
 
@@ -100,7 +102,9 @@ def last_error(device: Seismograph) -> dict | None:
     }
 
 
-def dispatch(device_id: int, resource: str, task: Task, **kwargs: Any) -> str:
+def dispatch(
+    device_id: int, resource: str, task: Task, *, expires_s: float | None = None, **kwargs: Any
+) -> str:
     """Start the refresh of ``resource`` unless one is in flight; return its task id.
 
     A marker whose task has already ended (killed at its hard time limit, or its worker
@@ -118,6 +122,7 @@ def dispatch(device_id: int, resource: str, task: Task, **kwargs: Any) -> str:
             task.apply_async(
                 kwargs={"device_id": device_id, "requested_at": time.time(), **kwargs},
                 task_id=task_id,
+                expires=expires_s,
             )
         except Exception:
             seismo_cache.release_flight(device_id, resource, task_id)
@@ -318,10 +323,13 @@ def monitor_resource() -> Resource:
 
 
 def run_command(device: Seismograph, name: str, task: Task, **kwargs: Any) -> Reply:
-    """A write (config, start/stop, erase): always to the device, through the same single
-    flight and bounded wait; 200 with the task's outcome, 202 with the task to poll, or the
-    failure (a value the unit rejected → 400)."""
-    task_id = dispatch(device.pk, seismo_cache.command_flight(name, **kwargs), task, **kwargs)
+    """A write (config, start/stop, erase): always to the device, through its single flight
+    and the bounded wait; 200 with the task's outcome, 202 with the task to poll, or the
+    failure (a value the unit rejected → 400, not started within SEISMO_COMMAND_EXPIRES_S
+    → 503 "expired")."""
+    flight = seismo_cache.command_flight(name, **kwargs)
+    expires_s = settings.SEISMO_COMMAND_EXPIRES_S
+    task_id = dispatch(device.pk, flight, task, expires_s=expires_s, **kwargs)
     result = AsyncResult(task_id)
     deadline = time.monotonic() + settings.SEISMO_API_WAIT_S
     while not result.ready():
@@ -329,6 +337,8 @@ def run_command(device: Seismograph, name: str, task: Task, **kwargs: Any) -> Re
             return Reply(202, source="device", last_error=last_error(device), task_id=task_id)
         time.sleep(_POLL_S * 2)
     outcome = result.result if isinstance(result.result, dict) else {"ok": False}
+    if result.state == "REVOKED":
+        outcome = {"ok": False, "error": EXPIRED}
     device.refresh_from_db()
     if not outcome.get("ok"):
         return _failed(device, None, outcome.get("error") or last_error(device))

@@ -311,6 +311,21 @@ def test_different_writes_in_flight_are_each_applied(api, sims, settings):
     assert (project.project, project.client) == ("Bridge", "Acme")
 
 
+def test_a_write_not_started_in_time_is_dropped_not_run_late(api, sims, settings):
+    """An erase held up by another session past SEISMO_COMMAND_EXPIRES_S is revoked (as a
+    message redelivered after a worker crash would be): the unit keeps its events."""
+    sim = sims(events=2)
+    url = register(api, sim)
+    device = Seismograph.objects.get()
+    settings.SEISMO_COMMAND_EXPIRES_S = 0.5
+    with seismo_cache.device_lock(device.pk) as owned:
+        assert owned
+        reply = api.post(url + "erase/")
+    assert reply.status_code == 503, reply.content
+    assert reply.json()["last_error"]["kind"] == "expired"
+    assert sim.unit.event_count == 2
+
+
 # 7 ---------------------------------------------------------------------------------------------
 
 

@@ -279,6 +279,9 @@ SEISMO_OFFLINE_RETRY_S = env.int("SEISMO_OFFLINE_RETRY_S", 300, minimum=1)
 # long for a busy unit.
 SEISMO_LOCK_TTL_S = env.int("SEISMO_LOCK_TTL_S", CELERY_TASK_TIME_LIMIT + 60, minimum=10)
 SEISMO_LOCK_WAIT_S = env.float("SEISMO_LOCK_WAIT_S", 120.0)
+# A write (config, start/stop, erase) not started by then is dropped, never run late: a
+# message redelivered hours after a worker crash must not erase events recorded since.
+SEISMO_COMMAND_EXPIRES_S = env.float("SEISMO_COMMAND_EXPIRES_S", SEISMO_LOCK_WAIT_S + 60)
 # Link deadlines: per exchange, per 5A chunk, and the silence that ends a 5A stream.
 SEISMO_LINK_TIMEOUT_S = env.float("SEISMO_LINK_TIMEOUT_S", 10.0)
 SEISMO_CHUNK_TIMEOUT_S = env.float("SEISMO_CHUNK_TIMEOUT_S", 10.0)

@@ -290,7 +290,7 @@ class TaskStatusView(APIView):
         outcome = result.result if state == "SUCCESS" and isinstance(result.result, dict) else {}
         if state == "SUCCESS":
             status_name = "succeeded" if outcome.get("ok") else "failed"
-        elif state == "FAILURE":
+        elif state in {"FAILURE", "REVOKED"}:
             status_name = "failed"
         elif state in {"STARTED", "PROGRESS", "RETRY"}:
             status_name = "running"
@@ -300,6 +300,8 @@ class TaskStatusView(APIView):
         if state == "FAILURE":
             # The exception's text may name internals (hosts, queries): only its class.
             error = {"kind": "error", "message": type(result.result).__name__}
+        elif state == "REVOKED":
+            error = seismo_reads.EXPIRED
         return Response(
             {
                 "task_id": task_id,
