@@ -28,6 +28,10 @@ class StorageUnavailable(OSError):
     """The storage root cannot take the file; the spool copy is kept for a retry."""
 
 
+class StoredFileDamaged(Exception):
+    """A stored file is truncated or corrupt: it must not be served as if it were whole."""
+
+
 @dataclass(frozen=True)
 class StoredFile:
     relative_path: str
@@ -92,11 +96,37 @@ def open_stored(relative_path: str):
 
 
 def iter_decompressed(relative_path: str) -> Iterator[bytes]:
-    """The original bytes of a stored file, in chunks, never all in memory."""
+    """The original bytes of a stored file, in chunks, never all in memory.
+
+    zstd's stream reader simply stops at the end of a truncated file, so the frame is fed
+    to a decompression object instead: at the end of the file its frame must be finished
+    (every file is one frame with a checksum, which zstd verifies as it ends) and nothing
+    may follow it. Otherwise ``StoredFileDamaged`` is raised after the last good chunk, so
+    a streaming response aborts rather than ends as if the file were complete.
+    """
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
     with open_stored(relative_path) as raw:
-        reader = zstandard.ZstdDecompressor().stream_reader(raw)
-        while chunk := reader.read(READ_CHUNK):
-            yield chunk
+        while chunk := raw.read(READ_CHUNK):
+            try:
+                data = decompressor.decompress(chunk)
+            except zstandard.ZstdError as exc:
+                raise StoredFileDamaged(f"stored file {relative_path} is corrupt: {exc}") from exc
+            if data:
+                yield data
+    if not decompressor.eof:
+        raise StoredFileDamaged(f"stored file {relative_path} is truncated (zstd frame unfinished)")
+    if decompressor.unused_data:
+        raise StoredFileDamaged(f"stored file {relative_path} has data after its zstd frame")
+
+
+def check_stored_size(relative_path: str, size_after: int) -> None:
+    """Refuse a stored file whose length is not the one recorded: a cheap check done
+    before a download starts, so a truncated file gets an error response, not a short one."""
+    actual = (storage_root() / relative_path).stat().st_size
+    if actual != size_after:
+        raise StoredFileDamaged(
+            f"stored file {relative_path} is {actual} bytes, {size_after} were recorded"
+        )
 
 
 def iter_stored(relative_path: str) -> Iterator[bytes]:

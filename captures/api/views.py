@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -22,6 +25,7 @@ from captures.api.serializers import (
 )
 from captures.models import Operation, Transaction
 
+log = logging.getLogger(__name__)
 BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="file contents")
 
 
@@ -83,10 +87,23 @@ class OperationViewSet(
             .values_list("filename", "stored_path")
         )
         pairs = ((name.removesuffix(".zst"), path) for name, path in entries.iterator())
-        response = StreamingHttpResponse(archive.stream_zip(pairs), content_type="application/zip")
+        response = StreamingHttpResponse(
+            _logged_abort(archive.stream_zip(pairs), operation.operation_id),
+            content_type="application/zip",
+        )
         name = f"{operation.name}_{operation.modem.mac_hex}_{operation.operation_id}.zip"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+def _logged_abort(chunks: Iterator[bytes], operation_id: str) -> Iterator[bytes]:
+    """Pass the ZIP through; a damaged stored file aborts it (the archive is left without
+    its central directory, so no client takes it for a complete one), with a log line."""
+    try:
+        yield from chunks
+    except storage.StoredFileDamaged as exc:
+        log.error("ZIP of operation %s aborted: %s", operation_id, exc)
+        raise
 
 
 class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -111,6 +128,14 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     def download(self, request: Request, transaction_id: str):
         """The file as the modem uploaded it, or with ``?raw=1`` as stored (.zst)."""
         record = get_object_or_404(Transaction, transaction_id=transaction_id)
+        try:
+            storage.check_stored_size(record.stored_path, record.size_after)
+        except storage.StoredFileDamaged as exc:
+            log.error("download of transaction %s refused: %s", transaction_id, exc)
+            return Response(
+                {"detail": str(exc), "code": "stored_file_damaged"},
+                status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            )
         if request.query_params.get("raw") in ("1", "true", "yes"):
             return FileResponse(
                 storage.open_stored(record.stored_path),
