@@ -321,9 +321,16 @@ def _finish(operation: Operation, state: str, error: str) -> None:
     )
 
 
+NO_END_TIME = (
+    "running without an end time (ends_at is empty), so its ticks cannot be scheduled "
+    "or finished; failed by the sweeper"
+)
+
+
 @dataclass
 class SweepResult:
     expired: int = 0
+    failed: int = 0  # running operations that could not go on (no end time)
     rescheduled: int = 0
     completed: int = 0
     late_final: list[int] | None = None  # operations whose final tick must run now
@@ -347,11 +354,24 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
         if operation.final_tick_done:
             result.completed += maybe_complete(operation.pk)
         elif operation.last_tick >= operation.total_ticks:
-            if now >= operation.last_tick_at + lost_tick_after:  # its worker died mid-tick
+            claimed_at = operation.last_tick_at
+            if claimed_at is None or now >= claimed_at + lost_tick_after:  # worker died mid-tick
                 result.completed += final_tick_settled(operation.pk)
+        elif operation.ends_at is None:
+            result.failed += _fail_running(operation.pk, NO_END_TIME)
         elif now >= operation.ends_at + timedelta(seconds=2 * operation.sample_interval_s):
             result.late_final.append(operation.pk)
         elif not schedules.exists(operation):
             schedules.install(operation)
             result.rescheduled += 1
     return result
+
+
+def _fail_running(operation_pk: int, reason: str) -> bool:
+    """Fail an operation that is still running, with ``reason`` as its last_error."""
+    with transaction.atomic():
+        locked = Operation.objects.select_for_update().filter(pk=operation_pk).first()
+        if locked is None or locked.state != OperationState.RUNNING:
+            return False
+        _finish(locked, OperationState.FAILED, reason)
+    return True
