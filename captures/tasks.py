@@ -8,13 +8,16 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from dataclasses import asdict
 
 from celery import shared_task
 from celery.exceptions import Retry
 from celery.signals import worker_process_shutdown, worker_shutdown
+from django.conf import settings
 
 from captures import services, staging, storage, triggering
 from devices.links import pnm, snmp
+from devices.models import CableModem
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +34,10 @@ def backoff_s(retries: int, factor: float = 1.0, maximum: float = 60.0) -> float
 
 @shared_task(bind=True, acks_late=True, max_retries=TRIGGER_RETRIES)
 def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error: str = "") -> int:
-    """Run one tick of an operation (fired by beat). Returns the captures started.
+    """Run one tick of an operation (fired by beat). Returns the captures triggered here.
 
+    Only the setup and the first channel's SETs run here; the wait for the sample is a
+    chain of ``trigger_poll`` tasks, so a worker slot is not held for the measurement.
     A retry carries its tick and the error that caused it: if the operation has moved on
     to a later tick meanwhile, the failure is still counted.
     """
@@ -46,14 +51,14 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
             return 0
     if claimed is None:
         return 0
-    started = 0
+    measurement = None
     try:
-        started = triggering.run_tick(claimed)
+        measurement = triggering.run_tick(claimed)
     except triggering.ModemLocked as exc:
         # Our own previous tick still holds the modem: skip this tick, not a modem failure.
         log.info("operation %s tick %s skipped: %s", operation_pk, claimed.number, exc)
     except TRANSIENT as exc:
-        reason = _describe(exc, claimed)
+        reason = _describe(exc, claimed.operation.modem)
         if self.request.retries < self.max_retries:
             raise self.retry(
                 args=[operation_pk],
@@ -64,14 +69,59 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
             ) from exc
         services.tick_failed(operation_pk, reason)
     except (snmp.SnmpError, triggering.NoChannels) as exc:
-        services.tick_failed(operation_pk, _describe(exc, claimed))
+        services.tick_failed(operation_pk, _describe(exc, claimed.operation.modem))
     except Exception as exc:  # a bug: count it on the operation, keep the traceback
         services.tick_failed(operation_pk, f"internal error: {exc!r}")
         raise
     finally:
-        if claimed.final and not _retrying():
+        # With a measurement under way, its poll chain settles the final tick.
+        if claimed.final and measurement is None and not _retrying():
             services.final_tick_settled(operation_pk)
-    return started
+    if measurement is None:
+        return 0
+    _poll_later(measurement)
+    return 1
+
+
+@shared_task(bind=True, acks_late=True)
+def trigger_poll(self, measurement: dict) -> str:
+    """One MeasStatus poll of a triggered capture, then the next step of its tick.
+
+    Transient SNMP errors retry the poll (same deadline) with backoff and jitter up to
+    TRIGGER_RETRIES times, then count as a failed tick, as in ``trigger_capture``.
+    """
+    current = triggering.Measurement(**measurement)
+    if not triggering.claim_step(current):
+        return "duplicate"
+    try:
+        following = triggering.poll(current)
+    except TRANSIENT as exc:
+        if current.retries < TRIGGER_RETRIES:
+            countdown = backoff_s(current.retries, factor=0.5, maximum=10)
+            _poll_later(triggering.retry_step(current), countdown)
+            return "retrying"
+        following = None
+        services.tick_failed(current.operation_pk, _describe(exc, triggering.modem_of(current)))
+    except snmp.SnmpError as exc:
+        following = None
+        services.tick_failed(current.operation_pk, _describe(exc, triggering.modem_of(current)))
+    except Exception as exc:  # a bug: count it, free the modem, keep the traceback
+        services.tick_failed(current.operation_pk, f"internal error: {exc!r}")
+        triggering.end_tick(current)
+        raise
+    if following is None:
+        triggering.end_tick(current)
+        return "done"
+    _poll_later(following)
+    return "polling"
+
+
+def _poll_later(measurement: triggering.Measurement, countdown: float | None = None) -> None:
+    """Queue the next poll one poll interval (or a backoff) from now."""
+    trigger_poll.apply_async(
+        args=[asdict(measurement)],
+        countdown=settings.PNM_POLL_INTERVAL_S if countdown is None else countdown,
+    )
 
 
 def _retrying() -> bool:
@@ -79,8 +129,7 @@ def _retrying() -> bool:
     return isinstance(sys.exc_info()[1], Retry)
 
 
-def _describe(exc: Exception, tick: services.Tick) -> str:
-    modem = tick.operation.modem
+def _describe(exc: Exception, modem: CableModem) -> str:
     where = f"modem {modem.mac_address} at {modem.ip_address}:{modem.snmp_port}"
     if isinstance(exc, snmp.SnmpTimeout):
         return f"{where} did not answer SNMP (timeout; is it up, is the community right?)"

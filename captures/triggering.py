@@ -4,6 +4,12 @@ Order (reference §2.1, with the field lessons): sysDescr once per operation, wa
 channels, point the bulk upload at our TFTP receiver, then per channel record the expected
 file, register it with the receiver, set FileName + FileEnable and poll MeasStatus
 against a deadline. The file itself arrives at the receiver, which queues the staging task.
+
+The wait does not hold a worker: ``run_tick`` triggers the first channel and returns a
+``Measurement``; each ``poll`` (one GET, run by a short follow-up task) returns the next
+step, the next channel's ``Measurement`` once this one is over, or None when the tick is
+done. The per-modem lock is held from the first SET until ``end_tick`` and expires on its
+own if a task dies.
 """
 
 from __future__ import annotations
@@ -12,16 +18,18 @@ import ipaddress
 import logging
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.core.cache import cache
 
 from captures import expectations, services
+from captures.models import Capture, CaptureState, Operation, OperationState
 from captures.services import Tick
 from devices.links import pnm
-from devices.links.snmp import SnmpError, SnmpRejected, client
+from devices.links.snmp import SnmpError, SnmpRejected, SnmpTarget, client
+from devices.links.tftp import Expectation
+from devices.models import CableModem
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +44,77 @@ class NoChannels(Exception):
     """The modem has no (requested) OFDM downstream channel."""
 
 
-@contextmanager
-def modem_lock(modem_pk: int, channels_hint: int = 4) -> Iterator[None]:
-    """A per-modem lock in the Django cache (``add`` is atomic); expires if we die."""
-    key = f"pnm:modem-lock:{modem_pk}"
+@dataclass(frozen=True)
+class Measurement:
+    """A triggered capture being waited for, and what its tick still has to do.
+
+    Plain JSON fields: it travels as the argument of the follow-up poll tasks. ``step``
+    numbers the polls of one capture, so a poll delivered twice is run once.
+    """
+
+    operation_pk: int
+    tick: int
+    final: bool
+    lock: str  # the token of our per-modem lock
+    capture_pk: int
+    if_index: int
+    channel_id: int
+    expectation: dict  # Expectation.to_dict(): forgotten again if the measurement fails
+    started: float  # epoch seconds of the trigger: the deadlines count from here
+    remaining: list[list[int]] = field(default_factory=list)  # [if_index, channel_id] after this
+    seen_running: bool = False
+    step: int = 0
+    retries: int = 0  # transient SNMP errors in a row on this capture's polls
+
+
+def _lock_key(modem_pk: int) -> str:
+    return f"pnm:modem-lock:{modem_pk}"
+
+
+def _lock_ttl() -> int:
+    """One measurement and its setup: the lock outlives a dead task by at most this."""
+    return int(settings.PNM_MEASURE_DEADLINE_S + LOCK_SLACK_S)
+
+
+def lock_modem(modem_pk: int) -> str:
+    """Take the per-modem lock (``cache.add`` is atomic, with a timeout); its token."""
     token = secrets.token_hex(8)
-    ttl = int(settings.PNM_MEASURE_DEADLINE_S * channels_hint + LOCK_SLACK_S)
-    if not cache.add(key, token, timeout=ttl):
+    if not cache.add(_lock_key(modem_pk), token, timeout=_lock_ttl()):
         raise ModemLocked(f"modem {modem_pk} is busy with another capture")
-    try:
-        yield
-    finally:
-        if cache.get(key) == token:
-            cache.delete(key)
+    return token
 
 
-def run_tick(tick: Tick) -> int:
-    """Trigger every channel of one tick; returns how many captures were started."""
+def unlock_modem(modem_pk: int, token: str) -> None:
+    """Release the lock if it is still ours (it may have expired and been taken since)."""
+    key = _lock_key(modem_pk)
+    if cache.get(key) == token:
+        cache.delete(key)
+
+
+def _extend_lock(modem_pk: int, token: str) -> None:
+    """Each channel's measurement gets the full lock time from its trigger."""
+    key = _lock_key(modem_pk)
+    if cache.get(key) == token:
+        cache.touch(key, _lock_ttl())
+
+
+def _target(modem: CableModem) -> SnmpTarget:
+    return modem.snmp_target(settings.PNM_SNMP_TIMEOUT_S, settings.PNM_SNMP_RETRIES)
+
+
+def run_tick(tick: Tick) -> Measurement | None:
+    """Set up the modem and trigger the first channel of one tick.
+
+    Returns the measurement to poll (the lock is then held until ``end_tick``), or None
+    when no capture was started (the lock is released here).
+    """
     operation = tick.operation
     modem = operation.modem
-    test = pnm.PnmTest(operation.test_type)
-    target = modem.snmp_target(settings.PNM_SNMP_TIMEOUT_S, settings.PNM_SNMP_RETRIES)
+    target = _target(modem)
     snmp = client()
-    with modem_lock(modem.pk):
+    token = lock_modem(modem.pk)
+    measurement = None
+    try:
         if not operation.metadata.get("system_description"):
             description = pnm.read_system_description(snmp, target)
             services.record_system_description(operation, description)
@@ -73,7 +129,12 @@ def run_tick(tick: Tick) -> int:
             )
         services.set_expected_channels(operation, len(channels))
         point_uploads_at_receiver(snmp, target)
-        return sum(_capture_channel(tick, test, target, channel) for channel in channels)
+        plan = [[channel.if_index, channel.channel_id] for channel in channels]
+        measurement = _trigger_next(operation, tick.number, tick.final, token, plan)
+    finally:
+        if measurement is None:
+            unlock_modem(modem.pk, token)
+    return measurement
 
 
 def _ofdm_channels(operation, snmp, target) -> list[pnm.OfdmChannel]:
@@ -112,43 +173,120 @@ def point_uploads_at_receiver(snmp, target) -> None:
         )
 
 
-def _capture_channel(tick: Tick, test: pnm.PnmTest, target, channel: pnm.OfdmChannel) -> bool:
-    operation = tick.operation
+def _trigger_next(
+    operation: Operation, tick: int, final: bool, token: str, plan: list[list[int]]
+) -> Measurement | None:
+    """Trigger the first channel of ``plan`` not yet triggered in this tick; None if none."""
     modem = operation.modem
-    epoch = int(time.time())
-    capture = services.create_capture(
-        operation,
-        tick.number,
-        channel.channel_id,
-        channel.if_index,
-        lambda offset: pnm.stored_file_name(
-            test, modem.mac_address, channel.channel_id, epoch + offset
-        ),
-    )
-    if capture is None:
-        return False  # this (tick, channel) was triggered by an earlier delivery
-    expectation = expectations.register(capture, modem, test)
-    snmp = client()
-    try:
-        pnm.start_capture(snmp, target, test, channel.if_index, capture.file_name)
-    except SnmpError as exc:
-        # Not triggered (as far as we know): forget it, so a retry can trigger it afresh.
-        expectations.forget(expectation)
-        capture.delete()
-        if isinstance(exc, SnmpRejected):
-            services.update_metadata(operation, ofdm_channels=None)  # walk again next tick
-        raise
-    try:
-        pnm.wait_sample_ready(
-            snmp,
-            target,
-            test,
-            channel.if_index,
-            deadline_s=settings.PNM_MEASURE_DEADLINE_S,
-            poll_s=settings.PNM_POLL_INTERVAL_S,
+    test = pnm.PnmTest(operation.test_type)
+    for position, (if_index, channel_id) in enumerate(plan):
+        epoch = int(time.time())
+        capture = services.create_capture(
+            operation,
+            tick,
+            channel_id,
+            if_index,
+            lambda offset, c=channel_id, e=epoch: pnm.stored_file_name(
+                test, modem.mac_address, c, e + offset
+            ),
         )
-    except (pnm.CaptureTimeout, pnm.CaptureFailed) as exc:
-        expectations.forget(expectation)
-        services.fail_capture(capture.pk, f"channel {channel.channel_id}: {exc}")
-        return False
-    return True
+        if capture is None:
+            continue  # this (tick, channel) was triggered by an earlier delivery
+        _extend_lock(modem.pk, token)
+        expectation = expectations.register(capture, modem, test)
+        try:
+            pnm.start_capture(client(), _target(modem), test, if_index, capture.file_name)
+        except SnmpError as exc:
+            # Not triggered (as far as we know): forget it, so a retry can trigger it afresh.
+            expectations.forget(expectation)
+            capture.delete()
+            if isinstance(exc, SnmpRejected):
+                services.update_metadata(operation, ofdm_channels=None)  # walk again next tick
+            raise
+        return Measurement(
+            operation_pk=operation.pk,
+            tick=tick,
+            final=final,
+            lock=token,
+            capture_pk=capture.pk,
+            if_index=if_index,
+            channel_id=channel_id,
+            expectation=expectation.to_dict(),
+            started=time.time(),
+            remaining=plan[position + 1 :],
+        )
+    return None
+
+
+def claim_step(measurement: Measurement) -> bool:
+    """True once per (capture, step): a poll task delivered twice does its work once."""
+    key = f"pnm:poll:{measurement.capture_pk}:{measurement.step}"
+    return cache.add(key, 1, timeout=_lock_ttl())
+
+
+def poll(measurement: Measurement) -> Measurement | None:
+    """One MeasStatus GET of a triggered capture, judged by ``pnm.judge_poll``.
+
+    Returns the next step: this capture again (not ready yet), the next channel's
+    measurement (this one ended: ready, failed, timed out, or its file already came), or
+    None when the tick is over. SNMP errors propagate (the task retries or counts them).
+    """
+    capture = (
+        Capture.objects.select_related("operation__modem").filter(pk=measurement.capture_pk).first()
+    )
+    if capture is None or capture.operation.state != OperationState.RUNNING:
+        return None  # stopped, failed or finished meanwhile: nothing more to trigger
+    operation = capture.operation
+    if capture.state == CaptureState.PENDING:
+        test = pnm.PnmTest(operation.test_type)
+        value, enable = pnm.read_meas_status(
+            client(), _target(operation.modem), test, measurement.if_index
+        )
+        try:
+            verdict = pnm.judge_poll(
+                test,
+                measurement.if_index,
+                value,
+                enable,
+                seen_running=measurement.seen_running,
+                elapsed_s=time.time() - measurement.started,
+                deadline_s=settings.PNM_MEASURE_DEADLINE_S,
+                poll_s=settings.PNM_POLL_INTERVAL_S,
+            )
+        except (pnm.CaptureTimeout, pnm.CaptureFailed) as exc:
+            expectations.forget(Expectation.from_dict(measurement.expectation))
+            services.fail_capture(capture.pk, f"channel {measurement.channel_id}: {exc}")
+        else:
+            if not verdict.ready:
+                return replace(
+                    measurement,
+                    seen_running=verdict.seen_running,
+                    step=measurement.step + 1,
+                    retries=0,
+                )
+    return _trigger_next(
+        operation, measurement.tick, measurement.final, measurement.lock, measurement.remaining
+    )
+
+
+def retry_step(measurement: Measurement) -> Measurement:
+    """The same poll again after a transient error (a new step, so it is not a duplicate)."""
+    return replace(measurement, step=measurement.step + 1, retries=measurement.retries + 1)
+
+
+def end_tick(measurement: Measurement) -> None:
+    """The tick's measurements are over: free the modem, settle a final tick."""
+    modem_pk = (
+        Operation.objects.filter(pk=measurement.operation_pk)
+        .values_list("modem_id", flat=True)
+        .first()
+    )
+    if modem_pk is not None:
+        unlock_modem(modem_pk, measurement.lock)
+    if measurement.final:
+        services.final_tick_settled(measurement.operation_pk)
+
+
+def modem_of(measurement: Measurement) -> CableModem:
+    """The modem a measurement runs on (for error messages)."""
+    return CableModem.objects.get(operations__pk=measurement.operation_pk)

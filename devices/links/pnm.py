@@ -261,6 +261,67 @@ def start_capture(
     _set_checked(client, target, test.enable_oid(if_index), TRUE)
 
 
+STALE_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class PollVerdict:
+    """What one MeasStatus poll says: the status, whether the sample is ready (and not a
+    stale one), and whether the capture has been seen running so far."""
+
+    status: MeasStatus
+    ready: bool
+    seen_running: bool
+
+
+def read_meas_status(
+    client: SnmpClient, target: SnmpTarget, test: PnmTest, if_index: int
+) -> tuple[object, object]:
+    """One GET of MeasStatus and FileEnable/TrigEnable (one PDU): the input of ``judge_poll``."""
+    value, enable = client.get(target, test.meas_status_oid(if_index), test.enable_oid(if_index))
+    return value, enable
+
+
+def judge_poll(
+    test: PnmTest,
+    if_index: int,
+    value: object,
+    enable: object,
+    *,
+    seen_running: bool,
+    elapsed_s: float,
+    deadline_s: float,
+    poll_s: float,
+    stale_grace_s: float = STALE_GRACE_S,
+) -> PollVerdict:
+    """Judge one poll taken ``elapsed_s`` after the trigger (pure: no I/O, no clock).
+
+    A sampleReady left over from the previous test is reported at once after a trigger; it
+    is accepted only when this capture is known to have ended: it was seen busy/inactive,
+    or the CM has reset FileEnable/TrigEnable to false (the MIB's end-of-test signal, read
+    in the same PDU; some firmware never resets it), or ``stale_grace_s`` has passed.
+    Terminal statuses raise ``CaptureFailed``; when the next poll would come after
+    ``deadline_s``, ``CaptureTimeout``.
+    """
+    try:
+        status = MeasStatus(value)
+    except ValueError:
+        status = MeasStatus.OTHER
+    if status in TERMINAL_FAILURES:
+        raise CaptureFailed(status)
+    if status in (MeasStatus.BUSY, MeasStatus.INACTIVE):
+        seen_running = True
+    elif status is MeasStatus.SAMPLE_READY and (
+        seen_running or enable == FALSE or elapsed_s >= stale_grace_s
+    ):
+        return PollVerdict(status, ready=True, seen_running=seen_running)
+    if elapsed_s + poll_s > deadline_s:
+        raise CaptureTimeout(
+            f"{test.name} on ifIndex {if_index}: {status.name} after {elapsed_s:.1f} s"
+        )
+    return PollVerdict(status, ready=False, seen_running=seen_running)
+
+
 def wait_sample_ready(
     client: SnmpClient,
     target: SnmpTarget,
@@ -268,38 +329,26 @@ def wait_sample_ready(
     if_index: int,
     deadline_s: float,
     poll_s: float = 1.0,
-    stale_grace_s: float = 10.0,
+    stale_grace_s: float = STALE_GRACE_S,
 ) -> MeasStatus:
-    """Poll MeasStatus until sampleReady, for at most ``deadline_s`` seconds from now.
-
-    A sampleReady left over from the previous test is reported at once after a trigger; it
-    is accepted only when this capture is known to have ended: it was seen busy/inactive,
-    or the CM has reset FileEnable/TrigEnable to false (the MIB's end-of-test signal, read
-    in the same PDU; some firmware never resets it), or ``stale_grace_s`` has passed.
-    Terminal statuses raise ``CaptureFailed``; the deadline raises ``CaptureTimeout``.
-    """
+    """Poll MeasStatus until ``judge_poll`` finds the sample ready, for at most
+    ``deadline_s`` seconds from now (blocking; the pipeline polls with follow-up tasks)."""
     started = time.monotonic()
-    deadline = started + deadline_s
     seen_running = False
     while True:
-        value, enable = client.get(
-            target, test.meas_status_oid(if_index), test.enable_oid(if_index)
+        value, enable = read_meas_status(client, target, test, if_index)
+        verdict = judge_poll(
+            test,
+            if_index,
+            value,
+            enable,
+            seen_running=seen_running,
+            elapsed_s=time.monotonic() - started,
+            deadline_s=deadline_s,
+            poll_s=poll_s,
+            stale_grace_s=stale_grace_s,
         )
-        try:
-            status = MeasStatus(value)
-        except ValueError:
-            status = MeasStatus.OTHER
-        now = time.monotonic()
-        if status in TERMINAL_FAILURES:
-            raise CaptureFailed(status)
-        if status in (MeasStatus.BUSY, MeasStatus.INACTIVE):
-            seen_running = True
-        elif status is MeasStatus.SAMPLE_READY and (
-            seen_running or enable == FALSE or now - started >= stale_grace_s
-        ):
-            return status
-        if now + poll_s > deadline:
-            raise CaptureTimeout(
-                f"{test.name} on ifIndex {if_index}: {status.name} after {now - started:.1f} s"
-            )
+        if verdict.ready:
+            return verdict.status
+        seen_running = verdict.seen_running
         time.sleep(poll_s)
