@@ -15,6 +15,7 @@ strings (IpAddress included), ``str`` for OIDs and ``None`` for noSuchObject/noS
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -46,6 +47,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     ObjectType,
     OctetString,
     SnmpEngine,
+    Udp6TransportTarget,
     UdpTransportTarget,
     UsmUserData,
     bulk_walk_cmd,
@@ -149,6 +151,14 @@ class SnmpTarget:
         )
 
 
+def is_ipv6(host: str) -> bool:
+    """Whether ``host`` is an IPv6 literal (a host name is resolved over IPv4, as before)."""
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
 def to_python(value: Any) -> Value:
     """An SNMP value as plain Python (see the module docstring)."""
     if isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView):
@@ -197,7 +207,7 @@ class SnmpClient:
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: SnmpEngine | None = None
-        self._targets: dict[tuple, UdpTransportTarget] = {}
+        self._targets: dict[tuple, UdpTransportTarget | Udp6TransportTarget] = {}
 
     # --- public API --------------------------------------------------------------------
     def get(self, target: SnmpTarget, *oids: str) -> list[Value]:
@@ -291,13 +301,14 @@ class SnmpClient:
             self._pid = os.getpid()
         return self._loop, self._engine
 
-    async def _transport(self, target: SnmpTarget) -> UdpTransportTarget:
+    async def _transport(self, target: SnmpTarget) -> UdpTransportTarget | Udp6TransportTarget:
         key = (target.host, target.port, target.timeout_s, target.retries)
         transport = self._targets.get(key)
         if transport is None:
             if len(self._targets) >= _TARGET_CACHE_SIZE:
                 self._targets.clear()
-            transport = await UdpTransportTarget.create(
+            kind = Udp6TransportTarget if is_ipv6(target.host) else UdpTransportTarget
+            transport = await kind.create(
                 (target.host, target.port), timeout=target.timeout_s, retries=target.retries
             )
             self._targets[key] = transport

@@ -1,8 +1,8 @@
 """Simulated DOCSIS 3.1 cable modems: real SNMP agents that run PNM tests and upload by TFTP.
 
 Why this shape: an ``SnmpEngine`` costs ~0.2 s and ~1 MiB, so a farm of N modems is ONE
-pysnmp engine with N UDP transports (one per modem, each its own socket: 127.0.0.1 with an
-ephemeral port, or its own 127.0.x.y address). One MIB controller answers every request
+pysnmp engine with N UDP transports (one per modem, each its own socket: 127.0.0.1 or ::1
+with an ephemeral port, or its own 127.0.x.y address). One MIB controller answers every request
 and picks the modem from the transport the request came in on. The engine runs its own
 event loop on a thread; measurements finish on loop timers; files are written with
 ``pnm_files`` and uploaded by a small thread pool with the tftpy client, from the modem's own
@@ -35,7 +35,7 @@ from typing import Any
 
 import tftpy
 from pysnmp import error as snmp_error
-from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.entity import config
 from pysnmp.entity import engine as snmp_engine
 from pysnmp.entity.rfc3413 import cmdrsp, context
@@ -156,6 +156,16 @@ class SimulatedModem:
         self.uploads: list[Upload] = []
 
     # --- identity ----------------------------------------------------------------------------
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.address
+
+    @property
+    def upload_address(self) -> str:
+        """Where its uploads come from. The TFTP destination is IPv4 (the receiver is), so
+        an IPv6 modem uploads from its IPv4 side, 127.0.0.1, as a dual-stack modem does."""
+        return "127.0.0.1" if self.ipv6 else self.address
+
     @property
     def community(self) -> str:
         """The read-write community the platform is given for this modem."""
@@ -431,7 +441,8 @@ class ModemFarm:
     """N simulated modems in one SNMP engine on one background event loop.
 
     ``distinct_addresses`` gives modem i its own 127.0.x.y address (so uploads come from
-    distinct peers, as in the field); otherwise every modem is 127.0.0.1 on its own port.
+    distinct peers, as in the field); otherwise every modem is ``host`` (127.0.0.1, or ::1
+    for IPv6 modems, which upload from 127.0.0.1) on its own port.
     ``tftp_port`` is where uploads go on the destination address set over SNMP (69 on a
     real plant; tests point it at a receiver bound to port 0). Uploads go to loopback
     destinations only, unless ``allow_remote``.
@@ -456,6 +467,8 @@ class ModemFarm:
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
+        if ":" in host and (host != "::1" or distinct_addresses):
+            raise ValueError("the only IPv6 address a farm listens on is ::1 (one port per modem)")
         self.community = community
         self.read_community = read_community
         self.alt_community = f"{community}-other"
@@ -552,11 +565,17 @@ class ModemFarm:
     def _setup(self) -> None:
         self.engine = snmp_engine.SnmpEngine()
         for modem in self.modems:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            # Each modem its own transport domain (and socket): IPv4, or IPv6 on ::1.
+            family, domain_name, carrier = (
+                (socket.AF_INET6, udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport)
+                if modem.ipv6
+                else (socket.AF_INET, udp.DOMAIN_NAME, udp.UdpAsyncioTransport)
+            )
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.bind((modem.address, self.port))
             modem.port = sock.getsockname()[1]
-            domain = (*udp.DOMAIN_NAME, modem.index + 1)
-            transport = udp.UdpTransport(loop=self.loop).open_server_mode(sock=sock)
+            domain = (*domain_name, modem.index + 1)
+            transport = carrier(loop=self.loop).open_server_mode(sock=sock)
             config.add_transport(self.engine, domain, transport)
             self._by_domain[domain] = modem
         everything = (1, 3, 6)
@@ -623,12 +642,14 @@ class ModemFarm:
         if host is None:
             raise RuntimeError("no (loopback) bulk destination set")
         if truncated:
-            send_truncated(host, self.tftp_port, remote, data, modem.address, self.upload_timeout_s)
+            send_truncated(
+                host, self.tftp_port, remote, data, modem.upload_address, self.upload_timeout_s
+            )
             return
         path = Path(self._spool.name) / f"{modem.index}-{time.monotonic_ns()}.bin"
         path.write_bytes(data)
         try:
-            client = tftpy.TftpClient(host, self.tftp_port, localip=modem.address)
+            client = tftpy.TftpClient(host, self.tftp_port, localip=modem.upload_address)
             client.upload(remote, str(path), timeout=self.upload_timeout_s, retries=2)
         finally:
             path.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from devices.links.snmp import (
     SnmpTarget,
     SnmpTimeout,
     client,
+    is_ipv6,
     values_by_suffix,
 )
 from devices.simulators.modem import Failure, ModemFarm, V3User
@@ -182,3 +183,40 @@ def test_v3_with_privacy_encrypts_and_works(snmp: SnmpClient) -> None:
         wrong = replace(target, priv_key="not-the-priv-key")
         with pytest.raises((SnmpRejected, SnmpTimeout)):
             snmp.get(fast(wrong), pnm.SYS_DESCR)
+
+
+@pytest.fixture(scope="module")
+def farm6() -> Iterator[ModemFarm]:
+    """One simulated modem listening on ::1 only."""
+    with ModemFarm(1, host="::1", measure_delay_s=0.2) as running:
+        yield running
+
+
+def test_ipv6_modem_answers_get_set_and_walk(farm6: ModemFarm, snmp: SnmpClient) -> None:
+    target = farm6[0].target()
+    assert target.host == "::1"
+
+    (descr,) = snmp.get(target, pnm.SYS_DESCR)
+    assert descr.startswith(b"DOCSIS 3.1 Cable Modem")
+    assert snmp.set(target, (pnm.BULK_DEST_PATH, b"/v6/")) == [b"/v6/"]
+    assert values_by_suffix(snmp.walk(target, pnm.OFDM_CHANNEL_ID), pnm.OFDM_CHANNEL_ID) == {
+        3: 193,
+        4: 194,
+    }
+    assert snmp.get(farm6[0].v3_target(), pnm.BULK_DEST_PATH) == [b"/v6/"]
+
+
+def test_ipv6_target_does_not_reach_an_ipv4_only_agent(farm: ModemFarm, snmp: SnmpClient) -> None:
+    """The transport follows the address family: ::1 on an IPv4-only agent's port is silence."""
+    modem = farm[OK]
+    with pytest.raises(SnmpTimeout):
+        snmp.get(fast(replace(modem.target(), host="::1")), pnm.SYS_DESCR)
+    assert snmp.get(modem.target(), pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+
+
+@pytest.mark.parametrize(
+    ("host", "ipv6"),
+    [("::1", True), ("2001:db8::5", True), ("127.0.0.1", False), ("modem.local", False)],
+)
+def test_is_ipv6(host: str, ipv6: bool) -> None:
+    assert is_ipv6(host) is ipv6
