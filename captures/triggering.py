@@ -67,7 +67,7 @@ class Measurement:
     retries: int = 0  # transient SNMP errors in a row on this capture's polls
 
 
-def _lock_key(modem_pk: int) -> str:
+def lock_key(modem_pk: int) -> str:
     return f"pnm:modem-lock:{modem_pk}"
 
 
@@ -79,21 +79,21 @@ def _lock_ttl() -> int:
 def lock_modem(modem_pk: int) -> str:
     """Take the per-modem lock (``cache.add`` is atomic, with a timeout); its token."""
     token = secrets.token_hex(8)
-    if not cache.add(_lock_key(modem_pk), token, timeout=_lock_ttl()):
+    if not cache.add(lock_key(modem_pk), token, timeout=_lock_ttl()):
         raise ModemLocked(f"modem {modem_pk} is busy with another capture")
     return token
 
 
 def unlock_modem(modem_pk: int, token: str) -> None:
     """Release the lock if it is still ours (it may have expired and been taken since)."""
-    key = _lock_key(modem_pk)
+    key = lock_key(modem_pk)
     if cache.get(key) == token:
         cache.delete(key)
 
 
 def _extend_lock(modem_pk: int, token: str) -> None:
     """Each channel's measurement gets the full lock time from its trigger."""
-    key = _lock_key(modem_pk)
+    key = lock_key(modem_pk)
     if cache.get(key) == token:
         cache.touch(key, _lock_ttl())
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import asdict
 
 import pytest
 import zstandard
+from django.core.cache import cache
 from django_celery_beat.models import PeriodicTask
 
-from captures import services, storage
+from captures import services, storage, triggering
 from captures.models import (
     TERMINAL_STATES,
     CaptureState,
@@ -196,3 +198,49 @@ def test_a_tick_delivered_twice_triggers_and_records_once(pnm_worker, farm):
     assert operation.captures.count() == 2
     assert Transaction.objects.filter(capture__operation=operation).count() == 2
     assert Operation.objects.get(pk=operation.pk).collected == 2
+
+
+def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
+    sim = farm(1)
+    operation = start(register(sim[0]), duration_s=600, interval_s=60)  # no beat running
+    from captures.tasks import trigger_poll
+
+    # The tick's setup and first trigger, and its first poll twice, here; the rest of the
+    # chain runs on the worker.
+    measurement = asdict(triggering.run_tick(services.claim_tick(operation.pk)))
+    assert trigger_poll.apply(args=[measurement]).get() == "polling"
+    assert trigger_poll.apply(args=[measurement]).get() == "duplicate"
+    trigger_poll.delay(measurement)  # and once more, late, through the broker
+
+    wait_until(lambda: Operation.objects.get(pk=operation.pk).collected == 2, timeout=30)
+    wait_until(lambda: cache.get(triggering.lock_key(operation.modem_id)) is None, timeout=10)
+    worker_drained()
+    after = Operation.objects.get(pk=operation.pk)
+    assert sim[0].triggers == 2  # one per channel: the duplicate started no second chain
+    assert after.captures.count() == 2
+    assert Transaction.objects.filter(capture__operation=operation).count() == 2
+    assert (after.failed, after.consecutive_failures, after.last_error) == (0, 0, "")
+
+
+def test_the_deadline_passes_while_polling(pnm_worker, farm):
+    # The measurement takes longer than the worker's PNM_MEASURE_DEADLINE_S (3 s).
+    sim = farm(1, measure_delay_s=6)
+    operation = start(register(sim[0]), duration_s=600, interval_s=60, channel_ids=[193])
+    from captures.tasks import trigger_capture
+
+    trigger_capture.delay(operation.pk)
+    wait_until(lambda: operation.captures.exists(), timeout=20)
+    assert cache.get(triggering.lock_key(operation.modem_id))  # held while it measures
+
+    failed = wait_until(
+        lambda: operation.captures.filter(state=CaptureState.FAILED).first(), timeout=20
+    )
+    # Freed by the poll chain at the deadline, not by the lock's own expiry (33 s).
+    wait_until(lambda: cache.get(triggering.lock_key(operation.modem_id)) is None, timeout=5)
+    assert failed.error.startswith("channel 193: RXMER on ifIndex ")
+    assert "BUSY after" in failed.error
+    after = Operation.objects.get(pk=operation.pk)
+    assert after.state == OperationState.RUNNING  # one failure of the two allowed in a row
+    assert (after.failed, after.consecutive_failures) == (1, 1)
+    assert after.last_error == failed.error
+    assert sim[0].triggers == 1
