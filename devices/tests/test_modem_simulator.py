@@ -57,15 +57,21 @@ def snmp() -> SnmpClient:
 
 
 def capture(
-    snmp: SnmpClient, receiver: Receiver, modem: SimulatedModem, test: PnmTest, channel_id: int
+    snmp: SnmpClient,
+    receiver: Receiver,
+    modem: SimulatedModem,
+    test: PnmTest,
+    channel_id: int,
+    peer: str | None = None,
 ) -> Expectation:
-    """What the capture task does for one channel: returns the expectation it registered."""
+    """What the capture task does for one channel: returns the expectation it registered
+    (the upload expected from ``peer``, by default the modem's address)."""
     target = modem.target()
     channels = {c.channel_id: c.if_index for c in pnm.ofdm_channels(snmp, target)}
     name = pnm.stored_file_name(test, modem.mac, channel_id, int(time.time()))
     expectation = Expectation(
         name,
-        modem.address,
+        peer or modem.address,
         mac=pnm.normalize_mac(modem.mac),
         test=test.value,
         expires_at=time.time() + 30,
@@ -167,6 +173,48 @@ def test_many_modems_each_answer_on_their_own_address(snmp: SnmpClient) -> None:
             assert len(rows) == 2
         pnm.set_bulk_destination(snmp, many[7].target(), "127.0.0.1", "/seven/")
         assert [m.index for m in many if m.dest_path == b"/seven/"] == [7]
+
+
+@pytest.fixture(scope="module")
+def farm6(receiver: Receiver) -> Iterator[ModemFarm]:
+    """Two modems whose management address is ::1; their uploads go to the IPv4 receiver."""
+    with ModemFarm(2, host="::1", measure_delay_s=0.2, tftp_port=receiver.port) as running:
+        yield running
+
+
+def test_ipv6_modem_is_triggered_over_ipv6_and_uploads_from_its_ipv4_side(
+    farm6: ModemFarm, receiver: Receiver, snmp: SnmpClient
+) -> None:
+    modem = farm6[0]
+    assert modem.address == "::1"
+    assert modem.upload_address == "127.0.0.1"
+    expectation = capture(snmp, receiver, modem, PnmTest.RXMER, 193, peer=modem.upload_address)
+
+    item = wait_until(lambda: received(receiver, expectation))
+    assert item.meta["peer"] == "127.0.0.1"
+    (upload,) = wait_until(lambda: modem.uploads)
+    assert upload.ok
+    assert upload.sha256 == hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
+
+
+def test_upload_expected_from_the_ipv6_address_is_refused(
+    farm6: ModemFarm, receiver: Receiver, snmp: SnmpClient
+) -> None:
+    """Why the API refuses IPv6-only modems: the peer of their upload is not that address."""
+    modem = farm6[1]
+    expectation = capture(snmp, receiver, modem, PnmTest.RXMER, 193, peer=modem.address)
+
+    (upload,) = wait_until(lambda: modem.uploads)
+    assert not upload.ok
+    assert "errorcode = 2" in upload.error  # TFTP access violation: refused by the receiver
+    assert received(receiver, expectation) is None
+
+
+def test_farm_listens_on_ipv6_loopback_only() -> None:
+    with pytest.raises(ValueError, match="::1"):
+        ModemFarm(1, host="2001:db8::1")
+    with pytest.raises(ValueError, match="::1"):
+        ModemFarm(2, host="::1", distinct_addresses=True)
 
 
 # --- the file writers ---------------------------------------------------------------------
