@@ -6,6 +6,8 @@ Modem credentials are write-only: no serializer here ever outputs them.
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +18,14 @@ from captures import services
 from captures.models import OPERATION_MODES, Operation, OperationName, Transaction
 from devices.links.pnm import format_mac
 from devices.models.modems import CableModem, SnmpAuthProtocol, SnmpPrivProtocol, SnmpVersion
+
+# The TFTP receiver is IPv4-only (tftpy), so a modem uploads from an IPv4 address; the
+# receiver accepts an upload only from the address the modem is registered with. For a
+# modem managed over IPv6 that IPv4 source is unknown, so its captures could never land.
+IPV6_REFUSED = _(
+    "IPv6 management addresses cannot run PNM captures: the TFTP receiver is IPv4-only and "
+    "accepts uploads only from the modem's registered address; give the modem's IPv4 address"
+)
 
 
 def epoch(value) -> int | None:
@@ -60,6 +70,11 @@ class ModemSpecSerializer(serializers.Serializer):
         except ValueError:
             raise serializers.ValidationError(_("not a MAC address")) from None
 
+    def validate_ip_address(self, value: str) -> str:
+        if ipaddress.ip_address(value).version == 6:  # (IPv4-mapped ones arrive unpacked)
+            raise serializers.ValidationError(IPV6_REFUSED)
+        return value
+
 
 @extend_schema_field(
     {
@@ -74,6 +89,7 @@ class ModemField(serializers.Field):
 
     default_error_messages = {
         "unknown": _("unknown modem {value}"),
+        "ipv6": IPV6_REFUSED,
         "invalid": _("an id or an object with mac_address, ip_address and snmp"),
     }
 
@@ -84,6 +100,8 @@ class ModemField(serializers.Field):
             modem = CableModem.objects.filter(pk=int(data)).first()
             if modem is None:
                 self.fail("unknown", value=data)
+            if ipaddress.ip_address(modem.ip_address).version == 6:
+                self.fail("ipv6")
             return modem
         if isinstance(data, dict):
             spec = ModemSpecSerializer(data=data)
