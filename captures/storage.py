@@ -28,8 +28,12 @@ class StorageUnavailable(OSError):
     """The storage root cannot take the file; the spool copy is kept for a retry."""
 
 
-class StoredFileDamaged(Exception):
-    """A stored file is truncated or corrupt: it must not be served as if it were whole."""
+class StoredFileDamaged(zstandard.ZstdError):
+    """A stored file is truncated or corrupt: it must not be served as if it were whole.
+
+    A ``ZstdError``, so callers that already treat an undecodable file as unreadable
+    (``captures.analysis``) treat a truncated one the same way.
+    """
 
 
 @dataclass(frozen=True)

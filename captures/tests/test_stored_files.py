@@ -10,6 +10,7 @@ import zipfile
 import pytest
 
 from captures import storage
+from captures.analysis import UnreadableFile, load_transaction
 from captures.models import Transaction
 from captures.tests.factories import make_operation, stored_transaction
 
@@ -146,3 +147,12 @@ def test_archive_aborts_on_a_truncated_member(api_client):
     assert whole.filename.removesuffix(".zst").encode() in partial  # it had started streaming
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(io.BytesIO(partial))
+
+
+@pytest.mark.django_db
+def test_analysis_treats_a_truncated_file_as_unreadable():
+    record = stored_transaction(make_operation())
+    truncate(record, record.size_after - 5)
+
+    with pytest.raises(UnreadableFile, match="truncated"):
+        load_transaction(record)
