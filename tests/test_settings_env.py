@@ -67,20 +67,31 @@ def test_database_urls():
     assert lite["NAME"] == "/tmp/x/fr.sqlite3"
 
 
-def _django_check(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "k" * 20 + "-Zq8#vR2!xLm9@pT4&wN7^bH3*cJ6%fG1",
+}
+
+
+def _python(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run our interpreter in a fresh process with no service URLs but the ones given."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "CELERY_"))
     }
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "manage.py", "check", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
+
+
+def _django_check(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return _python(env_overrides, "manage.py", "check", *args)
 
 
 def test_start_up_stops_on_malformed_variable():
@@ -100,8 +111,7 @@ def test_production_refuses_the_development_secret():
 def test_production_settings_pass_check_deploy():
     result = _django_check(
         {
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "SECRET_KEY": "k" * 20 + "-Zq8#vR2!xLm9@pT4&wN7^bH3*cJ6%fG1",
+            **PRODUCTION,
             "ALLOWED_HOSTS": "fieldrelay.example.net",
             "DATABASE_URL": "postgres://fr@db.internal:5432/fieldrelay",
             "REDIS_URL": "redis://cache.internal:6379/0",
@@ -118,22 +128,12 @@ def test_production_settings_pass_check_deploy():
 def test_production_serves_collected_static_files(tmp_path):
     """gunicorn has no static handler: WhiteNoise serves what collectstatic gathered."""
     env = {
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "k" * 20 + "-Zq8#vR2!xLm9@pT4&wN7^bH3*cJ6%fG1",
+        **PRODUCTION,
         "ALLOWED_HOSTS": "testserver",
         "STATIC_ROOT": str(tmp_path / "static"),
         "SECURE_SSL_REDIRECT": "false",
     }
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-    collect = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    collect = _python(env, "manage.py", "collectstatic", "--noinput", "-v", "0")
     assert collect.returncode == 0, collect.stderr
     probe = (
         "import django; django.setup();"
@@ -141,13 +141,5 @@ def test_production_serves_collected_static_files(tmp_path):
         "r = Client().get('/static/admin/css/base.css');"
         "print(r.status_code, r.headers.get('Content-Type'))"
     )
-    served = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    served = _python(env, "-c", probe)
     assert served.stdout.startswith("200 text/css"), served.stderr

@@ -8,6 +8,16 @@ from django.contrib import admin
 from devices.models import CableModem
 
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
+ADDRESS_FIELDS = ["mac_address", "ip_address", "snmp_port"]
+CREDENTIAL_FIELDS = [
+    "snmp_version",
+    "community",
+    "snmp_username",
+    "auth_protocol",
+    "auth_key",
+    "priv_protocol",
+    "priv_key",
+]
 
 
 class CableModemForm(forms.ModelForm):
@@ -15,18 +25,7 @@ class CableModemForm(forms.ModelForm):
 
     class Meta:
         model = CableModem
-        fields = [
-            "mac_address",
-            "ip_address",
-            "snmp_port",
-            "snmp_version",
-            "community",
-            "snmp_username",
-            "auth_protocol",
-            "auth_key",
-            "priv_protocol",
-            "priv_key",
-        ]
+        fields = [*ADDRESS_FIELDS, *CREDENTIAL_FIELDS]
         widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
 
     def __init__(self, *args, **kwargs) -> None:
@@ -63,20 +62,7 @@ class CableModemAdmin(admin.ModelAdmin):
         "updated",
     ]
     fieldsets = [
-        (None, {"fields": ["mac_address", "ip_address", "snmp_port"]}),
-        (
-            "SNMP credentials (write-only)",
-            {
-                "fields": [
-                    "snmp_version",
-                    "community",
-                    "snmp_username",
-                    "auth_protocol",
-                    "auth_key",
-                    "priv_protocol",
-                    "priv_key",
-                ]
-            },
-        ),
+        (None, {"fields": ADDRESS_FIELDS}),
+        ("SNMP credentials (write-only)", {"fields": CREDENTIAL_FIELDS}),
         ("Last known sysDescr", {"fields": readonly_fields}),
     ]
