@@ -9,7 +9,8 @@ operation on one channel; beat fires each at a fixed rate. Throughput is counted
 the steady middle of the run; latency is Capture.triggered_at -> Transaction.timestamp.
 
     python bench/bench_pnm_pipeline.py [--modems 200] [--duration 60] [--interval 2]
-    python bench/bench_pnm_pipeline.py --solo --modems 20 --interval 1 --duration 150  # RSS
+    python bench/bench_pnm_pipeline.py --solo --modems 30 --interval 1 --delay 0.02 \\
+        --duration 1800 --captures 10000  # RSS of one process across 10,000 captures
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from django.db import connection  # noqa: E402
 
 BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-S", "django", "-l", "INFO"]
 WORKER_ENV = {
-    "PNM_POLL_INTERVAL_S": "0.05",
     "PNM_SNMP_TIMEOUT_S": "2",
     "PNM_SNMP_RETRIES": "1",
     "PNM_MEASURE_DEADLINE_S": "20",
@@ -75,6 +75,21 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes of the machine spent busy so far (every core)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -106,7 +121,15 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=2)
     parser.add_argument("--snmp-workers", type=int, default=6)
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
+    parser.add_argument("--poll", type=float, default=0.1, help="PNM_POLL_INTERVAL_S, s")
     parser.add_argument("--snmp-pool", default="prefork", help="prefork, or threads")
+    parser.add_argument(
+        "--profile-snmp", metavar="FILE", help="run the snmp worker under cProfile (use -P solo)"
+    )
+    parser.add_argument(
+        "--captures", type=int, default=0, help="stop once this many are recorded (RSS runs)"
+    )
+    parser.add_argument("--worker-log", default="WARNING", help="INFO logs every task")
     parser.add_argument("--solo", action="store_true", help="one solo worker for all queues")
     args = parser.parse_args()
 
@@ -129,6 +152,7 @@ def main() -> None:
     env = {
         **os.environ,
         **WORKER_ENV,
+        "PNM_POLL_INTERVAL_S": str(args.poll),
         "DATABASE_URL": database_url(),
         "FIELDRELAY_STORAGE_ROOT": str(files / "storage"),
         "FIELDRELAY_SPOOL_DIR": str(files / "spool"),
@@ -152,7 +176,7 @@ def main() -> None:
             )
             for address, port, mac, community in parent.recv()
         ]
-        worker = [python, "-m", "celery", "-A", "config", "worker", "-l", "WARNING"]
+        worker = [python, "-m", "celery", "-A", "config", "worker", "-l", args.worker_log]
         n_snmp = str(args.snmp_workers)
         if args.solo:  # one process does everything: its RSS is the memory figure
             solo = start(
@@ -163,8 +187,21 @@ def main() -> None:
             procs.append(solo)
             pids = {"solo": [solo.pid]}
         else:
+            profiled = ["-m", "cProfile", "-o", args.profile_snmp] if args.profile_snmp else []
             snmp = start(
-                [*worker, "-Q", "snmp", "-n", "bench-snmp@%h", "-P", args.snmp_pool, "-c", n_snmp],
+                [
+                    python,
+                    *profiled,
+                    *worker[1:],
+                    "-Q",
+                    "snmp",
+                    "-n",
+                    "bench-snmp@%h",
+                    "-P",
+                    args.snmp_pool,
+                    "-c",
+                    n_snmp,
+                ],
                 env,
                 files / "snmp.log",
             )
@@ -186,23 +223,46 @@ def main() -> None:
             Operation.objects.filter(pk=operation.pk).update(channel_ids=[193])
             operations.append(operation.pk)
         began = time.time()
-        procs.append(
-            start(
-                [*BEAT, "--max-interval", "1", "--pidfile=", "-s", str(files / "beat-schedule")],
-                env,
-                files / "beat.log",
-            )
+        beat = start(
+            [*BEAT, "--max-interval", "1", "--pidfile=", "-s", str(files / "beat-schedule")],
+            env,
+            files / "beat.log",
         )
+        procs.append(beat)
+        # Where the CPU goes: every process of the pipeline, and the whole machine.
+        cpu_pids = {
+            **{f"{n} worker": ps for n, ps in pids.items()},
+            "simulated modems": [farm.pid],
+            "tftp receiver": [receiver.pid],
+            "beat": [beat.pid],
+            "this script": [os.getpid()],
+        }
+        if not args.solo:
+            cpu_pids["snmp worker"] = [snmp.pid, *cpu_pids["snmp worker"]]
+            cpu_pids["ingest worker"] = [ingest.pid, *cpu_pids["ingest worker"]]
+        cpu_before = {n: sum(map(cpu_s, ps)) for n, ps in cpu_pids.items()}
+        busy_before = machine_busy_s()
         rss_before = None
+        rss_at = 0  # transactions recorded when the "after warm-up" RSS was taken
+        warm_up = max(100, args.captures // 20)
         deadline = began + args.duration + 90
         while time.time() < deadline:
-            if rss_before is None and time.time() > began + 15:
+            recorded = Transaction.objects.filter(capture__operation__in=operations).count()
+            warm = recorded >= warm_up if args.captures else time.time() > began + 15
+            if rss_before is None and warm:
                 rss_before = {n: [rss_mb(p) for p in ps] for n, ps in pids.items()}
+                rss_at = recorded
+            if args.captures and recorded >= args.captures:
+                break
             done = Operation.objects.filter(pk__in=operations, state__in=TERMINAL_STATES)
             if done.count() == len(operations):
                 break
             time.sleep(2)
+        recorded = Transaction.objects.filter(capture__operation__in=operations).count()
         rss_after = {n: [rss_mb(p) for p in ps] for n, ps in pids.items()}
+        elapsed = time.time() - began
+        cpu = {n: sum(map(cpu_s, ps)) - cpu_before[n] for n, ps in cpu_pids.items()}
+        busy = machine_busy_s() - busy_before
 
         rows = list(
             Transaction.objects.filter(capture__operation__in=operations).values_list(
@@ -227,7 +287,7 @@ def main() -> None:
                 if args.solo
                 else f"snmp -P {args.snmp_pool} -c {args.snmp_workers}, ingest -c 2"
             )
-            + f", measurement {args.delay} s"
+            + f", measurement {args.delay} s, polls every {args.poll} s"
         )
         print(f"  transactions: {len(rows)}; operations: {states}")
         if stamps and window[1] > window[0]:
@@ -238,10 +298,16 @@ def main() -> None:
             )
         sent = (files / "beat.log").read_text().count("Sending due task pnm-operation-")
         print(f"  ticks sent by beat: {sent} ({sent / (time.time() - began):.1f}/s over the run)")
+        print(
+            f"  CPU over {elapsed:.0f} s (cores busy on average; {os.cpu_count()} cores): "
+            + ", ".join(f"{n} {c / elapsed:.2f}" for n, c in cpu.items())
+            + f"; everything on the machine (PostgreSQL, Redis, others) {busy / elapsed:.2f}"
+        )
         for name in pids:
             before = rss_before.get(name, []) if rss_before else []
             print(
-                f"  {name} worker RSS MB per process, after warm-up -> end: "
+                f"  {name} worker RSS MB per process, after {rss_at} -> after {recorded} "
+                "transactions: "
                 + ", ".join(
                     f"{b:.1f}->{a:.1f}" for b, a in zip(before, rss_after[name], strict=False)
                 )
