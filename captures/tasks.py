@@ -101,10 +101,14 @@ def trigger_poll(self, measurement: dict) -> str:
             _poll_later(triggering.retry_step(current), countdown)
             return "retrying"
         following = None
-        services.tick_failed(current.operation_pk, _describe(exc, triggering.modem_of(current)))
+        services.tick_failed(
+            current.operation_pk, _describe(exc, CableModem.objects.get(pk=current.modem_pk))
+        )
     except snmp.SnmpError as exc:
         following = None
-        services.tick_failed(current.operation_pk, _describe(exc, triggering.modem_of(current)))
+        services.tick_failed(
+            current.operation_pk, _describe(exc, CableModem.objects.get(pk=current.modem_pk))
+        )
     except Exception as exc:  # a bug: count it, free the modem, keep the traceback
         services.tick_failed(current.operation_pk, f"internal error: {exc!r}")
         triggering.end_tick(current)

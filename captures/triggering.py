@@ -53,6 +53,7 @@ class Measurement:
     """
 
     operation_pk: int
+    modem_pk: int
     tick: int
     final: bool
     lock: str  # the token of our per-modem lock
@@ -205,6 +206,7 @@ def _trigger_next(
             raise
         return Measurement(
             operation_pk=operation.pk,
+            modem_pk=modem.pk,
             tick=tick,
             final=final,
             lock=token,
@@ -276,17 +278,6 @@ def retry_step(measurement: Measurement) -> Measurement:
 
 def end_tick(measurement: Measurement) -> None:
     """The tick's measurements are over: free the modem, settle a final tick."""
-    modem_pk = (
-        Operation.objects.filter(pk=measurement.operation_pk)
-        .values_list("modem_id", flat=True)
-        .first()
-    )
-    if modem_pk is not None:
-        unlock_modem(modem_pk, measurement.lock)
+    unlock_modem(measurement.modem_pk, measurement.lock)
     if measurement.final:
         services.final_tick_settled(measurement.operation_pk)
-
-
-def modem_of(measurement: Measurement) -> CableModem:
-    """The modem a measurement runs on (for error messages)."""
-    return CableModem.objects.get(operations__pk=measurement.operation_pk)
