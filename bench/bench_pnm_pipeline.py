@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--modems", type=int, default=200)
     parser.add_argument("--duration", type=int, default=60)
     parser.add_argument("--interval", type=int, default=2)
-    parser.add_argument("--snmp-workers", type=int, default=6)
+    parser.add_argument("--snmp-workers", type=int, default=4)
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
     parser.add_argument("--poll", type=float, default=0.1, help="PNM_POLL_INTERVAL_S, s")
     parser.add_argument("--snmp-pool", default="prefork", help="prefork, or threads")
