@@ -123,15 +123,21 @@ def _isolated_file_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
     settings.FIELDRELAY_SPOOL_DIR = base / "spool"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def start_worker(
     django_db_setup, django_db_blocker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Factory for real worker processes against the test database and Redis broker."""
+    """Factory for real worker processes against the test database and Redis broker.
+
+    Workers belong to the test module that started them and stop when it ends: a worker
+    left running with another module's settings would take that module's tasks.
+    """
     started: list[WorkerProcess] = []
     logs = tmp_path_factory.mktemp("worker-logs")
 
     def start(queues: str = ALL_QUEUES, **env: str) -> WorkerProcess:
+        if not started:
+            _purge_broker()  # nothing left over from an earlier module
         name = f"test{len(started)}-{os.getpid()}@%h"
         with django_db_blocker.unblock():
             worker = WorkerProcess(
@@ -146,10 +152,9 @@ def start_worker(
         worker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker_process(start_worker) -> WorkerProcess:
-    """One worker on every queue, shared by the whole session."""
-    _purge_broker()
+    """One worker on every queue with the default settings, for one test module."""
     return start_worker()
 
 
