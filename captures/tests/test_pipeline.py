@@ -147,10 +147,15 @@ def test_stop_midway(pnm_worker, beat, farm, api_client):
 )
 def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
     sim = farm(1, failures={0: failure}, measure_delay_s=0.5)
-    # Default names carry only the MAC and a second: two channels finishing within one
-    # second would upload the same name (the second is refused as already received).
-    channels = [193] if failure is Failure.IGNORE_FILE_NAME else None
-    operation = start(register(sim[0]), duration_s=2, interval_s=1, channel_ids=channels)
+    # Default names carry only the MAC and a second: two uploads finishing within one
+    # second share a name (the second is refused as already received, a known limit).
+    # So that knob runs one channel, with its two ticks 3 s apart.
+    ignores_names = failure is Failure.IGNORE_FILE_NAME
+    channels = [193] if ignores_names else None
+    interval_s = 3 if ignores_names else 1
+    operation = start(
+        register(sim[0]), duration_s=2 * interval_s, interval_s=interval_s, channel_ids=channels
+    )
 
     done = finished(operation, timeout=90)
 
