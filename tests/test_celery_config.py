@@ -49,5 +49,7 @@ def test_reliability_settings():
     visibility = conf.broker_transport_options.get("visibility_timeout")
     if visibility is not None:  # Redis transport: a running task is never redelivered
         assert visibility > conf.task_time_limit
-    assert conf.beat_scheduler.endswith("DatabaseScheduler")
-    assert conf.worker_send_task_events is True
+    assert conf.beat_scheduler == "config.beat:Scheduler"
+    # Off unless CELERY_TASK_EVENTS: Flower switches them on while it watches.
+    assert conf.worker_send_task_events is False
+    assert conf.task_send_sent_event is False

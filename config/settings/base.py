@@ -149,10 +149,18 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = 86400
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Celery's Django fixup closes every database connection after every task unless this is
+# set, so each task paid a new PostgreSQL backend (fork + auth, the biggest single cost of
+# a PNM capture). config.celery_app applies CONN_MAX_AGE around tasks instead.
+CELERY_DB_REUSE_MAX = 1_000_000_000
+# Task events cost a Redis PUBLISH each (three per task, the largest share of a worker's
+# main process at PNM rates). Flower switches workers' events on by itself while it runs
+# (its enable_events broadcast), so nobody pays for them when nobody watches. Set
+# CELERY_TASK_EVENTS=true to have them always, "task-sent" included.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", False)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"
 # Left empty on purpose: default schedules are seeded by config.schedules via a data
 # migration, so that operators' edits in the admin survive restarts.
 CELERY_BEAT_SCHEDULE: dict = {}
