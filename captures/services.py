@@ -92,8 +92,8 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
     now = now or timezone.now()
     with transaction.atomic():
         operation = (
-            Operation.objects.select_for_update()
-            .select_related("modem", "capture_group")
+            Operation.objects.select_for_update(of=("self",))
+            .select_related("modem")
             .filter(pk=operation_pk)
             .first()
         )
@@ -119,7 +119,7 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
 def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
     """For a retried tick: the tick again, unless the operation ended or moved on."""
     operation = (
-        Operation.objects.select_related("modem", "capture_group")
+        Operation.objects.select_related("modem")
         .filter(pk=operation_pk, state=OperationState.RUNNING, last_tick=number)
         .first()
     )

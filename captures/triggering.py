@@ -14,7 +14,6 @@ own if a task dies.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import time
@@ -129,9 +128,11 @@ def run_tick(tick: Tick) -> Measurement | None:
                 + (f" among {operation.channel_ids}" if operation.channel_ids else "")
             )
         services.set_expected_channels(operation, len(channels))
-        point_uploads_at_receiver(snmp, target)
+        pnm.prepare_upload(snmp, target, settings.PNM_TFTP_DEST_HOST, settings.PNM_TFTP_DEST_PATH)
         plan = [[channel.if_index, channel.channel_id] for channel in channels]
-        measurement = _trigger_next(operation, tick.number, tick.final, token, plan)
+        measurement = _trigger_next(
+            operation, tick.number, tick.final, token, plan, ready_checked=True
+        )
     finally:
         if measurement is None:
             unlock_modem(modem.pk, token)
@@ -151,33 +152,19 @@ def _ofdm_channels(operation, snmp, target) -> list[pnm.OfdmChannel]:
     return channels
 
 
-def point_uploads_at_receiver(snmp, target) -> None:
-    """Set the bulk destination unless the modem already has it: one GET instead of four
-    SETs on every tick after the first."""
-    address = ipaddress.ip_address(settings.PNM_TFTP_DEST_HOST)
-    wanted = [
-        1 if address.version == 4 else 2,
-        address.packed,
-        settings.PNM_TFTP_DEST_PATH.encode(),
-        pnm.UPLOAD_AUTO,
-    ]
-    current = snmp.get(
-        target,
-        pnm.BULK_DEST_IP_TYPE,
-        pnm.BULK_DEST_IP,
-        pnm.BULK_DEST_PATH,
-        pnm.BULK_UPLOAD_CONTROL,
-    )
-    if current != wanted:
-        pnm.set_bulk_destination(
-            snmp, target, settings.PNM_TFTP_DEST_HOST, settings.PNM_TFTP_DEST_PATH
-        )
-
-
 def _trigger_next(
-    operation: Operation, tick: int, final: bool, token: str, plan: list[list[int]]
+    operation: Operation,
+    tick: int,
+    final: bool,
+    token: str,
+    plan: list[list[int]],
+    *,
+    ready_checked: bool = False,
 ) -> Measurement | None:
-    """Trigger the first channel of ``plan`` not yet triggered in this tick; None if none."""
+    """Trigger the first channel of ``plan`` not yet triggered in this tick; None if none.
+
+    ``ready_checked``: CtlStatus was read ready just now (by ``prepare_upload``).
+    """
     modem = operation.modem
     test = pnm.PnmTest(operation.test_type)
     for position, (if_index, channel_id) in enumerate(plan):
@@ -193,10 +180,18 @@ def _trigger_next(
         )
         if capture is None:
             continue  # this (tick, channel) was triggered by an earlier delivery
-        _extend_lock(modem.pk, token)
+        if not ready_checked:  # a later channel: the lock was taken a measurement ago
+            _extend_lock(modem.pk, token)
         expectation = expectations.register(capture, modem, test)
         try:
-            pnm.start_capture(client(), _target(modem), test, if_index, capture.file_name)
+            pnm.start_capture(
+                client(),
+                _target(modem),
+                test,
+                if_index,
+                capture.file_name,
+                check_ready=not ready_checked,
+            )
         except SnmpError as exc:
             # Not triggered (as far as we know): forget it, so a retry can trigger it afresh.
             expectations.forget(expectation)
@@ -233,11 +228,20 @@ def poll(measurement: Measurement) -> Measurement | None:
     measurement (this one ended: ready, failed, timed out, or its file already came), or
     None when the tick is over. SNMP errors propagate (the task retries or counts them).
     """
+    states = (
+        Capture.objects.filter(pk=measurement.capture_pk)
+        .values_list("state", "operation__state")
+        .first()
+    )
+    if states is None or states[1] != OperationState.RUNNING:
+        return None  # stopped, failed or finished meanwhile: nothing more to trigger
+    if states[0] != CaptureState.PENDING and not measurement.remaining:
+        return None  # the usual end: the file came, and it was the tick's last channel
     capture = (
         Capture.objects.select_related("operation__modem").filter(pk=measurement.capture_pk).first()
     )
     if capture is None or capture.operation.state != OperationState.RUNNING:
-        return None  # stopped, failed or finished meanwhile: nothing more to trigger
+        return None
     operation = capture.operation
     if capture.state == CaptureState.PENDING:
         test = pnm.PnmTest(operation.test_type)

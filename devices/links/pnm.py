@@ -2,9 +2,10 @@
 
 Facts (OIDs, order, field lessons) are in shared/reference/docsis-pnm.md §2. The sequence for
 one capture is: ``read_system_description`` (once per operation) → ``ofdm_channels`` →
-``set_bulk_destination`` → per channel ``start_capture`` → ``wait_sample_ready``; the file then
-arrives over TFTP (``devices.links.tftp``). Every function takes the ``SnmpClient`` and the
-``SnmpTarget`` explicitly so a worker reuses its one engine (see ``devices.links.snmp``).
+``prepare_upload`` (CtlStatus, ``set_bulk_destination``) → per channel ``start_capture`` →
+``wait_sample_ready``; the file then arrives over TFTP (``devices.links.tftp``). Every
+function takes the ``SnmpClient`` and the ``SnmpTarget`` explicitly so a worker reuses its
+one engine (see ``devices.links.snmp``).
 """
 
 from __future__ import annotations
@@ -216,12 +217,16 @@ def ofdm_channels(client: SnmpClient, target: SnmpTarget) -> list[OfdmChannel]:
     return sorted(channels, key=lambda channel: channel.if_index)
 
 
-def ctl_status(client: SnmpClient, target: SnmpTarget) -> CtlStatus:
-    (value,) = client.get(target, CTL_STATUS)
+def _as_ctl_status(value: object) -> CtlStatus:
     try:
         return CtlStatus(value)
     except ValueError:
         return CtlStatus.OTHER
+
+
+def ctl_status(client: SnmpClient, target: SnmpTarget) -> CtlStatus:
+    (value,) = client.get(target, CTL_STATUS)
+    return _as_ctl_status(value)
 
 
 def _set_checked(client: SnmpClient, target: SnmpTarget, oid: str, value: int | bytes) -> None:
@@ -243,20 +248,51 @@ def set_bulk_destination(
 
     The MIB lets the CM reject these unless CtlStatus is ready; that surfaces as ``ModemBusy``.
     """
+    address_type, address, encoded_path, control = bulk_destination_values(tftp_ip, path)
+    _set_checked(client, target, BULK_DEST_IP_TYPE, address_type)
+    _set_checked(client, target, BULK_DEST_IP, address)
+    _set_checked(client, target, BULK_DEST_PATH, encoded_path)
+    _set_checked(client, target, BULK_UPLOAD_CONTROL, control)
+
+
+def bulk_destination_values(tftp_ip: str, path: str = "") -> list[int | bytes]:
+    """The four bulk-destination values as the modem echoes them (type, address, path,
+    control)."""
     address = ipaddress.ip_address(tftp_ip)
-    _set_checked(client, target, BULK_DEST_IP_TYPE, 1 if address.version == 4 else 2)
-    _set_checked(client, target, BULK_DEST_IP, address.packed)
-    _set_checked(client, target, BULK_DEST_PATH, path.encode())
-    _set_checked(client, target, BULK_UPLOAD_CONTROL, UPLOAD_AUTO)
+    return [1 if address.version == 4 else 2, address.packed, path.encode(), UPLOAD_AUTO]
+
+
+def prepare_upload(client: SnmpClient, target: SnmpTarget, tftp_ip: str, path: str = "") -> None:
+    """Check CtlStatus is ready and the bulk destination points at ``tftp_ip`` in ONE GET;
+    the four SETs run only when the destination differs (first tick, or the modem was
+    reconfigured). ``ModemBusy`` if a test is still in progress."""
+    status, *current = client.get(
+        target, CTL_STATUS, BULK_DEST_IP_TYPE, BULK_DEST_IP, BULK_DEST_PATH, BULK_UPLOAD_CONTROL
+    )
+    status = _as_ctl_status(status)
+    if status is not CtlStatus.READY:
+        raise ModemBusy(f"CtlStatus is {status.name}")
+    if current != bulk_destination_values(tftp_ip, path):
+        set_bulk_destination(client, target, tftp_ip, path)
 
 
 def start_capture(
-    client: SnmpClient, target: SnmpTarget, test: PnmTest, if_index: int, file_name: str
+    client: SnmpClient,
+    target: SnmpTarget,
+    test: PnmTest,
+    if_index: int,
+    file_name: str,
+    *,
+    check_ready: bool = True,
 ) -> None:
-    """Name the file and trigger ``test`` on ``if_index``; ``ModemBusy`` if not ready."""
-    status = ctl_status(client, target)
-    if status is not CtlStatus.READY:
-        raise ModemBusy(f"CtlStatus is {status.name}")
+    """Name the file and trigger ``test`` on ``if_index``; ``ModemBusy`` if not ready.
+
+    ``check_ready=False`` skips the CtlStatus GET when ``prepare_upload`` just did it.
+    """
+    if check_ready:
+        status = ctl_status(client, target)
+        if status is not CtlStatus.READY:
+            raise ModemBusy(f"CtlStatus is {status.name}")
     _set_checked(client, target, test.file_name_oid(if_index), file_name.encode())
     _set_checked(client, target, test.enable_oid(if_index), TRUE)
 
