@@ -20,6 +20,7 @@ import asyncio
 import bisect
 import contextlib
 import enum
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -150,6 +151,12 @@ class SimulatedModem:
             for test in PnmTest
             for if_index, _ in channels
         }
+        # OID -> ((test, ifIndex), column) of the test tables, for ``get``.
+        self._cells = {
+            _oid(getattr(test, f"{column}_oid")(if_index)): ((test, if_index), column)
+            for test, if_index in self.tests
+            for column in _COLUMNS
+        }
         self.bulk_files: list[tuple[int, bytes, int]] = []  # (row, name, upload status)
         self._next_bulk_row = 1
         self.triggers = 0
@@ -200,20 +207,11 @@ class SimulatedModem:
     # --- MIB -------------------------------------------------------------------------------
     def _values(self) -> dict[Oid, Any]:
         """The modem's MIB now (small: about 30 objects)."""
-        values: dict[Oid, Any] = {
-            _oid(pnm.SYS_DESCR): v2c.OctetString(self.sys_descr),
-            _oid(pnm.BULK_DEST_IP_TYPE): v2c.Integer(self.dest_type),
-            _oid(pnm.BULK_DEST_IP): v2c.OctetString(self.dest_ip),
-            _oid(pnm.BULK_DEST_PATH): v2c.OctetString(self.dest_path),
-            _oid(pnm.BULK_UPLOAD_CONTROL): v2c.Integer(self.upload_control),
-            _oid(pnm.CTL_STATUS): v2c.Integer(int(self.ctl_status)),
-        }
+        values: dict[Oid, Any] = {oid: value(self) for oid, value in _SCALARS.items()}
         for if_index, channel_id in self.channels:
             values[_oid(f"{pnm.OFDM_CHANNEL_ID}.{if_index}")] = v2c.Unsigned32(channel_id)
-        for (test, if_index), row in self.tests.items():
-            values[_oid(test.file_name_oid(if_index))] = v2c.OctetString(row.file_name)
-            values[_oid(test.enable_oid(if_index))] = v2c.Integer(row.enable)
-            values[_oid(test.meas_status_oid(if_index))] = v2c.Integer(int(row.status))
+        for oid, (key, column) in self._cells.items():
+            values[oid] = _COLUMNS[column](self.tests[key])
         for row, name, status in self.bulk_files:
             values[_oid(f"{BULK_FILE_TABLE}.1.{row}")] = v2c.Unsigned32(row)
             values[_oid(f"{BULK_FILE_TABLE}.2.{row}")] = v2c.OctetString(name)
@@ -221,6 +219,15 @@ class SimulatedModem:
         return values
 
     def get(self, oid: Oid) -> Any:
+        """One object's value. GETs and SET echoes (the hot path) read the scalar or row
+        they name; only what is left (walked tables) builds the whole MIB."""
+        scalar = _SCALARS.get(oid)
+        if scalar is not None:
+            return scalar(self)
+        cell = self._cells.get(oid)
+        if cell is not None:
+            key, column = cell
+            return _COLUMNS[column](self.tests[key])
         return self._values().get(oid)
 
     def get_next(self, oid: Oid) -> tuple[Oid, Any] | None:
@@ -233,25 +240,24 @@ class SimulatedModem:
 
     def set(self, oid: Oid, value: Any, idx: int) -> None:
         """Apply one SET; raise the SMI error a real CM would answer."""
-        name = ".".join(map(str, oid))
         if oid in _BULK_OIDS:
             self._require_ready(oid, idx)
             self._set_bulk(oid, value, idx)
             return
-        for (test, if_index), row in self.tests.items():
-            if name == test.file_name_oid(if_index):
-                _require_type(value, v2c.OctetString, oid, idx)
+        (test, if_index), column = self._cells.get(oid, ((None, 0), None))
+        if column == "file_name":
+            _require_type(value, v2c.OctetString, oid, idx)
+            self._require_ready(oid, idx)
+            self.tests[(test, if_index)].file_name = bytes(value)[:255]
+            return
+        if column == "enable":
+            _require_type(value, v2c.Integer, oid, idx)
+            if int(value) not in (pnm.TRUE, pnm.FALSE):
+                raise smi_error.WrongValueError(name=oid, idx=idx)
+            if int(value) == pnm.TRUE:
                 self._require_ready(oid, idx)
-                row.file_name = bytes(value)[:255]
-                return
-            if name == test.enable_oid(if_index):
-                _require_type(value, v2c.Integer, oid, idx)
-                if int(value) not in (pnm.TRUE, pnm.FALSE):
-                    raise smi_error.WrongValueError(name=oid, idx=idx)
-                if int(value) == pnm.TRUE:
-                    self._require_ready(oid, idx)
-                    self._trigger(test, if_index)
-                return
+                self._trigger(test, if_index)
+            return
         if self.get(oid) is not None:
             raise smi_error.NotWritableError(name=oid, idx=idx)
         raise smi_error.NoCreationError(name=oid, idx=idx)
@@ -351,8 +357,24 @@ def _set_status(row: _Test, status: MeasStatus) -> None:
         row.status = status
 
 
+@functools.cache
 def _oid(dotted: str) -> Oid:
     return tuple(int(part) for part in dotted.split("."))
+
+
+_SCALARS = {
+    _oid(pnm.SYS_DESCR): lambda m: v2c.OctetString(m.sys_descr),
+    _oid(pnm.BULK_DEST_IP_TYPE): lambda m: v2c.Integer(m.dest_type),
+    _oid(pnm.BULK_DEST_IP): lambda m: v2c.OctetString(m.dest_ip),
+    _oid(pnm.BULK_DEST_PATH): lambda m: v2c.OctetString(m.dest_path),
+    _oid(pnm.BULK_UPLOAD_CONTROL): lambda m: v2c.Integer(m.upload_control),
+    _oid(pnm.CTL_STATUS): lambda m: v2c.Integer(int(m.ctl_status)),
+}
+_COLUMNS = {
+    "file_name": lambda row: v2c.OctetString(row.file_name),
+    "enable": lambda row: v2c.Integer(row.enable),
+    "meas_status": lambda row: v2c.Integer(int(row.status)),
+}
 
 
 _BULK_OIDS = frozenset(
