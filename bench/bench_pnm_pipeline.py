@@ -38,7 +38,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-S", "django", "-l", "INFO"]
+BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
 WORKER_ENV = {
     "PNM_SNMP_TIMEOUT_S": "2",
     "PNM_SNMP_RETRIES": "1",
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=2)
     parser.add_argument("--snmp-workers", type=int, default=4)
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
-    parser.add_argument("--poll", type=float, default=0.1, help="PNM_POLL_INTERVAL_S, s")
+    parser.add_argument("--poll", type=float, default=1.0, help="PNM_POLL_INTERVAL_S, s")
     parser.add_argument("--snmp-pool", default="prefork", help="prefork, or threads")
     parser.add_argument(
         "--profile-snmp", metavar="FILE", help="run the snmp worker under cProfile (use -P solo)"
