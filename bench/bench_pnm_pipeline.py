@@ -124,6 +124,12 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=1.0, help="PNM_POLL_INTERVAL_S, s")
     parser.add_argument("--snmp-pool", default="prefork", help="prefork, or threads")
     parser.add_argument(
+        "--arrival-wait", type=float, default=0.0, help="PNM_ARRIVAL_WAIT_S (threads pool)"
+    )
+    parser.add_argument("--snmp-procs", type=int, default=1, help="snmp worker processes")
+    parser.add_argument("--ingest-pool", default="prefork", help="prefork, or threads")
+    parser.add_argument("--ingest-workers", type=int, default=2)
+    parser.add_argument(
         "--profile-snmp", metavar="FILE", help="run the snmp worker under cProfile (use -P solo)"
     )
     parser.add_argument(
@@ -143,6 +149,11 @@ def main() -> None:
                 except Exception:  # noqa: S112 - a queue that never existed is empty
                     continue
 
+    # Locks and poll claims are keyed by row ids, which restart with each throw-away
+    # database: a previous run's keys (alive for a minute) would collide.
+    from django.core.cache import cache
+
+    cache.clear()
     # Our own throw-away database, never the test suite's test_<name>.
     connection.settings_dict["TEST"]["NAME"] = f"bench_pnm_pipeline_{os.getpid()}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
@@ -153,6 +164,7 @@ def main() -> None:
         **os.environ,
         **WORKER_ENV,
         "PNM_POLL_INTERVAL_S": str(args.poll),
+        "PNM_ARRIVAL_WAIT_S": str(args.arrival_wait),
         "DATABASE_URL": database_url(),
         "FIELDRELAY_STORAGE_ROOT": str(files / "storage"),
         "FIELDRELAY_SPOOL_DIR": str(files / "spool"),
@@ -188,35 +200,53 @@ def main() -> None:
             pids = {"solo": [solo.pid]}
         else:
             profiled = ["-m", "cProfile", "-o", args.profile_snmp] if args.profile_snmp else []
-            snmp = start(
-                [
-                    python,
-                    *profiled,
-                    *worker[1:],
-                    "-Q",
-                    "snmp",
-                    "-n",
-                    "bench-snmp@%h",
-                    "-P",
-                    args.snmp_pool,
-                    "-c",
-                    n_snmp,
-                ],
-                env,
-                files / "snmp.log",
-            )
+            snmps = [
+                start(
+                    [
+                        python,
+                        *profiled,
+                        *worker[1:],
+                        "-Q",
+                        "snmp",
+                        "-n",
+                        f"bench-snmp{number}@%h",
+                        "-P",
+                        args.snmp_pool,
+                        "-c",
+                        n_snmp,
+                    ],
+                    env,
+                    files / f"snmp{number}.log",
+                )
+                for number in range(args.snmp_procs)
+            ]
             ingest = start(
-                [*worker, "-Q", "ingest,maintenance,default", "-n", "bench-ingest@%h", "-c", "2"],
+                [
+                    *worker,
+                    "-Q",
+                    "ingest,maintenance,default",
+                    "-n",
+                    "bench-ingest@%h",
+                    "-P",
+                    args.ingest_pool,
+                    "-c",
+                    str(args.ingest_workers),
+                ],
                 env,
                 files / "ingest.log",
             )
-            procs += [snmp, ingest]
+            procs += [*snmps, ingest]
         receiver = start([python, "manage.py", "tftp_receiver"], env, files / "tftp.log")
         procs.append(receiver)
         time.sleep(8)  # workers up
         if not args.solo:
-            snmp_pids = children(snmp.pid) if args.snmp_pool == "prefork" else [snmp.pid]
-            pids = {"snmp": snmp_pids, "ingest": children(ingest.pid)}
+            snmp_pids = [
+                pid
+                for snmp in snmps
+                for pid in (children(snmp.pid) if args.snmp_pool == "prefork" else [snmp.pid])
+            ]
+            ingest_pids = children(ingest.pid) if args.ingest_pool == "prefork" else [ingest.pid]
+            pids = {"snmp": snmp_pids, "ingest": ingest_pids}
         operations = []
         for modem in modems:
             operation = start_rxmer(modem, args.duration, args.interval)
@@ -237,9 +267,10 @@ def main() -> None:
             "beat": [beat.pid],
             "this script": [os.getpid()],
         }
-        if not args.solo:
-            cpu_pids["snmp worker"] = [snmp.pid, *cpu_pids["snmp worker"]]
-            cpu_pids["ingest worker"] = [ingest.pid, *cpu_pids["ingest worker"]]
+        if not args.solo:  # the main process too, once (a threads pool has only that one)
+            mains = {"snmp worker": [snmp.pid for snmp in snmps], "ingest worker": [ingest.pid]}
+            for name, main_pids in mains.items():
+                cpu_pids[name] = [*main_pids, *(p for p in cpu_pids[name] if p not in main_pids)]
         cpu_before = {n: sum(map(cpu_s, ps)) for n, ps in cpu_pids.items()}
         busy_before = machine_busy_s()
         rss_before = None
@@ -285,7 +316,8 @@ def main() -> None:
             + (
                 "one solo worker"
                 if args.solo
-                else f"snmp -P {args.snmp_pool} -c {args.snmp_workers}, ingest -c 2"
+                else f"{args.snmp_procs} x snmp -P {args.snmp_pool} -c {args.snmp_workers}, "
+                f"ingest -P {args.ingest_pool} -c {args.ingest_workers}"
             )
             + f", measurement {args.delay} s, polls every {args.poll} s"
         )

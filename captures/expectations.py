@@ -39,7 +39,9 @@ def register(capture: Capture, modem: CableModem, test: PnmTest) -> Expectation:
         context={"capture": capture.pk, "operation": capture.operation_id},
     )
     ttl = max(1, int(capture.deadline.timestamp() - timezone.now().timestamp())) + EXPIRY_SLACK_S
-    for lookup in expectation.lookup_keys():
+    by_name, *shared = expectation.lookup_keys()
+    cache.set(_cache_key(by_name), [expectation.to_dict()], timeout=ttl)  # names are unique
+    for lookup in shared:  # the MIB default name: other captures of the modem may be there
         key = _cache_key(lookup)
         entries = [
             entry for entry in cache.get(key) or [] if not Expectation.from_dict(entry).expired()
@@ -51,7 +53,9 @@ def register(capture: Capture, modem: CableModem, test: PnmTest) -> Expectation:
 
 def forget(expectation: Expectation) -> None:
     """Stop accepting an upload (finished, failed, or its trigger failed)."""
-    for lookup in expectation.lookup_keys():
+    by_name, *shared = expectation.lookup_keys()
+    cache.delete(_cache_key(by_name))
+    for lookup in shared:
         key = _cache_key(lookup)
         entries = cache.get(key) or []
         remaining = [entry for entry in entries if entry["file_name"] != expectation.file_name]

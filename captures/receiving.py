@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from captures import services, storage
+from captures import arrivals, services, storage
 from captures.expectations import CacheExpectationStore
 from devices.heartbeats import record_heartbeat
 from devices.ingester import Item
@@ -28,6 +28,8 @@ def forward(item: Item) -> None:
     capture_pk = item.meta["context"]["capture"]
     if services.mark_uploaded(capture_pk, str(item.path)):
         stage_capture.delay(capture_pk)
+        if arrivals.enabled():
+            arrivals.announce(capture_pk)  # a trigger task may be waiting for it
         return
     log.warning(
         "tftp: %s arrived for capture %s which no longer waits; deleted", item.key, capture_pk

@@ -38,5 +38,8 @@ def remove(operation) -> None:
         task.delete()  # per instance, so beat's change counter is bumped
 
 
-def exists(operation) -> bool:
-    return PeriodicTask.objects.filter(name=operation.schedule_name, enabled=True).exists()
+def installed_names() -> set[str]:
+    """Names of the enabled operation schedules: one query for the sweeper's whole pass."""
+    return set(
+        PeriodicTask.objects.filter(task=TRIGGER_TASK, enabled=True).values_list("name", flat=True)
+    )

@@ -350,6 +350,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
             result.expired += 1
     stuck = Capture.objects.filter(state=CaptureState.UPLOADED, deadline__lt=now)
     result.restage = list(stuck.values_list("pk", flat=True)[:limit])
+    scheduled = schedules.installed_names()
     for operation in Operation.objects.filter(state=OperationState.RUNNING).iterator():
         if operation.final_tick_done:
             result.completed += maybe_complete(operation.pk)
@@ -361,7 +362,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
             result.failed += _fail_running(operation.pk, NO_END_TIME)
         elif now >= operation.ends_at + timedelta(seconds=2 * operation.sample_interval_s):
             result.late_final.append(operation.pk)
-        elif not schedules.exists(operation):
+        elif operation.schedule_name not in scheduled:
             schedules.install(operation)
             result.rescheduled += 1
     return result

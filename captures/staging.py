@@ -45,9 +45,7 @@ def stage_capture(capture_pk: int) -> Transaction | None:
     Raises ``storage.StorageUnavailable`` (the spool file stays) for the task to retry.
     """
     capture = (
-        Capture.objects.select_related("operation__modem", "operation__capture_group")
-        .filter(pk=capture_pk)
-        .first()
+        Capture.objects.select_related("operation__modem").filter(pk=capture_pk).order_by().first()
     )
     if capture is None or capture.state == CaptureState.STORED:
         return None  # a duplicate delivery: the first one recorded it
@@ -74,23 +72,30 @@ def stage_capture(capture_pk: int) -> Transaction | None:
         storage.stored_relative_path(operation.modem.mac_hex, stored_name),
         settings.PNM_ZSTD_LEVEL,
     )
-    record = _record(capture, operation, stored_name, stored)
+    record, final_tick_done = _record(capture, operation, stored_name, stored)
     if record is not None:
         transaction.on_commit(lambda: spool.unlink(missing_ok=True))
-        services.maybe_complete(operation.pk)
+        if final_tick_done:
+            services.maybe_complete(operation.pk)
     return record
 
 
 def _record(
     capture: Capture, operation: Operation, stored_name: str, stored: storage.StoredFile
-) -> Transaction | None:
+) -> tuple[Transaction | None, bool]:
+    """The transaction (None for a duplicate staging), and whether the operation's final
+    tick had run when it was counted: only then can this file complete the operation.
+
+    ``final_tick_done`` is read after the counter UPDATE, under its row lock, so a final
+    tick settling at the same moment either is seen here or sees this capture stored.
+    """
     system_description = operation.metadata.get("system_description") or {}
     now = timezone.now()
     try:
         with transaction.atomic():
             record = Transaction.objects.create(
                 capture=capture,
-                capture_group=operation.capture_group,
+                capture_group_id=operation.capture_group_id,
                 modem=operation.modem,
                 timestamp=now,
                 mac_address=operation.modem.mac_address,
@@ -107,10 +112,10 @@ def _record(
             )
             if not changed:
                 raise IntegrityError("capture is no longer waiting for its file")
-            Operation.objects.filter(pk=operation.pk).update(
-                collected=F("collected") + 1, consecutive_failures=0, updated=now
-            )
+            counted = Operation.objects.filter(pk=operation.pk)
+            counted.update(collected=F("collected") + 1, consecutive_failures=0, updated=now)
+            final_tick_done = counted.values_list("final_tick_done", flat=True).get()
     except IntegrityError:
         log.info("capture %s was already recorded; duplicate staging ignored", capture.pk)
-        return None
-    return record
+        return None, False
+    return record, final_tick_done

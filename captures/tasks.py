@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
+import time
 from dataclasses import asdict
 
 from celery import shared_task
@@ -15,7 +16,7 @@ from celery.exceptions import Retry
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
-from captures import services, staging, storage, triggering
+from captures import arrivals, services, staging, storage, triggering
 from devices.links import pnm, snmp
 from devices.models import CableModem
 
@@ -79,7 +80,7 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
             services.final_tick_settled(operation_pk)
     if measurement is None:
         return 0
-    _poll_later(measurement)
+    _await_upload(measurement)
     return 1
 
 
@@ -118,6 +119,21 @@ def trigger_poll(self, measurement: dict) -> str:
         return "done"
     _poll_later(following)
     return "polling"
+
+
+def _await_upload(measurement: triggering.Measurement) -> None:
+    """End the tick here if its last file arrives before the first poll would be due
+    (``captures.arrivals``: threads workers only); otherwise poll as usual."""
+    interval = settings.PNM_POLL_INTERVAL_S
+    if not arrivals.enabled():
+        _poll_later(measurement)
+        return
+    started = time.monotonic()
+    wait_s = min(settings.PNM_ARRIVAL_WAIT_S, interval)
+    if arrivals.wait(measurement.capture_pk, wait_s) and not measurement.remaining:
+        triggering.end_tick(measurement)  # the file is in and no channel is left
+        return
+    _poll_later(measurement, max(0.0, interval - (time.monotonic() - started)))
 
 
 def _poll_later(measurement: triggering.Measurement, countdown: float | None = None) -> None:

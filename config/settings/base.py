@@ -247,6 +247,11 @@ PNM_UPLOAD_DEADLINE_S = env.float("PNM_UPLOAD_DEADLINE_S", 30.0)
 # After this many failed ticks in a row the operation is failed.
 PNM_MAX_CONSECUTIVE_FAILURES = env.int("PNM_MAX_CONSECUTIVE_FAILURES", 3, minimum=1)
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0)
+# With the snmp worker on the threads pool, a trigger task may wait this long (at most one
+# poll interval) for its file before handing over to poll tasks: a capture whose file comes
+# promptly then costs one task instead of two (captures.arrivals). 0 = never wait, as a
+# prefork worker should (its processes would be blocked). Needs the Redis cache.
+PNM_ARRIVAL_WAIT_S = env.float("PNM_ARRIVAL_WAIT_S", 0.0)
 
 # --- monitoring ---------------------------------------------------------------------------
 # Full-rate samples are kept this long; older data keeps the first sample per interval.
