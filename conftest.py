@@ -62,7 +62,9 @@ def worker_environment(**extra: str) -> dict[str, str]:
 class WorkerProcess:
     """A ``celery worker`` subprocess; stopped (and reaped) by ``stop``."""
 
-    def __init__(self, queues: str, name: str, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, queues: str, name: str, log_path: Path, env: dict[str, str], pool: str = "solo"
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -75,7 +77,8 @@ class WorkerProcess:
                 "config",
                 "worker",
                 "-P",
-                "solo",
+                pool,
+                *(["-c", "4"] if pool == "threads" else []),
                 "-Q",
                 queues,
                 "-n",
@@ -116,6 +119,15 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _fresh_cache() -> None:
+    """Locks, poll claims and arrival notes are keyed by row ids, which restart with the
+    test database: keys a previous run left in Redis (alive up to minutes) would collide."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_file_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Received files and spool of the test run go to a temporary folder."""
     base = tmp_path_factory.mktemp("fieldrelay-files")
@@ -135,13 +147,17 @@ def start_worker(
     started: list[WorkerProcess] = []
     logs = tmp_path_factory.mktemp("worker-logs")
 
-    def start(queues: str = ALL_QUEUES, **env: str) -> WorkerProcess:
+    def start(queues: str = ALL_QUEUES, pool: str = "solo", **env: str) -> WorkerProcess:
         if not started:
             _purge_broker()  # nothing left over from an earlier module
         name = f"test{len(started)}-{os.getpid()}@%h"
         with django_db_blocker.unblock():
             worker = WorkerProcess(
-                queues, name, logs / f"worker{len(started)}.log", worker_environment(**env)
+                queues,
+                name,
+                logs / f"worker{len(started)}.log",
+                worker_environment(**env),
+                pool=pool,
             )
         started.append(worker)
         worker.wait_ready()

@@ -40,7 +40,8 @@ def pnm_worker(start_worker) -> WorkerProcess:
 
 @pytest.fixture
 def beat(tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """celery beat with the database scheduler, checking for changes every second."""
+    """celery beat with our database scheduler (config.beat), checking for changes every
+    second."""
     log = (tmp_path / "beat.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -50,8 +51,6 @@ def beat(tmp_path: Path) -> Iterator[subprocess.Popen]:
             "-A",
             "config",
             "beat",
-            "-S",
-            "django",
             "--max-interval",
             "1",
             "--pidfile=",

@@ -1,0 +1,86 @@
+"""The arrival wait: a threads worker ends a tick when the receiver announces its file.
+
+Same real pipeline as test_pipeline (SNMP and TFTP over 127.0.0.1, worker and beat
+processes, PostgreSQL, Redis), with the snmp work on a ``threads`` worker that waits for
+uploads (PNM_ARRIVAL_WAIT_S) and the receiver announcing them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from captures import arrivals
+from captures.models import OperationState, Transaction
+from captures.tests.conftest import WORKER_ENV, register
+from captures.tests.test_pipeline import finished, start
+from devices.simulators.modem import Failure
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+# The first poll is due a second after the trigger, so a prompt file ends the wait first.
+WAITING = {**WORKER_ENV, "PNM_POLL_INTERVAL_S": "1", "PNM_ARRIVAL_WAIT_S": "1"}
+
+
+@pytest.fixture(scope="module")
+def waiting_worker(start_worker):
+    return start_worker(pool="threads", **WAITING)
+
+
+@pytest.fixture
+def announcing(settings):
+    """The receiver (a thread of this process) announces what it receives."""
+    settings.PNM_ARRIVAL_WAIT_S = 1.0
+    assert arrivals.enabled()
+
+
+def poll_tasks_run(worker) -> int:
+    return worker.log().count("Task captures.tasks.trigger_poll[")
+
+
+def test_a_prompt_file_ends_its_tick_without_a_poll_task(waiting_worker, announcing, beat, farm):
+    sim = farm(1, measure_delay_s=0.2)
+    polls_before = poll_tasks_run(waiting_worker)
+    operation = start(register(sim[0]), duration_s=2, interval_s=1, channel_ids=[193])
+
+    done = finished(operation)
+
+    assert done.state == OperationState.COMPLETED, done.last_error
+    assert (
+        done.collected
+        == done.expected
+        == Transaction.objects.filter(capture__operation=done).count()
+        >= 2
+    )
+    assert poll_tasks_run(waiting_worker) == polls_before  # every tick ended in its trigger
+
+
+def test_further_channels_and_late_files_go_through_the_poll_tasks(
+    waiting_worker, announcing, beat, farm
+):
+    """Two channels: the second is triggered by a poll task. A 1.5 s measurement: the
+    wait gives up after its second and the poll tasks take over. (Duration = interval:
+    one tick, the final one.)"""
+    sim = farm(1, measure_delay_s=1.5)
+    polls_before = poll_tasks_run(waiting_worker)
+    operation = start(register(sim[0]), duration_s=3, interval_s=3)
+
+    done = finished(operation, timeout=90)
+
+    assert done.state == OperationState.COMPLETED, done.last_error
+    assert done.collected == done.expected == 2  # one tick x two channels
+    assert {t.channel_id for t in Transaction.objects.filter(capture__operation=done)} == {
+        193,
+        194,
+    }
+    assert poll_tasks_run(waiting_worker) > polls_before
+
+
+def test_a_file_that_never_comes_fails_at_its_deadline(waiting_worker, announcing, beat, farm):
+    sim = farm(1, failures={0: Failure.NO_UPLOAD}, measure_delay_s=0.2)
+    operation = start(register(sim[0]), duration_s=2, interval_s=1, channel_ids=[193])
+
+    done = finished(operation, timeout=90)
+
+    assert done.state == OperationState.FAILED
+    assert "not received by its deadline" in done.last_error
+    assert done.collected == 0
