@@ -643,6 +643,8 @@ class ModemFarm:
         future = self._uploader.submit(self._send, modem, host, remote, data, truncated)
 
         def done(fut: Any) -> None:
+            if fut.cancelled():  # the farm stopped before this upload ran
+                return
             error = fut.exception()
             record = Upload(
                 file_name=name,
