@@ -11,9 +11,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from captures import schedules
@@ -28,8 +30,16 @@ from captures.models import (
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OPEN_CAPTURE_STATES = (CaptureState.PENDING, CaptureState.UPLOADED)
+
+
+def one_or_none(queryset: QuerySet[T]) -> T | None:
+    """The row a primary-key filter selects, or None. Unlike ``first()`` this adds no
+    ORDER BY (our models have a default ordering), which halves the cost of compiling the
+    hot-path queries."""
+    return next(iter(queryset.order_by()[:1]), None)
 
 
 @dataclass(frozen=True)
@@ -91,11 +101,10 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
     """
     now = now or timezone.now()
     with transaction.atomic():
-        operation = (
+        operation = one_or_none(
             Operation.objects.select_for_update(of=("self",))
             .select_related("modem")
             .filter(pk=operation_pk)
-            .first()
         )
         if operation is None or operation.state != OperationState.RUNNING:
             return None
@@ -118,10 +127,10 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
 
 def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
     """For a retried tick: the tick again, unless the operation ended or moved on."""
-    operation = (
-        Operation.objects.select_related("modem")
-        .filter(pk=operation_pk, state=OperationState.RUNNING, last_tick=number)
-        .first()
+    operation = one_or_none(
+        Operation.objects.select_related("modem").filter(
+            pk=operation_pk, state=OperationState.RUNNING, last_tick=number
+        )
     )
     if operation is None:
         return None
@@ -210,7 +219,7 @@ def tick_failed(operation_pk: int, reason: str, captures_failed: int = 0) -> Ope
     """Count a failed tick; fail the operation after PNM_MAX_CONSECUTIVE_FAILURES in a row."""
     log.warning("operation pk=%s: %s", operation_pk, reason)
     with transaction.atomic():
-        operation = Operation.objects.select_for_update().filter(pk=operation_pk).first()
+        operation = one_or_none(Operation.objects.select_for_update().filter(pk=operation_pk))
         if operation is None or operation.is_terminal:
             return operation
         operation.consecutive_failures += 1
@@ -230,7 +239,7 @@ def tick_failed(operation_pk: int, reason: str, captures_failed: int = 0) -> Ope
 def fail_capture(capture_pk: int, reason: str) -> bool:
     """Mark an open capture failed (no file, or a bad one) and count it; False if it was not
     open any more (already stored, failed or cancelled)."""
-    capture = Capture.objects.filter(pk=capture_pk).only("operation_id").first()
+    capture = one_or_none(Capture.objects.filter(pk=capture_pk).only("operation_id"))
     if capture is None:
         return False
     changed = Capture.objects.filter(pk=capture_pk, state__in=OPEN_CAPTURE_STATES).update(
@@ -259,7 +268,7 @@ def final_tick_settled(operation_pk: int) -> bool:
 def maybe_complete(operation_pk: int) -> bool:
     """Complete a running operation whose final tick ran and whose files all settled."""
     with transaction.atomic():
-        operation = Operation.objects.select_for_update().filter(pk=operation_pk).first()
+        operation = one_or_none(Operation.objects.select_for_update().filter(pk=operation_pk))
         if operation is None or operation.state != OperationState.RUNNING:
             return False
         if not operation.final_tick_done:
@@ -371,7 +380,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
 def _fail_running(operation_pk: int, reason: str) -> bool:
     """Fail an operation that is still running, with ``reason`` as its last_error."""
     with transaction.atomic():
-        locked = Operation.objects.select_for_update().filter(pk=operation_pk).first()
+        locked = one_or_none(Operation.objects.select_for_update().filter(pk=operation_pk))
         if locked is None or locked.state != OperationState.RUNNING:
             return False
         _finish(locked, OperationState.FAILED, reason)

@@ -44,8 +44,8 @@ def stage_capture(capture_pk: int) -> Transaction | None:
 
     Raises ``storage.StorageUnavailable`` (the spool file stays) for the task to retry.
     """
-    capture = (
-        Capture.objects.select_related("operation__modem").filter(pk=capture_pk).order_by().first()
+    capture = services.one_or_none(
+        Capture.objects.select_related("operation__modem").filter(pk=capture_pk)
     )
     if capture is None or capture.state == CaptureState.STORED:
         return None  # a duplicate delivery: the first one recorded it

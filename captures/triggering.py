@@ -228,17 +228,15 @@ def poll(measurement: Measurement) -> Measurement | None:
     measurement (this one ended: ready, failed, timed out, or its file already came), or
     None when the tick is over. SNMP errors propagate (the task retries or counts them).
     """
-    states = (
-        Capture.objects.filter(pk=measurement.capture_pk)
-        .values_list("state", "operation__state")
-        .first()
+    states = services.one_or_none(
+        Capture.objects.filter(pk=measurement.capture_pk).values_list("state", "operation__state")
     )
     if states is None or states[1] != OperationState.RUNNING:
         return None  # stopped, failed or finished meanwhile: nothing more to trigger
     if states[0] != CaptureState.PENDING and not measurement.remaining:
         return None  # the usual end: the file came, and it was the tick's last channel
-    capture = (
-        Capture.objects.select_related("operation__modem").filter(pk=measurement.capture_pk).first()
+    capture = services.one_or_none(
+        Capture.objects.select_related("operation__modem").filter(pk=measurement.capture_pk)
     )
     if capture is None or capture.operation.state != OperationState.RUNNING:
         return None
