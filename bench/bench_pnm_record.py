@@ -82,7 +82,9 @@ def measure(operation, first_tick: int) -> list[float]:
         Capture.objects.filter(pk=capture.pk).update(state=CaptureState.UPLOADED)
         capture.state = CaptureState.UPLOADED
         started = time.perf_counter()
-        record = staging._record(capture, operation, f"bench_{tick}.bin.zst", stored)
+        record, _final_tick_done = staging._record(
+            capture, operation, f"bench_{tick}.bin.zst", stored
+        )
         timings.append((time.perf_counter() - started) * 1000)
         assert record is not None
     return timings
