@@ -1,16 +1,18 @@
 """End-to-end PNM captures/s with N simulated modems, trigger-to-transaction latency, and
 the RSS of the snmp/ingest worker processes across the run.
 
-Everything is real and separate, as deployed: the simulated modems (one child process,
-each modem on its own 127.0.x.y address), the TFTP receiver (``manage.py tftp_receiver``),
-celery beat with the database scheduler, a prefork ``snmp`` worker and an ``ingest``
+Everything is real and separate, as deployed (docker/compose.yml's shape): the simulated
+modems (one child process, each modem on its own 127.0.x.y address), the TFTP receiver
+(``manage.py tftp_receiver``), celery beat with our database scheduler, two ``snmp``
+workers on the threads pool waiting for uploads (PNM_ARRIVAL_WAIT_S), an ``ingest``
 worker, PostgreSQL (a throw-away database) and Redis. Every modem runs one multi-RxMER
 operation on one channel; beat fires each at a fixed rate. Throughput is counted over
 the steady middle of the run; latency is Capture.triggered_at -> Transaction.timestamp.
 
-    python bench/bench_pnm_pipeline.py [--modems 200] [--duration 60] [--interval 2]
-    python bench/bench_pnm_pipeline.py --solo --modems 30 --interval 1 --delay 0.02 \\
-        --duration 1800 --captures 10000  # RSS of one process across 10,000 captures
+    python bench/bench_pnm_pipeline.py [--modems 200] [--duration 60] [--interval 4]
+    python bench/bench_pnm_pipeline.py --duration 260 --captures 10000  # RSS over 10,000
+    python bench/bench_pnm_pipeline.py --snmp-pool prefork --snmp-procs 1 --snmp-workers 4 \
+        --ingest-pool prefork --ingest-workers 2 --arrival-wait 0  # the prefork shape
 """
 
 from __future__ import annotations
@@ -118,17 +120,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--modems", type=int, default=200)
     parser.add_argument("--duration", type=int, default=60)
-    parser.add_argument("--interval", type=int, default=2)
-    parser.add_argument("--snmp-workers", type=int, default=4)
+    parser.add_argument("--interval", type=int, default=4)
+    parser.add_argument("--snmp-workers", type=int, default=16)
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
     parser.add_argument("--poll", type=float, default=1.0, help="PNM_POLL_INTERVAL_S, s")
-    parser.add_argument("--snmp-pool", default="prefork", help="prefork, or threads")
+    parser.add_argument("--snmp-pool", default="threads", help="threads, or prefork")
     parser.add_argument(
-        "--arrival-wait", type=float, default=0.0, help="PNM_ARRIVAL_WAIT_S (threads pool)"
+        "--arrival-wait", type=float, default=1.0, help="PNM_ARRIVAL_WAIT_S (0 with prefork)"
     )
-    parser.add_argument("--snmp-procs", type=int, default=1, help="snmp worker processes")
-    parser.add_argument("--ingest-pool", default="prefork", help="prefork, or threads")
-    parser.add_argument("--ingest-workers", type=int, default=2)
+    parser.add_argument("--snmp-procs", type=int, default=2, help="snmp worker processes")
+    parser.add_argument("--ingest-pool", default="threads", help="threads, or prefork")
+    parser.add_argument("--ingest-workers", type=int, default=4)
     parser.add_argument(
         "--profile-snmp", metavar="FILE", help="run the snmp worker under cProfile (use -P solo)"
     )
