@@ -9,7 +9,9 @@ mid-transfer), a second upload of a finished file, reads.
 
 Uploads go to a real temp file in ``<spool>/.partial`` (tftpy flocks the file object, so a
 BytesIO would crash it). Only a complete transfer (``context.state is None`` when tftpy
-closes the file) is hard-linked into ``<spool>/<name>`` and emitted as ``Item(path=...)``;
+closes the file) is hard-linked into ``<spool>/<expected name>`` and emitted as
+``Item(path=...)`` (a MIB default name, which two captures of one modem can share within a
+second, is stored under the expected name it matched; ``meta["received_name"]`` keeps it);
 an aborted or timed-out one is deleted and reported with ``ExpectationStore.failed``. tftpy
 serves reads from its root, so its root is an always-empty ``<spool>/.tftproot``.
 
@@ -177,10 +179,16 @@ class _SpoolFile:
     """
 
     def __init__(
-        self, receiver: TftpReceiver, name: str, expectation: Expectation, context: Any
+        self,
+        receiver: TftpReceiver,
+        name: str,
+        received_name: str,
+        expectation: Expectation,
+        context: Any,
     ) -> None:
         self.receiver = receiver
-        self.file_name = name
+        self.file_name = name  # as stored: the expected name
+        self.received_name = received_name  # as the modem sent it (a MIB default name?)
         self.expectation = expectation
         self.context = context
         self.peer = (context.host, context.port)
@@ -228,7 +236,7 @@ class _SpoolFile:
             log.exception("tftp: finishing %s failed", self.file_name)
         finally:
             _unlink(self.name)
-            self.receiver._release(self.file_name, finished=complete)
+            self.receiver._release(self.file_name, finished=complete, alias=self.received_name)
 
     def _send_error(self, code: int, message: str) -> None:
         try:
@@ -334,14 +342,19 @@ class TftpReceiver(Ingester):
         try:
             name = check_name(raw)
             with self._lock:
-                if name in self._active:
-                    raise Refused("upload already in progress")
-                if name in self._finished or (self.spool_dir / name).exists():
-                    raise Refused("already received")
                 expectation = self.expectations.match(name, peer)
                 if expectation is None:
+                    if name in self._finished or (self.spool_dir / name).exists():
+                        raise Refused("already received")
                     raise Refused("not expected from this peer")
-                self._active.add(name)
+                # Stored under the name we expected: a MIB default name (MAC + second) can
+                # be the same for two captures of one modem, the expected name cannot.
+                stored = expectation.file_name
+                if stored in self._active:
+                    raise Refused("upload already in progress")
+                if stored in self._finished or (self.spool_dir / stored).exists():
+                    raise Refused("already received")
+                self._active.add(stored)
         except Refused as refusal:
             self._refuse(str(refusal), raw, peer)
             return None
@@ -350,18 +363,22 @@ class TftpReceiver(Ingester):
             self.refusals["internal error"] += 1
             return None
         try:
-            return _SpoolFile(self, name, expectation, context)
+            return _SpoolFile(self, stored, name, expectation, context)
         except OSError:
             log.exception("tftp: cannot open a spool file for %r", name)
-            self._release(name)
+            self._release(stored)
             self.refusals["spool not writable"] += 1
             return None
 
-    def _release(self, name: str, finished: bool = False) -> None:
+    def _release(self, name: str, finished: bool = False, alias: str | None = None) -> None:
+        """``name`` is no longer being written; ``finished`` remembers it (and the name it
+        was sent under, ``alias``) so a second upload is refused as already received."""
         with self._lock:
             self._active.discard(name)
             if finished:
                 self._finished[name] = None
+                if alias:
+                    self._finished[alias] = None
                 while len(self._finished) > _FINISHED_MEMORY:
                     self._finished.popitem(last=False)
 
@@ -376,14 +393,23 @@ class TftpReceiver(Ingester):
         peer_ip, peer_port = upload.peer
         meta = {
             **upload.expectation.to_dict(),
-            "received_name": upload.file_name,  # differs from file_name for MIB default names
+            "received_name": upload.received_name,  # a MIB default name, or file_name
             "peer": peer_ip,
             "peer_port": peer_port,
             "size": upload.size,
             "sha256": upload.sha256.hexdigest(),
             "transfer_s": round(time.monotonic() - upload.started, 6),
         }
-        log.info("tftp: received %s from %s (%d bytes)", upload.file_name, peer_ip, upload.size)
+        sent_as = (
+            "" if upload.received_name == upload.file_name else f" (sent as {upload.received_name})"
+        )
+        log.info(
+            "tftp: received %s%s from %s (%d bytes)",
+            upload.file_name,
+            sent_as,
+            peer_ip,
+            upload.size,
+        )
         self.emit(Item(source=self.name, key=upload.file_name, path=str(final), meta=meta))
         self.expectations.finished(upload.expectation)
         return True

@@ -120,9 +120,30 @@ def test_mib_default_name_from_the_expected_modem_is_accepted(receiver: Receiver
     receiver.upload(default, b"PNN\x04" + b"\0" * 100)
 
     (item,) = wait_until(lambda: receiver.items)
-    assert item.key == default
+    assert item.key == "wanted.bin"  # stored under the name we expected
+    assert Path(item.path).name == "wanted.bin"
     assert item.meta["file_name"] == "wanted.bin"
     assert item.meta["received_name"] == default
+
+
+def test_one_default_name_for_two_captures_of_a_modem_stores_both(receiver: Receiver) -> None:
+    """MIB default names carry only the MAC and a second: two channels finishing within one
+    second upload under the same name. Each goes to its own expected file."""
+    first = receiver.expect("channel_193.bin", mac=MAC, test=PnmTest.RXMER.value)
+    second = receiver.expect("channel_194.bin", mac=MAC, test=PnmTest.RXMER.value)
+    default = f"PNMDsMer_{MAC}_1764820677"
+
+    receiver.upload(default, b"PNN\x04" + b"\x01" * 100)
+    wait_until(lambda: len(receiver.items) == 1)
+    receiver.upload(default, b"PNN\x04" + b"\x02" * 100)
+    items = wait_until(lambda: receiver.items if len(receiver.items) == 2 else None)
+
+    assert [item.key for item in items] == ["channel_193.bin", "channel_194.bin"]
+    assert [Path(item.path).read_bytes()[4] for item in items] == [1, 2]
+    assert receiver.store.done == [first, second]
+    with pytest.raises(tftpy.TftpException):  # nothing waits for a third: refused
+        receiver.upload(default, b"PNN\x04" + b"\x03" * 100)
+    assert receiver.rx.refusals["already received"] == 1
 
 
 @pytest.mark.parametrize(
