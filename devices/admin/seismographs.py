@@ -79,12 +79,16 @@ class SeismographAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """What the units reported: viewable, never edited by hand."""
+    """What the units reported: viewable, never edited or deleted by hand (the unit's
+    "clear cache" action is the way to drop it)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 

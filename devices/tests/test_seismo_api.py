@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from devices import seismo_cache, services
 from devices.api.views import IsOperator
 from devices.links.seismo.errors import LinkRefused
-from devices.models.seismographs import Seismograph, SeismoWaveform
+from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
 from devices.simulators.seismograph import SeismographSimulator
 
 pytestmark = pytest.mark.django_db
@@ -208,6 +208,11 @@ def test_admin_pages_and_waveform_plot(warm, admin_client):
     png = admin_client.get(f"/admin/devices/seismowaveform/{row.pk}/plot.png")
     assert png["Content-Type"] == "image/png"
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # Reported data is not deleted by hand (only through the unit's clear_cache action).
+    assert admin_client.get(f"/admin/devices/seismowaveform/{row.pk}/delete/").status_code == 403
+    event = SeismoEvent.objects.first()
+    assert admin_client.post(f"/admin/devices/seismoevent/{event.pk}/delete/").status_code == 403
+    assert SeismoEvent.objects.filter(pk=event.pk).exists()
     cleared = admin_client.post(
         "/admin/devices/seismograph/",
         {"action": "clear_cache", "_selected_action": [warm.pk]},
