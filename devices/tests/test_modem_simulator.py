@@ -144,7 +144,8 @@ def test_modem_ignoring_the_file_name_uploads_the_mib_default(
         )
     )
 
-    assert item.key.startswith(f"PNMDsMer_{pnm.normalize_mac(modem.mac)}_")
+    assert item.meta["received_name"].startswith(f"PNMDsMer_{pnm.normalize_mac(modem.mac)}_")
+    assert item.key == expectation.file_name  # stored under the name we expected
     assert item.meta["context"] == {"channel_id": 193}
 
 
