@@ -28,8 +28,7 @@ def forward(item: Item) -> None:
     capture_pk = item.meta["context"]["capture"]
     if services.mark_uploaded(capture_pk, str(item.path)):
         stage_capture.delay(capture_pk)
-        if arrivals.enabled():
-            arrivals.announce(capture_pk)  # a trigger task may be waiting for it
+        arrivals.announce(capture_pk)  # a trigger task may be waiting for it
         return
     log.warning(
         "tftp: %s arrived for capture %s which no longer waits; deleted", item.key, capture_pk

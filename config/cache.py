@@ -18,21 +18,18 @@ _DELETE_BATCH = 500
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
-    """One ``redis.Redis`` per connection pool, built on first use."""
+    """One ``redis.Redis`` per connection pool (Django's own pool choice), built on first
+    use."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, object] = {}
 
     def get_client(self, key=None, *, write=False):
-        index = self._get_connection_pool_index(write)
-        client = self._clients.get(index)
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
         if client is None:
-            if index not in self._pools:
-                self._pools[index] = self._pool_class.from_url(
-                    self._servers[index], **self._pool_options
-                )
-            client = self._clients[index] = self._client(connection_pool=self._pools[index])
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
         return client
 
 

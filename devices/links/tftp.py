@@ -75,7 +75,8 @@ class Expectation:
         return cls(**data)
 
     def lookup_keys(self) -> list[str]:
-        """Keys under which a store should find this expectation (see ``lookup_key``)."""
+        """Keys under which a store should find this expectation (see ``lookup_key``):
+        first the one for its own (unique) file name, then the MIB default name's."""
         keys = [f"name:{self.peer_ip}:{self.file_name}"]
         if self.mac and self.test:
             keys.append(f"default:{self.peer_ip}:{self.test}:{self.mac.lower()}")
