@@ -6,7 +6,6 @@ Routes (config/queues.py): trigger_* -> snmp, stage_* -> ingest, sweep_* -> main
 from __future__ import annotations
 
 import logging
-import random
 import sys
 import time
 from dataclasses import asdict
@@ -17,6 +16,7 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
 from captures import arrivals, services, staging, storage, triggering
+from core.retry import backoff_s
 from devices.links import pnm, snmp
 from devices.models import CableModem
 
@@ -26,11 +26,6 @@ log = logging.getLogger(__name__)
 TRANSIENT = (snmp.SnmpTimeout, pnm.ModemBusy)
 TRIGGER_RETRIES = 2
 STAGE_RETRIES = 5
-
-
-def backoff_s(retries: int, factor: float = 1.0, maximum: float = 60.0) -> float:
-    """Exponential backoff with full jitter: spreads retries of many modems apart."""
-    return random.uniform(0, min(maximum, factor * 2**retries))  # noqa: S311 - jitter only
 
 
 @shared_task(bind=True, acks_late=True, max_retries=TRIGGER_RETRIES)
@@ -64,7 +59,7 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
             raise self.retry(
                 args=[operation_pk],
                 kwargs={"tick": claimed.number, "last_error": reason},
-                countdown=backoff_s(self.request.retries, factor=0.5, maximum=10),
+                countdown=backoff_s(self.request.retries, 0.5, maximum_s=10),
                 expires=None,  # beat's "stale tick" expiry must not drop the retry
                 exc=exc,
             ) from exc
@@ -98,7 +93,7 @@ def trigger_poll(self, measurement: dict) -> str:
         following = triggering.poll(current)
     except TRANSIENT as exc:
         if current.retries < TRIGGER_RETRIES:
-            countdown = backoff_s(current.retries, factor=0.5, maximum=10)
+            countdown = backoff_s(current.retries, 0.5, maximum_s=10)
             _poll_later(triggering.retry_step(current), countdown)
             return "retrying"
         following = None
@@ -165,7 +160,9 @@ def stage_capture(self, capture_pk: int) -> str | None:
         record = staging.stage_capture(capture_pk)
     except storage.StorageUnavailable as exc:
         log.error("capture %s: %s", capture_pk, exc)
-        raise self.retry(countdown=backoff_s(self.request.retries), exc=exc) from exc
+        raise self.retry(
+            countdown=backoff_s(self.request.retries, 1.0, maximum_s=60), exc=exc
+        ) from exc
     return record.transaction_id if record else None
 
 

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
+from core.retry import backoff_s
+
 log = logging.getLogger(__name__)
 
 FORWARD_ATTEMPTS = 5
@@ -226,7 +228,7 @@ class Ingester(ABC):
                 if lost:
                     self._park_failed(item)
                     return
-                time.sleep(FORWARD_BACKOFF_S * 2 ** (attempt - 1))
+                time.sleep(backoff_s(attempt - 1, FORWARD_BACKOFF_S, jitter=0.0))
             else:
                 self.metrics.forward_latency.add((time.monotonic() - started) * 1000)
                 return

@@ -1,8 +1,9 @@
 """Live, shared, short-lived seismograph state, kept in the Django cache.
 
 Redis in production and tests, a file cache in the embedded demo: everything here goes
-through the Django cache API so both work. Per device: the monitor status (30 s TTL), the
-session lock (``cache.add`` with a timeout, so a dead worker cannot hold it for ever), a
+through the Django cache API or ``core.locks`` so both work. Per device: the monitor status
+(30 s TTL), the session lock (a ``core.locks`` lease, so a dead worker cannot hold it for
+ever), a
 short negative cache of the last failure, the consecutive-failure counter, single-flight
 markers (one refresh task per resource at a time) and hit/miss counters per cache layer.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+
+from core import locks
 
 LAYERS = ("info", "events", "waveforms", "monitor")
 PLOT_TTL_S = 3600
@@ -63,24 +65,12 @@ def get_monitor_pending(device_id: int) -> str | None:
 def device_lock(device_id: int) -> Iterator[bool]:
     """Yield True when this caller owns the device's one link session, else False.
 
-    The lock expires after SEISMO_LOCK_TTL_S (longer than any session) so a killed worker
-    cannot wedge a unit; it is released only by the owner that still holds it. The Django
-    cache has no compare-and-delete, so the release is get-then-delete: safe because the
-    TTL exceeds the tasks' hard time limit, so an owner that reaches the release still
-    holds a live lock (a task killed at the limit never reaches it).
+    A ``core.locks`` lease of SEISMO_LOCK_TTL_S (longer than any session, as a serial
+    transfer cannot stop to renew it), so a killed worker cannot wedge a unit; only the
+    owner that still holds it releases it.
     """
-    key = _key(device_id, "lock")
-    token = uuid.uuid4().hex
-    acquired = cache.add(key, token, timeout=settings.SEISMO_LOCK_TTL_S)
-    try:
-        yield acquired
-    finally:
-        if acquired and cache.get(key) == token:
-            cache.delete(key)
-
-
-def is_locked(device_id: int) -> bool:
-    return cache.get(_key(device_id, "lock")) is not None
+    with locks.held(_key(device_id, "lock"), settings.SEISMO_LOCK_TTL_S) as lease:
+        yield lease is not None
 
 
 # --- single flight ------------------------------------------------------------------------
@@ -97,21 +87,21 @@ def command_flight(name: str, **params: Any) -> str:
 
 
 def claim_flight(device_id: int, resource: str, task_id: str) -> str:
-    """Return the task id refreshing ``resource``: ours if we claimed it, else the running one."""
+    """Return the task id refreshing ``resource``: ours if we claimed it, else the running one.
+
+    The marker is a ``core.locks`` lease whose token is the task id."""
     key = _key(device_id, "flight", resource)
-    if cache.add(key, task_id, timeout=settings.SEISMO_LOCK_TTL_S):
+    if locks.acquire(key, settings.SEISMO_LOCK_TTL_S, token=task_id):
         return task_id
-    return cache.get(key) or task_id
+    return locks.holder(key) or task_id
 
 
 def release_flight(device_id: int, resource: str, task_id: str) -> None:
-    key = _key(device_id, "flight", resource)
-    if cache.get(key) == task_id:
-        cache.delete(key)
+    locks.attach(_key(device_id, "flight", resource), task_id, settings.SEISMO_LOCK_TTL_S).release()
 
 
 def flight_task(device_id: int, resource: str) -> str | None:
-    return cache.get(_key(device_id, "flight", resource))
+    return locks.holder(_key(device_id, "flight", resource))
 
 
 # --- failures -------------------------------------------------------------------------------
@@ -137,10 +127,6 @@ def record_success(device_id: int) -> None:
 
 def negative_entry(device_id: int) -> dict | None:
     return cache.get(_key(device_id, "negative"))
-
-
-def failure_count(device_id: int) -> int:
-    return int(cache.get(_key(device_id, "failures")) or 0)
 
 
 # --- hit / miss counters ----------------------------------------------------------------------

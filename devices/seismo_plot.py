@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from core.decimate import minmax_indices
 from devices.links.seismo.records import CHANNELS, counts_to_physical
 
 UNITS = {"Tran": "in/s", "Vert": "in/s", "Long": "in/s", "MicL": "psi"}
@@ -21,21 +22,13 @@ def counts(raw: bytes, channels: int = len(CHANNELS)) -> np.ndarray:
     return np.frombuffer(raw, dtype=">i2").reshape(-1, channels).astype(np.int16)
 
 
-def minmax_indices(n: int, max_points: int, signals: list[np.ndarray]) -> np.ndarray:
-    """Sample indices to keep so that at most ``max_points`` remain and every bucket's
-    minimum and maximum of every signal survive (peaks are never decimated away)."""
+def keep_indices(n: int, max_points: int, signals: list[np.ndarray]) -> np.ndarray:
+    """At most ``max_points`` sample indices: the first and the last sample, and every
+    bucket's minimum and maximum of every signal (peaks are never decimated away)."""
     if n <= max_points:
         return np.arange(n)
-    buckets = max(1, (max_points - 2) // (2 * len(signals)))
-    size = -(-n // buckets)  # ceil: the last bucket is padded with the last sample
-    starts = np.arange(buckets) * size
-    keep = [np.array([0, n - 1])]
-    for values in signals:
-        padded = np.concatenate([values, np.repeat(values[-1:], buckets * size - n)])
-        grid = padded.reshape(buckets, size)
-        keep.append(np.minimum(starts + grid.argmin(axis=1), n - 1))
-        keep.append(np.minimum(starts + grid.argmax(axis=1), n - 1))
-    return np.unique(np.concatenate(keep))
+    inner = minmax_indices(np.arange(n), signals, 0, n, max_points - 2)
+    return np.union1d(inner, [0, n - 1])
 
 
 def waveform_json(
@@ -49,7 +42,7 @@ def waveform_json(
     (seconds from the trigger), decimated to ``max_points`` keeping min/max per bucket."""
     physical = counts_to_physical(counts(raw), geo_range)
     n = len(next(iter(physical.values())))
-    keep = minmax_indices(n, max_points, list(physical.values()))
+    keep = keep_indices(n, max_points, list(physical.values()))
     time_s = keep / sample_rate - pre_trigger_s
     channels = []
     for name, values in physical.items():

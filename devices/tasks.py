@@ -10,7 +10,6 @@ released at the end, so the next request may start a new refresh.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
+from core.retry import backoff_s
 from devices import seismo_cache, services
 from devices.links.seismo.errors import SeismoLinkError
 from devices.models.seismographs import Seismograph
 
-_jitter = random.SystemRandom()  # spreads retries; not security-relevant
 # The unit answered: these say nothing about the link's health.
 NOT_LINK_FAILURES = {"rejected", "no_such_event"}
 # Worth an immediate retry: line noise and a line dropped mid-transfer. A refusing or
@@ -37,7 +36,7 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
         result = work()
     except services.DeviceBusy as exc:
         if time.time() - kwargs["requested_at"] < settings.SEISMO_LOCK_WAIT_S:
-            raise task.retry(countdown=_jitter.uniform(0.2, 1.0)) from exc
+            raise task.retry(countdown=backoff_s(0, 1.0, jitter=0.8)) from exc  # 0.2 to 1 s
         outcome = {
             "ok": False,
             "error": {"kind": "busy", "message": "unit busy in another session"},
@@ -46,10 +45,10 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
         outcome = {"ok": False, "error": {"kind": "gone", "message": "device deleted"}}
     except SeismoLinkError as exc:
         if exc.transient and exc.kind in RETRY_KINDS and attempt < settings.SEISMO_TASK_RETRIES:
-            backoff = settings.SEISMO_RETRY_BACKOFF_S * 2**attempt
             raise task.retry(
                 kwargs={**kwargs, "attempt": attempt + 1},
-                countdown=backoff + _jitter.uniform(0, backoff),
+                # from SEISMO_RETRY_BACKOFF_S * 2**attempt to twice that
+                countdown=backoff_s(attempt, 2 * settings.SEISMO_RETRY_BACKOFF_S, jitter=0.5),
             ) from exc
         if exc.kind not in NOT_LINK_FAILURES:
             services.note_failure(device_id, exc)

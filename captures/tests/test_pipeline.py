@@ -11,7 +11,6 @@ from dataclasses import asdict
 
 import pytest
 import zstandard
-from django.core.cache import cache
 from django_celery_beat.models import PeriodicTask
 
 from captures import services, storage, triggering
@@ -26,6 +25,7 @@ from captures.tests.conftest import register
 from config.models import WorkerPing
 from config.tasks import record_worker_ping
 from conftest import wait_until
+from core import locks
 from devices.simulators.modem import Failure
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -212,7 +212,7 @@ def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
     trigger_poll.delay(measurement)  # and once more, late, through the broker
 
     wait_until(lambda: Operation.objects.get(pk=operation.pk).collected == 2, timeout=30)
-    wait_until(lambda: cache.get(triggering.lock_key(operation.modem_id)) is None, timeout=10)
+    wait_until(lambda: locks.holder(triggering.lock_key(operation.modem_id)) is None, timeout=10)
     worker_drained()
     after = Operation.objects.get(pk=operation.pk)
     assert sim[0].triggers == 2  # one per channel: the duplicate started no second chain
@@ -229,13 +229,13 @@ def test_the_deadline_passes_while_polling(pnm_worker, farm):
 
     trigger_capture.delay(operation.pk)
     wait_until(lambda: operation.captures.exists(), timeout=20)
-    assert cache.get(triggering.lock_key(operation.modem_id))  # held while it measures
+    assert locks.holder(triggering.lock_key(operation.modem_id))  # held while it measures
 
     failed = wait_until(
         lambda: operation.captures.filter(state=CaptureState.FAILED).first(), timeout=20
     )
     # Freed by the poll chain at the deadline, not by the lock's own expiry (33 s).
-    wait_until(lambda: cache.get(triggering.lock_key(operation.modem_id)) is None, timeout=5)
+    wait_until(lambda: locks.holder(triggering.lock_key(operation.modem_id)) is None, timeout=5)
     assert failed.error.startswith("channel 193: RXMER on ifIndex ")
     assert "BUSY after" in failed.error
     after = Operation.objects.get(pk=operation.pk)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT, wait_until, worker_environment
-from devices.heartbeats import live_ingesters
+from core.heartbeats import live_ingesters
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

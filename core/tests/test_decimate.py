@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitoring.decimate import minmax_indices
+from core.decimate import minmax_indices
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -16,7 +16,7 @@ def test_each_bucket_keeps_its_min_and_max(seed, n_out):
     t = np.sort(rng.integers(0, 3_600_000, n))
     y = rng.normal(size=n)
     y[rng.choice(n, 5, replace=False)] = [50, -50, 80, -80, 99]  # spikes
-    keep = minmax_indices(t, y, 0, 3_600_000, n_out)
+    keep = minmax_indices(t, [y], 0, 3_600_000, n_out)
 
     assert len(keep) <= n_out
     assert np.all(np.diff(keep) > 0)  # ascending, so still in time order
@@ -32,4 +32,14 @@ def test_each_bucket_keeps_its_min_and_max(seed, n_out):
 
 def test_short_series_are_returned_whole():
     t = np.arange(10)
-    assert minmax_indices(t, t * 1.0, 0, 10, 2000).tolist() == list(range(10))
+    assert minmax_indices(t, [t * 1.0], 0, 10, 2000).tolist() == list(range(10))
+
+
+def test_several_signals_each_keep_their_extremes():
+    rng = np.random.default_rng(3)
+    n = 10_000
+    first, second = rng.normal(size=n), rng.normal(size=n)
+    first[1234], second[8765] = 50.0, -60.0
+    keep = minmax_indices(np.arange(n), [first, second], 0, n, 200)
+    assert len(keep) <= 200
+    assert {1234, 8765} <= set(keep.tolist())

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from devices.ingester import Ingester, Item, read_dump, replay
+from core.ingester import Ingester, Item, read_dump, replay
 
 
 class ListSource(Ingester):
@@ -71,7 +71,7 @@ def test_dump_replays_to_the_same_items(tmp_path):
 
 
 def test_forward_failures_are_retried_then_parked_for_replay(tmp_path, monkeypatch):
-    monkeypatch.setattr("devices.ingester.FORWARD_BACKOFF_S", 0.001)
+    monkeypatch.setattr("core.ingester.FORWARD_BACKOFF_S", 0.001)
     attempts: list[str] = []
 
     def flaky(item: Item) -> None:
@@ -123,7 +123,7 @@ def test_sigterm_stops_serving_cleanly():
 
 @pytest.mark.django_db
 def test_heartbeats_are_visible_until_they_expire():
-    from devices.heartbeats import live_ingesters, record_heartbeat
+    from core.heartbeats import live_ingesters, record_heartbeat
 
     record_heartbeat("tftp", {"name": "tftp", "items": 3})
     live = {entry["name"]: entry for entry in live_ingesters()}

@@ -17,7 +17,7 @@ import tftpy
 from tftpy.TftpShared import TftpException
 
 from conftest import wait_until
-from devices.ingester import Item
+from core.ingester import Item
 from devices.links.pnm import PnmTest, default_file_name
 from devices.links.tftp import (
     Expectation,

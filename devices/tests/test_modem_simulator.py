@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, wait_until
-from devices.ingester import Item
+from core.ingester import Item
 from devices.links import pnm
 from devices.links.pnm import PnmTest
 from devices.links.snmp import SnmpClient, client

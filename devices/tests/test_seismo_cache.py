@@ -15,7 +15,7 @@ import pytest
 from devices import seismo_cache, seismo_reads, services, tasks
 from devices.links.seismo.errors import LinkDropped, LinkRefused
 from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
-from devices.seismo_plot import minmax_indices, waveform_json
+from devices.seismo_plot import keep_indices, waveform_json
 from devices.simulators.seismograph import SeismographSimulator
 
 pytestmark = pytest.mark.django_db
@@ -120,14 +120,15 @@ def test_clear_cache_counts_per_layer(sim, device):
     assert seismo_cache.get_monitor(device.pk) is None
 
 
-def test_minmax_decimation_keeps_every_peak():
+def test_waveform_decimation_keeps_every_peak_and_both_ends():
     rng = np.random.default_rng(7)
     signal = rng.normal(size=10_000)
     signal[1234], signal[8765] = 50.0, -60.0
-    keep = minmax_indices(len(signal), 200, [signal])
+    keep = keep_indices(len(signal), 200, [signal])
     assert len(keep) <= 200
     assert {1234, 8765} <= set(keep.tolist())
     assert list(keep) == sorted(keep)
+    assert {0, len(signal) - 1} <= set(keep.tolist())
 
 
 def test_waveform_json_units_axis_and_peaks():
