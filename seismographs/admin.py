@@ -11,9 +11,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from devices import seismo_reads, services, tasks
-from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
-from devices.seismo_plot import waveform_png
+from seismographs import reads as seismo_reads
+from seismographs import services, tasks
+from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
+from seismographs.plot import waveform_png
 
 
 def _age(moment) -> str:
@@ -115,13 +116,13 @@ class SeismoWaveformAdmin(ReadOnlyAdmin):
 
     @admin.display(description="waveform")
     def plot(self, obj: SeismoWaveform) -> str:
-        url = reverse("admin:devices_seismowaveform_plot", args=[obj.pk])
+        url = reverse("admin:seismographs_seismowaveform_plot", args=[obj.pk])
         return format_html('<img src="{}" alt="waveform plot" style="max-width:100%">', url)
 
     def get_urls(self):
         plot = self.admin_site.admin_view(self.plot_png)
         return [
-            path("<int:pk>/plot.png", plot, name="devices_seismowaveform_plot"),
+            path("<int:pk>/plot.png", plot, name="seismographs_seismowaveform_plot"),
             *super().get_urls(),
         ]
 

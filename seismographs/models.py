@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from devices.links.seismo.transport import parse_conn_key
+from seismographs.protocol.transport import parse_conn_key
 
 
 def validate_conn_key(value: str) -> None:
@@ -53,6 +53,7 @@ class Seismograph(models.Model):
     last_contact_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "devices_seismograph"  # created by the devices app; kept, data and all
         ordering = ["id"]
         permissions = [("erase_seismograph", "Can erase a seismograph's event memory")]
 
@@ -75,6 +76,7 @@ class SeismoEvent(models.Model):
     fetched_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        db_table = "devices_seismoevent"
         ordering = ["device", "device_index", "timestamp"]
         constraints = [
             models.UniqueConstraint(
@@ -104,6 +106,9 @@ class SeismoWaveform(models.Model):
     channels = models.JSONField()
     meta = models.JSONField(default=dict)
     fetched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "devices_seismowaveform"
 
     def __str__(self) -> str:
         return f"waveform of {self.event}"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.decimate import minmax_indices
-from devices.links.seismo.records import CHANNELS, counts_to_physical
+from seismographs.protocol.records import CHANNELS, counts_to_physical
 
 UNITS = {"Tran": "in/s", "Vert": "in/s", "Long": "in/s", "MicL": "psi"}
 

@@ -26,8 +26,9 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from devices import seismo_cache, tasks
-from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
+from seismographs import cache as seismo_cache
+from seismographs import tasks
+from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 
 ERROR_STATUS = {
     "refused": 503,

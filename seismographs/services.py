@@ -21,11 +21,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices import seismo_cache
-from devices.links.seismo.client import MiniMateClient
-from devices.links.seismo.errors import NoSuchEvent, ProtocolError, SeismoLinkError
-from devices.links.seismo.records import DeviceConfig, EventHeader, ProjectInfo, Waveform
-from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
+from seismographs import cache as seismo_cache
+from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
+from seismographs.protocol.client import MiniMateClient
+from seismographs.protocol.errors import NoSuchEvent, ProtocolError, SeismoLinkError
+from seismographs.protocol.records import DeviceConfig, EventHeader, ProjectInfo, Waveform
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

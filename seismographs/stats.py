@@ -8,8 +8,8 @@ from typing import Any
 from django.db.models import Count, Sum, TextField
 from django.db.models.functions import Cast, Length
 
-from devices import seismo_cache
-from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
+from seismographs import cache as seismo_cache
+from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 
 
 def cache_stats(device: Seismograph | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Seismograph transfers as Celery tasks; all routed to the ``serial`` queue.
 
-Thin wrappers over ``devices.services``: ids in, a small JSON outcome out (the API's
+Thin wrappers over ``seismographs.services``: ids in, a small JSON outcome out (the API's
 task-status endpoint reads it). Every task carries ``requested_at`` (epoch seconds): a
 unit whose lock another worker holds is retried shortly until SEISMO_LOCK_WAIT_S after
 that; transient link errors (noise, a dropped line) are retried with backoff and jitter;
@@ -18,9 +18,10 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from core.retry import backoff_s
-from devices import seismo_cache, services
-from devices.links.seismo.errors import SeismoLinkError
-from devices.models.seismographs import Seismograph
+from seismographs import cache as seismo_cache
+from seismographs import services
+from seismographs.models import Seismograph
+from seismographs.protocol.errors import SeismoLinkError
 
 # The unit answered: these say nothing about the link's health.
 NOT_LINK_FAILURES = {"rejected", "no_such_event"}
@@ -64,27 +65,30 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
     return outcome
 
 
+# Names are those of the devices app the tasks were first registered in, so messages
+# already queued under them are still run; the task-status endpoint knows ours by it.
+TASK_PREFIX = "devices.tasks."
 _OPTIONS = {"bind": True, "ignore_result": False, "max_retries": None}
 
 
-@shared_task(**_OPTIONS)
+@shared_task(name="devices.tasks.refresh_info", **_OPTIONS)
 def refresh_info(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     return _run(self, device_id, "info", lambda: services.refresh_info(device_id, requested_at))
 
 
-@shared_task(**_OPTIONS)
+@shared_task(name="devices.tasks.sync_events", **_OPTIONS)
 def sync_events(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     return _run(self, device_id, "events", lambda: services.sync_events(device_id, requested_at))
 
 
-@shared_task(**_OPTIONS)
+@shared_task(name="devices.tasks.refresh_monitor", **_OPTIONS)
 def refresh_monitor(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     return _run(
         self, device_id, "monitor", lambda: services.refresh_monitor(device_id, requested_at)
     )
 
 
-@shared_task(**_OPTIONS)
+@shared_task(name="devices.tasks.fetch_waveform", **_OPTIONS)
 def fetch_waveform(
     self: Task, device_id: int, index: int, force: bool, requested_at: float, attempt: int = 0
 ) -> dict:
@@ -99,7 +103,7 @@ def fetch_waveform(
     )
 
 
-@shared_task(**_OPTIONS)
+@shared_task(name="devices.tasks.set_monitoring", **_OPTIONS)
 def set_monitoring(
     self: Task, device_id: int, start: bool, requested_at: float, attempt: int = 0
 ) -> dict:
@@ -107,7 +111,7 @@ def set_monitoring(
     return _run(self, device_id, flight, lambda: services.set_monitoring(device_id, start))
 
 
-@shared_task(**_OPTIONS)
+@shared_task(name="devices.tasks.write_config", **_OPTIONS)
 def write_config(
     self: Task, device_id: int, changes: dict, requested_at: float, attempt: int = 0
 ) -> dict:
@@ -115,7 +119,7 @@ def write_config(
     return _run(self, device_id, flight, lambda: services.write_config(device_id, changes))
 
 
-@shared_task(**_OPTIONS)
+@shared_task(name="devices.tasks.erase_device", **_OPTIONS)
 def erase_device(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     flight = seismo_cache.command_flight("erase")
     return _run(self, device_id, flight, lambda: services.erase(device_id))

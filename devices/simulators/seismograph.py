@@ -30,9 +30,9 @@ from functools import cached_property
 
 import numpy as np
 
-from devices.links.seismo import commands as sub
-from devices.links.seismo.errors import ChecksumError, ProtocolError
-from devices.links.seismo.framing import (
+from seismographs.protocol import commands as sub
+from seismographs.protocol.errors import ChecksumError, ProtocolError
+from seismographs.protocol.framing import (
     FLAG_REJECTED,
     REQUEST_START,
     Frame,
@@ -40,7 +40,7 @@ from devices.links.seismo.framing import (
     build_reply,
     reply_sub,
 )
-from devices.links.seismo.records import (
+from seismographs.protocol.records import (
     CHANNELS,
     UTC,
     DeviceConfig,
@@ -54,7 +54,7 @@ from devices.links.seismo.records import (
     encode_walk_entry,
     key_hex,
 )
-from devices.links.seismo.transport import LinkTarget
+from seismographs.protocol.transport import LinkTarget
 
 FIRST_KEY = 0x01110000  # the key counter's start, and where it restarts after an erase
 MEMORY_TOTAL = 983_026

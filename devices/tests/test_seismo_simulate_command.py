@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from conftest import ROOT
-from devices.links.seismo import MiniMateClient
 from devices.management.commands.simulate_seismographs import register, start_simulators
-from devices.models.seismographs import Seismograph
+from seismographs.models import Seismograph
+from seismographs.protocol import MiniMateClient
 
 
 @pytest.mark.slow

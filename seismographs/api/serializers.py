@@ -6,8 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from devices.links.seismo.records import MAX_RECORD_TIME_S, SAMPLE_RATES, TEXT_LEN
-from devices.models.seismographs import Seismograph, validate_conn_key
+from seismographs.models import Seismograph, validate_conn_key
+from seismographs.protocol.records import MAX_RECORD_TIME_S, SAMPLE_RATES, TEXT_LEN
 
 
 class SeismographSerializer(serializers.ModelSerializer):

@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from devices.api.views import SeismographViewSet, TaskStatusView
+from seismographs.api.views import SeismographViewSet, TaskStatusView
 
 router = SimpleRouter()
 router.register("seismographs", SeismographViewSet, basename="seismograph")

@@ -1,6 +1,6 @@
 """Seismograph API: the registry, cached reads, commands, cache stats, task status.
 
-Reads go through ``devices.seismo_reads.serve`` (fresh → cache, stale → cache + one
+Reads go through ``seismographs.reads.serve`` (fresh → cache, stale → cache + one
 refresh, nothing → bounded wait then 202); the views only parse input and shape output.
 """
 
@@ -21,17 +21,19 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from devices import seismo_cache, seismo_reads, services, tasks
-from devices.api.serializers import (
+from seismographs import cache as seismo_cache
+from seismographs import reads as seismo_reads
+from seismographs import services, tasks
+from seismographs.api.serializers import (
     CachedReplySerializer,
     DeviceConfigSerializer,
     SeismographSerializer,
     TaskStatusSerializer,
 )
-from devices.models.seismographs import Seismograph, SeismoWaveform
-from devices.seismo_plot import waveform_json
-from devices.seismo_reads import Reply
-from devices.seismo_stats import cache_stats
+from seismographs.models import Seismograph, SeismoWaveform
+from seismographs.plot import waveform_json
+from seismographs.reads import Reply
+from seismographs.stats import cache_stats
 
 FORCE = OpenApiParameter("force", bool, description="Bypass freshness (still one session).")
 MAX_POINTS = OpenApiParameter("max_points", int, description="Decimate to this many points.")
@@ -51,7 +53,7 @@ class IsOperator(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: object) -> bool:
         user = request.user
-        return bool(user and (user.is_staff or user.has_perm("devices.erase_seismograph")))
+        return bool(user and (user.is_staff or user.has_perm("seismographs.erase_seismograph")))
 
 
 class _MaxPoints(serializers.Serializer):
@@ -284,7 +286,7 @@ class TaskStatusView(APIView):
         # Other apps' results are not ours to show (django-db keeps the name in its row).
         names = TaskResult.objects.filter(task_id=task_id).values_list("task_name", flat=True)
         name = names.first()
-        if name and not name.startswith(f"{tasks.__name__}."):
+        if name and not name.startswith(tasks.TASK_PREFIX):
             raise Http404("not a seismograph task")
         progress = result.info if state == "PROGRESS" and isinstance(result.info, dict) else None
         outcome = result.result if state == "SUCCESS" and isinstance(result.result, dict) else {}

@@ -1,7 +1,7 @@
 """The Instantel MiniMate Plus link: framing, transport, client. Imports no Django."""
 
-from devices.links.seismo.client import MiniMateClient, Progress
-from devices.links.seismo.errors import (
+from seismographs.protocol.client import MiniMateClient, Progress
+from seismographs.protocol.errors import (
     ChecksumError,
     CommandRejected,
     LinkDropped,
@@ -11,7 +11,7 @@ from devices.links.seismo.errors import (
     ProtocolError,
     SeismoLinkError,
 )
-from devices.links.seismo.records import (
+from seismographs.protocol.records import (
     CHANNELS,
     ChannelPeak,
     DeviceConfig,
@@ -22,7 +22,7 @@ from devices.links.seismo.records import (
     ProjectInfo,
     Waveform,
 )
-from devices.links.seismo.transport import LinkTarget, parse_conn_key
+from seismographs.protocol.transport import LinkTarget, parse_conn_key
 
 __all__ = [
     "CHANNELS",

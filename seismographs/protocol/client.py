@@ -12,10 +12,10 @@ import struct
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
-from devices.links.seismo import commands as sub
-from devices.links.seismo.errors import CommandRejected, LinkDropped, NoSuchEvent, ProtocolError
-from devices.links.seismo.framing import Frame, build_request, reply_sub
-from devices.links.seismo.records import (
+from seismographs.protocol import commands as sub
+from seismographs.protocol.errors import CommandRejected, LinkDropped, NoSuchEvent, ProtocolError
+from seismographs.protocol.framing import Frame, build_request, reply_sub
+from seismographs.protocol.records import (
     CONFIG_LEN,
     HEADER_RECORD_LEN,
     IDENTITY_LEN,
@@ -32,7 +32,7 @@ from devices.links.seismo.records import (
     decode_walk_entry,
     key_hex,
 )
-from devices.links.seismo.transport import DEFAULT_BAUD, SerialTransport, parse_conn_key
+from seismographs.protocol.transport import DEFAULT_BAUD, SerialTransport, parse_conn_key
 
 Progress = Callable[[int, int], None]
 """``progress(bytes_done, bytes_total)``, called after every waveform chunk."""

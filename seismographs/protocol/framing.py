@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devices.links.seismo.errors import ChecksumError, ProtocolError
+from seismographs.protocol.errors import ChecksumError, ProtocolError
 
 ACK = 0x41
 STX = 0x02

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from devices.links.seismo.errors import ProtocolError
+from seismographs.protocol.errors import ProtocolError
 
 CHANNELS = ("Tran", "Vert", "Long", "MicL")
 GEO_CHANNELS = CHANNELS[:3]

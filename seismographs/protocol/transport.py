@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import serial
 
-from devices.links.seismo.errors import LinkDropped, LinkRefused, LinkTimeout
-from devices.links.seismo.framing import REPLY_START, Frame, FrameReader
+from seismographs.protocol.errors import LinkDropped, LinkRefused, LinkTimeout
+from seismographs.protocol.framing import REPLY_START, Frame, FrameReader
 
 DEFAULT_BAUD = 38400
 NO_CARRIER = b"NO CARRIER"

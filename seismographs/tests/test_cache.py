@@ -1,6 +1,6 @@
 """The cache's building blocks, in-process against a simulated unit (no worker).
 
-Session functions of ``devices.services`` run here directly, as a worker would run them;
+Session functions of ``seismographs.services`` run here directly, as a worker would run them;
 the live layer is the real Redis of the test settings.
 """
 
@@ -12,11 +12,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from devices import seismo_cache, seismo_reads, services, tasks
-from devices.links.seismo.errors import LinkDropped, LinkRefused
-from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
-from devices.seismo_plot import keep_indices, waveform_json
 from devices.simulators.seismograph import SeismographSimulator
+from seismographs import cache as seismo_cache
+from seismographs import reads as seismo_reads
+from seismographs import services, tasks
+from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
+from seismographs.plot import keep_indices, waveform_json
+from seismographs.protocol.errors import LinkDropped, LinkRefused
 
 pytestmark = pytest.mark.django_db
 

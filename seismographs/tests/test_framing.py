@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices.links.seismo import (
+from seismographs.protocol import (
     ChecksumError,
     DeviceConfig,
     LinkDropped,
@@ -19,7 +19,7 @@ from devices.links.seismo import (
     ProtocolError,
     parse_conn_key,
 )
-from devices.links.seismo.framing import (
+from seismographs.protocol.framing import (
     REQUEST_START,
     STREAM_REPLY_SUB,
     FrameReader,
@@ -30,7 +30,7 @@ from devices.links.seismo.framing import (
     stream_checksum,
     stuff,
 )
-from devices.links.seismo.records import (
+from seismographs.protocol.records import (
     EventHeader,
     MonitorStatus,
     compute_peaks,
@@ -39,7 +39,7 @@ from devices.links.seismo.records import (
     encode_header_record,
     encode_walk_entry,
 )
-from devices.links.seismo.transport import SerialTransport
+from seismographs.protocol.transport import SerialTransport
 
 
 def test_reply_sub_is_ff_minus_request_sub():

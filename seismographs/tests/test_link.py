@@ -9,7 +9,8 @@ import time
 import pytest
 
 from conftest import wait_until
-from devices.links.seismo import (
+from devices.simulators.seismograph import CHUNK_BYTES, FIRST_KEY, LinkTiming, SeismographSimulator
+from seismographs.protocol import (
     ChecksumError,
     CommandRejected,
     DeviceConfig,
@@ -20,8 +21,7 @@ from devices.links.seismo import (
     NoSuchEvent,
     ProjectInfo,
 )
-from devices.links.seismo.records import compute_peaks
-from devices.simulators.seismograph import CHUNK_BYTES, FIRST_KEY, LinkTiming, SeismographSimulator
+from seismographs.protocol.records import compute_peaks
 
 pytestmark = pytest.mark.timeout(60)
 

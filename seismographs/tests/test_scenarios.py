@@ -21,9 +21,9 @@ from rest_framework.test import APIClient
 
 from config.celery_app import app
 from conftest import wait_until
-from devices import seismo_cache
-from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
 from devices.simulators.seismograph import SeismographSimulator
+from seismographs import cache as seismo_cache
+from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -461,7 +461,7 @@ def test_admin_refresh_action_fills_the_cache(api, sims, admin_client):
     url = register(api, sim)
     device = Seismograph.objects.get()
     action = {"action": "refresh", "_selected_action": [device.pk]}
-    assert admin_client.post("/admin/devices/seismograph/", action).status_code == 302
+    assert admin_client.post("/admin/seismographs/seismograph/", action).status_code == 302
     refreshed = Seismograph.objects.filter(
         pk=device.pk, info_fetched_at__isnull=False, events_checked_at__isnull=False
     )

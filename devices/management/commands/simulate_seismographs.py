@@ -9,8 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from devices.models.seismographs import Seismograph
 from devices.simulators.seismograph import SeismographSimulator
+from seismographs.models import Seismograph
 
 SERIAL_IDLE_GAP_S = 0.2  # a direct line has no modem forwarding buffer to wait out
 
