@@ -1,4 +1,4 @@
-"""``manage.py import_pypnm <data-dir>``: bring a PyPNM data directory into the database.
+"""Bring a PyPNM data directory into the database (``manage.py import_pypnm <data-dir>``).
 
 Reads ``operation_capture.json``, ``capture_group.json`` and ``transactions.json`` (from
 ``<data-dir>/db/`` as PyPNM lays them out, or from ``<data-dir>`` itself) and the files in
@@ -24,7 +24,6 @@ from typing import TextIO
 
 import zstandard
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -58,6 +57,10 @@ TEST_OPERATION = {
     "DS_OFDM_RXMER_PER_SUBCAR": ("multi_rxmer", "continuous"),
     "DS_OFDM_CHAN_EST_COEF": ("multi_ds_channel_estimation", "standard"),
 }
+
+
+class ImportFailed(Exception):
+    """The data directory cannot be imported at all (missing, or its manifests unreadable)."""
 
 
 @dataclass
@@ -113,12 +116,12 @@ def _load(root: Path, name: str) -> dict:
             try:
                 data = json.loads(candidate.read_text())
             except (OSError, ValueError) as exc:
-                raise CommandError(f"{candidate}: not readable JSON ({exc})") from None
+                raise ImportFailed(f"{candidate}: not readable JSON ({exc})") from None
             if not isinstance(data, dict):
-                raise CommandError(f"{candidate}: expected a JSON object keyed by id")
+                raise ImportFailed(f"{candidate}: expected a JSON object keyed by id")
             return data
     if name == "transactions.json":
-        raise CommandError(f"no transactions.json in {root} or {root / 'db'}")
+        raise ImportFailed(f"no transactions.json in {root} or {root / 'db'}")
     return {}
 
 
@@ -371,27 +374,5 @@ def import_data_dir(
 ) -> ImportReport:
     """Import a PyPNM data directory; see the module docstring."""
     if not root.is_dir():
-        raise CommandError(f"{root} is not a directory")
+        raise ImportFailed(f"{root} is not a directory")
     return Importer(root, level or settings.PNM_ZSTD_LEVEL, progress_stream).run()
-
-
-class Command(BaseCommand):
-    help = "Import a PyPNM data directory (JSON manifests and pnm/ files); safe to re-run."
-
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("data_dir", type=Path)
-        parser.add_argument(
-            "--level", type=int, default=None, help="zstd level (default: staging's)"
-        )
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    def handle(self, *args, **options) -> None:
-        stream = None
-        if not options["no_progress"]:
-            stream = self.stderr
-            stream.ending = ""  # the bar redraws one line with \r
-        report = import_data_dir(
-            options["data_dir"], level=options["level"], progress_stream=stream
-        )
-        for line in report.lines():
-            self.stdout.write(line)

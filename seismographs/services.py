@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import zstandard
 from django.conf import settings
@@ -26,6 +26,9 @@ from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 from seismographs.protocol.client import MiniMateClient
 from seismographs.protocol.errors import NoSuchEvent, ProtocolError, SeismoLinkError
 from seismographs.protocol.records import DeviceConfig, EventHeader, ProjectInfo, Waveform
+
+if TYPE_CHECKING:
+    from simulators.seismograph import SeismographSimulator
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -384,3 +387,22 @@ def clear_cache(device: Seismograph) -> dict[str, int]:
         "waveforms": waveforms,
         "monitor_status": monitor,
     }
+
+
+SERIAL_IDLE_GAP_S = 0.2  # a direct line has no modem forwarding buffer to wait out
+
+
+def register_simulators(sims: list[SeismographSimulator]) -> list[Seismograph]:
+    """Add (or re-point) one device per simulator. A pty gets a new path every run, so the
+    row is found by its name and its conn_key updated rather than piling up rows."""
+    devices = []
+    for sim in sims:
+        name = f"Simulated {sim.unit.identity.serial} ({sim.transport})"
+        idle_gap = SERIAL_IDLE_GAP_S if sim.transport == "pty" else None
+        device = Seismograph.objects.filter(name=name).first() or Seismograph(name=name)
+        Seismograph.objects.filter(conn_key=sim.conn_key).exclude(pk=device.pk).delete()
+        device.conn_key = sim.conn_key
+        device.idle_gap_s = idle_gap
+        device.save()
+        devices.append(device)
+    return devices

@@ -1,4 +1,4 @@
-"""Simulate N beam position monitors at a fixed rate, streaming line protocol over TCP.
+"""N simulated beam position monitors at a fixed rate, streaming line protocol over TCP.
 
 The signals follow the button model the dashboard inverts: each button reads
 ``I·g·(1 ± x/kx ± y/ky)/4`` ADC counts (+x for the outer buttons, +y for the top ones),
@@ -6,6 +6,7 @@ so x and y computed on the dashboard give back the simulated orbit. The beam cur
 common to every monitor (one beam: a slow decay with a top-up every two minutes); each
 monitor has its own orbit offset, a slow drift, a small betatron-like oscillation and
 independent button noise, all seeded by the monitor's name so runs are reproducible.
+No Django: ``manage.py simulate_instruments`` is the thin command over it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from monitoring.models import BPM_CHANNELS, Instrument
-from monitoring.views import BPM_KX_MM, BPM_KY_MM
+from monitoring.bpm import BPM_CHANNELS, BPM_KX_MM, BPM_KY_MM
 
 log = logging.getLogger(__name__)
 
@@ -129,61 +126,6 @@ def monitor_names(count: int, prefix: str) -> list[str]:
     return [f"{prefix}{number:0{width}d}" for number in range(1, count + 1)]
 
 
-class Command(BaseCommand):
-    help = "Stream simulated beam position monitors to the instrument listener over TCP."
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--count", type=int, default=100, help="number of monitors")
-        parser.add_argument("--rate", type=float, default=10.0, help="samples per second each")
-        parser.add_argument(
-            "--host", default=settings.MONITORING_LISTENER_HOST, help="the listener's address"
-        )
-        parser.add_argument(
-            "--port", type=int, default=settings.MONITORING_LISTENER_PORT, help="its TCP port"
-        )
-        parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
-        parser.add_argument("--prefix", default="BPM", help="monitor names are prefix + number")
-        parser.add_argument(
-            "--create", action="store_true", help="register the monitors as instruments first"
-        )
-        parser.add_argument(
-            "--connect-timeout",
-            type=float,
-            default=60.0,
-            help="seconds to keep trying to reach the listener before giving up",
-        )
-
-    def handle(self, *args: object, **options: object) -> None:
-        count, rate = int(options["count"]), float(options["rate"])
-        if count < 1 or not 0 < rate <= 1000:
-            raise CommandError("--count must be ≥ 1 and --rate in (0, 1000]")
-        names = monitor_names(count, str(options["prefix"]))
-        if options["create"]:
-            created = register_monitors(names)
-            self.stdout.write(f"registered {created} new instrument(s) of {len(names)}")
-        monitors = [Monitor.from_name(name) for name in names]
-        sent = stream(
-            monitors,
-            rate=rate,
-            address=(str(options["host"]), int(options["port"])),
-            seconds=options["seconds"],
-            connect_timeout=float(options["connect_timeout"]),
-        )
-        self.stdout.write(f"sent {sent} samples of {count} monitor(s) at {rate:g} Hz")
-
-
-def register_monitors(names: list[str]) -> int:
-    """Create the BPM instruments that do not exist yet; returns how many were new."""
-    existing = set(Instrument.objects.filter(name__in=names).values_list("name", flat=True))
-    new = [
-        Instrument(name=name, kind=Instrument.Kind.BPM, channels=list(BPM_CHANNELS))
-        for name in names
-        if name not in existing
-    ]
-    Instrument.objects.bulk_create(new, ignore_conflicts=True)
-    return len(new)
-
-
 def connect(address: tuple[str, int], timeout: float) -> socket.socket:
     """A connection to the listener, retried until timeout (it may start after us)."""
     deadline = time.monotonic() + timeout
@@ -192,7 +134,7 @@ def connect(address: tuple[str, int], timeout: float) -> socket.socket:
             sock = socket.create_connection(address, timeout=SEND_TIMEOUT_S)
         except OSError as error:
             if time.monotonic() + CONNECT_RETRY_S > deadline:
-                raise CommandError(f"cannot reach the listener at {address}: {error}") from error
+                raise ConnectionError(f"cannot reach the listener at {address}: {error}") from error
             time.sleep(CONNECT_RETRY_S)
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

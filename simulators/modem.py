@@ -47,7 +47,7 @@ from pysnmp.smi.instrum import AbstractMibInstrumController
 from devices.links import pnm
 from devices.links.pnm import CtlStatus, MeasStatus, PnmTest
 from devices.links.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpTarget
-from devices.simulators.pnm_files import pnm_file
+from simulators.pnm_files import pnm_file
 
 log = logging.getLogger(__name__)
 
@@ -713,3 +713,19 @@ def send_truncated(
             sent += len(chunk)
         sock.sendto(struct.pack("!HH", 5, 0) + b"aborted by modem\0", server)
         return sent
+
+
+def parse_failures(values: list[str]) -> dict[int, Failure]:
+    """``INDEX=MODE`` options (``simulate_modems --failure``) as a failure per modem."""
+    failures = {}
+    for value in values:
+        index, _, mode = value.partition("=")
+        failures[int(index)] = Failure(mode)
+    return failures
+
+
+def describe(farm: ModemFarm) -> list[str]:
+    """One line per modem: index, address:port, MAC, failure mode (no communities)."""
+    return [
+        f"modem {m.index} {m.address}:{m.port} mac={m.mac} failure={m.failure.value}" for m in farm
+    ]

@@ -827,3 +827,22 @@ class SeismographSimulator:
                 if reply.drop:
                     link.hang_up()
                     return
+
+
+def start_simulators(
+    tcp: int = 1, pty: int = 1, events: int = 3, time_scale: float = 1.0
+) -> list[SeismographSimulator]:
+    """Start ``tcp`` + ``pty`` units, each with ``events`` recorded events."""
+    sims = []
+    for i in range(tcp + pty):
+        transport = "tcp" if i < tcp else "pty"
+        prefix = "BE" if transport == "tcp" else "BA"
+        sims.append(
+            SeismographSimulator(
+                transport=transport,
+                serial=f"{prefix}{18189 + i}",
+                events=events,
+                time_scale=time_scale,
+            ).start()
+        )
+    return sims

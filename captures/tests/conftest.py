@@ -19,7 +19,7 @@ from captures.receiving import build_receiver
 from conftest import ROOT, WorkerProcess, worker_environment
 from devices.links.tftp import TftpReceiver
 from devices.models import CableModem
-from devices.simulators.modem import ModemFarm, SimulatedModem
+from simulators.modem import ModemFarm, SimulatedModem
 
 # Fast, bounded timings for the worker under test (production defaults are seconds).
 WORKER_ENV = {

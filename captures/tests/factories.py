@@ -10,7 +10,7 @@ from captures import services, staging
 from captures.models import Capture, Operation, Transaction
 from devices.links.pnm import PnmTest, stored_file_name
 from devices.models import CableModem
-from devices.simulators.pnm_files import pnm_file
+from simulators.pnm_files import pnm_file
 
 COMMUNITY = "s3cret-community"
 

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from captures.analysis import ChannelSeries
 from captures.analysis_plots import file_png
-from captures.management.commands.import_pypnm import import_data_dir
 from captures.pnm import parse
+from captures.pypnm_import import import_data_dir
 from captures.tests.test_pypnm_interop import (
     DEMO_1,
     DEMO_2,

@@ -26,7 +26,7 @@ from config.models import WorkerPing
 from config.tasks import record_worker_ping
 from conftest import wait_until
 from core import locks
-from devices.simulators.modem import Failure
+from simulators.modem import Failure
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from captures import arrivals
 from captures.models import OperationState, Transaction
 from captures.tests.conftest import WORKER_ENV, register
 from captures.tests.test_pipeline import finished, start
-from devices.simulators.modem import Failure
+from simulators.modem import Failure
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -13,8 +13,8 @@ import zstandard
 from django.core.management import call_command
 
 from captures import services, storage
-from captures.management.commands.import_pypnm import IMPORT_KEY, UNASSIGNED, import_data_dir
 from captures.models import Capture, CaptureGroup, Operation, Transaction
+from captures.pypnm_import import IMPORT_KEY, UNASSIGNED, import_data_dir
 from devices.models import CableModem
 
 SAMPLES = Path(__file__).parent / "data" / "pnm"

@@ -12,7 +12,7 @@ from captures.models import CaptureState
 from captures.tests.factories import make_modem, make_operation
 from conftest import wait_until
 from devices.links.pnm import PnmTest, default_file_name, stored_file_name
-from devices.simulators.pnm_files import pnm_file
+from simulators.pnm_files import pnm_file
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -27,7 +27,7 @@ from devices.links.tftp import (
     check_name,
     lookup_key,
 )
-from devices.simulators.modem import send_truncated
+from simulators.modem import send_truncated
 
 MAC = "02005e0000aa"
 MAX_BYTES = 8192

@@ -15,12 +15,12 @@ from django.contrib.auth.models import Permission
 from django_celery_results.models import TaskResult
 from rest_framework.test import APIClient
 
-from devices.simulators.seismograph import SeismographSimulator
 from seismographs import cache as seismo_cache
 from seismographs import services
 from seismographs.api.views import IsOperator
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 from seismographs.protocol.errors import LinkRefused
+from simulators.seismograph import SeismographSimulator
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/devices/seismographs/"

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from devices.simulators.seismograph import SeismographSimulator
 from seismographs import cache as seismo_cache
 from seismographs import reads as seismo_reads
 from seismographs import services, tasks
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 from seismographs.plot import keep_indices, waveform_json
 from seismographs.protocol.errors import LinkDropped, LinkRefused
+from simulators.seismograph import SeismographSimulator
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from conftest import wait_until
-from devices.simulators.seismograph import CHUNK_BYTES, FIRST_KEY, LinkTiming, SeismographSimulator
 from seismographs.protocol import (
     ChecksumError,
     CommandRejected,
@@ -22,6 +21,7 @@ from seismographs.protocol import (
     ProjectInfo,
 )
 from seismographs.protocol.records import compute_peaks
+from simulators.seismograph import CHUNK_BYTES, FIRST_KEY, LinkTiming, SeismographSimulator
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,7 +1,7 @@
 """The twelve cache scenarios of seismograph.md §5.5, end to end.
 
 Through the REST API, with real ``serial`` workers, Redis, PostgreSQL and the simulated
-units of ``devices.simulators.seismograph`` (over TCP, and one over a pty). Device I/O is
+units of ``simulators.seismograph`` (over TCP, and one over a pty). Device I/O is
 counted at the simulator: ``sessions`` (POLL handshakes) and per-SUB ``command_counts``.
 """
 
@@ -21,9 +21,9 @@ from rest_framework.test import APIClient
 
 from config.celery_app import app
 from conftest import wait_until
-from devices.simulators.seismograph import SeismographSimulator
 from seismographs import cache as seismo_cache
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
+from simulators.seismograph import SeismographSimulator
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from conftest import ROOT
-from devices.management.commands.simulate_seismographs import register, start_simulators
 from seismographs.models import Seismograph
 from seismographs.protocol import MiniMateClient
+from seismographs.services import register_simulators
+from simulators.seismograph import start_simulators
 
 
 @pytest.mark.slow
@@ -43,7 +44,7 @@ def test_command_prints_conn_keys_serves_them_and_stops_on_sigterm():
 def test_register_adds_one_device_per_simulator_and_repoints_on_rerun():
     first = start_simulators(tcp=1, pty=1, events=0, time_scale=0)
     try:
-        devices = register(first)
+        devices = register_simulators(first)
     finally:
         for sim in first:
             sim.stop()
@@ -51,7 +52,7 @@ def test_register_adds_one_device_per_simulator_and_repoints_on_rerun():
     assert devices[1].idle_gap_s is not None
     second = start_simulators(tcp=1, pty=0, events=0, time_scale=0)
     try:
-        again = register(second)
+        again = register_simulators(second)
     finally:
         second[0].stop()
     assert again[0].pk == devices[0].pk

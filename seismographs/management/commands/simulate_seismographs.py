@@ -9,45 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from devices.simulators.seismograph import SeismographSimulator
-from seismographs.models import Seismograph
-
-SERIAL_IDLE_GAP_S = 0.2  # a direct line has no modem forwarding buffer to wait out
-
-
-def start_simulators(
-    tcp: int = 1, pty: int = 1, events: int = 3, time_scale: float = 1.0
-) -> list[SeismographSimulator]:
-    """Start ``tcp`` + ``pty`` units, each with ``events`` recorded events."""
-    sims = []
-    for i in range(tcp + pty):
-        transport = "tcp" if i < tcp else "pty"
-        prefix = "BE" if transport == "tcp" else "BA"
-        sims.append(
-            SeismographSimulator(
-                transport=transport,
-                serial=f"{prefix}{18189 + i}",
-                events=events,
-                time_scale=time_scale,
-            ).start()
-        )
-    return sims
-
-
-def register(sims: list[SeismographSimulator]) -> list[Seismograph]:
-    """Add (or re-point) one device per simulator. A pty gets a new path every run, so the
-    row is found by its name and its conn_key updated rather than piling up rows."""
-    devices = []
-    for sim in sims:
-        name = f"Simulated {sim.unit.identity.serial} ({sim.transport})"
-        idle_gap = SERIAL_IDLE_GAP_S if sim.transport == "pty" else None
-        device = Seismograph.objects.filter(name=name).first() or Seismograph(name=name)
-        Seismograph.objects.filter(conn_key=sim.conn_key).exclude(pk=device.pk).delete()
-        device.conn_key = sim.conn_key
-        device.idle_gap_s = idle_gap
-        device.save()
-        devices.append(device)
-    return devices
+from seismographs.services import register_simulators
+from simulators.seismograph import start_simulators
 
 
 class Command(BaseCommand):
@@ -71,7 +34,7 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         try:
             if options["register"]:
-                register(sims)
+                register_simulators(sims)
             for sim in sims:
                 self.stdout.write(f"{sim.conn_key} serial={sim.unit.identity.serial}")
             self.stdout.flush()
