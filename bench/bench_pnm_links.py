@@ -37,7 +37,7 @@ COMMUNITY = "private"
 
 
 def run_farm(count: int, tftp_port: int, conn) -> None:  # child process
-    from devices.simulators.modem import ModemFarm
+    from simulators.modem import ModemFarm
 
     with ModemFarm(
         count,

@@ -55,10 +55,10 @@ def run() -> None:
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
-    from devices.simulators.seismograph import SeismographSimulator
     from seismographs import cache as seismo_cache
     from seismographs import services
     from seismographs.models import Seismograph
+    from simulators.seismograph import SeismographSimulator
 
     sim = SeismographSimulator(events=EVENTS, config=REAL_EVENT, time_scale=0.0).start()
     try:
