@@ -1,6 +1,6 @@
 """Celery tasks of the PNM pipeline: thin wrappers around services, ids in.
 
-Routes (config/queues.py): trigger_* -> snmp, stage_* -> ingest, sweep_* -> maintenance.
+Queues: trigger_* -> snmp, stage_* -> ingest, sweep_* -> maintenance (``queue=`` below).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
 from captures import arrivals, services, staging, storage, triggering
+from config.queues import Queue
 from core.retry import backoff_s
 from devices.links import pnm, snmp
 from devices.models import CableModem
@@ -28,7 +29,13 @@ TRIGGER_RETRIES = 2
 STAGE_RETRIES = 5
 
 
-@shared_task(bind=True, acks_late=True, max_retries=TRIGGER_RETRIES)
+@shared_task(
+    name="captures.tasks.trigger_capture",
+    queue=Queue.SNMP,
+    bind=True,
+    acks_late=True,
+    max_retries=TRIGGER_RETRIES,
+)
 def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error: str = "") -> int:
     """Run one tick of an operation (fired by beat). Returns the captures triggered here.
 
@@ -79,7 +86,7 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
     return 1
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(name="captures.tasks.trigger_poll", queue=Queue.SNMP, bind=True, acks_late=True)
 def trigger_poll(self, measurement: dict) -> str:
     """One MeasStatus poll of a triggered capture, then the next step of its tick.
 
@@ -153,7 +160,13 @@ def _describe(exc: Exception, modem: CableModem) -> str:
     return f"{where}: {exc}"
 
 
-@shared_task(bind=True, acks_late=True, max_retries=STAGE_RETRIES)
+@shared_task(
+    name="captures.tasks.stage_capture",
+    queue=Queue.INGEST,
+    bind=True,
+    acks_late=True,
+    max_retries=STAGE_RETRIES,
+)
 def stage_capture(self, capture_pk: int) -> str | None:
     """Compress, store and record one received file; storage errors retry, file kept."""
     try:
@@ -166,7 +179,7 @@ def stage_capture(self, capture_pk: int) -> str | None:
     return record.transaction_id if record else None
 
 
-@shared_task
+@shared_task(name="captures.tasks.sweep_operations", queue=Queue.MAINTENANCE)
 def sweep_operations() -> dict:
     """Periodic (seeded by a data migration): finish, resume or expire what was lost."""
     result = services.sweep()

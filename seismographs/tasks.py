@@ -1,4 +1,4 @@
-"""Seismograph transfers as Celery tasks; all routed to the ``serial`` queue.
+"""Seismograph transfers as Celery tasks; all on the ``serial`` queue.
 
 Thin wrappers over ``seismographs.services``: ids in, a small JSON outcome out (the API's
 task-status endpoint reads it). Every task carries ``requested_at`` (epoch seconds): a
@@ -17,6 +17,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
+from config.queues import Queue
 from core.retry import backoff_s
 from seismographs import cache as seismo_cache
 from seismographs import services
@@ -68,7 +69,7 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
 # Names are those of the devices app the tasks were first registered in, so messages
 # already queued under them are still run; the task-status endpoint knows ours by it.
 TASK_PREFIX = "devices.tasks."
-_OPTIONS = {"bind": True, "ignore_result": False, "max_retries": None}
+_OPTIONS = {"queue": Queue.SERIAL, "bind": True, "ignore_result": False, "max_retries": None}
 
 
 @shared_task(name="devices.tasks.refresh_info", **_OPTIONS)

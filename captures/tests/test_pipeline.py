@@ -6,7 +6,6 @@ Real SNMP and TFTP over 127.0.0.1, a real worker and beat, PostgreSQL and Redis.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import asdict
 
 import pytest
@@ -22,11 +21,10 @@ from captures.models import (
     Transaction,
 )
 from captures.tests.conftest import register
-from config.models import WorkerPing
-from config.tasks import record_worker_ping
 from conftest import wait_until
 from core import locks
 from simulators.modem import Failure
+from tests.helpers import worker_round_trip
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -57,9 +55,7 @@ def finished(operation: Operation, timeout: float = 60) -> Operation:
 
 def worker_drained() -> None:
     """Returns once the worker has processed everything queued before this call."""
-    token = uuid.uuid4().hex
-    record_worker_ping.delay(token)
-    wait_until(lambda: WorkerPing.objects.filter(token=token).exists(), timeout=30)
+    worker_round_trip()
 
 
 def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):

@@ -1,8 +1,8 @@
 """Routes under /api/v1/devices/."""
 
-from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from core.urls import api_path
 from seismographs.api.views import SeismographViewSet, TaskStatusView
 
 router = SimpleRouter()
@@ -10,5 +10,5 @@ router.register("seismographs", SeismographViewSet, basename="seismograph")
 
 urlpatterns = [
     *router.urls,
-    path("tasks/<str:task_id>/", TaskStatusView.as_view(), name="seismo-task"),
+    api_path(r"tasks/(?P<task_id>[^/]+)", TaskStatusView.as_view(), name="seismo-task"),
 ]
