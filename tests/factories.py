@@ -10,6 +10,7 @@ from captures import services, staging
 from captures.models import Capture, Operation, Transaction
 from devices.links.pnm import PnmTest, stored_file_name
 from devices.models import CableModem
+from simulators.modem import SimulatedModem
 from simulators.pnm_files import pnm_file
 
 COMMUNITY = "s3cret-community"
@@ -60,3 +61,21 @@ def stored_transaction(operation: Operation, tick: int = 1, channel_id: int = 19
     record = staging.stage_capture(capture.pk)
     assert record is not None
     return record
+
+
+def register_modem(modem: SimulatedModem, v3: bool = False) -> CableModem:
+    """The registry row for a simulated modem, with the credentials it was given."""
+    fields = {"ip_address": modem.address, "snmp_port": modem.port}
+    if v3:
+        user = modem.farm.v3_user
+        fields.update(
+            snmp_version="v3",
+            snmp_username=user.user,
+            auth_protocol=user.auth_protocol.lower(),
+            auth_key=user.auth_key,
+            priv_protocol=user.priv_protocol.lower(),
+            priv_key=user.priv_key,
+        )
+    else:
+        fields.update(snmp_version="v2c", community=modem.community)
+    return CableModem.objects.create(mac_address=modem.mac, **fields)

@@ -20,11 +20,10 @@ from captures.models import (
     OperationState,
     Transaction,
 )
-from captures.tests.conftest import register
-from conftest import wait_until
 from core import locks
 from simulators.modem import Failure
-from tests.helpers import worker_round_trip
+from tests.factories import register_modem
+from tests.helpers import wait_until, worker_round_trip
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -58,9 +57,9 @@ def worker_drained() -> None:
     worker_round_trip()
 
 
-def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):
+def test_operation_runs_to_completion(pnm_worker, beat, farm, user_client):
     sim = farm(1)
-    operation = start(register(sim[0]))
+    operation = start(register_modem(sim[0]))
 
     done = finished(operation)
 
@@ -86,7 +85,7 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):
     assert done.metadata["system_description"]["VENDOR"] == "FieldRelay Sim"
     assert not list(storage.usable_spool_dir().glob("*.bin"))  # spool emptied
 
-    status = api_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
+    status = user_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
     assert status["state"] == "completed"
     assert status["collected"] == len(records)
     assert status["time_remaining"] == 0
@@ -95,7 +94,7 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):
 
 def test_channel_estimation_over_snmpv3(pnm_worker, beat, farm):
     sim = farm(1)
-    operation = start(register(sim[0], v3=True), name="multi_ds_channel_estimation")
+    operation = start(register_modem(sim[0], v3=True), name="multi_ds_channel_estimation")
 
     done = finished(operation)
 
@@ -105,12 +104,12 @@ def test_channel_estimation_over_snmpv3(pnm_worker, beat, farm):
     assert done.collected == done.expected >= 2
 
 
-def test_stop_midway(pnm_worker, beat, farm, api_client):
+def test_stop_midway(pnm_worker, beat, farm, user_client):
     sim = farm(1)
-    operation = start(register(sim[0]), duration_s=60, interval_s=1)
+    operation = start(register_modem(sim[0]), duration_s=60, interval_s=1)
     wait_until(lambda: Operation.objects.get(pk=operation.pk).collected >= 2, timeout=30)
 
-    response = api_client.post(f"/api/v1/captures/operations/{operation.operation_id}/stop/")
+    response = user_client.post(f"/api/v1/captures/operations/{operation.operation_id}/stop/")
 
     assert response.status_code == 200
     assert response.json()["state"] == "stopped"
@@ -145,7 +144,7 @@ def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
     sim = farm(1, failures={0: failure}, measure_delay_s=0.5)
     # Two channels measured 0.5 s apart: with IGNORE_FILE_NAME both files often carry the
     # same MIB default name (MAC + second); each must still land on its own capture.
-    operation = start(register(sim[0]), duration_s=2, interval_s=1)
+    operation = start(register_modem(sim[0]), duration_s=2, interval_s=1)
 
     done = finished(operation, timeout=90)
 
@@ -163,7 +162,7 @@ def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
 
 def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
     sim = farm(1)
-    operation = start(register(sim[0]))
+    operation = start(register_modem(sim[0]))
     done = finished(operation)
     capture = done.captures.filter(state=CaptureState.STORED).first()
     from captures.tasks import stage_capture, trigger_capture
@@ -180,7 +179,7 @@ def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
 
 def test_a_tick_delivered_twice_triggers_and_records_once(pnm_worker, farm):
     sim = farm(1)
-    operation = start(register(sim[0]), duration_s=600, interval_s=60)  # no beat running
+    operation = start(register_modem(sim[0]), duration_s=600, interval_s=60)  # no beat running
     from captures.tasks import trigger_capture
 
     trigger_capture.delay(operation.pk)
@@ -197,7 +196,7 @@ def test_a_tick_delivered_twice_triggers_and_records_once(pnm_worker, farm):
 
 def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
     sim = farm(1)
-    operation = start(register(sim[0]), duration_s=600, interval_s=60)  # no beat running
+    operation = start(register_modem(sim[0]), duration_s=600, interval_s=60)  # no beat running
     from captures.tasks import trigger_poll
 
     # The tick's setup and first trigger, and its first poll twice, here; the rest of the
@@ -220,7 +219,7 @@ def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
 def test_the_deadline_passes_while_polling(pnm_worker, farm):
     # The measurement takes longer than the worker's PNM_MEASURE_DEADLINE_S (3 s).
     sim = farm(1, measure_delay_s=6)
-    operation = start(register(sim[0]), duration_s=600, interval_s=60, channel_ids=[193])
+    operation = start(register_modem(sim[0]), duration_s=600, interval_s=60, channel_ids=[193])
     from captures.tasks import trigger_capture
 
     trigger_capture.delay(operation.pk)

@@ -387,7 +387,7 @@ def test_pipeline_records_round_trip_through_the_manifests(
     storage_root: Path, tmp_path: Path
 ) -> None:
     """What our own pipeline recorded exports to a data dir PyPNM tools and import_pypnm read."""
-    from captures.tests.factories import make_operation, stored_transaction
+    from tests.factories import make_operation, stored_transaction
 
     operation = make_operation()
     staged = [stored_transaction(operation, tick) for tick in (1, 2)]

@@ -16,7 +16,6 @@ import pytest
 import tftpy
 from tftpy.TftpShared import TftpException
 
-from conftest import wait_until
 from core.ingester import Item
 from devices.links.pnm import PnmTest, default_file_name
 from devices.links.tftp import (
@@ -28,6 +27,7 @@ from devices.links.tftp import (
     lookup_key,
 )
 from simulators.modem import send_truncated
+from tests.helpers import wait_until
 
 MAC = "02005e0000aa"
 MAX_BYTES = 8192

@@ -21,6 +21,7 @@ from seismographs.api.views import IsOperator
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 from seismographs.protocol.errors import LinkRefused
 from simulators.seismograph import SeismographSimulator
+from tests.helpers import api_client_for
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/devices/seismographs/"
@@ -45,54 +46,43 @@ def warm(sim: SeismographSimulator) -> Seismograph:
     return device
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def api(django_user_model) -> APIClient:
-    return client_for(django_user_model.objects.create_user("viewer"))
-
-
 def test_requires_authentication():
     assert APIClient().get(BASE).status_code in (401, 403)
 
 
-def test_create_from_parts_and_reject_bad_conn_key(api):
-    made = api.post(BASE, {"host": "10.0.0.5", "tcp_port": 12345}, format="json")
+def test_create_from_parts_and_reject_bad_conn_key(user_client):
+    made = user_client.post(BASE, {"host": "10.0.0.5", "tcp_port": 12345}, format="json")
     assert made.status_code == 201
     assert made.json()["conn_key"] == "tcp:10.0.0.5:12345"
-    serial = api.post(BASE, {"port": "/dev/ttyUSB0"}, format="json").json()
+    serial = user_client.post(BASE, {"port": "/dev/ttyUSB0"}, format="json").json()
     assert serial["conn_key"] == "serial:/dev/ttyUSB0:38400"
     for conn_key in ("ftp:nowhere", "serial:spy:///dev/ttyS0?file=/tmp/x:38400"):
-        bad = api.post(BASE, {"conn_key": conn_key}, format="json")
+        bad = user_client.post(BASE, {"conn_key": conn_key}, format="json")
         assert bad.status_code == 400
         assert "conn_key" in bad.json()
-    dup = api.post(BASE, {"host": "10.0.0.5", "tcp_port": 12345}, format="json")
+    dup = user_client.post(BASE, {"host": "10.0.0.5", "tcp_port": 12345}, format="json")
     assert "conn_key" in dup.json()
 
 
-def test_cached_reads_carry_provenance(api, warm, sim):
+def test_cached_reads_carry_provenance(user_client, warm, sim):
     sessions = sim.sessions
     url = f"{BASE}{warm.pk}/"
     for path in ("info/", "events/", "events/1/"):
-        body = api.get(url + path).json()
+        body = user_client.get(url + path).json()
         assert body["source"] == "cache"
         assert body["stale"] is False
         assert body["last_error"] is None
         assert body["age_s"] >= 0
         assert body["fetched_at"]
-    assert api.get(url + "info/").json()["data"]["serial"] == "BE20002"
-    assert api.get(url + "events/5/").status_code == 404
+    assert user_client.get(url + "info/").json()["data"]["serial"] == "BE20002"
+    assert user_client.get(url + "events/5/").status_code == 404
     assert sim.sessions == sessions
 
 
-def test_waveform_json_etag_and_raw(api, warm, sim):
+def test_waveform_json_etag_and_raw(user_client, warm, sim):
     sessions = sim.sessions
     url = f"{BASE}{warm.pk}/events/1/waveform/"
-    reply = api.get(url, {"max_points": 200})
+    reply = user_client.get(url, {"max_points": 200})
     assert reply.status_code == 200
     plot = reply.json()["data"]
     assert plot["npts_display"] <= 200
@@ -102,10 +92,10 @@ def test_waveform_json_etag_and_raw(api, warm, sim):
     header = plot["event"]
     assert plot["channels"][2]["peak"] == pytest.approx(header["peaks"]["Long"]["ppv"], rel=1e-4)
     assert reply["Cache-Control"].endswith("immutable")
-    again = api.get(url, {"max_points": 200}, HTTP_IF_NONE_MATCH=reply["ETag"])
+    again = user_client.get(url, {"max_points": 200}, HTTP_IF_NONE_MATCH=reply["ETag"])
     assert again.status_code == 304
-    assert api.get(url, {"max_points": 3}).status_code == 400
-    raw = api.get(url + "raw/")
+    assert user_client.get(url, {"max_points": 3}).status_code == 400
+    raw = user_client.get(url + "raw/")
     assert raw.content == sim.unit.waveform_body(1)
     assert raw["ETag"] != reply["ETag"]
     assert (raw["X-Source"], raw["X-Stale"], raw["X-Last-Error"]) == ("cache", "false", "")
@@ -113,7 +103,7 @@ def test_waveform_json_etag_and_raw(api, warm, sim):
     assert sim.sessions == sessions
 
 
-def test_config_validation_names_the_field(api, warm):
+def test_config_validation_names_the_field(user_client, warm):
     url = f"{BASE}{warm.pk}/config/"
     cases = {
         "sample_rate": {"sample_rate": 1000},
@@ -124,13 +114,13 @@ def test_config_validation_names_the_field(api, warm):
         "non_field_errors": {},
     }
     for field, payload in cases.items():
-        reply = api.post(url, payload, format="json")
+        reply = user_client.post(url, payload, format="json")
         assert reply.status_code == 400, field
         assert field in reply.json(), (field, reply.json())
 
 
-def test_erase_is_for_operators_only(api, warm, django_user_model, rf):
-    assert api.post(f"{BASE}{warm.pk}/erase/").status_code == 403
+def test_erase_is_for_operators_only(user_client, warm, django_user_model, rf):
+    assert user_client.post(f"{BASE}{warm.pk}/erase/").status_code == 403
     operator = django_user_model.objects.create_user("field-op")
     operator.user_permissions.add(Permission.objects.get(codename="erase_seismograph"))
     request = rf.post("/")
@@ -140,10 +130,10 @@ def test_erase_is_for_operators_only(api, warm, django_user_model, rf):
     assert IsOperator().has_permission(request, None)
 
 
-def test_cache_stats_and_clear(api, warm, django_user_model):
+def test_cache_stats_and_clear(user_client, warm, django_user_model):
     url = f"{BASE}{warm.pk}/cache/"
-    api.get(f"{BASE}{warm.pk}/events/")
-    stats = api.get(url).json()
+    user_client.get(f"{BASE}{warm.pk}/events/")
+    stats = user_client.get(url).json()
     assert stats["events"] == 2
     assert stats["waveforms"] == 1
     layers = stats["layers"]
@@ -152,33 +142,33 @@ def test_cache_stats_and_clear(api, warm, django_user_model):
     assert layers["info"]["rows"] == 1
     assert layers["info"]["bytes"] > 0
     assert set(layers) == {"info", "events", "waveforms", "monitor"}
-    assert "layers" in api.get(BASE + "cache-stats/").json()
-    assert api.delete(url).status_code == 403  # drops stored history: operators only
-    operator = client_for(django_user_model.objects.create_user("op", is_staff=True))
+    assert "layers" in user_client.get(BASE + "cache-stats/").json()
+    assert user_client.delete(url).status_code == 403  # drops stored history: operators only
+    operator = api_client_for(django_user_model.objects.create_user("op", is_staff=True))
     cleared = operator.delete(url).json()["cleared"]
     assert cleared["events"] == 2
     assert cleared["waveforms"] == 1
-    assert api.get(url).json()["events"] == 0
+    assert user_client.get(url).json()["events"] == 0
 
 
-def test_deleting_a_unit_is_for_operators_only(api, warm, django_user_model):
-    assert api.delete(f"{BASE}{warm.pk}/").status_code == 403
+def test_deleting_a_unit_is_for_operators_only(user_client, warm, django_user_model):
+    assert user_client.delete(f"{BASE}{warm.pk}/").status_code == 403
     assert Seismograph.objects.filter(pk=warm.pk).exists()
-    operator = client_for(django_user_model.objects.create_user("op", is_staff=True))
+    operator = api_client_for(django_user_model.objects.create_user("op", is_staff=True))
     assert operator.delete(f"{BASE}{warm.pk}/").status_code == 204
     assert not Seismograph.objects.exists()
 
 
-def test_task_status_of_unknown_task_is_pending(api):
-    body = api.get("/api/v1/devices/tasks/0123abcd/").json()
+def test_task_status_of_unknown_task_is_pending(user_client):
+    body = user_client.get("/api/v1/devices/tasks/0123abcd/").json()
     assert body["status"] == "pending"
 
 
-def test_task_status_shows_only_device_tasks_and_no_exception_text(api):
+def test_task_status_shows_only_device_tasks_and_no_exception_text(user_client):
     TaskResult.objects.create(
         task_id="other-app", task_name="captures.tasks.stage", status="SUCCESS", result="{}"
     )
-    assert api.get("/api/v1/devices/tasks/other-app/").status_code == 404
+    assert user_client.get("/api/v1/devices/tasks/other-app/").status_code == 404
     failure = {
         "exc_type": "OperationalError",
         "exc_module": "builtins",
@@ -190,7 +180,7 @@ def test_task_status_shows_only_device_tasks_and_no_exception_text(api):
         status="FAILURE",
         result=json.dumps(failure),
     )
-    body = api.get("/api/v1/devices/tasks/crashed/").json()
+    body = user_client.get("/api/v1/devices/tasks/crashed/").json()
     assert body["status"] == "failed"
     assert "db.internal" not in json.dumps(body)
 
@@ -226,8 +216,8 @@ def test_admin_pages_and_waveform_plot(warm, admin_client):
     assert not SeismoWaveform.objects.exists()
 
 
-def test_waveform_beyond_a_fresh_count_is_404_without_a_dial(api, warm, sim):
+def test_waveform_beyond_a_fresh_count_is_404_without_a_dial(user_client, warm, sim):
     sessions = sim.sessions
-    assert api.get(f"{BASE}{warm.pk}/events/7/waveform/").status_code == 404
-    assert api.get(f"{BASE}{warm.pk}/events/7/waveform/raw/").status_code == 404
+    assert user_client.get(f"{BASE}{warm.pk}/events/7/waveform/").status_code == 404
+    assert user_client.get(f"{BASE}{warm.pk}/events/7/waveform/raw/").status_code == 404
     assert sim.sessions == sessions

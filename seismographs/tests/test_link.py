@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from conftest import wait_until
 from seismographs.protocol import (
     ChecksumError,
     CommandRejected,
@@ -22,6 +21,7 @@ from seismographs.protocol import (
 )
 from seismographs.protocol.records import compute_peaks
 from simulators.seismograph import CHUNK_BYTES, FIRST_KEY, LinkTiming, SeismographSimulator
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,10 +20,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.celery_app import app
-from conftest import wait_until
 from seismographs import cache as seismo_cache
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 from simulators.seismograph import SeismographSimulator
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -46,13 +46,11 @@ def workers(start_worker):
 
 
 @pytest.fixture
-def api(workers, django_user_model, settings) -> APIClient:
+def api(workers, staff_client, settings) -> APIClient:
+    """The API as an operator, with the serial workers running."""
     settings.SEISMO_API_WAIT_S = 8.0
     settings.SEISMO_EVENTS_TTL_S = 60.0
-    user = django_user_model.objects.create_user("operator", is_staff=True)
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return staff_client
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from conftest import ROOT
 from seismographs.models import Seismograph
 from seismographs.protocol import MiniMateClient
 from seismographs.services import register_simulators
 from simulators.seismograph import start_simulators
+from tests.helpers import ROOT
 
 
 @pytest.mark.slow
