@@ -1,121 +1,37 @@
-"""Fixtures shared by every test package: a real Celery worker on the real Redis broker.
+"""Fixtures shared by every test package: a real Celery worker on the real Redis broker,
+and one authenticated API client per role.
 
 Tests that use the worker must use ``@pytest.mark.django_db(transaction=True)`` so the
-worker (another process) sees the rows the test wrote.
+worker (another process) sees the rows the test wrote. Plain helpers are in
+tests/helpers.py and tests/factories.py: test modules import those, never a conftest.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
-ROOT = Path(__file__).resolve().parent
-ALL_QUEUES = "default,snmp,serial,ingest,maintenance"
+from tests.helpers import ALL_QUEUES, WorkerProcess, api_client_for, worker_environment
 
-
-def wait_until(
-    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
-) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {predicate}")
-        time.sleep(interval)
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
 
 
-def _test_database_url() -> str:
-    """The URL of the database pytest-django created, for processes the tests start."""
-    db = connection.settings_dict
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    netloc = parts.netloc
-    return urlunsplit((parts.scheme, netloc, "/" + db["NAME"], parts.query, ""))
+@pytest.fixture
+def user_client(django_user_model) -> APIClient:
+    """The API as a signed-in user without staff rights."""
+    return api_client_for(django_user_model.objects.create_user("user", password="x" * 12))
 
 
-def worker_environment(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "DATABASE_URL": _test_database_url(),
-            "FIELDRELAY_STORAGE_ROOT": str(settings.FIELDRELAY_STORAGE_ROOT),
-            "FIELDRELAY_SPOOL_DIR": str(settings.FIELDRELAY_SPOOL_DIR),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
-
-
-class WorkerProcess:
-    """A ``celery worker`` subprocess; stopped (and reaped) by ``stop``."""
-
-    def __init__(
-        self, queues: str, name: str, log_path: Path, env: dict[str, str], pool: str = "solo"
-    ) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-P",
-                pool,
-                *(["-c", "4"] if pool == "threads" else []),
-                "-Q",
-                queues,
-                "-n",
-                name,
-                "-l",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while "ready." not in self.log():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker not ready in {timeout} s:\n{self.log()[-4000:]}")
-            time.sleep(0.1)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
+@pytest.fixture
+def staff_client(django_user_model) -> APIClient:
+    """The API as a staff user (an operator: may erase, clear caches)."""
+    user = django_user_model.objects.create_user("staff", password="x" * 12, is_staff=True)
+    return api_client_for(user)
 
 
 @pytest.fixture(scope="session", autouse=True)

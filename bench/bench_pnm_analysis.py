@@ -42,9 +42,9 @@ def rss_mb() -> float:
 
 def build_operation(workdir: Path):
     """300 simulator RxMER files in a PyPNM data dir, loaded with ``import_pypnm``."""
-    from captures.management.commands.import_pypnm import import_data_dir
     from captures.models import Operation
-    from devices.simulators.pnm_files import rxmer_file
+    from captures.pypnm_import import import_data_dir
+    from simulators.pnm_files import rxmer_file
 
     mac, start, group = "aa:bb:cc:00:00:01", 1767225600, "00000000000000b1"
     (workdir / "pnm").mkdir(parents=True)

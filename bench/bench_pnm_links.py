@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devices.ingester import Item  # noqa: E402
+from core.ingester import Item  # noqa: E402
 from devices.links import pnm  # noqa: E402
 from devices.links.pnm import PnmTest  # noqa: E402
 from devices.links.snmp import SnmpClient, SnmpTarget  # noqa: E402
@@ -37,7 +37,7 @@ COMMUNITY = "private"
 
 
 def run_farm(count: int, tftp_port: int, conn) -> None:  # child process
-    from devices.simulators.modem import ModemFarm
+    from simulators.modem import ModemFarm
 
     with ModemFarm(
         count,

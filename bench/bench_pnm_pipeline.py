@@ -50,7 +50,7 @@ WORKER_ENV = {
 
 
 def run_farm(count: int, tftp_port: int, delay_s: float, conn) -> None:  # child process
-    from devices.simulators.modem import ModemFarm
+    from simulators.modem import ModemFarm
 
     with ModemFarm(
         count,

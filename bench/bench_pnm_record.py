@@ -95,7 +95,7 @@ def main() -> None:
     connection.settings_dict["TEST"]["NAME"] = f"bench_pnm_record_{os.getpid()}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        from captures.tests.factories import make_operation
+        from tests.factories import make_operation
 
         operation = make_operation(duration_s=10**6, sample_interval_s=1)
         existing = 0

@@ -31,7 +31,7 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from devices.links.seismo import DeviceConfig  # noqa: E402
+from seismographs.protocol import DeviceConfig  # noqa: E402
 
 EVENTS = 5
 REAL_EVENT = DeviceConfig(sample_rate=1024, record_time_s=9.088, pre_trigger_s=0.25)
@@ -55,9 +55,10 @@ def run() -> None:
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
-    from devices import seismo_cache, services
-    from devices.models.seismographs import Seismograph
-    from devices.simulators.seismograph import SeismographSimulator
+    from seismographs import cache as seismo_cache
+    from seismographs import services
+    from seismographs.models import Seismograph
+    from simulators.seismograph import SeismographSimulator
 
     sim = SeismographSimulator(events=EVENTS, config=REAL_EVENT, time_scale=0.0).start()
     try:

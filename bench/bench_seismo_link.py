@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devices.links.seismo import DeviceConfig, MiniMateClient  # noqa: E402
-from devices.simulators.seismograph import SeismographSimulator  # noqa: E402
+from seismographs.protocol import DeviceConfig, MiniMateClient  # noqa: E402
+from simulators.seismograph import SeismographSimulator  # noqa: E402
 
 # 9,306 sample-sets at 1024 sps: the event the public notes saw take 35 chunks.
 REAL_EVENT = DeviceConfig(sample_rate=1024, record_time_s=9.088, pre_trigger_s=0.25)

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
+from redis import Redis
 from redis.exceptions import RedisError
+
+from core.locks import cache_redis
 
 KEY_TTL_S = 120  # an announcement nobody waited for disappears on its own
 MAX_WAIT_S = 4.0  # below the cache's socket_timeout (5 s), which would cut a longer BLPOP
 
 
-def _redis():
+def _redis() -> Redis | None:
     """The cache's Redis client, or None when the cache is not Redis."""
-    backend = caches["default"]  # the backend itself: ``cache`` is only a proxy to it
-    if not isinstance(backend, RedisCache):
-        return None
-    return backend._cache.get_client(write=True)
+    found = cache_redis()
+    return None if found is None else found[0]
 
 
 def _key(capture_pk: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from captures import services
 from captures.models import MeasureMode, Operation, OperationName
 from devices.models import CableModem
-from devices.simulators.modem import ModemFarm
+from simulators.modem import ModemFarm
 
 
 def register_farm(farm: ModemFarm) -> list[CableModem]:

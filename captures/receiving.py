@@ -12,8 +12,8 @@ from django.conf import settings
 
 from captures import arrivals, services, storage
 from captures.expectations import CacheExpectationStore
-from devices.heartbeats import record_heartbeat
-from devices.ingester import Item
+from core.heartbeats import record_heartbeat
+from core.ingester import Item
 from devices.links.tftp import TftpReceiver
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,11 @@
 """Celery tasks of the PNM pipeline: thin wrappers around services, ids in.
 
-Routes (config/queues.py): trigger_* -> snmp, stage_* -> ingest, sweep_* -> maintenance.
+Queues: trigger_* -> snmp, stage_* -> ingest, sweep_* -> maintenance (``queue=`` below).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import sys
 import time
 from dataclasses import asdict
@@ -17,6 +16,8 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
 from captures import arrivals, services, staging, storage, triggering
+from config.queues import Queue
+from core.retry import backoff_s
 from devices.links import pnm, snmp
 from devices.models import CableModem
 
@@ -28,12 +29,13 @@ TRIGGER_RETRIES = 2
 STAGE_RETRIES = 5
 
 
-def backoff_s(retries: int, factor: float = 1.0, maximum: float = 60.0) -> float:
-    """Exponential backoff with full jitter: spreads retries of many modems apart."""
-    return random.uniform(0, min(maximum, factor * 2**retries))  # noqa: S311 - jitter only
-
-
-@shared_task(bind=True, acks_late=True, max_retries=TRIGGER_RETRIES)
+@shared_task(
+    name="captures.tasks.trigger_capture",
+    queue=Queue.SNMP,
+    bind=True,
+    acks_late=True,
+    max_retries=TRIGGER_RETRIES,
+)
 def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error: str = "") -> int:
     """Run one tick of an operation (fired by beat). Returns the captures triggered here.
 
@@ -64,7 +66,7 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
             raise self.retry(
                 args=[operation_pk],
                 kwargs={"tick": claimed.number, "last_error": reason},
-                countdown=backoff_s(self.request.retries, factor=0.5, maximum=10),
+                countdown=backoff_s(self.request.retries, 0.5, maximum_s=10),
                 expires=None,  # beat's "stale tick" expiry must not drop the retry
                 exc=exc,
             ) from exc
@@ -84,7 +86,7 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
     return 1
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(name="captures.tasks.trigger_poll", queue=Queue.SNMP, bind=True, acks_late=True)
 def trigger_poll(self, measurement: dict) -> str:
     """One MeasStatus poll of a triggered capture, then the next step of its tick.
 
@@ -98,7 +100,7 @@ def trigger_poll(self, measurement: dict) -> str:
         following = triggering.poll(current)
     except TRANSIENT as exc:
         if current.retries < TRIGGER_RETRIES:
-            countdown = backoff_s(current.retries, factor=0.5, maximum=10)
+            countdown = backoff_s(current.retries, 0.5, maximum_s=10)
             _poll_later(triggering.retry_step(current), countdown)
             return "retrying"
         following = None
@@ -158,18 +160,26 @@ def _describe(exc: Exception, modem: CableModem) -> str:
     return f"{where}: {exc}"
 
 
-@shared_task(bind=True, acks_late=True, max_retries=STAGE_RETRIES)
+@shared_task(
+    name="captures.tasks.stage_capture",
+    queue=Queue.INGEST,
+    bind=True,
+    acks_late=True,
+    max_retries=STAGE_RETRIES,
+)
 def stage_capture(self, capture_pk: int) -> str | None:
     """Compress, store and record one received file; storage errors retry, file kept."""
     try:
         record = staging.stage_capture(capture_pk)
     except storage.StorageUnavailable as exc:
         log.error("capture %s: %s", capture_pk, exc)
-        raise self.retry(countdown=backoff_s(self.request.retries), exc=exc) from exc
+        raise self.retry(
+            countdown=backoff_s(self.request.retries, 1.0, maximum_s=60), exc=exc
+        ) from exc
     return record.transaction_id if record else None
 
 
-@shared_task
+@shared_task(name="captures.tasks.sweep_operations", queue=Queue.MAINTENANCE)
 def sweep_operations() -> dict:
     """Periodic (seeded by a data migration): finish, resume or expire what was lost."""
     result = services.sweep()

@@ -15,7 +15,6 @@ own if a task dies.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field, replace
 
@@ -25,6 +24,7 @@ from django.core.cache import cache
 from captures import expectations, services
 from captures.models import Capture, CaptureState, Operation, OperationState
 from captures.services import Tick
+from core import locks
 from devices.links import pnm
 from devices.links.snmp import SnmpError, SnmpRejected, SnmpTarget, client
 from devices.links.tftp import Expectation
@@ -77,25 +77,22 @@ def _lock_ttl() -> int:
 
 
 def lock_modem(modem_pk: int) -> str:
-    """Take the per-modem lock (``cache.add`` is atomic, with a timeout); its token."""
-    token = secrets.token_hex(8)
-    if not cache.add(lock_key(modem_pk), token, timeout=_lock_ttl()):
+    """Take the per-modem lease (``core.locks``); its token, which travels in the
+    measurement so the poll tasks can renew and release it."""
+    lease = locks.acquire(lock_key(modem_pk), _lock_ttl())
+    if lease is None:
         raise ModemLocked(f"modem {modem_pk} is busy with another capture")
-    return token
+    return lease.token
 
 
 def unlock_modem(modem_pk: int, token: str) -> None:
-    """Release the lock if it is still ours (it may have expired and been taken since)."""
-    key = lock_key(modem_pk)
-    if cache.get(key) == token:
-        cache.delete(key)
+    """Release the lease if it is still ours (it may have expired and been taken since)."""
+    locks.attach(lock_key(modem_pk), token, _lock_ttl()).release()
 
 
 def _extend_lock(modem_pk: int, token: str) -> None:
-    """Each channel's measurement gets the full lock time from its trigger."""
-    key = lock_key(modem_pk)
-    if cache.get(key) == token:
-        cache.touch(key, _lock_ttl())
+    """Each channel's measurement gets the full lease time from its trigger."""
+    locks.attach(lock_key(modem_pk), token, _lock_ttl()).renew()
 
 
 def _target(modem: CableModem) -> SnmpTarget:

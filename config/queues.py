@@ -1,34 +1,33 @@
-"""Celery queue names and task routes, in one place.
+"""Celery queue names and task routing, in one place.
 
-Workers are started per queue family (see Procfile and docker/compose.yml); tasks are
-routed by the name of the task, which is ``<app>.tasks.<function>``.
+Every project task declares its ``name=`` (stable when a module moves, so queued messages
+are still run) and its ``queue=`` (one of ``Queue``). ``route_task`` is the whole routing
+table: it sends a task to the queue it declares, also when the task is sent by name only
+(beat, ``send_task``). Anything else (Celery's own tasks) goes to ``Queue.DEFAULT``.
+Workers are started per queue family (see Procfile and docker/compose.yml).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class Queue(StrEnum):
     DEFAULT = "default"
-    SNMP = "snmp"  # PNM triggers over SNMP
+    SNMP = "snmp"  # PNM triggers and polls over SNMP
     SERIAL = "serial"  # seismograph transfers, one session per device
-    INGEST = "ingest"  # staging received files, writing sample batches
+    INGEST = "ingest"  # staging received files
     MAINTENANCE = "maintenance"  # retention flush, sweepers
 
 
-# Glob patterns over task names, first match wins.
-TASK_ROUTES: list[tuple[str, Queue]] = [
-    ("captures.tasks.trigger_*", Queue.SNMP),
-    ("captures.tasks.stage_*", Queue.INGEST),
-    ("captures.tasks.sweep_*", Queue.MAINTENANCE),
-    ("devices.tasks.*", Queue.SERIAL),
-    ("monitoring.tasks.ingest_*", Queue.INGEST),
-    ("monitoring.tasks.*", Queue.MAINTENANCE),
-    ("config.tasks.*", Queue.DEFAULT),
-]
+def route_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any
+) -> dict[str, str] | None:
+    """The ``task_routes`` router: the queue the task declares, if any."""
+    if task is None:
+        from celery import current_app
 
-
-def celery_task_routes() -> list[dict]:
-    """The ``task_routes`` setting: one glob map, order preserved."""
-    return [{pattern: {"queue": queue.value} for pattern, queue in TASK_ROUTES}]
+        task = current_app.tasks.get(name)
+    queue = getattr(task, "queue", None)
+    return {"queue": str(queue)} if queue else None

@@ -8,7 +8,7 @@ from config.views import health
 
 api_v1 = [
     path("captures/", include("captures.api.urls")),
-    path("devices/", include("devices.api.urls")),
+    path("devices/", include("seismographs.api.urls")),
     path("monitoring/", include("monitoring.api.urls")),
 ]
 

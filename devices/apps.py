@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class DevicesConfig(AppConfig):
-    """Field devices and the links to them (SNMP, TFTP, serial), plus their simulators."""
+    """The cable modem registry and the generic links to devices (SNMP, TFTP, PNM)."""
 
     name = "devices"

@@ -17,7 +17,7 @@ import numpy as np
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
-from devices.ingester import Item
+from core.ingester import Item
 from monitoring import lineprotocol
 from monitoring.models import MAX_CHANNELS, Instrument, RetentionState
 from monitoring.storage import SampleBatch, to_us, write_batch

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 
-from devices.ingester import Ingester, Item
+from core.ingester import Ingester, Item
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from monitoring.bpm import BPM_CHANNELS
+
 MAX_CHANNELS = 4
-BPM_CHANNELS = ["top_in", "bot_in", "bot_out", "top_out"]
 CHANNEL_COLUMNS = [f"c{i}" for i in range(MAX_CHANNELS)]
 
 

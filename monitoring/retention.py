@@ -11,23 +11,23 @@ single instrument or minute:
 
 All of it, and the watermark, change in one transaction: a flush killed half-way leaves
 nothing behind and the next run does the same work again. One runner at a time: a
-PostgreSQL advisory lock (a cache lock on SQLite); a second runner returns at once.
+PostgreSQL advisory lock (held by the transaction itself), on SQLite a ``core.locks`` lease;
+a second runner returns at once.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import locks
 from monitoring import partitions
 from monitoring.models import RetentionState
 from monitoring.storage import EPOCH
@@ -35,8 +35,7 @@ from monitoring.storage import EPOCH
 log = logging.getLogger(__name__)
 
 LOCK_ID = 0x6D6F6E66  # "monf": the flush's advisory lock
-CACHE_LOCK_KEY = "monitoring:retention-flush"
-CACHE_LOCK_TTL_S = 3600
+LEASE_KEY = "monitoring:retention-flush"
 
 
 @dataclass
@@ -121,16 +120,13 @@ def _one_runner() -> Iterator[bool]:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_ID])
             yield bool(cursor.fetchone()[0])
         return
-    token = uuid.uuid4().hex
-    if not cache.add(CACHE_LOCK_KEY, token, timeout=CACHE_LOCK_TTL_S):
-        yield False
-        return
-    try:
+    # A flush runs as a task, which is killed at the hard time limit: the lease outlives it.
+    with locks.held(LEASE_KEY, settings.CELERY_TASK_TIME_LIMIT) as lease:
+        if lease is None:
+            yield False
+            return
         with transaction.atomic():
             yield True
-    finally:
-        if cache.get(CACHE_LOCK_KEY) == token:
-            cache.delete(CACHE_LOCK_KEY)
 
 
 def _create_days_ahead(now: datetime) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from monitoring.decimate import minmax_indices
+from core.decimate import minmax_indices
 from monitoring.models import Instrument, RetentionState
 from monitoring.storage import PG_EPOCH_OFFSET_US, db_time, to_datetime, to_us
 
@@ -66,7 +66,7 @@ def series(
     t_ms = t_us // 1000
     out = {}
     for i, name in enumerate(instrument.channels):
-        keep = minmax_indices(t_ms, values[:, i], lo // 1000, hi // 1000, max_points)
+        keep = minmax_indices(t_ms, [values[:, i]], lo // 1000, hi // 1000, max_points)
         out[name] = list(zip(t_ms[keep].tolist(), values[keep, i].tolist(), strict=True))
     return {
         "instrument": instrument_payload(instrument),

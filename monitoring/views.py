@@ -8,10 +8,8 @@ from django.shortcuts import render
 from django.urls import get_script_prefix, reverse_lazy
 from django.views.decorators.http import require_GET
 
-# Difference-over-sum constants of the position readout, in millimetres. They are the
-# values of the CESR cbpm3 display; a per-monitor calibration is not modelled.
-BPM_KX_MM = 20.0
-BPM_KY_MM = 10.0
+from monitoring.bpm import BPM_KX_MM, BPM_KY_MM
+
 # The browser draws one panel per selected instrument; more would flood the API.
 MAX_SELECTED_INSTRUMENTS = 12
 

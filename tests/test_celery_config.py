@@ -7,7 +7,28 @@ from config.celery_app import app
 from config.queues import Queue
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_PREFIXES = ("captures.", "devices.", "monitoring.", "config.")
+PROJECT_PREFIXES = ("captures.", "devices.", "monitoring.", "config.", "seismographs.")
+# Task names are what queued messages and beat entries carry: they never change when a
+# module moves (the seismograph tasks live in seismographs/tasks.py under these names).
+DECLARED = {
+    "captures.tasks.trigger_capture": Queue.SNMP,
+    "captures.tasks.trigger_poll": Queue.SNMP,
+    "captures.tasks.stage_capture": Queue.INGEST,
+    "captures.tasks.sweep_operations": Queue.MAINTENANCE,
+    "monitoring.tasks.flush_retention": Queue.MAINTENANCE,
+    **{
+        f"devices.tasks.{name}": Queue.SERIAL
+        for name in (
+            "refresh_info",
+            "sync_events",
+            "refresh_monitor",
+            "fetch_waveform",
+            "set_monitoring",
+            "write_config",
+            "erase_device",
+        )
+    },
+}
 
 
 def _route(task_name: str) -> str:
@@ -37,6 +58,17 @@ def test_every_project_task_goes_to_a_queue_a_worker_consumes():
     assert all(
         queue == Queue.SERIAL for name, queue in routes.items() if name.startswith("devices.tasks.")
     )
+
+
+def test_every_project_task_declares_its_name_and_queue():
+    app.loader.import_default_modules()
+    tasks = {name: task for name, task in app.tasks.items() if name.startswith(PROJECT_PREFIXES)}
+    assert {name: task.queue for name, task in tasks.items()} == DECLARED
+    assert all(_route(name) == queue for name, queue in DECLARED.items())
+
+
+def test_celery_own_tasks_go_to_the_default_queue():
+    assert _route("celery.accumulate") == Queue.DEFAULT
 
 
 def test_reliability_settings():

@@ -16,19 +16,20 @@ from captures.api.analysis_views import (  # noqa: E402
     TransactionParsedView,
     TransactionPlotView,
 )
+from core.urls import api_path  # noqa: E402
 
 urlpatterns += [
-    re_path(
-        r"^operations/(?P<operation_id>[0-9a-f]{16})/analysis/?$",
+    api_path(
+        r"operations/(?P<operation_id>[0-9a-f]{16})/analysis",
         OperationAnalysisView.as_view(),
         name="operation-analysis",
     ),
-    re_path(
-        r"^transactions/(?P<transaction_id>[0-9a-f]{16})/parsed/?$",
+    api_path(
+        r"transactions/(?P<transaction_id>[0-9a-f]{16})/parsed",
         TransactionParsedView.as_view(),
         name="transaction-parsed",
     ),
-    re_path(
+    re_path(  # a file name: no trailing slash
         r"^transactions/(?P<transaction_id>[0-9a-f]{16})/plot\.png$",
         TransactionPlotView.as_view(),
         name="transaction-plot",

@@ -16,20 +16,10 @@ from pathlib import Path
 import pytest
 
 from captures.receiving import build_receiver
-from conftest import ROOT, WorkerProcess, worker_environment
+from captures.tests.helpers import WORKER_ENV
 from devices.links.tftp import TftpReceiver
-from devices.models import CableModem
-from devices.simulators.modem import ModemFarm, SimulatedModem
-
-# Fast, bounded timings for the worker under test (production defaults are seconds).
-WORKER_ENV = {
-    "PNM_POLL_INTERVAL_S": "0.1",
-    "PNM_SNMP_TIMEOUT_S": "0.3",
-    "PNM_SNMP_RETRIES": "0",
-    "PNM_MEASURE_DEADLINE_S": "3",
-    "PNM_UPLOAD_DEADLINE_S": "3",
-    "PNM_MAX_CONSECUTIVE_FAILURES": "2",
-}
+from simulators.modem import ModemFarm
+from tests.helpers import ROOT, WorkerProcess, worker_environment
 
 
 @pytest.fixture(scope="module")
@@ -102,33 +92,3 @@ def farm(receiver: TftpReceiver) -> Iterator[Callable[..., ModemFarm]]:
     yield make
     for started in farms:
         started.stop()
-
-
-def register(modem: SimulatedModem, v3: bool = False) -> CableModem:
-    """The registry row for a simulated modem, with the credentials it was given."""
-    fields = {"ip_address": modem.address, "snmp_port": modem.port}
-    if v3:
-        user = modem.farm.v3_user
-        fields.update(
-            snmp_version="v3",
-            snmp_username=user.user,
-            auth_protocol=user.auth_protocol.lower(),
-            auth_key=user.auth_key,
-            priv_protocol=user.priv_protocol.lower(),
-            priv_key=user.priv_key,
-        )
-    else:
-        fields.update(snmp_version="v2c", community=modem.community)
-    return CableModem.objects.create(mac_address=modem.mac, **fields)
-
-
-@pytest.fixture
-def api_client(django_user_model):
-    """An API client authenticated with a real token."""
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    user = django_user_model.objects.create_user("pnm-operator", password="x" * 12)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client

@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from captures.models import Operation, OperationState
-from captures.tests.factories import COMMUNITY, make_operation, stored_transaction
+from tests.factories import COMMUNITY, make_operation, stored_transaction
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("admin", "admin@example.com", "x" * 12)
-    client.force_login(user)
-    return client
 
 
 def test_changelists_and_records_render_without_secrets(admin_client):

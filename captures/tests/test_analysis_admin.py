@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from captures.analysis_admin import parsed_panel
-from captures.management.commands.import_pypnm import import_data_dir
 from captures.models import Transaction
+from captures.pypnm_import import import_data_dir
 from captures.tests.test_pypnm_interop import T1, T4, build_data_dir
 
 

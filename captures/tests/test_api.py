@@ -12,8 +12,8 @@ from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from captures.models import Operation, OperationState
-from captures.tests.factories import COMMUNITY, make_modem, make_operation, stored_transaction
 from devices.models import CableModem
+from tests.factories import COMMUNITY, make_modem, make_operation, stored_transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -42,8 +42,8 @@ def start_body(**changes) -> dict:
     return {**body, **changes}
 
 
-def test_start_creates_rows_and_fixed_rate_schedule(api_client):
-    response = api_client.post(OPERATIONS, start_body(channel_ids=[193]), format="json")
+def test_start_creates_rows_and_fixed_rate_schedule(user_client):
+    response = user_client.post(OPERATIONS, start_body(channel_ids=[193]), format="json")
 
     assert response.status_code == 201, response.content
     body = response.json()
@@ -60,9 +60,9 @@ def test_start_creates_rows_and_fixed_rate_schedule(api_client):
     assert CableModem.objects.get(mac_address="aa:bb:cc:dd:ee:01").community == COMMUNITY
 
 
-def test_start_with_registered_modem_id(api_client):
+def test_start_with_registered_modem_id(user_client):
     modem = make_modem()
-    response = api_client.post(OPERATIONS, start_body(modem=modem.pk), format="json")
+    response = user_client.post(OPERATIONS, start_body(modem=modem.pk), format="json")
     assert response.status_code == 201
     assert response.json()["modem"] == modem.pk
 
@@ -83,8 +83,8 @@ def test_start_with_registered_modem_id(api_client):
         ({"modem": inline_modem(snmp={"version": "v3"})}, ["modem", "snmp", "username"]),
     ],
 )
-def test_bad_start_is_400_naming_the_field(api_client, changes, path):
-    response = api_client.post(OPERATIONS, start_body(**changes), format="json")
+def test_bad_start_is_400_naming_the_field(user_client, changes, path):
+    response = user_client.post(OPERATIONS, start_body(**changes), format="json")
 
     assert response.status_code == 400, response.content
     errors = response.json()
@@ -94,64 +94,64 @@ def test_bad_start_is_400_naming_the_field(api_client, changes, path):
     assert not Operation.objects.exists()
 
 
-def test_status_stop_and_status_after_stop(api_client):
+def test_status_stop_and_status_after_stop(user_client):
     operation = make_operation()
     status_url = f"{OPERATIONS}{operation.operation_id}/status/"
 
-    running = api_client.get(status_url).json()
+    running = user_client.get(status_url).json()
     assert set(running) >= {"state", "collected", "time_remaining", "updated"}
     assert running["state"] == "running"
     assert 0 < running["time_remaining"] <= 60
 
-    stopped = api_client.post(f"{OPERATIONS}{operation.operation_id}/stop/").json()
+    stopped = user_client.post(f"{OPERATIONS}{operation.operation_id}/stop/").json()
     assert stopped["state"] == "stopped"
     assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
-    assert api_client.get(status_url).json() == stopped  # from the database, stable
-    again = api_client.post(f"{OPERATIONS}{operation.operation_id}/stop/")
+    assert user_client.get(status_url).json() == stopped  # from the database, stable
+    again = user_client.post(f"{OPERATIONS}{operation.operation_id}/stop/")
     assert again.status_code == 200
     assert Operation.objects.get(pk=operation.pk).state == OperationState.STOPPED
 
 
-def test_unknown_operation_is_404(api_client):
-    assert api_client.get(f"{OPERATIONS}0123456789abcdef/status/").status_code == 404
+def test_unknown_operation_is_404(user_client):
+    assert user_client.get(f"{OPERATIONS}0123456789abcdef/status/").status_code == 404
 
 
-def test_feed_is_cursor_paginated_and_filtered(api_client):
+def test_feed_is_cursor_paginated_and_filtered(user_client):
     first = make_operation(make_modem(1))
     second = make_operation(make_modem(2))
     records = [stored_transaction(first, tick) for tick in (1, 2, 3)]
     records.append(stored_transaction(second, 1))
 
-    page = api_client.get(TRANSACTIONS, {"page_size": 2}).json()
+    page = user_client.get(TRANSACTIONS, {"page_size": 2}).json()
     assert [r["transaction_id"] for r in page["results"]] == [r.transaction_id for r in records[:2]]
-    following = APIClient.get(api_client, page["next"]).json()
+    following = APIClient.get(user_client, page["next"]).json()
     assert [r["transaction_id"] for r in following["results"]] == [
         r.transaction_id for r in records[2:]
     ]
     assert following["next"] is None
 
-    by_operation = api_client.get(TRANSACTIONS, {"operation": second.operation_id}).json()
+    by_operation = user_client.get(TRANSACTIONS, {"operation": second.operation_id}).json()
     assert [r["transaction_id"] for r in by_operation["results"]] == [records[3].transaction_id]
-    by_mac = api_client.get(TRANSACTIONS, {"modem": "02005e000101"}).json()
+    by_mac = user_client.get(TRANSACTIONS, {"modem": "02005e000101"}).json()
     assert len(by_mac["results"]) == 3
-    by_test = api_client.get(TRANSACTIONS, {"test": "DS_OFDM_CHAN_EST_COEF"}).json()
+    by_test = user_client.get(TRANSACTIONS, {"test": "DS_OFDM_CHAN_EST_COEF"}).json()
     assert by_test["results"] == []
 
 
 @pytest.mark.parametrize(
     ("params", "field"), [({"test": "NOPE"}, "test"), ({"modem": "x"}, "modem")]
 )
-def test_feed_bad_filter_is_400(api_client, params, field):
-    response = api_client.get(TRANSACTIONS, params)
+def test_feed_bad_filter_is_400(user_client, params, field):
+    response = user_client.get(TRANSACTIONS, params)
     assert response.status_code == 400
     assert field in response.json()
 
 
-def test_transaction_shape_and_downloads(api_client):
+def test_transaction_shape_and_downloads(user_client):
     operation = make_operation()
     record = stored_transaction(operation)
 
-    body = api_client.get(f"{TRANSACTIONS}{record.transaction_id}/").json()
+    body = user_client.get(f"{TRANSACTIONS}{record.transaction_id}/").json()
     assert body["filename"] == record.filename
     assert body["filename"].endswith(".bin.zst")
     assert body["compression"]["codec"] == "zstd"
@@ -159,23 +159,23 @@ def test_transaction_shape_and_downloads(api_client):
     assert body["compression"]["size_before"] > body["compression"]["size_after"]
     assert body["operation_id"] == operation.operation_id
 
-    plain = api_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/")
+    plain = user_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/")
     data = b"".join(plain.streaming_content)
     assert hashlib.sha256(data).hexdigest() == record.sha256
     assert data[:3] == b"PNN"
-    raw = api_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/", {"raw": "1"})
+    raw = user_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/", {"raw": "1"})
     stored = b"".join(raw.streaming_content)
     assert len(stored) == record.size_after
     assert stored[:4] == b"\x28\xb5\x2f\xfd"  # zstd frame magic
 
 
-def test_archive_is_a_streamed_zip_of_every_file(api_client):
+def test_archive_is_a_streamed_zip_of_every_file(user_client):
     operation = make_operation()
     records = [
         stored_transaction(operation, tick, channel) for tick in (1, 2) for channel in (193, 194)
     ]
 
-    response = api_client.get(f"{OPERATIONS}{operation.operation_id}/archive/")
+    response = user_client.get(f"{OPERATIONS}{operation.operation_id}/archive/")
 
     assert response.status_code == 200
     assert response.streaming
@@ -209,7 +209,7 @@ def test_every_endpoint_needs_auth():
     assert Operation.objects.get(pk=operation.pk).state == OperationState.RUNNING
 
 
-def test_secrets_never_in_api_output(api_client):
+def test_secrets_never_in_api_output(user_client):
     v3 = inline_modem(
         mac_address="aa:bb:cc:dd:ee:03",
         snmp={
@@ -222,17 +222,17 @@ def test_secrets_never_in_api_output(api_client):
         },
     )
     outputs = [
-        api_client.post(OPERATIONS, start_body(), format="json"),
-        api_client.post(OPERATIONS, start_body(modem=v3), format="json"),
+        user_client.post(OPERATIONS, start_body(), format="json"),
+        user_client.post(OPERATIONS, start_body(modem=v3), format="json"),
     ]
     operation = Operation.objects.first()
     stored_transaction(operation)
     outputs += [
-        api_client.get(OPERATIONS),
-        api_client.get(f"{OPERATIONS}{operation.operation_id}/"),
-        api_client.get(f"{OPERATIONS}{operation.operation_id}/status/"),
-        api_client.get(TRANSACTIONS),
-        api_client.get("/api/schema/"),
+        user_client.get(OPERATIONS),
+        user_client.get(f"{OPERATIONS}{operation.operation_id}/"),
+        user_client.get(f"{OPERATIONS}{operation.operation_id}/status/"),
+        user_client.get(TRANSACTIONS),
+        user_client.get("/api/schema/"),
     ]
     assert all(response.status_code in (200, 201) for response in outputs)
     for response in outputs:

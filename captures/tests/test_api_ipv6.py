@@ -11,18 +11,18 @@ import pytest
 
 from captures.api.serializers import IPV6_REFUSED
 from captures.models import Operation
-from captures.tests.factories import make_modem
 from captures.tests.test_api import OPERATIONS, inline_modem, start_body
 from devices.models import CableModem
+from tests.factories import make_modem
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("address", ["::1", "2001:db8::7", "fe80::1"])
-def test_inline_ipv6_modem_is_400_on_ip_address(api_client, address):
+def test_inline_ipv6_modem_is_400_on_ip_address(user_client, address):
     body = start_body(modem=inline_modem(ip_address=address))
 
-    response = api_client.post(OPERATIONS, body, format="json")
+    response = user_client.post(OPERATIONS, body, format="json")
 
     assert response.status_code == 400, response.content
     assert response.json() == {"modem": {"ip_address": [str(IPV6_REFUSED)]}}
@@ -31,21 +31,21 @@ def test_inline_ipv6_modem_is_400_on_ip_address(api_client, address):
     assert not CableModem.objects.exists()
 
 
-def test_registered_ipv6_modem_is_400_on_modem(api_client):
+def test_registered_ipv6_modem_is_400_on_modem(user_client):
     modem = make_modem(ip_address="2001:db8::7")
 
-    response = api_client.post(OPERATIONS, start_body(modem=modem.pk), format="json")
+    response = user_client.post(OPERATIONS, start_body(modem=modem.pk), format="json")
 
     assert response.status_code == 400, response.content
     assert response.json() == {"modem": [str(IPV6_REFUSED)]}
     assert not Operation.objects.exists()
 
 
-def test_ipv4_mapped_address_is_the_ipv4_address(api_client):
+def test_ipv4_mapped_address_is_the_ipv4_address(user_client):
     """::ffff:a.b.c.d is an IPv4 modem: stored, expected and reached as a.b.c.d."""
     body = start_body(modem=inline_modem(ip_address="::ffff:127.0.0.1"))
 
-    response = api_client.post(OPERATIONS, body, format="json")
+    response = user_client.post(OPERATIONS, body, format="json")
 
     assert response.status_code == 201, response.content
     modem = CableModem.objects.get()

@@ -6,12 +6,10 @@ Real SNMP and TFTP over 127.0.0.1, a real worker and beat, PostgreSQL and Redis.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import asdict
 
 import pytest
 import zstandard
-from django.core.cache import cache
 from django_celery_beat.models import PeriodicTask
 
 from captures import services, storage, triggering
@@ -22,11 +20,10 @@ from captures.models import (
     OperationState,
     Transaction,
 )
-from captures.tests.conftest import register
-from config.models import WorkerPing
-from config.tasks import record_worker_ping
-from conftest import wait_until
-from devices.simulators.modem import Failure
+from core import locks
+from simulators.modem import Failure
+from tests.factories import register_modem
+from tests.helpers import wait_until, worker_round_trip
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -57,14 +54,12 @@ def finished(operation: Operation, timeout: float = 60) -> Operation:
 
 def worker_drained() -> None:
     """Returns once the worker has processed everything queued before this call."""
-    token = uuid.uuid4().hex
-    record_worker_ping.delay(token)
-    wait_until(lambda: WorkerPing.objects.filter(token=token).exists(), timeout=30)
+    worker_round_trip()
 
 
-def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):
+def test_operation_runs_to_completion(pnm_worker, beat, farm, user_client):
     sim = farm(1)
-    operation = start(register(sim[0]))
+    operation = start(register_modem(sim[0]))
 
     done = finished(operation)
 
@@ -90,7 +85,7 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):
     assert done.metadata["system_description"]["VENDOR"] == "FieldRelay Sim"
     assert not list(storage.usable_spool_dir().glob("*.bin"))  # spool emptied
 
-    status = api_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
+    status = user_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
     assert status["state"] == "completed"
     assert status["collected"] == len(records)
     assert status["time_remaining"] == 0
@@ -99,7 +94,7 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, api_client):
 
 def test_channel_estimation_over_snmpv3(pnm_worker, beat, farm):
     sim = farm(1)
-    operation = start(register(sim[0], v3=True), name="multi_ds_channel_estimation")
+    operation = start(register_modem(sim[0], v3=True), name="multi_ds_channel_estimation")
 
     done = finished(operation)
 
@@ -109,12 +104,12 @@ def test_channel_estimation_over_snmpv3(pnm_worker, beat, farm):
     assert done.collected == done.expected >= 2
 
 
-def test_stop_midway(pnm_worker, beat, farm, api_client):
+def test_stop_midway(pnm_worker, beat, farm, user_client):
     sim = farm(1)
-    operation = start(register(sim[0]), duration_s=60, interval_s=1)
+    operation = start(register_modem(sim[0]), duration_s=60, interval_s=1)
     wait_until(lambda: Operation.objects.get(pk=operation.pk).collected >= 2, timeout=30)
 
-    response = api_client.post(f"/api/v1/captures/operations/{operation.operation_id}/stop/")
+    response = user_client.post(f"/api/v1/captures/operations/{operation.operation_id}/stop/")
 
     assert response.status_code == 200
     assert response.json()["state"] == "stopped"
@@ -149,7 +144,7 @@ def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
     sim = farm(1, failures={0: failure}, measure_delay_s=0.5)
     # Two channels measured 0.5 s apart: with IGNORE_FILE_NAME both files often carry the
     # same MIB default name (MAC + second); each must still land on its own capture.
-    operation = start(register(sim[0]), duration_s=2, interval_s=1)
+    operation = start(register_modem(sim[0]), duration_s=2, interval_s=1)
 
     done = finished(operation, timeout=90)
 
@@ -167,7 +162,7 @@ def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
 
 def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
     sim = farm(1)
-    operation = start(register(sim[0]))
+    operation = start(register_modem(sim[0]))
     done = finished(operation)
     capture = done.captures.filter(state=CaptureState.STORED).first()
     from captures.tasks import stage_capture, trigger_capture
@@ -184,7 +179,7 @@ def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
 
 def test_a_tick_delivered_twice_triggers_and_records_once(pnm_worker, farm):
     sim = farm(1)
-    operation = start(register(sim[0]), duration_s=600, interval_s=60)  # no beat running
+    operation = start(register_modem(sim[0]), duration_s=600, interval_s=60)  # no beat running
     from captures.tasks import trigger_capture
 
     trigger_capture.delay(operation.pk)
@@ -201,7 +196,7 @@ def test_a_tick_delivered_twice_triggers_and_records_once(pnm_worker, farm):
 
 def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
     sim = farm(1)
-    operation = start(register(sim[0]), duration_s=600, interval_s=60)  # no beat running
+    operation = start(register_modem(sim[0]), duration_s=600, interval_s=60)  # no beat running
     from captures.tasks import trigger_poll
 
     # The tick's setup and first trigger, and its first poll twice, here; the rest of the
@@ -212,7 +207,7 @@ def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
     trigger_poll.delay(measurement)  # and once more, late, through the broker
 
     wait_until(lambda: Operation.objects.get(pk=operation.pk).collected == 2, timeout=30)
-    wait_until(lambda: cache.get(triggering.lock_key(operation.modem_id)) is None, timeout=10)
+    wait_until(lambda: locks.holder(triggering.lock_key(operation.modem_id)) is None, timeout=10)
     worker_drained()
     after = Operation.objects.get(pk=operation.pk)
     assert sim[0].triggers == 2  # one per channel: the duplicate started no second chain
@@ -224,18 +219,18 @@ def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
 def test_the_deadline_passes_while_polling(pnm_worker, farm):
     # The measurement takes longer than the worker's PNM_MEASURE_DEADLINE_S (3 s).
     sim = farm(1, measure_delay_s=6)
-    operation = start(register(sim[0]), duration_s=600, interval_s=60, channel_ids=[193])
+    operation = start(register_modem(sim[0]), duration_s=600, interval_s=60, channel_ids=[193])
     from captures.tasks import trigger_capture
 
     trigger_capture.delay(operation.pk)
     wait_until(lambda: operation.captures.exists(), timeout=20)
-    assert cache.get(triggering.lock_key(operation.modem_id))  # held while it measures
+    assert locks.holder(triggering.lock_key(operation.modem_id))  # held while it measures
 
     failed = wait_until(
         lambda: operation.captures.filter(state=CaptureState.FAILED).first(), timeout=20
     )
     # Freed by the poll chain at the deadline, not by the lock's own expiry (33 s).
-    wait_until(lambda: cache.get(triggering.lock_key(operation.modem_id)) is None, timeout=5)
+    wait_until(lambda: locks.holder(triggering.lock_key(operation.modem_id)) is None, timeout=5)
     assert failed.error.startswith("channel 193: RXMER on ifIndex ")
     assert "BUSY after" in failed.error
     after = Operation.objects.get(pk=operation.pk)

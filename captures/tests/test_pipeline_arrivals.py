@@ -11,9 +11,10 @@ import pytest
 
 from captures import arrivals
 from captures.models import OperationState, Transaction
-from captures.tests.conftest import WORKER_ENV, register
+from captures.tests.helpers import WORKER_ENV
 from captures.tests.test_pipeline import finished, start
-from devices.simulators.modem import Failure
+from simulators.modem import Failure
+from tests.factories import register_modem
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -40,7 +41,7 @@ def poll_tasks_run(worker) -> int:
 def test_a_prompt_file_ends_its_tick_without_a_poll_task(waiting_worker, announcing, beat, farm):
     sim = farm(1, measure_delay_s=0.2)
     polls_before = poll_tasks_run(waiting_worker)
-    operation = start(register(sim[0]), duration_s=2, interval_s=1, channel_ids=[193])
+    operation = start(register_modem(sim[0]), duration_s=2, interval_s=1, channel_ids=[193])
 
     done = finished(operation)
 
@@ -62,7 +63,7 @@ def test_further_channels_and_late_files_go_through_the_poll_tasks(
     one tick, the final one.)"""
     sim = farm(1, measure_delay_s=1.5)
     polls_before = poll_tasks_run(waiting_worker)
-    operation = start(register(sim[0]), duration_s=3, interval_s=3)
+    operation = start(register_modem(sim[0]), duration_s=3, interval_s=3)
 
     done = finished(operation, timeout=90)
 
@@ -77,7 +78,7 @@ def test_further_channels_and_late_files_go_through_the_poll_tasks(
 
 def test_a_file_that_never_comes_fails_at_its_deadline(waiting_worker, announcing, beat, farm):
     sim = farm(1, failures={0: Failure.NO_UPLOAD}, measure_delay_s=0.2)
-    operation = start(register(sim[0]), duration_s=2, interval_s=1, channel_ids=[193])
+    operation = start(register_modem(sim[0]), duration_s=2, interval_s=1, channel_ids=[193])
 
     done = finished(operation, timeout=90)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from captures.pnm import ChannelEstimation, RxMer, parse
-from devices.simulators.pnm_files import (
+from simulators.pnm_files import (
     RXMER_EXCLUDED,
     channel_estimation_file,
     channel_estimation_values,

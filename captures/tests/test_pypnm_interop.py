@@ -13,8 +13,8 @@ import zstandard
 from django.core.management import call_command
 
 from captures import services, storage
-from captures.management.commands.import_pypnm import IMPORT_KEY, UNASSIGNED, import_data_dir
 from captures.models import Capture, CaptureGroup, Operation, Transaction
+from captures.pypnm_import import IMPORT_KEY, UNASSIGNED, import_data_dir
 from devices.models import CableModem
 
 SAMPLES = Path(__file__).parent / "data" / "pnm"
@@ -387,7 +387,7 @@ def test_pipeline_records_round_trip_through_the_manifests(
     storage_root: Path, tmp_path: Path
 ) -> None:
     """What our own pipeline recorded exports to a data dir PyPNM tools and import_pypnm read."""
-    from captures.tests.factories import make_operation, stored_transaction
+    from tests.factories import make_operation, stored_transaction
 
     operation = make_operation()
     staged = [stored_transaction(operation, tick) for tick in (1, 2)]

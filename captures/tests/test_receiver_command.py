@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT, wait_until, worker_environment
-from devices.heartbeats import live_ingesters
+from core.heartbeats import live_ingesters
+from tests.helpers import ROOT, wait_until, worker_environment
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

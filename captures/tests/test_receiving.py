@@ -9,10 +9,10 @@ import tftpy
 
 from captures import expectations, services
 from captures.models import CaptureState
-from captures.tests.factories import make_modem, make_operation
-from conftest import wait_until
 from devices.links.pnm import PnmTest, default_file_name, stored_file_name
-from devices.simulators.pnm_files import pnm_file
+from simulators.pnm_files import pnm_file
+from tests.factories import make_modem, make_operation
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

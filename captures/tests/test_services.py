@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 
 from captures import services, staging, storage
 from captures.models import CaptureState, Operation, OperationState, Transaction
-from captures.tests.factories import make_operation, uploaded_capture
+from tests.factories import make_operation, uploaded_capture
 
 pytestmark = pytest.mark.django_db
 

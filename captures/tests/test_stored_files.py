@@ -12,7 +12,7 @@ import pytest
 from captures import storage
 from captures.analysis import UnreadableFile, load_transaction
 from captures.models import Transaction
-from captures.tests.factories import make_operation, stored_transaction
+from tests.factories import make_operation, stored_transaction
 
 OPERATIONS = "/api/v1/captures/operations/"
 TRANSACTIONS = "/api/v1/captures/transactions/"
@@ -106,12 +106,12 @@ def test_corrupt_or_extended_file_raises():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("raw", [False, True])
-def test_download_of_a_truncated_file_is_an_error_not_a_short_file(api_client, raw):
+def test_download_of_a_truncated_file_is_an_error_not_a_short_file(user_client, raw):
     record = stored_transaction(make_operation())
     truncate(record, record.size_after // 2)
 
     params = {"raw": "1"} if raw else {}
-    response = api_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/", params)
+    response = user_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/", params)
 
     assert response.status_code == 500
     assert response.json()["code"] == "stored_file_damaged"
@@ -119,11 +119,11 @@ def test_download_of_a_truncated_file_is_an_error_not_a_short_file(api_client, r
 
 
 @pytest.mark.django_db
-def test_download_of_a_corrupt_file_of_the_right_length_aborts(api_client):
+def test_download_of_a_corrupt_file_of_the_right_length_aborts(user_client):
     record = stored_transaction(make_operation())
     flip_byte(record, record.size_after - 2)  # inside the checksum: only the end can tell
 
-    response = api_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/")
+    response = user_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/")
 
     assert response.status_code == 200  # the length matched; the stream itself must abort
     with pytest.raises(storage.StoredFileDamaged, match="corrupt"):
@@ -131,13 +131,13 @@ def test_download_of_a_corrupt_file_of_the_right_length_aborts(api_client):
 
 
 @pytest.mark.django_db
-def test_archive_aborts_on_a_truncated_member(api_client):
+def test_archive_aborts_on_a_truncated_member(user_client):
     operation = make_operation()
     whole = stored_transaction(operation, tick=1)
     cut = stored_transaction(operation, tick=2)
     truncate(cut, cut.size_after - 5)
 
-    response = api_client.get(f"{OPERATIONS}{operation.operation_id}/archive/")
+    response = user_client.get(f"{OPERATIONS}{operation.operation_id}/archive/")
     assert response.status_code == 200
     received = []
     with pytest.raises(storage.StoredFileDamaged, match="truncated"):

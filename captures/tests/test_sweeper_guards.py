@@ -7,7 +7,7 @@ from django_celery_beat.models import PeriodicTask
 
 from captures import services
 from captures.models import Operation, OperationState
-from captures.tests.factories import make_modem, make_operation
+from tests.factories import make_modem, make_operation
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.env import Env
-from config.queues import Queue, celery_task_routes
+from config.queues import Queue
 
 env = Env()
 
@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "config",
     "devices",
+    "seismographs",
     "captures",
     "monitoring",
 ]
@@ -61,7 +62,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "config" / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -137,7 +138,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = Queue.DEFAULT.value
-CELERY_TASK_ROUTES = celery_task_routes()
+CELERY_TASK_ROUTES = ["config.queues.route_task"]  # each task declares its queue
 # Device tasks must survive a worker dying mid-transfer: ack after the work, fetch one
 # message at a time. Every task is written to be safe to run twice.
 CELERY_TASK_ACKS_LATE = True

@@ -1,3 +1,3 @@
 """Admin for the device registry: one module per device family."""
 
-from devices.admin import modems, seismographs  # noqa: F401
+from devices.admin import modems  # noqa: F401

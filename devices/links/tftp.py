@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import tftpy
 from tftpy.TftpShared import TftpErrors, TftpException
 
-from devices.ingester import Ingester, Item
+from core.ingester import Ingester, Item
 from devices.links.pnm import parse_default_file_name
 
 log = logging.getLogger(__name__)

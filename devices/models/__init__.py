@@ -1,4 +1,3 @@
 """Device registry. One module per device family; import each model here."""
 
 from devices.models.modems import CableModem  # noqa: F401
-from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform  # noqa: F401

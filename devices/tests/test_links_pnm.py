@@ -17,7 +17,7 @@ from devices.links.pnm import (
     PnmTest,
 )
 from devices.links.snmp import SnmpClient, SnmpRejected, SnmpTimeout, client
-from devices.simulators.modem import Failure, ModemFarm, SimulatedModem
+from simulators.modem import Failure, ModemFarm, SimulatedModem
 
 READY, STALE, SILENT, SLOW = 0, 1, 2, 3
 DELAY_S = 0.4

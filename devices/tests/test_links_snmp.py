@@ -20,7 +20,7 @@ from devices.links.snmp import (
     is_ipv6,
     values_by_suffix,
 )
-from devices.simulators.modem import Failure, ModemFarm, V3User
+from simulators.modem import Failure, ModemFarm, V3User
 
 OK, SILENT, WRONG_COMMUNITY = 0, 1, 2
 

@@ -16,8 +16,7 @@ import pytest
 import tftpy
 from tftpy.TftpShared import TftpException
 
-from conftest import wait_until
-from devices.ingester import Item
+from core.ingester import Item
 from devices.links.pnm import PnmTest, default_file_name
 from devices.links.tftp import (
     Expectation,
@@ -27,7 +26,8 @@ from devices.links.tftp import (
     check_name,
     lookup_key,
 )
-from devices.simulators.modem import send_truncated
+from simulators.modem import send_truncated
+from tests.helpers import wait_until
 
 MAC = "02005e0000aa"
 MAX_BYTES = 8192

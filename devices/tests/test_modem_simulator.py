@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, wait_until
-from devices.ingester import Item
+from core.ingester import Item
 from devices.links import pnm
 from devices.links.pnm import PnmTest
 from devices.links.snmp import SnmpClient, client
 from devices.links.tftp import DEFAULT_MAX_BYTES, Expectation
-from devices.simulators import pnm_files
-from devices.simulators.modem import Failure, ModemFarm, SimulatedModem
 from devices.tests.test_links_tftp import Receiver
+from simulators import pnm_files
+from simulators.modem import Failure, ModemFarm, SimulatedModem
+from tests.helpers import ROOT, wait_until
 
 SAMPLES = Path("/work/shared/pnm-samples")
 OK, NO_UPLOAD, TRUNCATED, IGNORES_NAME = 0, 1, 2, 3

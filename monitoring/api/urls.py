@@ -1,6 +1,6 @@
-from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
+from core.urls import api_path
 from monitoring.api.views import (
     InstrumentSeriesView,
     InstrumentViewSet,
@@ -8,14 +8,14 @@ from monitoring.api.views import (
     SampleIngestView,
 )
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
 router.register("instruments", InstrumentViewSet, basename="monitoring-instrument")
 
 urlpatterns = [
-    re_path(r"^samples/?$", SampleIngestView.as_view(), name="monitoring-samples"),
-    re_path(r"^series/?$", MultiSeriesView.as_view(), name="monitoring-series"),
-    re_path(
-        r"^instruments/(?P<pk>[0-9]+)/series/?$",
+    api_path(r"samples", SampleIngestView.as_view(), name="monitoring-samples"),
+    api_path(r"series", MultiSeriesView.as_view(), name="monitoring-series"),
+    api_path(
+        r"instruments/(?P<pk>[0-9]+)/series",
         InstrumentSeriesView.as_view(),
         name="monitoring-instrument-series",
     ),

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from rest_framework.test import APIClient
 
 from monitoring.models import Instrument
 
@@ -29,11 +27,3 @@ def bpm(db) -> Instrument:
 @pytest.fixture
 def bpms(db) -> list[Instrument]:
     return [Instrument.objects.create(name=f"BPM{i:02d}") for i in range(3)]
-
-
-@pytest.fixture
-def api(db) -> APIClient:
-    user = get_user_model().objects.create_user("operator", password="pw-not-secret")
-    client = APIClient()
-    client.force_authenticate(user)
-    return client

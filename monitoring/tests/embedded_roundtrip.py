@@ -11,9 +11,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 
+from core import locks
 from monitoring import retention, series
 from monitoring.ingest import IngestError, ingest_json, ingest_line_protocol
 from monitoring.models import Instrument, Snapshot
@@ -60,9 +60,10 @@ def main() -> None:
     store(batch_of(edge), chunks=1)
     rows = [*rows_of(batch), *edge]
     flush_at = cutoff + timedelta(seconds=settings.MONITORING_FULL_RATE_WINDOW_S, minutes=0.5)
-    cache.add(retention.CACHE_LOCK_KEY, "someone else", timeout=60)
+    other = locks.acquire(retention.LEASE_KEY, 60)
     seen["second_runner_ran"] = retention.flush_retention(flush_at).ran
-    cache.delete(retention.CACHE_LOCK_KEY)
+    assert other is not None
+    assert other.release()
     result = retention.flush_retention(flush_at)
     expected = expected_after_flush(rows, to_us(result.cutoff))
     seen["flush"] = {"ran": result.ran, "kept": result.kept, "removed": result.removed}

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from monitoring.views import BPM_KX_MM, BPM_KY_MM
+from monitoring.bpm import BPM_KX_MM, BPM_KY_MM
 
 APP_DIR = Path(__file__).resolve().parent.parent
 EXTERNAL_URL = re.compile(

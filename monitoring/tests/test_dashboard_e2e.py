@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from rest_framework.authtoken.models import Token
 
-from monitoring.management.commands import simulate_instruments as sim
+from monitoring.bpm import BPM_KX_MM, BPM_KY_MM
 from monitoring.models import Instrument
-from monitoring.views import BPM_KX_MM, BPM_KY_MM
+from simulators import instruments as sim
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -10,11 +10,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from conftest import wait_until
-from devices.ingester import read_dump
+from core.ingester import read_dump
 from monitoring.ingest import forward_item
 from monitoring.listener import LineListener
 from monitoring.models import Instrument
+from tests.helpers import wait_until
 
 
 def _table(name: str) -> list[tuple]:

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, connections
 
-from conftest import ROOT, wait_until, worker_environment
 from monitoring.models import Instrument, RetentionState
 from monitoring.retention import LOCK_ID, cutoff_for, flush_retention
 from monitoring.storage import to_us
@@ -27,6 +26,7 @@ from monitoring.tests.helpers import (
     store,
     stored_rows,
 )
+from tests.helpers import ROOT, wait_until, worker_environment
 
 WINDOW = timedelta(seconds=settings.MONITORING_FULL_RATE_WINDOW_S)
 DAY0 = datetime(2026, 10, 1, tzinfo=UTC)

@@ -11,9 +11,9 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 
-from monitoring.management.commands import simulate_instruments as sim
+from monitoring.bpm import BPM_KX_MM, BPM_KY_MM
 from monitoring.models import Instrument
-from monitoring.views import BPM_KX_MM, BPM_KY_MM
+from simulators import instruments as sim
 
 
 def position(values: tuple[float, ...]) -> tuple[float, float]:

@@ -13,8 +13,8 @@ import threading
 import pytest
 from django.core.management import call_command
 
-from conftest import ROOT, wait_until, worker_environment
 from monitoring.models import Instrument, Sample
+from tests.helpers import ROOT, wait_until, worker_environment
 
 COUNT, RATE, SECONDS = 3, 10, 2
 

@@ -10,8 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from captures.demo import register_farm, start_rxmer
-from devices.management.commands.simulate_modems import describe
-from devices.simulators.modem import ModemFarm
+from simulators.modem import ModemFarm, describe
 
 
 class Command(BaseCommand):

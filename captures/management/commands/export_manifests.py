@@ -21,8 +21,8 @@ from django.core.management.base import BaseCommand
 from django.db.models import Prefetch
 
 from captures import storage
-from captures.management.commands.import_pypnm import GROUP_ONLY, IMPORT_KEY, UNASSIGNED
 from captures.models import CaptureGroup, Operation, Transaction
+from captures.pypnm_import import GROUP_ONLY, IMPORT_KEY, UNASSIGNED
 
 BATCH = 2000
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from devices.simulators.modem import Failure, ModemFarm
+from simulators.modem import Failure, ModemFarm, describe, parse_failures
 
 
 class Command(BaseCommand):
@@ -58,18 +58,3 @@ class Command(BaseCommand):
         finally:
             farm.stop()
         self.stdout.write("stopped")
-
-
-def parse_failures(values: list[str]) -> dict[int, Failure]:
-    failures = {}
-    for value in values:
-        index, _, mode = value.partition("=")
-        failures[int(index)] = Failure(mode)
-    return failures
-
-
-def describe(farm: ModemFarm) -> list[str]:
-    """One line per modem: index, address:port, MAC, failure mode (no communities)."""
-    return [
-        f"modem {m.index} {m.address}:{m.port} mac={m.mac} failure={m.failure.value}" for m in farm
-    ]

@@ -7,7 +7,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from devices.heartbeats import record_heartbeat
+from core.heartbeats import record_heartbeat
 from monitoring.ingest import forward_item
 from monitoring.listener import LineListener
 

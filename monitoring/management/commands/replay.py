@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from devices.ingester import replay
+from core.ingester import replay
 from monitoring.ingest import forward_item
 
 

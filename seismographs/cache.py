@@ -1,0 +1,197 @@
+"""Live, shared, short-lived seismograph state, kept in the Django cache.
+
+Redis in production and tests, a file cache in the embedded demo: everything here goes
+through the Django cache API or ``core.locks`` so both work. Per device: the monitor status
+(30 s TTL), the session lock (a ``core.locks`` lease, so a dead worker cannot hold it for
+ever), a
+short negative cache of the last failure, the consecutive-failure counter, single-flight
+markers (one refresh task per resource at a time) and hit/miss counters per cache layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from core import locks
+
+LAYERS = ("info", "events", "waveforms", "monitor")
+PLOT_TTL_S = 3600
+_DAY_S = 86400
+
+
+def _key(device_id: int, *parts: str) -> str:
+    return ":".join(["seismo", str(device_id), *parts])
+
+
+# --- monitor status --------------------------------------------------------------------
+
+
+def get_monitor(device_id: int) -> dict | None:
+    return cache.get(_key(device_id, "monitor"))
+
+
+def set_monitor(device_id: int, entry: dict) -> None:
+    cache.set(_key(device_id, "monitor"), entry, timeout=settings.SEISMO_MONITOR_TTL_S)
+
+
+def evict_monitor(device_id: int) -> None:
+    cache.delete(_key(device_id, "monitor"))
+
+
+def set_monitor_pending(device_id: int, action: str | None) -> None:
+    """Remember a start/stop the unit has not confirmed yet (start takes ~40 s)."""
+    key = _key(device_id, "monitor-pending")
+    if action is None:
+        cache.delete(key)
+    else:
+        cache.set(key, action, timeout=settings.SEISMO_MONITOR_PENDING_S)
+
+
+def get_monitor_pending(device_id: int) -> str | None:
+    return cache.get(_key(device_id, "monitor-pending"))
+
+
+# --- device session lock ----------------------------------------------------------------
+
+
+@contextmanager
+def device_lock(device_id: int) -> Iterator[bool]:
+    """Yield True when this caller owns the device's one link session, else False.
+
+    A ``core.locks`` lease of SEISMO_LOCK_TTL_S (longer than any session, as a serial
+    transfer cannot stop to renew it), so a killed worker cannot wedge a unit; only the
+    owner that still holds it releases it.
+    """
+    with locks.held(_key(device_id, "lock"), settings.SEISMO_LOCK_TTL_S) as lease:
+        yield lease is not None
+
+
+# --- single flight ------------------------------------------------------------------------
+
+
+def command_flight(name: str, **params: Any) -> str:
+    """The flight of a write: the same write joins one in flight, a different one (stop
+    while a start runs, other config values) gets its own flight and queues on the device
+    lock, instead of being answered with another write's outcome and never applied."""
+    if not params:
+        return name
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    return f"{name}:{digest[:16]}"
+
+
+def claim_flight(device_id: int, resource: str, task_id: str) -> str:
+    """Return the task id refreshing ``resource``: ours if we claimed it, else the running one.
+
+    The marker is a ``core.locks`` lease whose token is the task id."""
+    key = _key(device_id, "flight", resource)
+    if locks.acquire(key, settings.SEISMO_LOCK_TTL_S, token=task_id):
+        return task_id
+    return locks.holder(key) or task_id
+
+
+def release_flight(device_id: int, resource: str, task_id: str) -> None:
+    locks.attach(_key(device_id, "flight", resource), task_id, settings.SEISMO_LOCK_TTL_S).release()
+
+
+def flight_task(device_id: int, resource: str) -> str | None:
+    return locks.holder(_key(device_id, "flight", resource))
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def record_failure(device_id: int, error: dict) -> int:
+    """Count the failure and negative-cache it; return the consecutive-failure count.
+
+    Requests do not dial while the entry lives: a few seconds normally, longer once the
+    unit is offline (SEISMO_OFFLINE_AFTER failures in a row), so a dead modem is not
+    dialled on every page load. ``?force=true`` still may.
+    """
+    failures = _incr(_key(device_id, "failures"), timeout=_DAY_S)
+    offline = failures >= settings.SEISMO_OFFLINE_AFTER
+    ttl = settings.SEISMO_OFFLINE_RETRY_S if offline else settings.SEISMO_NEGATIVE_TTL_S
+    cache.set(_key(device_id, "negative"), {**error, "failures": failures}, timeout=ttl)
+    return failures
+
+
+def record_success(device_id: int) -> None:
+    cache.delete_many([_key(device_id, "negative"), _key(device_id, "failures")])
+
+
+def negative_entry(device_id: int) -> dict | None:
+    return cache.get(_key(device_id, "negative"))
+
+
+# --- hit / miss counters ----------------------------------------------------------------------
+
+
+def _incr(key: str, timeout: int | None) -> int:
+    """One round trip when the counter exists (the cache-hit path counts every request)."""
+    try:
+        return cache.incr(key)
+    except ValueError:  # first count, or expired
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+        return cache.incr(key)
+
+
+def count(device_id: int, layer: str, hit: bool) -> None:
+    _incr(_key(device_id, "stats", layer, "hits" if hit else "misses"), timeout=None)
+
+
+def counters(device_ids: list[int]) -> dict[str, dict[str, int]]:
+    """Hits and misses per layer, summed over ``device_ids``."""
+    keys = {
+        _key(i, "stats", layer, outcome): (layer, outcome)
+        for i in device_ids
+        for layer in LAYERS
+        for outcome in ("hits", "misses")
+    }
+    result = {layer: {"hits": 0, "misses": 0} for layer in LAYERS}
+    for key, value in cache.get_many(list(keys)).items():
+        layer, outcome = keys[key]
+        result[layer][outcome] += int(value)
+    return result
+
+
+def monitor_entries(device_ids: list[int]) -> dict[int, Any]:
+    found = cache.get_many([_key(i, "monitor") for i in device_ids])
+    return {i: found[_key(i, "monitor")] for i in device_ids if _key(i, "monitor") in found}
+
+
+def clear_device(device_id: int) -> int:
+    """Drop every live key of one device (not its global counters' share); return how many
+    monitor entries were dropped (0 or 1), the only layer with rows here."""
+    had_monitor = cache.get(_key(device_id, "monitor")) is not None
+    cache.delete_many(
+        [
+            _key(device_id, "monitor"),
+            _key(device_id, "monitor-pending"),
+            _key(device_id, "negative"),
+            _key(device_id, "failures"),
+            *(_key(device_id, "flight", r) for r in ("info", "events", "monitor")),
+            *(_key(device_id, "stats", layer, o) for layer in LAYERS for o in ("hits", "misses")),
+        ]
+    )
+    return int(had_monitor)
+
+
+# --- rendered waveform plots ------------------------------------------------------------------
+
+
+def rendered_plot(sha256: str, max_points: int, render: Callable[[], bytes]) -> bytes:
+    """A waveform's decimated JSON by content hash and size. Waveforms are immutable, so
+    the rendering never goes stale; the TTL only bounds the memory it holds."""
+    key = f"seismo:plot:{sha256}:{max_points}"
+    body = cache.get(key)
+    if body is None:
+        body = render()
+        cache.set(key, body, timeout=PLOT_TTL_S)
+    return body

@@ -1,0 +1,731 @@
+"""Simulated DOCSIS 3.1 cable modems: real SNMP agents that run PNM tests and upload by TFTP.
+
+Why this shape: an ``SnmpEngine`` costs ~0.2 s and ~1 MiB, so a farm of N modems is ONE
+pysnmp engine with N UDP transports (one per modem, each its own socket: 127.0.0.1 or ::1
+with an ephemeral port, or its own 127.0.x.y address). One MIB controller answers every request
+and picks the modem from the transport the request came in on. The engine runs its own
+event loop on a thread; measurements finish on loop timers; files are written with
+``pnm_files`` and uploaded by a small thread pool with the tftpy client, from the modem's own
+address, to the destination set over SNMP (docsPnmBulkDest*).
+
+Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive → busy →
+sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
+triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file.
+Per-modem knobs: ``measure_delay_s`` and ``failure`` (see ``Failure``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import enum
+import functools
+import hashlib
+import ipaddress
+import logging
+import socket
+import struct
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tftpy
+from pysnmp import error as snmp_error
+from pysnmp.carrier.asyncio.dgram import udp, udp6
+from pysnmp.entity import config
+from pysnmp.entity import engine as snmp_engine
+from pysnmp.entity.rfc3413 import cmdrsp, context
+from pysnmp.proto.api import v2c
+from pysnmp.smi import error as smi_error
+from pysnmp.smi.instrum import AbstractMibInstrumController
+
+from devices.links import pnm
+from devices.links.pnm import CtlStatus, MeasStatus, PnmTest
+from devices.links.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpTarget
+from simulators.pnm_files import pnm_file
+
+log = logging.getLogger(__name__)
+
+Oid = tuple[int, ...]
+DEFAULT_SYS_DESCR = (
+    "DOCSIS 3.1 Cable Modem <<HW_REV: 1.0; VENDOR: FieldRelay Sim; BOOTR: 1.0.0; "
+    "SW_REV: sim-1.0; MODEL: SIM-CM31>>"
+)
+BULK_FILE_TABLE = f"{pnm.PNM}.1.2.1"  # docsPnmBulkFileEntry: Index .1 Name .2 Control .3 Status .4
+BULK_FILE_ROWS = 16  # the CM keeps only the last few files
+UPLOAD_COMPLETED = 4
+UPLOAD_ERROR = 7
+STALE_S = 0.3  # how long a stale sampleReady shows after a trigger in that failure mode
+
+
+class Failure(enum.StrEnum):
+    """Ways a simulated modem misbehaves, as seen in the field."""
+
+    NONE = "none"
+    TIMEOUT = "timeout"  # stops answering SNMP
+    WRONG_COMMUNITY = "wrong_community"  # its communities are not the ones we were given
+    NO_UPLOAD = "no_upload"  # the test completes, the file never arrives
+    TRUNCATED_UPLOAD = "truncated_upload"  # the upload stops half way with a TFTP error
+    STALE_SAMPLE_READY = "stale_sample_ready"  # sampleReady from the last test shows first
+    IGNORE_FILE_NAME = "ignore_file_name"  # uploads under the MIB default name
+
+
+@dataclass(frozen=True)
+class V3User:
+    """The farm's SNMPv3 user: authNoPriv unless a priv key is given (authPriv, AES/DES)."""
+
+    user: str = "pnm"
+    auth_key: str = field(default="pnm-auth-key", repr=False)
+    priv_key: str = field(default="", repr=False)
+    auth_protocol: str = "SHA"
+    priv_protocol: str = "NONE"
+
+    @property
+    def security_level(self) -> str:
+        return "authPriv" if self.priv_key else "authNoPriv"
+
+
+@dataclass
+class Upload:
+    """What a simulated modem sent (for tests and benches)."""
+
+    file_name: str
+    size: int
+    sha256: str
+    triggered_at: float  # epoch seconds
+    sent_at: float
+    ok: bool
+    error: str = ""
+
+
+@dataclass
+class _Test:
+    """One (test, ifIndex) row of the modem's PNM tables."""
+
+    file_name: bytes = b""
+    enable: int = pnm.FALSE
+    status: MeasStatus = MeasStatus.INACTIVE
+
+
+class SimulatedModem:
+    """One modem's state and MIB. All mutation happens on the farm's loop thread."""
+
+    def __init__(
+        self,
+        farm: ModemFarm,
+        index: int,
+        address: str,
+        *,
+        measure_delay_s: float,
+        failure: Failure = Failure.NONE,
+        channels: tuple[tuple[int, int], ...] = ((3, 193), (4, 194)),
+        sys_descr: str = DEFAULT_SYS_DESCR,
+    ) -> None:
+        self.farm = farm
+        self.index = index
+        self.address = address
+        self.port = 0
+        self.mac = (
+            f"02:00:5e:{(index >> 16) & 0xFF:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
+        )
+        self.measure_delay_s = measure_delay_s
+        self.failure = failure
+        self.channels = channels
+        self.sys_descr = sys_descr
+        self.ctl_status = CtlStatus.READY
+        self.dest_type = 1
+        self.dest_ip = b"\0\0\0\0"
+        self.dest_path = b""
+        self.upload_control = 2  # noAutoUpload until told otherwise
+        self.tests = {
+            (test, if_index): _Test(
+                status=MeasStatus.SAMPLE_READY
+                if failure is Failure.STALE_SAMPLE_READY
+                else MeasStatus.INACTIVE
+            )
+            for test in PnmTest
+            for if_index, _ in channels
+        }
+        # OID -> ((test, ifIndex), column) of the test tables, for ``get``.
+        self._cells = {
+            _oid(getattr(test, f"{column}_oid")(if_index)): ((test, if_index), column)
+            for test, if_index in self.tests
+            for column in _COLUMNS
+        }
+        self.bulk_files: list[tuple[int, bytes, int]] = []  # (row, name, upload status)
+        self._next_bulk_row = 1
+        self.triggers = 0
+        self.uploads: list[Upload] = []
+
+    # --- identity ----------------------------------------------------------------------------
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.address
+
+    @property
+    def upload_address(self) -> str:
+        """Where its uploads come from. The TFTP destination is IPv4 (the receiver is), so
+        an IPv6 modem uploads from its IPv4 side, 127.0.0.1, as a dual-stack modem does."""
+        return "127.0.0.1" if self.ipv6 else self.address
+
+    @property
+    def community(self) -> str:
+        """The read-write community the platform is given for this modem."""
+        return self.farm.community
+
+    @property
+    def actual_community(self) -> str:
+        """The community the agent really accepts (differs under WRONG_COMMUNITY)."""
+        if self.failure is Failure.WRONG_COMMUNITY:
+            return self.farm.alt_community
+        return self.farm.community
+
+    def target(self, **options: Any) -> SnmpTarget:
+        """An SNMPv2c target for this modem with the community the platform was given."""
+        options.setdefault("community", self.community)
+        return SnmpTarget(self.address, self.port, "2c", **options)
+
+    def v3_target(self, **options: Any) -> SnmpTarget:
+        user = self.farm.v3_user
+        return SnmpTarget(
+            self.address,
+            self.port,
+            "3",
+            user=user.user,
+            auth_key=user.auth_key,
+            priv_key=user.priv_key,
+            auth_protocol=user.auth_protocol,
+            priv_protocol=user.priv_protocol,
+            **options,
+        )
+
+    # --- MIB -------------------------------------------------------------------------------
+    def _values(self) -> dict[Oid, Any]:
+        """The modem's MIB now (small: about 30 objects)."""
+        values: dict[Oid, Any] = {oid: value(self) for oid, value in _SCALARS.items()}
+        for if_index, channel_id in self.channels:
+            values[_oid(f"{pnm.OFDM_CHANNEL_ID}.{if_index}")] = v2c.Unsigned32(channel_id)
+        for oid, (key, column) in self._cells.items():
+            values[oid] = _COLUMNS[column](self.tests[key])
+        for row, name, status in self.bulk_files:
+            values[_oid(f"{BULK_FILE_TABLE}.1.{row}")] = v2c.Unsigned32(row)
+            values[_oid(f"{BULK_FILE_TABLE}.2.{row}")] = v2c.OctetString(name)
+            values[_oid(f"{BULK_FILE_TABLE}.4.{row}")] = v2c.Integer(status)
+        return values
+
+    def get(self, oid: Oid) -> Any:
+        """One object's value. GETs and SET echoes (the hot path) read the scalar or row
+        they name; only what is left (walked tables) builds the whole MIB."""
+        scalar = _SCALARS.get(oid)
+        if scalar is not None:
+            return scalar(self)
+        cell = self._cells.get(oid)
+        if cell is not None:
+            key, column = cell
+            return _COLUMNS[column](self.tests[key])
+        return self._values().get(oid)
+
+    def get_next(self, oid: Oid) -> tuple[Oid, Any] | None:
+        values = self._values()
+        keys = sorted(values)
+        position = bisect.bisect_right(keys, oid)
+        if position == len(keys):
+            return None
+        return keys[position], values[keys[position]]
+
+    def set(self, oid: Oid, value: Any, idx: int) -> None:
+        """Apply one SET; raise the SMI error a real CM would answer."""
+        if oid in _BULK_OIDS:
+            self._require_ready(oid, idx)
+            self._set_bulk(oid, value, idx)
+            return
+        (test, if_index), column = self._cells.get(oid, ((None, 0), None))
+        if column == "file_name":
+            _require_type(value, v2c.OctetString, oid, idx)
+            self._require_ready(oid, idx)
+            self.tests[(test, if_index)].file_name = bytes(value)[:255]
+            return
+        if column == "enable":
+            _require_type(value, v2c.Integer, oid, idx)
+            if int(value) not in (pnm.TRUE, pnm.FALSE):
+                raise smi_error.WrongValueError(name=oid, idx=idx)
+            if int(value) == pnm.TRUE:
+                self._require_ready(oid, idx)
+                self._trigger(test, if_index)
+            return
+        if self.get(oid) is not None:
+            raise smi_error.NotWritableError(name=oid, idx=idx)
+        raise smi_error.NoCreationError(name=oid, idx=idx)
+
+    def _require_ready(self, oid: Oid, idx: int) -> None:
+        if self.ctl_status is not CtlStatus.READY:
+            raise smi_error.InconsistentValueError(name=oid, idx=idx)
+
+    def _set_bulk(self, oid: Oid, value: Any, idx: int) -> None:
+        if oid == _oid(pnm.BULK_DEST_IP_TYPE):
+            _require_type(value, v2c.Integer, oid, idx)
+            if int(value) not in (1, 2):
+                raise smi_error.WrongValueError(name=oid, idx=idx)
+            self.dest_type = int(value)
+        elif oid == _oid(pnm.BULK_DEST_IP):
+            _require_type(value, v2c.OctetString, oid, idx)
+            if len(bytes(value)) not in (0, 4, 16):
+                raise smi_error.WrongLengthError(name=oid, idx=idx)
+            self.dest_ip = bytes(value)
+        elif oid == _oid(pnm.BULK_DEST_PATH):
+            _require_type(value, v2c.OctetString, oid, idx)
+            self.dest_path = bytes(value)[:255]
+        else:
+            _require_type(value, v2c.Integer, oid, idx)
+            if int(value) not in (1, 2, 3):
+                raise smi_error.WrongValueError(name=oid, idx=idx)
+            self.upload_control = int(value)
+
+    # --- the measurement ---------------------------------------------------------------------
+    def _trigger(self, test: PnmTest, if_index: int) -> None:
+        row = self.tests[(test, if_index)]
+        row.enable = pnm.TRUE
+        self.ctl_status = CtlStatus.TEST_IN_PROGRESS
+        self.triggers += 1
+        triggered_at = time.time()
+        loop = self.farm.loop
+        if self.failure is Failure.STALE_SAMPLE_READY:
+            row.status = MeasStatus.SAMPLE_READY  # left over from the previous test
+            loop.call_later(
+                min(STALE_S, self.measure_delay_s / 2), _set_status, row, MeasStatus.BUSY
+            )
+        else:
+            row.status = MeasStatus.BUSY
+        loop.call_later(self.measure_delay_s, self._finish, test, if_index, triggered_at)
+
+    def _finish(self, test: PnmTest, if_index: int, triggered_at: float) -> None:
+        row = self.tests[(test, if_index)]
+        row.status = MeasStatus.SAMPLE_READY
+        row.enable = pnm.FALSE  # the CM resets FileEnable/TrigEnable when the test ends
+        self.ctl_status = CtlStatus.READY
+        channel_id = dict(self.channels)[if_index]
+        epoch = int(time.time())
+        name = row.file_name.decode("ascii", "replace")
+        if not name or self.failure is Failure.IGNORE_FILE_NAME:
+            name = pnm.default_file_name(test, self.mac, epoch)
+        bulk_row = self._add_bulk_file(name.encode())
+        if self.upload_control != 3 or self.failure is Failure.NO_UPLOAD:
+            return
+        data = pnm_file(
+            test,
+            channel_id=channel_id,
+            mac=self.mac,
+            capture_time=epoch,
+            seed=self.index * 1_000_003 + self.triggers,
+        )
+        self.farm.upload(self, bulk_row, name, data, triggered_at)
+
+    def _add_bulk_file(self, name: bytes) -> int:
+        row = self._next_bulk_row
+        self._next_bulk_row += 1
+        self.bulk_files = [*self.bulk_files[-(BULK_FILE_ROWS - 1) :], (row, name, 3)]
+        return row
+
+    def upload_finished(self, bulk_row: int, record: Upload) -> None:
+        self.uploads.append(record)
+        status = UPLOAD_COMPLETED if record.ok else UPLOAD_ERROR
+        self.bulk_files = [
+            (row, name, status if row == bulk_row else old) for row, name, old in self.bulk_files
+        ]
+
+    def destination(self) -> str | None:
+        """The TFTP server's IPv4 address set over SNMP, or None.
+
+        Only loopback destinations unless the farm allows others: a simulator must not
+        spray uploads at whatever address a test or a typo sets.
+        """
+        if self.dest_type != 1 or len(self.dest_ip) != 4:
+            return None
+        address = ipaddress.IPv4Address(self.dest_ip)
+        if address.is_unspecified or not (address.is_loopback or self.farm.allow_remote):
+            return None
+        return str(address)
+
+
+def _set_status(row: _Test, status: MeasStatus) -> None:
+    if row.status is not MeasStatus.SAMPLE_READY or row.enable == pnm.TRUE:
+        row.status = status
+
+
+@functools.cache
+def _oid(dotted: str) -> Oid:
+    return tuple(int(part) for part in dotted.split("."))
+
+
+_SCALARS = {
+    _oid(pnm.SYS_DESCR): lambda m: v2c.OctetString(m.sys_descr),
+    _oid(pnm.BULK_DEST_IP_TYPE): lambda m: v2c.Integer(m.dest_type),
+    _oid(pnm.BULK_DEST_IP): lambda m: v2c.OctetString(m.dest_ip),
+    _oid(pnm.BULK_DEST_PATH): lambda m: v2c.OctetString(m.dest_path),
+    _oid(pnm.BULK_UPLOAD_CONTROL): lambda m: v2c.Integer(m.upload_control),
+    _oid(pnm.CTL_STATUS): lambda m: v2c.Integer(int(m.ctl_status)),
+}
+_COLUMNS = {
+    "file_name": lambda row: v2c.OctetString(row.file_name),
+    "enable": lambda row: v2c.Integer(row.enable),
+    "meas_status": lambda row: v2c.Integer(int(row.status)),
+}
+
+
+_BULK_OIDS = frozenset(
+    _oid(o)
+    for o in (pnm.BULK_DEST_IP_TYPE, pnm.BULK_DEST_IP, pnm.BULK_DEST_PATH, pnm.BULK_UPLOAD_CONTROL)
+)
+
+
+def _require_type(value: Any, expected: type, oid: Oid, idx: int) -> None:
+    if not isinstance(value, expected):
+        raise smi_error.WrongTypeError(name=oid, idx=idx)
+
+
+class _Drop(snmp_error.PySnmpError):
+    """Raised to answer nothing: the command responder swallows non-SMI pysnmp errors."""
+
+
+class _FarmController(AbstractMibInstrumController):
+    """Answers for every modem; the request's transport domain says which one."""
+
+    def __init__(self, farm: ModemFarm) -> None:
+        self.farm = farm
+
+    def _modem(self, snmpEngine: Any) -> SimulatedModem:
+        request = snmpEngine.observer.get_execution_context("rfc3412.receiveMessage:request")
+        modem = self.farm._by_domain.get(tuple(request["transportDomain"]))
+        if modem is None or modem.failure is Failure.TIMEOUT:
+            raise _Drop("not answering")
+        allowed = self.farm.security_names(modem)
+        if str(request["securityName"]) not in allowed:
+            raise _Drop("wrong community")  # a real CM silently drops these
+        return modem
+
+    def read_variables(self, *var_binds: Any, **ctx: Any) -> list:
+        modem = self._modem(ctx["snmpEngine"])
+        result = []
+        for idx, (name, _) in enumerate(var_binds):
+            oid = tuple(name)
+            value = modem.get(oid)
+            if ctx["acFun"]("read", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
+                value = None  # not in view
+            if value is None:
+                value = v2c.NoSuchInstance() if _is_object(modem, oid) else v2c.NoSuchObject()
+            result.append((name, value))
+        return result
+
+    def read_next_variables(self, *var_binds: Any, **ctx: Any) -> list:
+        modem = self._modem(ctx["snmpEngine"])
+        result = []
+        for idx, (name, _) in enumerate(var_binds):
+            oid = tuple(name)
+            while True:
+                found = modem.get_next(oid)
+                if found is None:
+                    result.append((name, v2c.EndOfMibView()))
+                    break
+                oid, value = found
+                obj = v2c.ObjectIdentifier(oid)
+                if not ctx["acFun"]("read", (obj, value), snmpEngine=ctx["snmpEngine"], idx=idx):
+                    result.append((obj, value))
+                    break
+        return result
+
+    def write_variables(self, *var_binds: Any, **ctx: Any) -> list:
+        modem = self._modem(ctx["snmpEngine"])
+        for idx, (name, value) in enumerate(var_binds):
+            if ctx["acFun"]("write", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
+                raise smi_error.NoAccessError(name=name, idx=idx)
+        for idx, (name, value) in enumerate(var_binds):
+            modem.set(tuple(name), value, idx)
+        return [(name, _echo(modem, name, value)) for name, value in var_binds]
+
+
+def _echo(modem: SimulatedModem, name: Any, value: Any) -> Any:
+    current = modem.get(tuple(name))
+    return value if current is None else current
+
+
+def _is_object(modem: SimulatedModem, oid: Oid) -> bool:
+    """Whether ``oid`` names a column/scalar we implement (→ noSuchInstance, not Object)."""
+    found = modem.get_next(oid[:-1])
+    return found is not None and found[0][:-1] == oid[:-1]
+
+
+class ModemFarm:
+    """N simulated modems in one SNMP engine on one background event loop.
+
+    ``distinct_addresses`` gives modem i its own 127.0.x.y address (so uploads come from
+    distinct peers, as in the field); otherwise every modem is ``host`` (127.0.0.1, or ::1
+    for IPv6 modems, which upload from 127.0.0.1) on its own port.
+    ``tftp_port`` is where uploads go on the destination address set over SNMP (69 on a
+    real plant; tests point it at a receiver bound to port 0). Uploads go to loopback
+    destinations only, unless ``allow_remote``.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        measure_delay_s: float = 0.5,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        distinct_addresses: bool = False,
+        community: str = "private",
+        read_community: str = "public",
+        v3_user: V3User | None = None,
+        tftp_port: int = 69,
+        upload_timeout_s: float = 2.0,
+        upload_workers: int = 16,
+        failures: dict[int, Failure] | None = None,
+        allow_remote: bool = False,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if ":" in host and (host != "::1" or distinct_addresses):
+            raise ValueError("the only IPv6 address a farm listens on is ::1 (one port per modem)")
+        self.community = community
+        self.read_community = read_community
+        self.alt_community = f"{community}-other"
+        self.alt_read_community = f"{read_community}-other"
+        self.v3_user = v3_user or V3User()
+        self.tftp_port = tftp_port
+        self.allow_remote = allow_remote
+        self.upload_timeout_s = upload_timeout_s
+        self.port = port
+        failures = failures or {}
+        self.modems = [
+            SimulatedModem(
+                self,
+                index,
+                _address(index) if distinct_addresses else host,
+                measure_delay_s=measure_delay_s,
+                failure=failures.get(index, Failure.NONE),
+            )
+            for index in range(count)
+        ]
+        self._by_domain: dict[Oid, SimulatedModem] = {}
+        self._uploader = ThreadPoolExecutor(upload_workers, thread_name_prefix="modem-upload")
+        self._spool = tempfile.TemporaryDirectory(prefix="modem-farm-")
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        self.engine: Any = None
+        logging.getLogger("tftpy").setLevel(logging.WARNING)  # INFO per packet is 3x slower
+
+    def __len__(self) -> int:
+        return len(self.modems)
+
+    def __getitem__(self, index: int) -> SimulatedModem:
+        return self.modems[index]
+
+    def __iter__(self):
+        return iter(self.modems)
+
+    def __enter__(self) -> ModemFarm:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self, timeout_s: float = 30.0) -> ModemFarm:
+        """Bind every modem's socket and answer SNMP on a background thread."""
+        self._thread = threading.Thread(target=self._run, name="modem-farm", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError("modem farm did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"modem farm failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        self._uploader.shutdown(wait=True, cancel_futures=True)
+        self._spool.cleanup()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the farm's loop (where modem state lives) and return its value."""
+        future = asyncio.run_coroutine_threadsafe(_as_coroutine(fn, *args), self.loop)
+        return future.result(10)
+
+    def security_names(self, modem: SimulatedModem) -> frozenset[str]:
+        if modem.failure is Failure.WRONG_COMMUNITY:
+            return frozenset({"rw-other", "ro-other", self.v3_user.user})
+        return frozenset({"rw", "ro", self.v3_user.user})
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self._setup()
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.engine.transport_dispatcher.job_finished(1)
+            self.engine.close_dispatcher()
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()
+
+    def _setup(self) -> None:
+        self.engine = snmp_engine.SnmpEngine()
+        for modem in self.modems:
+            # Each modem its own transport domain (and socket): IPv4, or IPv6 on ::1.
+            family, domain_name, carrier = (
+                (socket.AF_INET6, udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport)
+                if modem.ipv6
+                else (socket.AF_INET, udp.DOMAIN_NAME, udp.UdpAsyncioTransport)
+            )
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.bind((modem.address, self.port))
+            modem.port = sock.getsockname()[1]
+            domain = (*domain_name, modem.index + 1)
+            transport = carrier(loop=self.loop).open_server_mode(sock=sock)
+            config.add_transport(self.engine, domain, transport)
+            self._by_domain[domain] = modem
+        everything = (1, 3, 6)
+        nothing = (0, 0)  # explicit: an empty write subtree lets anyone SET (pysnmp #48)
+        for name, community, write in (
+            ("rw", self.community, everything),
+            ("ro", self.read_community, nothing),
+            ("rw-other", self.alt_community, everything),
+            ("ro-other", self.alt_read_community, nothing),
+        ):
+            config.add_v1_system(self.engine, name, community)
+            config.add_vacm_user(self.engine, 2, name, "noAuthNoPriv", everything, write)
+        user = self.v3_user
+        config.add_v3_user(
+            self.engine,
+            user.user,
+            AUTH_PROTOCOLS[user.auth_protocol.upper()],
+            user.auth_key,
+            PRIV_PROTOCOLS[user.priv_protocol.upper()] if user.priv_key else PRIV_PROTOCOLS["NONE"],
+            user.priv_key or None,
+        )
+        config.add_vacm_user(self.engine, 3, user.user, user.security_level, everything, everything)
+        snmp_context = context.SnmpContext(self.engine)
+        snmp_context.unregister_context_name(b"")
+        snmp_context.register_context_name(b"", _FarmController(self))
+        for responder in (
+            cmdrsp.GetCommandResponder,
+            cmdrsp.NextCommandResponder,
+            cmdrsp.BulkCommandResponder,
+            cmdrsp.SetCommandResponder,
+        ):
+            responder(self.engine, snmp_context)
+        self.engine.transport_dispatcher.job_started(1)
+
+    # --- uploads ---------------------------------------------------------------------------
+    def upload(
+        self, modem: SimulatedModem, bulk_row: int, name: str, data: bytes, triggered_at: float
+    ) -> None:
+        """Send ``data`` to the modem's destination on the pool (called on the loop)."""
+        host = modem.destination()
+        remote = (modem.dest_path.decode("ascii", "replace") + name) if host else name
+        truncated = modem.failure is Failure.TRUNCATED_UPLOAD
+        future = self._uploader.submit(self._send, modem, host, remote, data, truncated)
+
+        def done(fut: Any) -> None:
+            if fut.cancelled():  # the farm stopped before this upload ran
+                return
+            error = fut.exception()
+            record = Upload(
+                file_name=name,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                triggered_at=triggered_at,
+                sent_at=time.time(),
+                ok=error is None and not truncated,
+                error=str(error or ("truncated on purpose" if truncated else "")),
+            )
+            with contextlib.suppress(RuntimeError):  # loop already closed at shutdown
+                self.loop.call_soon_threadsafe(modem.upload_finished, bulk_row, record)
+
+        future.add_done_callback(done)
+
+    def _send(
+        self, modem: SimulatedModem, host: str | None, remote: str, data: bytes, truncated: bool
+    ) -> None:
+        if host is None:
+            raise RuntimeError("no (loopback) bulk destination set")
+        if truncated:
+            send_truncated(
+                host, self.tftp_port, remote, data, modem.upload_address, self.upload_timeout_s
+            )
+            return
+        path = Path(self._spool.name) / f"{modem.index}-{time.monotonic_ns()}.bin"
+        path.write_bytes(data)
+        try:
+            client = tftpy.TftpClient(host, self.tftp_port, localip=modem.upload_address)
+            client.upload(remote, str(path), timeout=self.upload_timeout_s, retries=2)
+        finally:
+            path.unlink(missing_ok=True)
+
+
+async def _as_coroutine(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
+def _address(index: int) -> str:
+    """127.0.1.1 … 127.0.1.250, then 127.0.2.1 …: any 127/8 address binds without set-up."""
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+def send_truncated(
+    host: str, port: int, name: str, data: bytes, local_ip: str, timeout_s: float
+) -> int:
+    """Upload half of ``data`` over TFTP, then abort with an ERROR packet; bytes sent.
+
+    A raw lock-step writer, because the tftpy client cannot stop half way on purpose.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((local_ip, 0))
+        sock.settimeout(timeout_s)
+        sock.sendto(struct.pack("!H", 2) + name.encode() + b"\0octet\0", (host, port))
+        reply, server = sock.recvfrom(1024)
+        if struct.unpack("!H", reply[:2])[0] != 4:  # not an ACK: refused
+            raise RuntimeError(f"upload refused: {reply[4:-1]!r}")
+        half = data[: len(data) // 2]
+        sent = 0
+        for block, offset in enumerate(range(0, max(len(half) - 512, 0) + 1, 512), start=1):
+            chunk = half[offset : offset + 512]
+            if len(chunk) < 512:
+                break  # a short block would end the transfer cleanly
+            sock.sendto(struct.pack("!HH", 3, block) + chunk, server)
+            sock.recvfrom(1024)
+            sent += len(chunk)
+        sock.sendto(struct.pack("!HH", 5, 0) + b"aborted by modem\0", server)
+        return sent
+
+
+def parse_failures(values: list[str]) -> dict[int, Failure]:
+    """``INDEX=MODE`` options (``simulate_modems --failure``) as a failure per modem."""
+    failures = {}
+    for value in values:
+        index, _, mode = value.partition("=")
+        failures[int(index)] = Failure(mode)
+    return failures
+
+
+def describe(farm: ModemFarm) -> list[str]:
+    """One line per modem: index, address:port, MAC, failure mode (no communities)."""
+    return [
+        f"modem {m.index} {m.address}:{m.port} mac={m.mac} failure={m.failure.value}" for m in farm
+    ]

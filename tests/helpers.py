@@ -1,0 +1,148 @@
+"""Helpers shared by test modules: fixtures live in the conftest files, and test modules
+import plain helpers from here (never from a conftest)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from config.queues import Queue
+
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_QUEUES = ",".join(queue.value for queue in Queue)
+
+
+def _test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes the tests start."""
+    db = connection.settings_dict
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    netloc = parts.netloc
+    return urlunsplit((parts.scheme, netloc, "/" + db["NAME"], parts.query, ""))
+
+
+def worker_environment(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": _test_database_url(),
+            "FIELDRELAY_STORAGE_ROOT": str(settings.FIELDRELAY_STORAGE_ROOT),
+            "FIELDRELAY_SPOOL_DIR": str(settings.FIELDRELAY_SPOOL_DIR),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """A ``celery worker`` subprocess; stopped (and reaped) by ``stop``."""
+
+    def __init__(
+        self, queues: str, name: str, log_path: Path, env: dict[str, str], pool: str = "solo"
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-P",
+                pool,
+                *(["-c", "4"] if pool == "threads" else []),
+                "-Q",
+                queues,
+                "-n",
+                name,
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while "ready." not in self.log():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready in {timeout} s:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
+) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
+
+
+def worker_round_trip(timeout: float = 30.0) -> str:
+    """Run Celery's own ``celery.accumulate`` on the default queue and wait for its result
+    in the PostgreSQL result backend: broker, worker and database agree. With one solo
+    worker it also means every task queued before this call has been processed. Returns
+    the name of the worker that ran it."""
+    from celery.result import AsyncResult
+    from django_celery_results.models import TaskResult
+
+    from config.celery_app import app
+
+    token = uuid.uuid4().hex
+    result: AsyncResult = app.send_task("celery.accumulate", args=[token], ignore_result=False)
+    assert result.get(timeout=timeout) == [token]
+    return TaskResult.objects.get(task_id=result.id).worker or ""
+
+
+def api_client_for(user: object) -> APIClient:
+    """An API client acting as ``user`` (DRF's forced authentication: the fixtures test
+    what a role may do; how credentials are checked is tested in tests/test_api_auth.py)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
