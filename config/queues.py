@@ -29,6 +29,6 @@ TASK_ROUTES: list[tuple[str, Queue]] = [
 ]
 
 
-def celery_task_routes() -> list[dict]:
+def celery_task_routes() -> list[dict[str, dict[str, str]]]:
     """The ``task_routes`` setting: one glob map, order preserved."""
     return [{pattern: {"queue": queue.value} for pattern, queue in TASK_ROUTES}]

@@ -77,4 +77,5 @@ class IngestResultSerializer(serializers.Serializer):
 
 class IngestErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = serializers.ListField(child=serializers.DictField())
+    # Describes the error body (schema only); this serializer's own .errors is never read.
+    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]

@@ -8,7 +8,7 @@ from monitoring.api.views import (
     SampleIngestView,
 )
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()  # DRF reads trailing_slash as a bool: "/?" meant "/"
 router.register("instruments", InstrumentViewSet, basename="monitoring-instrument")
 
 urlpatterns = [

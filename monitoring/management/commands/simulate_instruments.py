@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -153,7 +154,7 @@ class Command(BaseCommand):
             help="seconds to keep trying to reach the listener before giving up",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         count, rate = int(options["count"]), float(options["rate"])
         if count < 1 or not 0 < rate <= 1000:
             raise CommandError("--count must be ≥ 1 and --rate in (0, 1000]")
