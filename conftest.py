@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -20,11 +21,12 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parent
 ALL_QUEUES = "default,snmp,serial,ingest,maintenance"
+T = TypeVar("T")
 
 
 def wait_until(
-    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
-) -> object:
+    predicate: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05
+) -> T:
     """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -182,6 +184,6 @@ def _purge_broker() -> None:
         for queue in ALL_QUEUES.split(","):
             with conn.channel() as channel:
                 try:
-                    channel.queue_purge(queue)
+                    channel.queue_purge(queue)  # type: ignore[attr-defined]  # transport's channel
                 except Exception:  # noqa: S112 - a queue that never existed has nothing to purge
                     continue
