@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from conftest import wait_until
-from devices.ingester import read_dump
+from devices.ingester import Item, read_dump
 from monitoring.ingest import forward_item
 from monitoring.listener import LineListener
 from monitoring.models import Instrument
@@ -53,7 +53,7 @@ def listener(tmp_path):
         port=0,
         batch_s=0.2,
     )
-    listener.beats = beats
+    listener.beats = beats  # type: ignore[attr-defined]  # for the tests to read
     thread = threading.Thread(target=listener.run)
     thread.start()
     assert listener.ready.wait(10)
@@ -106,7 +106,7 @@ def test_stream_is_stored_and_its_replay_stores_the_same_rows(listener):
 
 
 def test_listener_stops_promptly_and_emits_what_it_had(tmp_path):
-    items = []
+    items: list[Item] = []
     listener = LineListener("stop-test", items.append, port=0, batch_s=60)
     thread = threading.Thread(target=listener.run)
     thread.start()
