@@ -104,7 +104,7 @@ def claim_flight(device_id: int, resource: str, task_id: str) -> str:
     return cache.get(key) or task_id
 
 
-def release_flight(device_id: int, resource: str, task_id: str) -> None:
+def release_flight(device_id: int, resource: str, task_id: str | None) -> None:
     key = _key(device_id, "flight", resource)
     if cache.get(key) == task_id:
         cache.delete(key)

@@ -31,7 +31,7 @@ RETRY_KINDS = {"checksum", "dropped"}
 
 
 def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> dict[str, Any]:
-    kwargs = task.request.kwargs
+    kwargs = task.request.kwargs or {}  # None outside a task request
     attempt = kwargs.get("attempt", 0)
     try:
         result = work()
@@ -65,7 +65,7 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
     return outcome
 
 
-_OPTIONS = {"bind": True, "ignore_result": False, "max_retries": None}
+_OPTIONS: dict[str, Any] = {"bind": True, "ignore_result": False, "max_retries": None}
 
 
 @shared_task(**_OPTIONS)

@@ -211,6 +211,7 @@ def test_admin_pages_and_waveform_plot(warm, admin_client):
     # Reported data is not deleted by hand (only through the unit's clear_cache action).
     assert admin_client.get(f"/admin/devices/seismowaveform/{row.pk}/delete/").status_code == 403
     event = SeismoEvent.objects.first()
+    assert event is not None
     assert admin_client.post(f"/admin/devices/seismoevent/{event.pk}/delete/").status_code == 403
     assert SeismoEvent.objects.filter(pk=event.pk).exists()
     cleared = admin_client.post(

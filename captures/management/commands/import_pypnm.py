@@ -19,8 +19,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from io import TextIOBase
 from pathlib import Path
-from typing import TextIO
+from typing import SupportsInt
 
 import zstandard
 from django.conf import settings
@@ -88,7 +89,7 @@ class ImportReport:
 class Progress:
     """A one-line progress bar on stderr, redrawn at most ~100 times."""
 
-    def __init__(self, total: int, stream: TextIO, width: int = 40) -> None:
+    def __init__(self, total: int, stream: TextIOBase, width: int = 40) -> None:
         self.total, self.stream, self.width = total, stream, width
         self.step = max(total // 100, 1)
 
@@ -103,7 +104,7 @@ class Progress:
         self.stream.flush()
 
 
-def _epoch(value: object) -> datetime:
+def _epoch(value: str | SupportsInt | None) -> datetime:
     return datetime.fromtimestamp(int(value or 0), tz=UTC)
 
 
@@ -154,7 +155,7 @@ def _base_name(filename: str) -> str:
 
 
 class Importer:
-    def __init__(self, root: Path, level: int, progress_stream: TextIO | None) -> None:
+    def __init__(self, root: Path, level: int, progress_stream: TextIOBase | None) -> None:
         self.root = root
         self.pnm_dir = root / "pnm"
         self.level = level
@@ -218,7 +219,7 @@ class Importer:
         family = op.get("operation") or {}
         mac = metadata.get("mac_address") or sample["mac_address"]
         default_name, default_mode = TEST_OPERATION.get(
-            sample.get("pnm_test_type"), ("multi_rxmer", "continuous")
+            sample.get("pnm_test_type") or "", ("multi_rxmer", "continuous")
         )
         status = op.get("operation_status") or {}
         created = _epoch(op.get("created"))
@@ -367,7 +368,7 @@ class Importer:
 
 
 def import_data_dir(
-    root: Path, *, level: int | None = None, progress_stream: TextIO | None = None
+    root: Path, *, level: int | None = None, progress_stream: TextIOBase | None = None
 ) -> ImportReport:
     """Import a PyPNM data directory; see the module docstring."""
     if not root.is_dir():
