@@ -76,7 +76,8 @@ class AnalysisQuerySerializer(serializers.Serializer):
 
 
 class ParsedQuerySerializer(serializers.Serializer):
-    # The query parameter is called "data"; this serializer's .data is never read.
+    # The query parameter is called "data". DRF takes declared fields off the class, so the
+    # name hides nothing at run time.
     data = serializers.BooleanField(default=True)  # type: ignore[assignment]
 
 

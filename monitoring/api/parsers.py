@@ -46,6 +46,7 @@ class SampleJSONParser(BaseParser):
 
     media_type = "application/json"
 
+    # As above: any JSON value.
     def parse(self, stream, media_type=None, parser_context=None) -> object:  # type: ignore[override]
         try:
             return json.loads(read_limited(stream))

@@ -77,5 +77,5 @@ class IngestResultSerializer(serializers.Serializer):
 
 class IngestErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    # Describes the error body (schema only); this serializer's own .errors is never read.
+    # DRF takes declared fields off the class, so the name hides nothing at run time.
     errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
