@@ -15,7 +15,7 @@ DEMO_ENV = env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL \
 	FLOWER_BASIC_AUTH=operator:fieldrelay-demo \
 	DJANGO_SETTINGS_MODULE=config.settings.local
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint typecheck format bench clean
 
 venv: $(STAMP)
 
@@ -35,10 +35,14 @@ test: $(STAMP)
 	@$(TEST_ENV) $(BIN)/python -m config.servicecheck
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# mypy with the django-stubs plugin: it imports the test settings but opens no connection.
+typecheck: $(STAMP)
+	$(TEST_ENV) $(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -49,4 +53,4 @@ bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(TEST_ENV) $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache

@@ -49,11 +49,11 @@ def load_day(ids: list[int]) -> int:
             # 10 Hz with a per-instrument phase and jitter, as real monitors tick
             ts = t_day + tick * 100_000 + k * 997 + rng.integers(0, 500, per_chunk)
             parts.append((np.full(per_chunk, instrument), ts))
-        instrument = np.concatenate([p[0] for p in parts])
+        instruments = np.concatenate([p[0] for p in parts])
         ts = np.concatenate([p[1] for p in parts])
         order = np.argsort(ts, kind="stable")  # interleaved in time, as live ingest writes
         values = rng.normal(1000.0, 50.0, (len(ts), 4)).round(2)
-        batch = SampleBatch(instrument[order], ts[order], values, np.full(len(ts), 4, np.int8))
+        batch = SampleBatch(instruments[order], ts[order], values, np.full(len(ts), 4, np.int8))
         with transaction.atomic():
             total += write_batch(batch, settings.MONITORING_SNAPSHOT_INTERVAL_S)
     return total

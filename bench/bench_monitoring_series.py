@@ -66,10 +66,9 @@ def load(ids: list[int], now: datetime) -> None:
         copy_columns(cursor, "monitoring_snapshot", names, columns)
         cursor.execute("ANALYZE monitoring_snapshot")
         cursor.execute("ANALYZE monitoring_sample")
-    return raw_start
 
 
-def timed_get(client, url: str, params: dict) -> tuple[float, int]:
+def timed_get(client, url: str, params: dict[str, str | int]) -> tuple[float, int]:
     started = time.perf_counter()
     response = client.get(url, params, HTTP_ACCEPT_ENCODING="gzip")
     elapsed = time.perf_counter() - started
@@ -93,12 +92,13 @@ def main() -> None:
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
         url = f"/api/v1/monitoring/instruments/{ids[7]}/series"
         rng = random.Random(4)
-        results = {}
+        results: dict[str, tuple[list[float], float, str]] = {}
         for label, span in RANGES.items():
-            latencies, sizes = [], []
+            latencies: list[float] = []
+            sizes: list[int] = []
             for _ in range(REQUESTS):
                 end = now - timedelta(seconds=rng.uniform(0, 1800))
-                params = {
+                params: dict[str, str | int] = {
                     "start": (end - span).isoformat(),
                     "end": end.isoformat(),
                     "max_points": 2000,
@@ -109,12 +109,12 @@ def main() -> None:
             level = client.get(url, params).json()["resolution"]
             results[label] = (latencies, statistics.median(sizes), level)
         hit = [timed_get(client, url, params)[0] for _ in range(REQUESTS)]
-    for label, (latencies, size, level) in results.items():
+    for label, (latencies, median_size, level) in results.items():
         ordered = sorted(latencies)
         p95 = ordered[int(0.95 * len(ordered)) - 1]
         print(
             f"{label:>8} ({level}): p50 {statistics.median(latencies):6.1f} ms, "
-            f"p95 {p95:6.1f} ms, {size / 1024:.0f} KiB gzipped, {REQUESTS} requests"
+            f"p95 {p95:6.1f} ms, {median_size / 1024:.0f} KiB gzipped, {REQUESTS} requests"
         )
     print(f"14 days, server cache hit: p50 {statistics.median(hit):.1f} ms")
 

@@ -63,6 +63,7 @@ def main() -> None:
             rxmer_us = parse_us
     legacy_us = per_call_us(parse, legacy((SAMPLES / "rxmer.bin").read_bytes()))
     print(f"{'rxmer.bin with the legacy PNM header':58} {'RXMER':26} {'':7} {legacy_us:9.1f}")
+    assert rxmer_us is not None, "rxmer.bin is missing from the samples"
     speedup = PYPNM_RXMER_MS * 1000 / rxmer_us
     verdict = "meets" if rxmer_us <= 500 and speedup >= 80 else "MISSES"
     print(

@@ -93,7 +93,7 @@ def machine_busy_s() -> float:
 
 
 def children(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         text = (task / "children").read_text().split()
         found.extend(int(child) for child in text)
@@ -147,7 +147,8 @@ def main() -> None:
         for queue in ("snmp", "ingest", "maintenance", "default"):
             with conn.channel() as channel:
                 try:
-                    channel.queue_purge(queue)
+                    # a virtual (Redis) channel; kombu's stub knows only the base class
+                    channel.queue_purge(queue)  # type: ignore[attr-defined]
                 except Exception:  # noqa: S112 - a queue that never existed is empty
                     continue
 
@@ -178,6 +179,7 @@ def main() -> None:
         target=run_farm, args=(args.modems, tftp_port, args.delay, child), daemon=True
     )
     farm.start()
+    assert farm.pid is not None  # set by start()
     procs: list[subprocess.Popen] = []
     try:
         from captures.demo import start_rxmer
@@ -262,7 +264,7 @@ def main() -> None:
         )
         procs.append(beat)
         # Where the CPU goes: every process of the pipeline, and the whole machine.
-        cpu_pids = {
+        cpu_pids: dict[str, list[int]] = {
             **{f"{n} worker": ps for n, ps in pids.items()},
             "simulated modems": [farm.pid],
             "tftp receiver": [receiver.pid],

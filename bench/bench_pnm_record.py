@@ -79,6 +79,7 @@ def measure(operation, first_tick: int) -> list[float]:
     for offset in range(SAMPLES):
         tick = first_tick + offset
         capture = services.create_capture(operation, tick, 194, 4, f"bench_{tick}.bin")
+        assert capture is not None  # every tick is new
         Capture.objects.filter(pk=capture.pk).update(state=CaptureState.UPLOADED)
         capture.state = CaptureState.UPLOADED
         started = time.perf_counter()

@@ -73,7 +73,9 @@ def run() -> None:
         sim.unit.time_scale = 1.0  # from here on the unit answers at real link timing
         probe_s = timed(lambda: services.sync_events(device.pk, time.time() + 1))
         last = EVENTS - 1
-        download_s = timed(lambda: services.fetch_waveform(device.pk, last, False, lambda d, t: 0))
+        download_s = timed(
+            lambda: services.fetch_waveform(device.pk, last, False, lambda d, t: None)
+        )
         sim.unit.time_scale = 0.0
 
         base = f"/api/v1/devices/seismographs/{device.pk}/"

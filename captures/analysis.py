@@ -14,9 +14,11 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import zstandard
+from django.db.models import QuerySet
 
 from captures import storage
 from captures.models import Operation, Transaction
@@ -42,7 +44,8 @@ class Measure:
 
     name: str
     unit: str
-    read: Callable[[PnmFile], np.ndarray]
+    # Called only with the file type measure_for() chose this measure for.
+    read: Callable[[Any], np.ndarray]
 
 
 RXMER_DB = Measure("rxmer", "dB", lambda f: f.values_db)
@@ -73,7 +76,7 @@ def load_transaction(record: Transaction) -> PnmFile:
     return parse(data)
 
 
-def operation_transactions(operation: Operation):
+def operation_transactions(operation: Operation) -> QuerySet[Transaction]:
     return (
         Transaction.objects.filter(capture_group_id=operation.capture_group_id)
         .order_by("timestamp", "id")
@@ -105,6 +108,10 @@ class ChannelSeries:
             self.total = clean.copy()
             self.counts = finite.astype(np.int32)
         else:
+            # the first add set all four arrays together
+            assert self.minimum is not None
+            assert self.maximum is not None
+            assert self.counts is not None
             np.fmin(self.minimum, np.where(finite, values, np.inf), out=self.minimum)
             np.fmax(self.maximum, np.where(finite, values, -np.inf), out=self.maximum)
             self.total += clean
@@ -115,11 +122,16 @@ class ChannelSeries:
             self.rows.append(values.astype(np.float32))
 
     def average(self) -> np.ndarray:
+        assert self.counts is not None, "no capture added"
+        assert self.total is not None
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.counts > 0, self.total / self.counts, np.nan)
 
     def extremes(self) -> tuple[np.ndarray, np.ndarray]:
         """min and max with never-measured subcarriers as NaN (missing)."""
+        assert self.counts is not None, "no capture added"
+        assert self.minimum is not None
+        assert self.maximum is not None
         seen = self.counts > 0
         return np.where(seen, self.minimum, np.nan), np.where(seen, self.maximum, np.nan)
 
@@ -147,7 +159,7 @@ def analyse(operation: Operation, analysis: AnalysisType) -> AnalysisResult:
             skipped.append({"transaction_id": record.transaction_id, "reason": str(exc)})
             continue
         measure = measure_for(analysis, parsed)
-        if measure is None:
+        if measure is None or not isinstance(parsed, RxMer | ChannelEstimation):
             continue  # e.g. a FEC summary in an RxMER operation: not part of this analysis
         frequencies = parsed.grid.frequencies()
         series = channels.get(parsed.channel_id)
@@ -206,13 +218,13 @@ def iter_json(result: AnalysisResult) -> Iterator[bytes]:
     yield b"]}"
 
 
-def _csv_line(values: list) -> bytes:
+def _csv_line(values: list[object]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer).writerow(values)
     return buffer.getvalue().encode()
 
 
-def _cells(values: np.ndarray, digits: int) -> list:
+def _cells(values: np.ndarray, digits: int) -> list[object]:
     return ["" if v is None else v for v in json_list(values, digits)]
 
 
@@ -232,6 +244,7 @@ def iter_csv(result: AnalysisResult) -> Iterator[bytes]:
         )
         low, high = series.extremes()
         columns = [_cells(v, digits) for v in (low, series.average(), high)]
+        assert series.counts is not None  # every series has had at least one add
         for i, frequency in enumerate(series.frequency_hz.tolist()):
             yield _csv_line(
                 [series.channel_id, frequency, *(c[i] for c in columns), int(series.counts[i])]

@@ -31,6 +31,9 @@ class _Pipe:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        """Part of the writable-file protocol; ZipFile leaves a passed-in file open."""
+
     def drain(self) -> bytes:
         data = b"".join(self._chunks)
         self._chunks.clear()

@@ -32,7 +32,7 @@ class OperationName(models.TextChoices):
 
 
 # The one test each operation family captures on every tick.
-OPERATION_TEST = {
+OPERATION_TEST: dict[str, PnmTestType] = {
     OperationName.MULTI_RXMER: PnmTestType.DS_OFDM_RXMER_PER_SUBCAR,
     OperationName.MULTI_DS_CHANNEL_ESTIMATION: PnmTestType.DS_OFDM_CHAN_EST_COEF,
 }

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,12 +30,12 @@ from captures.models import (
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+Row = TypeVar("Row")
 
 OPEN_CAPTURE_STATES = (CaptureState.PENDING, CaptureState.UPLOADED)
 
 
-def one_or_none(queryset: QuerySet[T]) -> T | None:
+def one_or_none(queryset: QuerySet[Any, Row]) -> Row | None:
     """The row a primary-key filter selects, or None. Unlike ``first()`` this adds no
     ORDER BY (our models have a default ordering), which halves the cost of compiling the
     hot-path queries."""
@@ -108,6 +108,8 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
         )
         if operation is None or operation.state != OperationState.RUNNING:
             return None
+        if operation.ends_at is None:
+            return None  # cannot be ticked; the sweeper fails it (NO_END_TIME)
         total = operation.total_ticks
         if operation.last_tick >= total:
             return None
@@ -342,8 +344,8 @@ class SweepResult:
     failed: int = 0  # running operations that could not go on (no end time)
     rescheduled: int = 0
     completed: int = 0
-    late_final: list[int] | None = None  # operations whose final tick must run now
-    restage: list[int] | None = None  # uploaded captures whose staging was lost
+    late_final: list[int] = field(default_factory=list)  # final tick must run now
+    restage: list[int] = field(default_factory=list)  # uploaded captures whose staging was lost
 
 
 def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
@@ -351,7 +353,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
     operations whose final tick was lost and uploads whose staging was lost.
     Idempotent, so two sweeps at once do no harm."""
     now = now or timezone.now()
-    result = SweepResult(late_final=[], restage=[])
+    result = SweepResult()
     lost_tick_after = timedelta(seconds=4 * settings.PNM_MEASURE_DEADLINE_S + 60)
     overdue = Capture.objects.filter(state=CaptureState.PENDING, deadline__lt=now)
     for capture_pk, file_name in overdue.values_list("pk", "file_name")[:limit]:

@@ -141,7 +141,7 @@ def _await_upload(measurement: triggering.Measurement) -> None:
 def _poll_later(measurement: triggering.Measurement, countdown: float | None = None) -> None:
     """Queue the next poll one poll interval (or a backoff) from now."""
     trigger_poll.apply_async(
-        args=[asdict(measurement)],
+        args=(asdict(measurement),),
         countdown=settings.PNM_POLL_INTERVAL_S if countdown is None else countdown,
     )
 

@@ -166,15 +166,11 @@ def _trigger_next(
     test = pnm.PnmTest(operation.test_type)
     for position, (if_index, channel_id) in enumerate(plan):
         epoch = int(time.time())
-        capture = services.create_capture(
-            operation,
-            tick,
-            channel_id,
-            if_index,
-            lambda offset, c=channel_id, e=epoch: pnm.stored_file_name(
-                test, modem.mac_address, c, e + offset
-            ),
-        )
+
+        def file_name(offset: int, c: int = channel_id, e: int = epoch) -> str:
+            return pnm.stored_file_name(test, modem.mac_address, c, e + offset)
+
+        capture = services.create_capture(operation, tick, channel_id, if_index, file_name)
         if capture is None:
             continue  # this (tick, channel) was triggered by an earlier delivery
         if not ready_checked:  # a later channel: the lock was taken a measurement ago

@@ -12,7 +12,10 @@ one per pool is enough.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis import Redis
 
 _DELETE_BATCH = 500
 
@@ -21,24 +24,25 @@ class ReusingRedisCacheClient(RedisCacheClient):
     """One ``redis.Redis`` per connection pool (Django's own pool choice), built on first
     use."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._clients: dict[int, object] = {}
+        self._clients: dict[int, Redis] = {}
 
-    def get_client(self, key=None, *, write=False):
-        pool = self._get_connection_pool(write)
+    def get_client(self, key: object = None, *, write: bool = False) -> Redis:
+        # Both are private to Django's client and absent from django-stubs.
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
         client = self._clients.get(id(pool))
         if client is None:
-            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
 
 class PrefixedRedisCache(RedisCache):
-    def __init__(self, server, params) -> None:
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
 
-    def clear(self) -> bool:
+    def clear(self) -> bool:  # type: ignore[override]  # as Django's RedisCache; stub says None
         client = self._cache.get_client(None, write=True)
         batch: list[bytes] = []
         for key in client.scan_iter(match=f"{self.key_prefix}:*", count=_DELETE_BATCH):

@@ -6,9 +6,11 @@ start-up with a message an operator can act on, instead of a confusing error lat
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -34,13 +36,13 @@ class Env:
         value = self._raw(name)
         return default if value is None or value == "" else value
 
-    def required(self, name: str) -> str:
+    def required(self, name: builtins.str) -> builtins.str:
         value = self._raw(name)
         if not value:
             raise ImproperlyConfigured(f"{name} must be set")
         return value
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def bool(self, name: builtins.str, default: bool = False) -> bool:
         value = self._raw(name)
         if value is None:
             return default
@@ -51,7 +53,7 @@ class Env:
             return False
         raise ImproperlyConfigured(f"{name} must be a boolean (true/false, 1/0), got {value!r}")
 
-    def int(self, name: str, default: int, minimum: int | None = None) -> int:
+    def int(self, name: builtins.str, default: int, minimum: int | None = None) -> int:
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -63,7 +65,7 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
         return number
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: builtins.str, default: float) -> float:
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -72,17 +74,21 @@ class Env:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
 
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+    def list(
+        self, name: builtins.str, default: list[builtins.str] | None = None
+    ) -> list[builtins.str]:
         value = self._raw(name)
         if value is None or value == "":
             return list(default or [])
         return [item.strip() for item in value.split(",") if item.strip()]
 
-    def path(self, name: str, default: Path) -> Path:
+    def path(self, name: builtins.str, default: Path) -> Path:
         value = self._raw(name)
         return Path(value).expanduser() if value else default
 
-    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+    def url(
+        self, name: builtins.str, default: builtins.str, schemes: tuple[builtins.str, ...]
+    ) -> builtins.str:
         value = self.str(name, default)
         scheme = urlsplit(value).scheme
         if scheme not in schemes:
@@ -91,13 +97,13 @@ class Env:
             )
         return value
 
-    def database(self, name: str, default: str) -> dict:
+    def database(self, name: builtins.str, default: builtins.str) -> dict[builtins.str, Any]:
         """Parse ``postgres://user:pass@host:port/db`` or ``sqlite:///path`` into DATABASES."""
         value = self.url(name, default, ("postgres", "postgresql", "sqlite"))
         return parse_database_url(name, value)
 
 
-def parse_database_url(name: str, value: str) -> dict:
+def parse_database_url(name: str, value: str) -> dict[str, Any]:
     parts = urlsplit(value)
     options = dict(parse_qsl(parts.query))
     if parts.scheme == "sqlite":

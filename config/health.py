@@ -30,7 +30,8 @@ def check_database() -> None:
 def check_broker() -> None:
     timeout = settings.HEALTH_CHECK_TIMEOUT_S
     with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
-        conn.ensure_connection(max_retries=1, timeout=timeout, interval_start=0)
+        # kombu takes float seconds; celery-types narrows timeout to int.
+        conn.ensure_connection(max_retries=1, timeout=timeout, interval_start=0)  # type: ignore[arg-type]
         # A server-backed transport must answer a round trip, not just accept a socket.
         if hasattr(conn.default_channel, "client") and hasattr(conn.default_channel.client, "ping"):
             conn.default_channel.client.ping()

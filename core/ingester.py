@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from core.retry import backoff_s
 
@@ -39,7 +39,7 @@ class Item:
     key: str
     payload: bytes = b""
     path: str | None = None
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
     received_at: float = 0.0
 
     @property
@@ -106,7 +106,7 @@ class IngestMetrics:
             self.errors += 1
             self.lost += int(lost)
 
-    def snapshot(self, queue_depth: int = 0) -> dict:
+    def snapshot(self, queue_depth: int = 0) -> dict[str, object]:
         with self._lock:
             counters = {
                 "items": self.items,
@@ -132,7 +132,7 @@ class Ingester(ABC):
         name: str,
         forward: Callable[[Item], None],
         *,
-        heartbeat: Callable[[str, dict], None] | None = None,
+        heartbeat: Callable[[str, dict[str, object]], None] | None = None,
         heartbeat_interval_s: float = 5.0,
         dump_path: str | Path | None = None,
         queue_size: int = 10_000,
@@ -197,7 +197,7 @@ class Ingester(ABC):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stop())
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, object]:
         return {"name": self.name, **self.metrics.snapshot(self._queue.qsize())}
 
     # --- internals -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ class InstrumentAdmin(admin.ModelAdmin):
 
 @admin.register(RetentionState)
 class RetentionStateAdmin(admin.ModelAdmin):
-    list_display = ["watermark", "flushed_at", "last_kept", "last_removed"]
+    list_display = ("watermark", "flushed_at", "last_kept", "last_removed")
     readonly_fields = list_display
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 from django.conf import settings
@@ -154,8 +155,8 @@ def ingest_line_protocol(
                 continue
             rows.add(number, instrument, ts_us, values)
     for count, (positions, instruments, stamps, texts) in usual.items():
-        values = np.array(texts, dtype=np.float64).reshape(-1, count)
-        finite = np.isfinite(values).all(axis=1)  # "1e999" is a plain number, and infinite
+        matrix = np.array(texts, dtype=np.float64).reshape(-1, count)
+        finite = np.isfinite(matrix).all(axis=1)  # "1e999" is a plain number, and infinite
         for i in np.flatnonzero(~finite):
             problems.append(Problem(f"line {positions[i]}", "a value is not finite"))
         keep = np.flatnonzero(finite).tolist() if not finite.all() else None
@@ -163,8 +164,8 @@ def ingest_line_protocol(
             positions, instruments, stamps = (
                 [column[i] for i in keep] for column in (positions, instruments, stamps)
             )
-            values = values[keep]
-        rows.add_block(positions, instruments, stamps, values)
+            matrix = matrix[keep]
+        rows.add_block(positions, instruments, stamps, matrix)
     return _store(rows, problems, received, strict=strict, now=now)
 
 
@@ -212,7 +213,7 @@ def _ordered(channels: list[str], values: object) -> list[float]:
     if isinstance(values, dict) and len(values) == len(channels):  # the common case, fast
         ordered = [values.get(name) for name in channels]
         if all(type(v) is float and math.isfinite(v) for v in ordered):
-            return ordered
+            return cast("list[float]", ordered)  # every one a float, checked just above
     if isinstance(values, dict):
         if set(values) != set(channels):
             raise ValueError(

@@ -29,7 +29,7 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
 @cache
-def layout_pattern(fields: tuple[str, ...]) -> re.Pattern:
+def layout_pattern(fields: tuple[str, ...]) -> re.Pattern[str]:
     """One regular expression for the usual shape of a line:
     ``measurement[,instrument=name] f1=v1,…,fn=vn [timestamp]`` with exactly these fields in
     this order and plain decimal values. Groups: measurement, instrument, the n values, the

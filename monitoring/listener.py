@@ -94,7 +94,7 @@ class LineListener(Ingester):
 
     def _read(self, selector: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
         try:
-            chunk = key.fileobj.recv(READ_SIZE)
+            chunk = _socket(key).recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -115,7 +115,7 @@ class LineListener(Ingester):
     def _close(self, selector: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
         """A last line without its newline still counts when the sender closes."""
         selector.unregister(key.fileobj)
-        key.fileobj.close()
+        _socket(key).close()
         rest = key.data["rest"]
         if rest.strip():
             self._add(key.data["peer"], rest + b"\n")
@@ -146,3 +146,9 @@ class LineListener(Ingester):
         self._pending, self._pending_bytes, self._pending_since = [], 0, None
         key = f"{self.name}-{int(time.time() * 1000)}-{next(self._batches)}"
         self.emit(Item(source=self.name, key=key, payload=payload))
+
+
+def _socket(key: selectors.SelectorKey) -> socket.socket:
+    """The connection a selector key was registered for (the selector types it loosely)."""
+    assert isinstance(key.fileobj, socket.socket)
+    return key.fileobj

@@ -255,7 +255,9 @@ def _nullable(values: np.ndarray) -> list[float | None]:
 
 
 def db_time(us: int) -> str:
-    return connection.ops.adapt_datetimefield_value(to_datetime(us))
+    value = connection.ops.adapt_datetimefield_value(to_datetime(us))
+    assert value is not None  # None only for a None datetime
+    return value
 
 
 def to_us(value: datetime | str) -> int:

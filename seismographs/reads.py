@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from celery import Task
 from celery.exceptions import TimeoutError as CeleryTimeoutError
@@ -29,6 +29,9 @@ from django.utils import timezone
 from seismographs import cache as seismo_cache
 from seismographs import tasks
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 ERROR_STATUS = {
     "refused": 503,
@@ -123,7 +126,7 @@ def dispatch(
             task.apply_async(
                 kwargs={"device_id": device_id, "requested_at": time.time(), **kwargs},
                 task_id=task_id,
-                expires=expires_s,
+                expires=expires_s,  # type: ignore[arg-type]  # None: no expiry; stub says no None
             )
         except Exception:
             seismo_cache.release_flight(device_id, resource, task_id)
@@ -160,7 +163,7 @@ def _outcome_error(task_id: str, wait_s: float) -> dict | None:
     """Why a refresh ended without data when it recorded no link failure on the device:
     the unit stayed busy in another session, it was deleted, or the task itself crashed.
     The flight marker is released just before the result is stored, hence the short wait."""
-    result = AsyncResult(task_id)
+    result: AsyncResult[Any] = AsyncResult(task_id)
     try:
         outcome = result.get(timeout=wait_s, interval=_POLL_S, propagate=False)
     except CeleryTimeoutError:
@@ -248,7 +251,11 @@ def event_json(event: SeismoEvent, has_waveform: bool) -> dict[str, Any]:
     return {**event.header, "index": event.device_index, "has_waveform": has_waveform}
 
 
-def _slots(device: Seismograph) -> QuerySet[SeismoEvent]:
+class _Slot(TypedDict):
+    has_waveform: bool
+
+
+def _slots(device: Seismograph) -> QuerySet[WithAnnotations[SeismoEvent, _Slot]]:
     """Events at their current index, with a flag (not the bytes) for a stored waveform."""
     stored = SeismoWaveform.objects.filter(event=OuterRef("pk"))
     return (
@@ -331,13 +338,13 @@ def run_command(device: Seismograph, name: str, task: Task, **kwargs: Any) -> Re
     flight = seismo_cache.command_flight(name, **kwargs)
     expires_s = settings.SEISMO_COMMAND_EXPIRES_S
     task_id = dispatch(device.pk, flight, task, expires_s=expires_s, **kwargs)
-    result = AsyncResult(task_id)
+    result: AsyncResult[Any] = AsyncResult(task_id)
     deadline = time.monotonic() + settings.SEISMO_API_WAIT_S
     while not result.ready():
         if time.monotonic() >= deadline:
             return Reply(202, source="device", last_error=last_error(device), task_id=task_id)
         time.sleep(_POLL_S * 2)
-    outcome = result.result if isinstance(result.result, dict) else {"ok": False}
+    outcome: dict[str, Any] = result.result if isinstance(result.result, dict) else {"ok": False}
     if result.state == "REVOKED":
         outcome = {"ok": False, "error": EXPIRED}
     device.refresh_from_db()

@@ -196,7 +196,9 @@ def _place(device: Seismograph, header: EventHeader) -> SeismoEvent:
 def _slots(device: Seismograph) -> dict[int, tuple[str, dt.datetime]]:
     rows = SeismoEvent.objects.filter(device=device, device_index__isnull=False)
     return {
-        i: (k, ts) for i, k, ts in rows.values_list("device_index", "waveform_key", "timestamp")
+        i: (k, ts)
+        for i, k, ts in rows.values_list("device_index", "waveform_key", "timestamp")
+        if i is not None  # excluded by the filter already; this narrows the type
     }
 
 

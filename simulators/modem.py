@@ -29,6 +29,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,7 @@ class SimulatedModem:
             for if_index, _ in channels
         }
         # OID -> ((test, ifIndex), column) of the test tables, for ``get``.
-        self._cells = {
+        self._cells: dict[Oid, tuple[tuple[PnmTest, int], str]] = {
             _oid(getattr(test, f"{column}_oid")(if_index)): ((test, if_index), column)
             for test, if_index in self.tests
             for column in _COLUMNS
@@ -244,13 +245,14 @@ class SimulatedModem:
             self._require_ready(oid, idx)
             self._set_bulk(oid, value, idx)
             return
-        (test, if_index), column = self._cells.get(oid, ((None, 0), None))
-        if column == "file_name":
+        cell = self._cells.get(oid)
+        (test, if_index), column = cell if cell is not None else ((None, 0), None)
+        if test is not None and column == "file_name":
             _require_type(value, v2c.OctetString, oid, idx)
             self._require_ready(oid, idx)
             self.tests[(test, if_index)].file_name = bytes(value)[:255]
             return
-        if column == "enable":
+        if test is not None and column == "enable":
             _require_type(value, v2c.Integer, oid, idx)
             if int(value) not in (pnm.TRUE, pnm.FALSE):
                 raise smi_error.WrongValueError(name=oid, idx=idx)
@@ -362,7 +364,7 @@ def _oid(dotted: str) -> Oid:
     return tuple(int(part) for part in dotted.split("."))
 
 
-_SCALARS = {
+_SCALARS: dict[Oid, Callable[[SimulatedModem], Any]] = {
     _oid(pnm.SYS_DESCR): lambda m: v2c.OctetString(m.sys_descr),
     _oid(pnm.BULK_DEST_IP_TYPE): lambda m: v2c.Integer(m.dest_type),
     _oid(pnm.BULK_DEST_IP): lambda m: v2c.OctetString(m.dest_ip),
@@ -370,7 +372,7 @@ _SCALARS = {
     _oid(pnm.BULK_UPLOAD_CONTROL): lambda m: v2c.Integer(m.upload_control),
     _oid(pnm.CTL_STATUS): lambda m: v2c.Integer(int(m.ctl_status)),
 }
-_COLUMNS = {
+_COLUMNS: dict[str, Callable[[_Test], Any]] = {
     "file_name": lambda row: v2c.OctetString(row.file_name),
     "enable": lambda row: v2c.Integer(row.enable),
     "meas_status": lambda row: v2c.Integer(int(row.status)),
@@ -388,11 +390,11 @@ def _require_type(value: Any, expected: type, oid: Oid, idx: int) -> None:
         raise smi_error.WrongTypeError(name=oid, idx=idx)
 
 
-class _Drop(snmp_error.PySnmpError):
+class _Drop(snmp_error.PySnmpError):  # type: ignore[misc]  # pysnmp ships no types
     """Raised to answer nothing: the command responder swallows non-SMI pysnmp errors."""
 
 
-class _FarmController(AbstractMibInstrumController):
+class _FarmController(AbstractMibInstrumController):  # type: ignore[misc]  # as above
     """Answers for every modem; the request's transport domain says which one."""
 
     def __init__(self, farm: ModemFarm) -> None:
@@ -408,7 +410,7 @@ class _FarmController(AbstractMibInstrumController):
             raise _Drop("wrong community")  # a real CM silently drops these
         return modem
 
-    def read_variables(self, *var_binds: Any, **ctx: Any) -> list:
+    def read_variables(self, *var_binds: Any, **ctx: Any) -> list[tuple[Any, Any]]:
         modem = self._modem(ctx["snmpEngine"])
         result = []
         for idx, (name, _) in enumerate(var_binds):
@@ -421,7 +423,7 @@ class _FarmController(AbstractMibInstrumController):
             result.append((name, value))
         return result
 
-    def read_next_variables(self, *var_binds: Any, **ctx: Any) -> list:
+    def read_next_variables(self, *var_binds: Any, **ctx: Any) -> list[tuple[Any, Any]]:
         modem = self._modem(ctx["snmpEngine"])
         result = []
         for idx, (name, _) in enumerate(var_binds):
@@ -438,7 +440,7 @@ class _FarmController(AbstractMibInstrumController):
                     break
         return result
 
-    def write_variables(self, *var_binds: Any, **ctx: Any) -> list:
+    def write_variables(self, *var_binds: Any, **ctx: Any) -> list[tuple[Any, Any]]:
         modem = self._modem(ctx["snmpEngine"])
         for idx, (name, value) in enumerate(var_binds):
             if ctx["acFun"]("write", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
@@ -527,7 +529,7 @@ class ModemFarm:
     def __getitem__(self, index: int) -> SimulatedModem:
         return self.modems[index]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[SimulatedModem]:
         return iter(self.modems)
 
     def __enter__(self) -> ModemFarm:

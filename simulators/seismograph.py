@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -276,13 +277,13 @@ class SimulatedUnit:
             self.erase()
             return self.record_events(n)
 
-    def change_config(self, **fields: object) -> DeviceConfig:
+    def change_config(self, **fields: Any) -> DeviceConfig:
         """Change the config as if from the keypad; the revision goes up."""
         with self._lock:
             self.config = replace(self.config, **fields, revision=self.config.revision + 1)
             return self.config
 
-    def set_fault(self, **changes: object) -> None:
+    def set_fault(self, **changes: Any) -> None:
         """e.g. ``set_fault(checksum_frame=3)``, ``set_fault(refused=True)``."""
         with self._lock:
             self.faults = replace(self.faults, **changes)
@@ -599,7 +600,7 @@ class SeismographSimulator:
         busy: str = "refuse",
         ring: bool = True,
         host: str = "127.0.0.1",
-        **unit_options: object,
+        **unit_options: Any,
     ) -> None:
         if transport not in ("tcp", "pty"):
             raise ValueError("transport must be 'tcp' or 'pty'")

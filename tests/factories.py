@@ -48,6 +48,7 @@ def uploaded_capture(
         data = pnm_file(
             PnmTest.RXMER, channel_id=channel_id, mac=mac, capture_time=1_700_000_000, seed=tick
         )
+    assert capture is not None  # a new (tick, channel)
     spool = settings.FIELDRELAY_SPOOL_DIR
     spool.mkdir(parents=True, exist_ok=True)
     path = spool / name

@@ -53,16 +53,18 @@ class PngRenderer(_BinaryRenderer):
     format = "png"
 
 
-class _JsonErrorsMixin:
+class _JsonErrorsMixin(APIView):
     """Errors are JSON whatever output was asked for; an unknown ``format`` is a 400."""
 
-    def perform_content_negotiation(self, request, force=False):
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
         try:
             return super().perform_content_negotiation(request, force)
         except (Http404, NotAcceptable):  # an unknown ?format=: the serializer says 400
             return JSONRenderer(), JSONRenderer.media_type
 
-    def handle_exception(self, exc):
+    def handle_exception(self, exc: Exception) -> Response:
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = JSONRenderer.media_type
         return super().handle_exception(exc)
@@ -74,7 +76,9 @@ class AnalysisQuerySerializer(serializers.Serializer):
 
 
 class ParsedQuerySerializer(serializers.Serializer):
-    data = serializers.BooleanField(default=True)
+    # The query parameter is called "data". DRF takes declared fields off the class, so the
+    # name hides nothing at run time.
+    data = serializers.BooleanField(default=True)  # type: ignore[assignment]
 
 
 def _release(result: AnalysisResult) -> None:

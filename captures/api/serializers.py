@@ -7,6 +7,7 @@ Modem credentials are write-only: no serializer here ever outputs them.
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime
 
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
@@ -28,8 +29,8 @@ IPV6_REFUSED = _(
 )
 
 
-def epoch(value) -> int | None:
-    return int(value.timestamp()) if value else None
+def epoch(value: datetime) -> int:
+    return int(value.timestamp())
 
 
 class SnmpCredentialsSerializer(serializers.Serializer):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from captures.pnm.cursor import Cursor
 from captures.pnm.errors import PnmFormatError
+
+if TYPE_CHECKING:
+    from captures.pnm.header import PnmHeader
 
 OFDM_SPACINGS_KHZ = (25, 50)
 
@@ -60,14 +64,15 @@ def group_delay_s(coefficients: np.ndarray, frequencies_hz: np.ndarray) -> np.nd
     if coefficients.size < 2:
         return np.full(coefficients.size, np.nan)
     phase = np.unwrap(np.angle(coefficients))
-    return -np.gradient(phase, frequencies_hz.astype(np.float64)) / (2 * np.pi)
+    delay: np.ndarray = -np.gradient(phase, frequencies_hz.astype(np.float64)) / (2 * np.pi)
+    return delay
 
 
 def magnitude_db(coefficients: np.ndarray) -> np.ndarray:
     """|H| in dB; a zero coefficient is -inf in numpy terms, reported as NaN instead."""
     magnitude = np.abs(coefficients)
     with np.errstate(divide="ignore"):
-        decibels = 20 * np.log10(magnitude)
+        decibels: np.ndarray = 20 * np.log10(magnitude)
     decibels[~np.isfinite(decibels)] = np.nan
     return decibels
 
@@ -97,6 +102,11 @@ class GridFile:
     """Mixin for files with a subcarrier grid (``header``, ``channel_id``, ``mac_address``,
     ``grid`` fields): one ``as_dict`` shape, each type adding its ``stats`` and arrays."""
 
+    header: PnmHeader
+    channel_id: int
+    mac_address: str
+    grid: SubcarrierGrid
+
     def stats(self) -> dict[str, object]:
         raise NotImplementedError
 
@@ -119,6 +129,8 @@ class GridFile:
 
 class ComplexResponse(GridFile):
     """Mixin for per-subcarrier complex coefficients (``coefficients``): |H|, group delay."""
+
+    coefficients: np.ndarray
 
     @cached_property
     def magnitude_db(self) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class Cursor:
 
     __slots__ = ("data", "pos")
 
-    def __init__(self, data: bytes, pos: int = 0) -> None:
+    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
         self.data = data
         self.pos = pos
 
@@ -45,8 +46,9 @@ class Cursor:
                 field, self.pos, f"needs {size} bytes, only {max(self.remaining, 0)} left"
             )
 
-    def fields(self, spec: Sequence[tuple[str, str]]) -> dict[str, object]:
-        """Read named struct fields, e.g. ``[("channel_id", "B"), ("mac", "6s")]``."""
+    def fields(self, spec: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """Read named struct fields, e.g. ``[("channel_id", "B"), ("mac", "6s")]``; each value
+        has the type its format gives (int, bytes, float), which struct does not declare."""
         names = tuple(name for name, _ in spec)
         layout, offsets = _layout(tuple(fmt for _, fmt in spec))
         if layout.size > self.remaining:

@@ -77,17 +77,18 @@ class FecSummary:
         return SUMMARY_STEP_S.get(self.summary_type)
 
     def as_dict(self, data: bool = True) -> dict[str, object]:
-        result = {
+        profiles = [p.summary() for p in self.profiles]
+        result: dict[str, object] = {
             "header": self.header.as_dict(),
             "capture_time": self.capture_time,
             "channel_id": self.channel_id,
             "mac_address": self.mac_address,
             "summary_type": self.summary_type,
             "step_s": self.step_s,
-            "profiles": [p.summary() for p in self.profiles],
+            "profiles": profiles,
         }
         if data:
-            for entry, profile in zip(result["profiles"], self.profiles, strict=True):
+            for entry, profile in zip(profiles, self.profiles, strict=True):
                 entry["timestamps"] = profile.timestamps.tolist()
                 entry["codeword_error_rate_series"] = json_list(profile.codeword_error_rate, 9)
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ SUBCARRIER_SPEC = [
 ]
 
 
-def _read_grid_head(cursor: Cursor) -> tuple[dict[str, object], int, int, int]:
+def _read_grid_head(cursor: Cursor) -> tuple[dict[str, Any], int, int, int]:
     """Channel/MAC/grid fields; returns them with the spacing in Hz, the length and its offset."""
     start = cursor.pos
     head = cursor.fields(SUBCARRIER_SPEC)
@@ -42,7 +43,7 @@ def _read_grid_head(cursor: Cursor) -> tuple[dict[str, object], int, int, int]:
     return head, spacing_hz, length, length_offset
 
 
-def _grid(head: dict[str, object], spacing_hz: int, count: int) -> SubcarrierGrid:
+def _grid(head: dict[str, Any], spacing_hz: int, count: int) -> SubcarrierGrid:
     return SubcarrierGrid(head["zero_frequency_hz"], head["first_active_index"], spacing_hz, count)
 
 

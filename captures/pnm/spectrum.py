@@ -15,7 +15,8 @@ from captures.pnm.header import PnmHeader
 def _bin_frequencies(centres_hz: np.ndarray, span_hz: float, bins: int) -> np.ndarray:
     """Bins of each segment cover [centre - span/2, centre + span/2) in equal steps."""
     offsets = (np.arange(bins) - bins / 2) * (span_hz / bins)
-    return (centres_hz[:, None] + offsets[None, :]).ravel()
+    frequencies: np.ndarray = (centres_hz[:, None] + offsets[None, :]).ravel()
+    return frequencies
 
 
 @dataclass(eq=False)

@@ -56,6 +56,7 @@ def test_start_creates_rows_and_fixed_rate_schedule(user_client):
     assert operation.expected == 7  # 6 ticks in 60 s at 10 s, plus the final capture
     task = PeriodicTask.objects.get(name=operation.schedule_name)
     assert task.task == "captures.tasks.trigger_capture"
+    assert task.interval is not None
     assert (task.interval.every, task.interval.period) == (10, "seconds")
     assert CableModem.objects.get(mac_address="aa:bb:cc:dd:ee:01").community == COMMUNITY
 
@@ -226,6 +227,7 @@ def test_secrets_never_in_api_output(user_client):
         user_client.post(OPERATIONS, start_body(modem=v3), format="json"),
     ]
     operation = Operation.objects.first()
+    assert operation is not None
     stored_transaction(operation)
     outputs += [
         user_client.get(OPERATIONS),

@@ -165,6 +165,7 @@ def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
     operation = start(register_modem(sim[0]))
     done = finished(operation)
     capture = done.captures.filter(state=CaptureState.STORED).first()
+    assert capture is not None
     from captures.tasks import stage_capture, trigger_capture
 
     # Redeliver the staging of a stored capture, and a tick of a finished operation.
@@ -201,9 +202,13 @@ def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
 
     # The tick's setup and first trigger, and its first poll twice, here; the rest of the
     # chain runs on the worker.
-    measurement = asdict(triggering.run_tick(services.claim_tick(operation.pk)))
-    assert trigger_poll.apply(args=[measurement]).get() == "polling"
-    assert trigger_poll.apply(args=[measurement]).get() == "duplicate"
+    tick = services.claim_tick(operation.pk)
+    assert tick is not None
+    started = triggering.run_tick(tick)
+    assert started is not None
+    measurement = asdict(started)
+    assert trigger_poll.apply(args=(measurement,)).get() == "polling"
+    assert trigger_poll.apply(args=(measurement,)).get() == "duplicate"
     trigger_poll.delay(measurement)  # and once more, late, through the broker
 
     wait_until(lambda: Operation.objects.get(pk=operation.pk).collected == 2, timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -29,6 +30,16 @@ from captures.pnm.common import group_delay_s
 
 DATA = Path(__file__).parent / "data" / "pnm"
 DEMO_RXMER = sorted(DATA.glob("ds_ofdm_rxmer_per_subcar_*.bin"))
+
+
+F = TypeVar("F")
+
+
+def parse_as(kind: type[F], data: bytes) -> F:
+    """``parse`` for a file whose type the test knows: checks it, and types the result."""
+    result = parse(data)
+    assert isinstance(result, kind), type(result)
+    return result
 
 
 def sample(name: str) -> bytes:
@@ -93,7 +104,7 @@ def test_every_sample_parses_to_its_type(name: str, expected: tuple) -> None:
 @pytest.mark.parametrize("path", [DATA / "rxmer.bin", *DEMO_RXMER], ids=lambda p: p.name)
 def test_rxmer_values_and_frequency_grid(path: Path) -> None:
     data = path.read_bytes()
-    result = parse(data)
+    result = parse_as(RxMer, data)
     f0, first, spacing_khz, length = struct.unpack_from(">IHBI", data, 17)
     assert result.channel_id == data[10]
     assert result.mac_address == ":".join(f"{b:02x}" for b in data[11:17])
@@ -103,7 +114,7 @@ def test_rxmer_values_and_frequency_grid(path: Path) -> None:
         assert freqs[i] == f0 + (first + i) * spacing_khz * 1000
         assert result.values_db[i] == data[28 + i] / 4
     codes = list(data[28:])
-    stats = result.stats()
+    stats: dict[str, Any] = result.stats()
     assert stats["mean"] == pytest.approx(sum(codes) / len(codes) / 4)
     assert stats["min"] == min(codes) / 4
     assert stats["max"] == max(codes) / 4
@@ -116,7 +127,7 @@ def test_rxmer_values_and_frequency_grid(path: Path) -> None:
 
 
 def test_rxmer_demo_sample_header() -> None:
-    result = parse(DEMO_RXMER[0].read_bytes())
+    result = parse_as(RxMer, DEMO_RXMER[0].read_bytes())
     assert result.channel_id == 193
     assert result.mac_address == "aa:bb:cc:dd:ee:ff"
     assert result.header.capture_time == 1764820676
@@ -127,44 +138,43 @@ def test_rxmer_demo_sample_header() -> None:
 def test_rxmer_excluded_subcarriers_are_missing_not_63_5_db() -> None:
     data = bytearray(sample("rxmer.bin"))
     data[28 + 5] = data[28 + 100] = data[-1] = 0xFF
-    result = parse(bytes(data))
+    result = parse_as(RxMer, bytes(data))
     assert np.isnan(result.values_db[[5, 100, -1]]).all()
     assert result.excluded_count == 3
-    stats = result.stats()
+    stats: dict[str, Any] = result.stats()
     assert stats["excluded"] == 3
     assert stats["max"] < 63.5
     measured = [c for i, c in enumerate(data[28:]) if i not in (5, 100, len(data) - 29)]
     assert stats["mean"] == pytest.approx(sum(measured) / len(measured) / 4)
-    body = result.as_dict()
+    body: dict[str, Any] = result.as_dict()
     assert body["rxmer_db"][5] is None
 
 
 def test_symbol_capture_fields_and_samples() -> None:
     data = sample("synthetic_symbol_capture.bin")
     assert data == symbol_capture_sample()
-    result = parse(data)
+    result = parse_as(SymbolCapture, data)
     assert (result.channel_id, result.mac_address) == (193, "aa:bb:cc:dd:ee:ff")
     assert (result.sample_rate_hz, result.fft_length) == (204_800_000, 4096)
     assert (result.trigger_group_id, result.capture_transaction_id) == (7, 42)
     assert result.iq.shape == (u32(data, 29) // 4, 2) == (4096, 2)
     for i in (0, 1, 4095):
         assert tuple(result.iq[i]) == struct.unpack_from(">hh", data, 33 + 4 * i)
-    body = result.as_dict()
+    body: dict[str, Any] = result.as_dict()
     assert body["stats"]["samples"] == 4096
     assert body["i"][1] == struct.unpack_from(">h", data, 37)[0]
 
 
 def test_channel_estimation_coefficients_s2_13() -> None:
     data = sample("channel_estimation.bin")
-    result = parse(data)
+    result = parse_as(ChannelEstimation, data)
     assert result.grid.count == u32(data, 24) // 4 == 7480
     for i in (0, 1, 3000, 7479):
         re, im = struct.unpack_from(">hh", data, 28 + 4 * i)
         assert result.coefficients[i] == complex(re / 8192, im / 8192)
         assert result.magnitude_db[i] == pytest.approx(20 * math.log10(math.hypot(re, im) / 8192))
-    assert result.stats()["magnitude_db"]["max"] == pytest.approx(
-        float(np.nanmax(result.magnitude_db))
-    )
+    stats: dict[str, Any] = result.stats()
+    assert stats["magnitude_db"]["max"] == pytest.approx(float(np.nanmax(result.magnitude_db)))
 
 
 def test_group_delay_of_a_pure_delay_is_that_delay() -> None:
@@ -176,7 +186,7 @@ def test_group_delay_of_a_pure_delay_is_that_delay() -> None:
 
 def test_constellation_header_and_points() -> None:
     data = sample("const_display.bin")
-    result = parse(data)
+    result = parse_as(Constellation, data)
     assert (result.modulation_order, result.sample_symbols, result.spacing_hz) == (7, 8192, 25_000)
     assert result.points.size == u32(data, 26) // 4 == 8192
     re, im = struct.unpack_from(">hh", data, 30)
@@ -185,14 +195,13 @@ def test_constellation_header_and_points() -> None:
 
 def test_histogram_counts() -> None:
     data = sample("histogram.bin")
-    result = parse(data)
+    result = parse_as(Histogram, data)
     assert result.symmetry == data[16]
     assert result.dwell_counts.tolist() == [u32(data, 21)]
     assert result.hit_counts.size == 256
     assert result.hit_counts[0] == u32(data, 29)
-    assert result.as_dict(data=False)["stats"]["total_hits"] == sum(
-        u32(data, 29 + 4 * i) for i in range(256)
-    )
+    summary: dict[str, Any] = result.as_dict(data=False)
+    assert summary["stats"]["total_hits"] == sum(u32(data, 29 + 4 * i) for i in range(256))
 
 
 @pytest.mark.parametrize(
@@ -201,7 +210,7 @@ def test_histogram_counts() -> None:
 )
 def test_us_pre_equalizer(name: str, frac_bits: int) -> None:
     data = sample(name)
-    result = parse(data)
+    result = parse_as(UsPreEqualizer, data)
     assert result.channel_id == 41
     assert result.cmts_mac_address == "00:90:f0:05:00:00"
     assert result.grid.count == 1776
@@ -213,13 +222,14 @@ def test_us_pre_equalizer(name: str, frac_bits: int) -> None:
 
 
 def test_pre_equalizer_s2_13_puts_pnn6_near_unity_gain() -> None:
-    result = parse(sample("us_pre_equalizer_coef.bin"))
-    assert abs(result.stats()["magnitude_db"]["mean"]) < 1.0
+    result = parse_as(UsPreEqualizer, sample("us_pre_equalizer_coef.bin"))
+    stats: dict[str, Any] = result.stats()
+    assert abs(stats["magnitude_db"]["mean"]) < 1.0
 
 
 def test_fec_summary_series_and_error_rates() -> None:
     data = sample("fec_summary.bin")
-    result = parse(data)
+    result = parse_as(FecSummary, data)
     assert (result.channel_id, result.summary_type, result.step_s) == (160, 2, 1)
     assert [p.profile_id for p in result.profiles] == [255, 0, 1, 2, 3]
     assert all(p.records.shape == (600, 4) for p in result.profiles)
@@ -249,7 +259,7 @@ def test_fec_summary_error_rate_with_uncorrectables() -> None:
         + struct.pack(">H", 2)
     )
     records = struct.pack(">IIII", 100, 1000, 10, 5) + struct.pack(">IIII", 101, 0, 0, 0)
-    result = parse(head + records)
+    result = parse_as(FecSummary, head + records)
     series = result.profiles[0]
     assert series.codeword_error_rate[0] == pytest.approx(0.005)
     assert math.isnan(series.codeword_error_rate[1])
@@ -259,7 +269,7 @@ def test_fec_summary_error_rate_with_uncorrectables() -> None:
 
 def test_spectrum_segments_and_frequencies() -> None:
     data = sample("spectrum_analyzer.bin")
-    result = parse(data)
+    result = parse_as(SpectrumAnalysis, data)
     first, last, span = struct.unpack_from(">III", data, 17)
     assert result.segments == (last - first) // span + 1 == 81
     assert result.amplitudes_db.shape == (81, 256)
@@ -281,10 +291,10 @@ def test_snmp_spectrum_concatenation() -> None:
 
 def test_modulation_profile_covers_the_channel() -> None:
     data = sample("modulation_profile.bin")
-    result = parse(data)
+    result = parse_as(ModulationProfile, data)
     assert result.mac_address == "00:50:f1:12:df:0c"
     assert [p.profile_id for p in result.profiles] == [3, 2, 1, 0]
-    chan_est = parse(sample("channel_estimation.bin"))
+    chan_est = parse_as(ChannelEstimation, sample("channel_estimation.bin"))
     for profile in result.profiles:
         assert result.grid(profile).count == chan_est.grid.count
         assert result.grid(profile).frequencies()[0] == chan_est.grid.frequencies()[0]
@@ -305,10 +315,11 @@ def test_legacy_pnm_header_parses_like_pnn(name: str) -> None:
     assert old.header.magic == "PNM"
     assert old.header.major_version is None
     assert old.header.capture_time == modern.header.capture_time
+    modern_dict: dict[str, Any] = modern.as_dict()
     assert old.as_dict() == {
-        **modern.as_dict(),
+        **modern_dict,
         "header": {
-            **modern.as_dict()["header"],
+            **modern_dict["header"],
             "magic": "PNM",
             "major_version": None,
             "minor_version": None,

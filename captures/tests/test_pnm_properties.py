@@ -10,7 +10,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from captures.pnm import FileType, PnmFormatError, parse, parse_snmp_spectrum
+from captures.pnm import (
+    FileType,
+    PnmFormatError,
+    SnmpSpectrumSegment,
+    parse,
+    parse_snmp_spectrum,
+)
 
 DATA = Path(__file__).parent / "data" / "pnm"
 SAMPLES = [p.read_bytes() for p in sorted(DATA.glob("*.bin"))]
@@ -100,12 +106,13 @@ def test_snmp_spectrum_segments_with_any_bin_count(tail: bytes, bins: int) -> No
     data = struct.pack(">5I", 1_000_000, 100, bins, 10, 1) + tail
     tracemalloc.start()
     try:
+        outcome: list[SnmpSpectrumSegment] | PnmFormatError
         try:
-            segments = parse_snmp_spectrum(data)
+            outcome = parse_snmp_spectrum(data)
         except PnmFormatError as caught:
-            segments = caught
+            outcome = caught
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert isinstance(segments, list | PnmFormatError)
+    assert isinstance(outcome, list | PnmFormatError)
     assert peak <= ALLOCATION_FACTOR * len(data) + ALLOCATION_SLACK

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import zstandard
 from django.core.management import call_command
+from django.http import StreamingHttpResponse
 
 from captures import services, storage
 from captures.models import Capture, CaptureGroup, Operation, Transaction
@@ -444,4 +445,5 @@ def test_imported_records_are_served_by_the_captures_api(
     feed = client.get("/api/v1/captures/transactions/").json()
     assert {t["transaction_id"] for t in feed["results"]} == {T1, T2, T3, T4, T5}
     download = client.get(f"/api/v1/captures/transactions/{T1}/download/")
+    assert isinstance(download, StreamingHttpResponse)
     assert b"".join(download.streaming_content) == (SAMPLES / DEMO_1).read_bytes()

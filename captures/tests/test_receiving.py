@@ -28,11 +28,12 @@ def expect(operation, tick: int = 1):
     modem = operation.modem
     name = stored_file_name(PnmTest.RXMER, modem.mac_address, 193, 1_700_000_000 + tick)
     capture = services.create_capture(operation, tick, 193, 3, name)
+    assert capture is not None
     return capture, expectations.register(capture, modem, PnmTest.RXMER)
 
 
 def test_expected_upload_is_marked_uploaded(receiver, tmp_path, monkeypatch):
-    queued = []
+    queued: list[int] = []
     monkeypatch.setattr("captures.tasks.stage_capture.delay", queued.append)
     operation = make_operation(make_modem(ip_address="127.0.0.1"))
     capture, _ = expect(operation)

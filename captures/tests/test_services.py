@@ -25,15 +25,19 @@ def test_a_tick_delivered_twice_is_claimed_once():
     duplicate = services.claim_tick(operation.pk, now + timedelta(seconds=11))
     following = services.claim_tick(operation.pk, now + timedelta(seconds=20))
 
+    assert first is not None
     assert (first.number, first.final) == (1, False)
     assert duplicate is None
+    assert following is not None
     assert following.number == 2
 
 
 def test_the_tick_after_the_duration_is_the_final_one_and_drops_the_schedule():
     operation = make_operation(duration_s=30, sample_interval_s=10)
+    assert operation.ends_at is not None
     final = services.claim_tick(operation.pk, operation.ends_at + timedelta(seconds=1))
 
+    assert final is not None
     assert final.final
     assert final.number == operation.total_ticks == 4
     assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
@@ -46,6 +50,7 @@ def test_duplicate_staging_records_one_transaction():
     operation = make_operation()
     capture, _ = uploaded_capture(operation)
     first = staging.stage_capture(capture.pk)
+    assert first is not None
     # A duplicate that raced past the state check, still holding the spool file:
     spool_copy = storage.usable_spool_dir() / "duplicate.bin"
     spool_copy.write_bytes(b"PNN\x04")
@@ -57,7 +62,6 @@ def test_duplicate_staging_records_one_transaction():
 
     second = staging.stage_capture(capture.pk)
 
-    assert first is not None
     assert second is None
     assert Transaction.objects.filter(capture=capture).count() == 1
     assert Operation.objects.get(pk=operation.pk).collected == 1
@@ -113,6 +117,7 @@ def test_sweeper_restores_a_lost_schedule_and_expires_overdue_captures():
     PeriodicTask.objects.filter(name=operation.schedule_name).delete()
     uploaded_capture(operation)
     pending = services.create_capture(operation, 2, 194, 4, "late.bin")
+    assert pending is not None
     type(pending).objects.filter(pk=pending.pk).update(deadline=timezone.now())
 
     result = services.sweep()
@@ -156,6 +161,8 @@ def test_two_ticks_in_one_second_get_distinct_file_names():
     second = services.create_capture(operation, 2, 193, 3, name)
     again = services.create_capture(operation, 2, 193, 3, name)
 
+    assert first is not None
+    assert second is not None
     assert first.file_name.endswith("_1700000000.bin")
     assert second.file_name.endswith("_1700000001.bin")
     assert again is None  # the same (tick, channel) twice: no second row

@@ -82,7 +82,7 @@ def test_truncated_file_raises_rather_than_ending_short(keep):
     cut = int(len(compressed) * keep) if isinstance(keep, float) else keep
     path.write_bytes(compressed[:cut])
 
-    received = []
+    received: list[bytes] = []
     with pytest.raises(storage.StoredFileDamaged, match=r"truncated|corrupt"):
         drain(storage.iter_decompressed(stored.relative_path), received)
     assert DATA.startswith(b"".join(received))  # good chunks, then the error
@@ -139,7 +139,7 @@ def test_archive_aborts_on_a_truncated_member(user_client):
 
     response = user_client.get(f"{OPERATIONS}{operation.operation_id}/archive/")
     assert response.status_code == 200
-    received = []
+    received: list[bytes] = []
     with pytest.raises(storage.StoredFileDamaged, match="truncated"):
         drain(response.streaming_content, received)
 

@@ -41,3 +41,14 @@ def test_final_tick_claimed_without_a_time_is_settled():
     operation.refresh_from_db()
     assert operation.final_tick_done
     assert operation.state == OperationState.COMPLETED
+
+
+def test_tick_of_a_running_operation_without_end_time_is_refused():
+    operation = make_operation(duration_s=600, sample_interval_s=10)
+    Operation.objects.filter(pk=operation.pk).update(ends_at=None)
+
+    assert services.claim_tick(operation.pk) is None  # it used to raise TypeError
+
+    operation.refresh_from_db()
+    assert operation.last_tick == 0  # nothing claimed: the sweeper fails it (test above)
+    assert operation.state == OperationState.RUNNING

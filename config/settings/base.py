@@ -204,7 +204,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", VAR_DIR / "static")
+STATIC_ROOT: Path | None = env.path("STATIC_ROOT", VAR_DIR / "static")
 
 # --- fieldrelay ----------------------------------------------------------------------------
 # Where compressed captures and other received files are kept for good.

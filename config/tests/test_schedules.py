@@ -12,6 +12,7 @@ pytestmark = pytest.mark.django_db
 def test_seed_creates_then_never_overwrites_an_operator_edit():
     seed_interval_task(apps, "test: job", "monitoring.tasks.flush_retention", 60, expire_s=90)
     task = PeriodicTask.objects.get(name="test: job")
+    assert task.interval is not None
     assert (task.interval.every, task.expire_seconds) == (60, 90)
 
     task.interval, _ = IntervalSchedule.objects.get_or_create(every=300, period="seconds")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 
 from devices.models import CableModem
 
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
-ADDRESS_FIELDS = ["mac_address", "ip_address", "snmp_port"]
-CREDENTIAL_FIELDS = [
+ADDRESS_FIELDS = ("mac_address", "ip_address", "snmp_port")
+CREDENTIAL_FIELDS = (
     "snmp_version",
     "community",
     "snmp_username",
@@ -17,7 +19,7 @@ CREDENTIAL_FIELDS = [
     "auth_key",
     "priv_protocol",
     "priv_key",
-]
+)
 
 
 class CableModemForm(forms.ModelForm):
@@ -35,8 +37,9 @@ class CableModemForm(forms.ModelForm):
             if self.instance.pk and getattr(self.instance, name):
                 self.fields[name].help_text = "set; leave empty to keep it"
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if self.instance.pk:
             for name in SECRET_FIELDS:
                 if not cleaned.get(name):
@@ -50,7 +53,7 @@ class CableModemAdmin(admin.ModelAdmin):
     list_display = ["mac_address", "ip_address", "snmp_port", "snmp_version", "vendor", "model"]
     list_filter = ["snmp_version", "vendor", "model"]
     search_fields = ["mac_address", "ip_address"]
-    readonly_fields = [
+    readonly_fields = (
         "sys_descr",
         "hw_rev",
         "vendor",
@@ -60,7 +63,7 @@ class CableModemAdmin(admin.ModelAdmin):
         "sys_descr_updated",
         "created",
         "updated",
-    ]
+    )
     fieldsets = [
         (None, {"fields": ADDRESS_FIELDS}),
         ("SNMP credentials (write-only)", {"fields": CREDENTIAL_FIELDS}),

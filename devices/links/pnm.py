@@ -219,7 +219,7 @@ def ofdm_channels(client: SnmpClient, target: SnmpTarget) -> list[OfdmChannel]:
 
 def _as_ctl_status(value: object) -> CtlStatus:
     try:
-        return CtlStatus(value)
+        return CtlStatus(value)  # type: ignore[arg-type]  # whatever the agent sent
     except ValueError:
         return CtlStatus.OTHER
 
@@ -340,7 +340,7 @@ def judge_poll(
     ``deadline_s``, ``CaptureTimeout``.
     """
     try:
-        status = MeasStatus(value)
+        status = MeasStatus(value)  # type: ignore[arg-type]  # whatever the agent sent
     except ValueError:
         status = MeasStatus.OTHER
     if status in TERMINAL_FAILURES:

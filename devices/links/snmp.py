@@ -174,7 +174,8 @@ def to_python(value: Any) -> Value:
         return bytes(value)
     if isinstance(value, univ.ObjectIdentifier):
         return str(value)
-    return value.prettyPrint()
+    text: str = value.prettyPrint()
+    return text
 
 
 def to_snmp(value: Any) -> Any:
@@ -213,7 +214,9 @@ class SnmpClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._engine: SnmpEngine | None = None
-        self._targets: dict[tuple, UdpTransportTarget | Udp6TransportTarget] = {}
+        self._targets: dict[
+            tuple[str, int, float, int], UdpTransportTarget | Udp6TransportTarget
+        ] = {}
         self._identities: dict[str, ObjectIdentity] = {}
 
     # --- public API --------------------------------------------------------------------
@@ -279,7 +282,9 @@ class SnmpClient:
             identity = self._identities[oid] = ObjectIdentity(oid)
         return identity
 
-    def _request(self, command: Any, target: SnmpTarget, var_binds: list) -> list[Value]:
+    def _request(
+        self, command: Any, target: SnmpTarget, var_binds: list[ObjectType]
+    ) -> list[Value]:
         """One request/response PDU (GET or SET)."""
 
         async def run(engine: SnmpEngine) -> list[Value]:

@@ -65,13 +65,13 @@ class Expectation:
     mac: str = ""
     test: str = ""
     expires_at: float = 0.0
-    context: dict = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Expectation:
+    def from_dict(cls, data: dict[str, Any]) -> Expectation:
         return cls(**data)
 
     def lookup_keys(self) -> list[str]:
@@ -299,7 +299,7 @@ class TftpReceiver(Ingester):
             raise RuntimeError("TFTP receiver is not listening")
         return int(self._server.listenport)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, object]:
         """The base metrics plus refusals by reason (heartbeated, so operators see them)."""
         return {**super().snapshot(), "refused": dict(self.refusals)}
 

@@ -50,6 +50,7 @@ def test_get_returns_plain_python_values(farm: ModemFarm, snmp: SnmpClient) -> N
     descr, status, missing = snmp.get(
         farm[OK].target(), pnm.SYS_DESCR, pnm.CTL_STATUS, "1.3.6.1.2.1.1.99.0"
     )
+    assert isinstance(descr, bytes)
     assert descr.startswith(b"DOCSIS 3.1 Cable Modem <<HW_REV")
     assert status == pnm.CtlStatus.READY
     assert missing is None
@@ -197,6 +198,7 @@ def test_ipv6_modem_answers_get_set_and_walk(farm6: ModemFarm, snmp: SnmpClient)
     assert target.host == "::1"
 
     (descr,) = snmp.get(target, pnm.SYS_DESCR)
+    assert isinstance(descr, bytes)
     assert descr.startswith(b"DOCSIS 3.1 Cable Modem")
     assert snmp.set(target, (pnm.BULK_DEST_PATH, b"/v6/")) == [b"/v6/"]
     assert values_by_suffix(snmp.walk(target, pnm.OFDM_CHANNEL_ID), pnm.OFDM_CHANNEL_ID) == {

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tftpy
@@ -55,7 +56,7 @@ class Receiver:
         self.thread.start()
         self.port = self.rx.bound_port
 
-    def expect(self, name: str, peer: str = "127.0.0.1", **options: object) -> Expectation:
+    def expect(self, name: str, peer: str = "127.0.0.1", **options: Any) -> Expectation:
         expectation = Expectation(name, peer, **options)
         self.store.expect(expectation)
         return expectation
@@ -82,6 +83,12 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
     running.stop()
 
 
+def spooled(item: Item) -> Path:
+    """The file an emitted upload was stored in (every upload here is spooled)."""
+    assert item.path is not None
+    return Path(item.path)
+
+
 def files_under(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
@@ -95,8 +102,8 @@ def test_complete_upload_is_emitted_with_its_sha256(receiver: Receiver) -> None:
     (item,) = wait_until(lambda: receiver.items)
     assert item.source == "tftp"
     assert item.key == "capture_1.bin"
-    assert Path(item.path) == receiver.spool / "capture_1.bin"
-    assert Path(item.path).read_bytes() == data
+    assert spooled(item) == receiver.spool / "capture_1.bin"
+    assert spooled(item).read_bytes() == data
     assert item.meta["sha256"] == hashlib.sha256(data).hexdigest()
     assert item.meta["size"] == len(data)
     assert item.meta["peer"] == "127.0.0.1"
@@ -110,7 +117,7 @@ def test_upload_of_exactly_whole_blocks_completes(receiver: Receiver) -> None:
     receiver.expect("whole.bin")
     receiver.upload("whole.bin", data)
     (item,) = wait_until(lambda: receiver.items)
-    assert Path(item.path).read_bytes() == data
+    assert spooled(item).read_bytes() == data
 
 
 def test_mib_default_name_from_the_expected_modem_is_accepted(receiver: Receiver) -> None:
@@ -121,7 +128,7 @@ def test_mib_default_name_from_the_expected_modem_is_accepted(receiver: Receiver
 
     (item,) = wait_until(lambda: receiver.items)
     assert item.key == "wanted.bin"  # stored under the name we expected
-    assert Path(item.path).name == "wanted.bin"
+    assert spooled(item).name == "wanted.bin"
     assert item.meta["file_name"] == "wanted.bin"
     assert item.meta["received_name"] == default
 
@@ -139,7 +146,7 @@ def test_one_default_name_for_two_captures_of_a_modem_stores_both(receiver: Rece
     items = wait_until(lambda: receiver.items if len(receiver.items) == 2 else None)
 
     assert [item.key for item in items] == ["channel_193.bin", "channel_194.bin"]
-    assert [Path(item.path).read_bytes()[4] for item in items] == [1, 2]
+    assert [spooled(item).read_bytes()[4] for item in items] == [1, 2]
     assert receiver.store.done == [first, second]
     with pytest.raises(tftpy.TftpException):  # nothing waits for a third: refused
         receiver.upload(default, b"PNN\x04" + b"\x03" * 100)

@@ -117,6 +117,7 @@ def test_trigger_to_received_file(
     item = wait_until(
         lambda: next((i for i in receiver.items if i.key == expectation.file_name), None)
     )
+    assert item.path is not None
     data = Path(item.path).read_bytes()
     (upload,) = [u for u in wait_until(lambda: modem.uploads) if u.file_name == item.key]
     assert upload.ok
@@ -195,6 +196,7 @@ def test_ipv6_modem_is_triggered_over_ipv6_and_uploads_from_its_ipv4_side(
     assert item.meta["peer"] == "127.0.0.1"
     (upload,) = wait_until(lambda: modem.uploads)
     assert upload.ok
+    assert item.path is not None
     assert upload.sha256 == hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
 
 
@@ -273,6 +275,7 @@ def test_simulate_modems_command_runs_until_sigterm() -> None:
         text=True,
     )
     try:
+        assert proc.stdout is not None  # piped
         lines = [proc.stdout.readline() for _ in range(2)]
         assert all(line.startswith(f"modem {i} 127.0.0.1:") for i, line in enumerate(lines))
         assert "private" not in "".join(lines)  # no community in the output

@@ -33,7 +33,8 @@ class LineProtocolParser(BaseParser):
 
     media_type = "text/plain"
 
-    def parse(self, stream, media_type=None, parser_context=None) -> str:
+    # DRF hands request.data whatever a parser returns; the stub allows only mappings.
+    def parse(self, stream, media_type=None, parser_context=None) -> str:  # type: ignore[override]
         try:
             return read_limited(stream).decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -45,7 +46,8 @@ class SampleJSONParser(BaseParser):
 
     media_type = "application/json"
 
-    def parse(self, stream, media_type=None, parser_context=None) -> object:
+    # As above: any JSON value.
+    def parse(self, stream, media_type=None, parser_context=None) -> object:  # type: ignore[override]
         try:
             return json.loads(read_limited(stream))
         except ValueError as exc:

@@ -77,4 +77,5 @@ class IngestResultSerializer(serializers.Serializer):
 
 class IngestErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = serializers.ListField(child=serializers.DictField())
+    # DRF takes declared fields off the class, so the name hides nothing at run time.
+    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]

@@ -156,7 +156,7 @@ def _series_response(
     body = _cached(key, build)
     etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
     if etag in request.headers.get("If-None-Match", ""):
-        response = HttpResponseNotModified()
+        response: HttpResponse = HttpResponseNotModified()
     else:
         response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag

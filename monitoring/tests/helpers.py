@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -38,7 +39,7 @@ def store(batch: SampleBatch, interval_s: int = 60, chunks: int = 7) -> None:
             write_batch(batch.take(np.sort(part)), interval_s)
 
 
-def batch_of(rows: list[Row]) -> SampleBatch:
+def batch_of(rows: Sequence[Row]) -> SampleBatch:
     return SampleBatch(
         np.array([r[0] for r in rows], dtype=np.int64),
         np.array([r[1] for r in rows], dtype=np.int64),

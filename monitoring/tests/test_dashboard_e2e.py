@@ -183,7 +183,12 @@ def test_dashboard_plots_real_samples_and_keeps_state_per_tab(live_server, user,
     log_in(tab_a, live_server.url, user.username)
     errors: list[str] = []
     tab_a.on("pageerror", lambda error: errors.append(str(error)))
-    tab_a.on("console", lambda m: m.type == "error" and errors.append(m.text))
+
+    def console_error(message) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    tab_a.on("console", console_error)
 
     # Tab A: both monitors, live over the last 15 minutes.
     requests_a = series_requests(tab_a)
@@ -287,7 +292,7 @@ def test_dashboard_plots_real_samples_and_keeps_state_per_tab(live_server, user,
 def test_a_view_change_aborts_the_previous_views_requests(live_server, user, quiet, browser):
     page = browser.new_context().new_page()
     log_in(page, live_server.url, user.username)
-    held = []
+    held: list[str] = []
 
     def hold_the_first(route) -> None:
         # The first series request never gets an answer: a stalled range.

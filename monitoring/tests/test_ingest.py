@@ -33,6 +33,8 @@ def test_line_protocol_batch_is_written_with_its_snapshots(user_client, bpm):
     assert sum(s.n for s in snapshots) == 25
     earliest = Sample.objects.order_by("ts").first()
     first = snapshots.order_by("bucket").first()
+    assert first is not None
+    assert earliest is not None
     assert (first.ts, first.c0) == (earliest.ts, earliest.c0)
 
 
@@ -139,7 +141,7 @@ def test_json_batch_by_name_or_id_with_a_list_or_channel_map(user_client, bpm):
     ]
     response = user_client.post(URL, {"samples": samples}, format="json")
     assert response.status_code == 201, response.content
-    assert sorted(Sample.objects.values_list("c3", flat=True)) == [4.0, 8.0]
+    assert list(Sample.objects.order_by("c3").values_list("c3", flat=True)) == [4.0, 8.0]
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,9 @@ def test_beat_runs_the_flush_every_minute(db):
 
     task = PeriodicTask.objects.get(task="monitoring.tasks.flush_retention")
     assert task.enabled
+    assert task.interval is not None
     assert (task.interval.every, task.interval.period) == (60, "seconds")
+    assert task.expire_seconds is not None
     assert task.expire_seconds <= 120  # a backlog of missed minutes does not pile up
 
 
@@ -203,6 +205,7 @@ def _waiting_flush_backend(flush: subprocess.Popen) -> int | None:
     """The flush's backend once it waits for a lock (asked outside the blocker's transaction:
     statistics views are frozen for the length of a transaction)."""
     if flush.poll() is not None:
+        assert flush.stdout is not None  # piped
         pytest.fail(f"flush exited early: {flush.stdout.read().decode(errors='replace')}")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -230,6 +233,7 @@ def test_the_beat_task_flushes_on_a_real_worker(data, celery_worker_process):
     state = wait_until(
         lambda: RetentionState.objects.filter(watermark__isnull=False).first(), timeout=60
     )
+    assert state.watermark is not None
     assert state.watermark > CUTOFF  # the real clock: every generated row is past the window
     expected = expected_after_flush(data, to_us(state.watermark))
     assert stored_rows() == expected

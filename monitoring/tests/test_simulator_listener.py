@@ -36,6 +36,7 @@ class Listener:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # piped
         for text in self.proc.stdout:
             self.output.append(text)
             found = re.search(r"listening on [\d.]+:(\d+)", text)
@@ -81,5 +82,5 @@ def test_simulated_monitors_land_in_the_database_through_the_listener():
         stamps = [row.ts.timestamp() for row in rows]
         gaps = {round(b - a, 3) for a, b in itertools.pairwise(stamps)}
         assert gaps == {1 / RATE}
-        assert all(row.c0 > 0 and row.c3 > 0 for row in rows)
+        assert all(row.c0 > 0 and row.c3 is not None and row.c3 > 0 for row in rows)
     assert Sample.objects.count() == expected

@@ -73,10 +73,9 @@ class SeismographSerializer(serializers.ModelSerializer):
         return attrs
 
 
-def _ascii(value: str) -> str:
+def _ascii(value: str) -> None:
     if not value.isascii():
         raise serializers.ValidationError("must be ASCII")
-    return value
 
 
 class DeviceConfigSerializer(serializers.Serializer):
@@ -151,10 +150,11 @@ def _api_names(config: dict[str, Any]) -> dict[str, Any]:
 class CachedReplySerializer(serializers.Serializer):
     """Every read answers with the data and where/when it came from."""
 
-    data = serializers.JSONField(allow_null=True)
+    # DRF moves declared fields off the class, so these names hide nothing at run time.
+    data = serializers.JSONField(allow_null=True)  # type: ignore[assignment]
     fetched_at = serializers.DateTimeField(allow_null=True)
     age_s = serializers.FloatField(allow_null=True)
-    source = serializers.ChoiceField(choices=["cache", "device"], allow_null=True)
+    source = serializers.ChoiceField(choices=["cache", "device"], allow_null=True)  # type: ignore[assignment]
     stale = serializers.BooleanField()
     refreshing = serializers.BooleanField()
     task_id = serializers.CharField(allow_null=True)

@@ -7,6 +7,8 @@ refresh, nothing → bounded wait then 202); the views only parse input and shap
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from celery import Task
 from celery.result import AsyncResult
@@ -34,6 +36,9 @@ from seismographs.models import Seismograph, SeismoWaveform
 from seismographs.plot import waveform_json
 from seismographs.reads import Reply
 from seismographs.stats import cache_stats
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _SupportsHasPermission
 
 FORCE = OpenApiParameter("force", bool, description="Bypass freshness (still one session).")
 MAX_POINTS = OpenApiParameter("max_points", int, description="Decimate to this many points.")
@@ -105,7 +110,7 @@ class SeismographViewSet(
     queryset = Seismograph.objects.all()
     serializer_class = SeismographSerializer
 
-    def get_permissions(self) -> list[permissions.BasePermission]:
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         # Deleting a unit or clearing its cache drops stored history (events erased from
         # the unit exist nowhere else): operators only, like erase.
         if self.action == "destroy" or (self.action == "cache" and self.request.method == "DELETE"):
@@ -120,7 +125,7 @@ class SeismographViewSet(
         reply = seismo_reads.run_command(self.get_object(), name, task, **kwargs)
         return _respond(request, reply)
 
-    def perform_create(self, serializer: SeismographSerializer) -> None:
+    def perform_create(self, serializer: serializers.BaseSerializer[Seismograph]) -> None:
         # A new unit starts with no live state, even if Redis outlived the database.
         seismo_cache.clear_device(serializer.save().pk)
 
@@ -281,7 +286,7 @@ class TaskStatusView(APIView):
 
     @extend_schema(responses={200: TaskStatusSerializer, 404: None})
     def get(self, request: Request, task_id: str) -> Response:
-        result = AsyncResult(task_id)
+        result: AsyncResult[Any] = AsyncResult(task_id)
         state = result.state
         # Other apps' results are not ours to show (django-db keeps the name in its row).
         names = TaskResult.objects.filter(task_id=task_id).values_list("task_name", flat=True)

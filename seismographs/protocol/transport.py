@@ -123,7 +123,8 @@ class SerialTransport:
         """Drop stale input (a late reply, noise), then write one request frame."""
         port = self._port()
         try:
-            port.reset_input_buffer()
+            # Every concrete pyserial port has it; the stub's SerialBase does not.
+            port.reset_input_buffer()  # type: ignore[attr-defined]
             port.write(frame)
             port.flush()
         except serial.SerialTimeoutException as exc:

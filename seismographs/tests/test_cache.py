@@ -71,7 +71,9 @@ def test_serial_learned_on_first_contact(sim, device):
     services.refresh_monitor(device.pk, time.time())
     device.refresh_from_db()
     assert device.serial_number == "BE20001"
-    assert seismo_cache.get_monitor(device.pk)["data"]["battery_v"] == pytest.approx(6.8, abs=0.2)
+    monitor = seismo_cache.get_monitor(device.pk)
+    assert monitor is not None
+    assert monitor["data"]["battery_v"] == pytest.approx(6.8, abs=0.2)
 
 
 def test_failure_counter_marks_offline_at_three(device, settings):
@@ -81,7 +83,9 @@ def test_failure_counter_marks_offline_at_three(device, settings):
         device.refresh_from_db()
         assert device.offline is expected_offline
     assert device.last_error_kind == "refused"
-    assert seismo_cache.negative_entry(device.pk)["failures"] == 3
+    entry = seismo_cache.negative_entry(device.pk)
+    assert entry is not None
+    assert entry["failures"] == 3
 
 
 def test_flight_is_claimed_once(device):

@@ -135,7 +135,9 @@ def test_monitor_start_pending_then_monitoring_then_stop(make_sim):
     with client(sim) as unit:
         idle = unit.read_monitor_status()
         started = unit.start_monitoring()
-        confirmed = wait_until(lambda: (s := unit.read_monitor_status()).monitoring and s, 5)
+        confirmed = wait_until(
+            lambda: s if (s := unit.read_monitor_status()).monitoring else None, 5
+        )
         stopped = unit.stop_monitoring()
     assert (idle.monitoring, idle.starting) == (False, False)
     assert (started.monitoring, started.starting) == (False, True)
@@ -183,9 +185,9 @@ def test_refused_and_timeout_are_reported_differently(make_sim):
     silent = make_sim()
     silent.set_fault(silent=True)
     started = time.monotonic()
-    with pytest.raises(LinkTimeout) as info:
+    with pytest.raises(LinkTimeout) as timed_out:
         client(silent, timeout_s=0.3).open()
-    assert info.value.kind == "timeout"
+    assert timed_out.value.kind == "timeout"
     assert time.monotonic() - started >= 0.3
 
     refused.clear_faults()

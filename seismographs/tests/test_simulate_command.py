@@ -23,6 +23,7 @@ def test_command_prints_conn_keys_serves_them_and_stops_on_sigterm():
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None  # piped
     try:
         keys = [proc.stdout.readline().split()[0] for _ in range(2)]
         assert keys[0].startswith("tcp:127.0.0.1:")

@@ -19,7 +19,9 @@ class Command(BaseCommand):
         try:
             when = parse_time(now, "now") if now else None
         except ValidationError as exc:
-            raise CommandError(f"--now: {exc.detail['now']}") from None
+            detail = exc.detail
+            message = detail["now"] if isinstance(detail, dict) else detail  # names the field
+            raise CommandError(f"--now: {message}") from None
         result = flush_retention(when)
         if not result.ran:
             self.stdout.write("another flush is running; nothing done")
