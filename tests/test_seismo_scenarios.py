@@ -19,6 +19,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.tests.helpers import role_user, token_client
 from config.celery_app import app
 from conftest import wait_until
 from devices import seismo_cache
@@ -49,10 +50,7 @@ def workers(start_worker):
 def api(workers, django_user_model, settings) -> APIClient:
     settings.SEISMO_API_WAIT_S = 8.0
     settings.SEISMO_EVENTS_TTL_S = 60.0
-    user = django_user_model.objects.create_user("operator", is_staff=True)
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return token_client(role_user("operator", "operator"))
 
 
 @pytest.fixture
@@ -239,8 +237,7 @@ def test_erase_through_the_api(api, sims, django_user_model):
     sim = sims(events=2)
     url = register(api, sim)
     get(api, url + "events/")
-    viewer = APIClient()
-    viewer.force_authenticate(django_user_model.objects.create_user("viewer"))
+    viewer = token_client(role_user("viewer", "viewer"))
     assert viewer.post(url + "erase/").status_code == 403
     assert api.post(url + "erase/").status_code == 200
     assert sim.unit.event_count == 0

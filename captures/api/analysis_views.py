@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import perm, read
 from captures.analysis import (
     AnalysisError,
     AnalysisResult,
@@ -92,6 +93,7 @@ def _stream(chunks, result: AnalysisResult):
 
 class OperationAnalysisView(_JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer, CsvRenderer, PngRenderer]
+    access = {"get": read(perm(Operation, "view"), perm(Transaction, "view"))}
 
     @extend_schema(
         operation_id="captures_operations_analysis",
@@ -158,6 +160,7 @@ def _parsed_transaction(transaction_id: str):
 
 class TransactionParsedView(_JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer]
+    access = {"get": read(perm(Transaction, "view"))}
 
     @extend_schema(
         operation_id="captures_transactions_parsed",
@@ -184,6 +187,7 @@ class TransactionParsedView(_JsonErrorsMixin, APIView):
 
 class TransactionPlotView(_JsonErrorsMixin, APIView):
     renderer_classes = [PngRenderer, JSONRenderer]
+    access = {"get": read(perm(Transaction, "view"))}
 
     @extend_schema(
         operation_id="captures_transactions_plot",

@@ -124,11 +124,7 @@ def register(modem: SimulatedModem, v3: bool = False) -> CableModem:
 
 @pytest.fixture
 def api_client(django_user_model):
-    """An API client authenticated with a real token."""
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
+    """An API client of an operator, authenticated with a real token (every scope)."""
+    from accounts.tests.helpers import role_user, token_client
 
-    user = django_user_model.objects.create_user("pnm-operator", password="x" * 12)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return token_client(role_user("pnm-operator", "operator"))

@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from accounts.roles import grant
 from captures.analysis import ChannelSeries
 from captures.analysis_plots import file_png
 from captures.management.commands.import_pypnm import import_data_dir
@@ -49,6 +50,7 @@ def imported(tmp_path: Path, settings, db) -> Path:
 @pytest.fixture
 def client(db) -> APIClient:
     user = get_user_model().objects.create_user("analyst", password="pw-analyst-1")
+    grant(user, "viewer")
     api = APIClient()
     api.force_authenticate(user)
     return api

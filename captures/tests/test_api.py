@@ -11,30 +11,25 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
+from accounts.tests.helpers import role_user, token_client
 from captures.models import Operation, OperationState
 from captures.tests.factories import COMMUNITY, make_modem, make_operation, stored_transaction
 from devices.models import CableModem
 
 pytestmark = pytest.mark.django_db
 
+MODEMS = "/api/v1/devices/modems/"
 OPERATIONS = "/api/v1/captures/operations/"
 TRANSACTIONS = "/api/v1/captures/transactions/"
 V3_KEYS = ("auth-key-123456", "priv-key-654321")
 
 
-def inline_modem(**changes) -> dict:
-    modem = {
-        "mac_address": "AA:BB:CC:DD:EE:01",
-        "ip_address": "127.0.0.1",
-        "snmp_port": 16161,
-        "snmp": {"version": "v2c", "community": COMMUNITY},
-    }
-    return {**modem, **changes}
+MODEM_MAC = "02:00:5e:00:01:01"  # make_modem()'s
 
 
 def start_body(**changes) -> dict:
     body = {
-        "modem": inline_modem(),
+        "modem": MODEM_MAC,
         "test": "multi_rxmer",
         "duration_s": 60,
         "sample_interval_s": 10,
@@ -43,7 +38,9 @@ def start_body(**changes) -> dict:
 
 
 def test_start_creates_rows_and_fixed_rate_schedule(api_client):
-    response = api_client.post(OPERATIONS, start_body(channel_ids=[193]), format="json")
+    modem = make_modem()
+    body = start_body(modem="02005E000101", channel_ids=[193])  # any MAC spelling
+    response = api_client.post(OPERATIONS, body, format="json")
 
     assert response.status_code == 201, response.content
     body = response.json()
@@ -51,13 +48,13 @@ def test_start_creates_rows_and_fixed_rate_schedule(api_client):
     assert re.fullmatch(r"[0-9a-f]{16}", body["capture_group_id"])
     assert body["operation"] == {"name": "multi_rxmer", "measure_mode": "continuous"}
     assert body["operation_status"]["state"] == "running"
-    assert body["metadata"]["mac_address"] == "aa:bb:cc:dd:ee:01"
+    assert body["metadata"]["mac_address"] == MODEM_MAC
+    assert body["modem"] == modem.pk
     operation = Operation.objects.get(operation_id=body["operation_id"])
     assert operation.expected == 7  # 6 ticks in 60 s at 10 s, plus the final capture
     task = PeriodicTask.objects.get(name=operation.schedule_name)
     assert task.task == "captures.tasks.trigger_capture"
     assert (task.interval.every, task.interval.period) == (10, "seconds")
-    assert CableModem.objects.get(mac_address="aa:bb:cc:dd:ee:01").community == COMMUNITY
 
 
 def test_start_with_registered_modem_id(api_client):
@@ -72,18 +69,18 @@ def test_start_with_registered_modem_id(api_client):
     [
         ({"modem": 999999}, ["modem"]),
         ({"modem": "not-a-modem"}, ["modem"]),
+        ({"modem": "02:00:5e:00:09:99"}, ["modem"]),
+        ({"modem": True}, ["modem"]),
+        ({"modem": {"mac_address": "02:00:5e:00:09:99", "ip_address": "10.9.9.9"}}, ["modem"]),
         ({"duration_s": 5, "sample_interval_s": 10}, ["duration_s"]),
         ({"test": "multi_everything"}, ["test"]),
         ({"measure_mode": "ofdm_performance_1"}, ["measure_mode"]),
         ({"sample_interval_s": 0}, ["sample_interval_s"]),
         ({"channel_ids": [193, 999]}, ["channel_ids"]),
-        ({"modem": inline_modem(mac_address="aa:bb:cc")}, ["modem", "mac_address"]),
-        ({"modem": inline_modem(ip_address="300.1.1.1")}, ["modem", "ip_address"]),
-        ({"modem": inline_modem(snmp={"version": "v2c"})}, ["modem", "snmp", "community"]),
-        ({"modem": inline_modem(snmp={"version": "v3"})}, ["modem", "snmp", "username"]),
     ],
 )
 def test_bad_start_is_400_naming_the_field(api_client, changes, path):
+    make_modem()
     response = api_client.post(OPERATIONS, start_body(**changes), format="json")
 
     assert response.status_code == 400, response.content
@@ -209,21 +206,50 @@ def test_every_endpoint_needs_auth():
     assert Operation.objects.get(pk=operation.pk).state == OperationState.RUNNING
 
 
-def test_secrets_never_in_api_output(api_client):
-    v3 = inline_modem(
-        mac_address="aa:bb:cc:dd:ee:03",
-        snmp={
-            "version": "v3",
-            "username": "pnm-user",
-            "auth_protocol": "sha",
-            "auth_key": V3_KEYS[0],
-            "priv_protocol": "aes",
-            "priv_key": V3_KEYS[1],
-        },
+def test_the_overwrite_attack_of_issue_12_is_refused(api_client, django_user_model):
+    """A plain user's token gets 403; a role that may start captures gets 409. Either way
+    the registered modem keeps its address and credentials."""
+    modem = make_modem()
+    before = CableModem.objects.values().get(pk=modem.pk)
+    attack = start_body(
+        modem={
+            "mac_address": modem.mac_address,
+            "ip_address": "10.9.9.9",
+            "snmp": {"version": "v2c", "community": "attacker"},
+        }
     )
+    plain = token_client(django_user_model.objects.create_user("plain"))
+    assert plain.post(OPERATIONS, attack, format="json").status_code == 403
+    integrator = token_client(role_user("integrator", "integrator"))
+    for client in (integrator, api_client):
+        response = client.post(OPERATIONS, attack, format="json")
+        assert response.status_code == 409, response.content
+        assert f'"modem": {modem.pk}' in response.json()["detail"]
+        assert "attacker" not in response.content.decode()
+    assert CableModem.objects.values().get(pk=modem.pk) == before
+    assert not Operation.objects.exists()
+
+
+def test_secrets_never_in_api_output(api_client):
+    """Registered through the registry API, used by operations: never output."""
+    v3 = {
+        "mac_address": "aa:bb:cc:dd:ee:03",
+        "ip_address": "127.0.0.1",
+        "snmp_version": "v3",
+        "snmp_username": "pnm-user",
+        "auth_protocol": "sha",
+        "auth_key": V3_KEYS[0],
+        "priv_protocol": "aes",
+        "priv_key": V3_KEYS[1],
+    }
+    v2c = {"mac_address": MODEM_MAC, "ip_address": "127.0.0.1", "community": COMMUNITY}
     outputs = [
+        api_client.post(MODEMS, v2c, format="json"),
+        api_client.post(MODEMS, v3, format="json"),
+    ]
+    outputs += [
         api_client.post(OPERATIONS, start_body(), format="json"),
-        api_client.post(OPERATIONS, start_body(modem=v3), format="json"),
+        api_client.post(OPERATIONS, start_body(modem="aa:bb:cc:dd:ee:03"), format="json"),
     ]
     operation = Operation.objects.first()
     stored_transaction(operation)

@@ -11,24 +11,25 @@ import pytest
 
 from captures.api.serializers import IPV6_REFUSED
 from captures.models import Operation
-from captures.tests.factories import make_modem
-from captures.tests.test_api import OPERATIONS, inline_modem, start_body
+from captures.tests.factories import COMMUNITY, make_modem
+from captures.tests.test_api import MODEMS, OPERATIONS, start_body
 from devices.models import CableModem
 
 pytestmark = pytest.mark.django_db
+V2C = {"mac_address": "aa:bb:cc:dd:ee:01", "community": COMMUNITY}
 
 
 @pytest.mark.parametrize("address", ["::1", "2001:db8::7", "fe80::1"])
-def test_inline_ipv6_modem_is_400_on_ip_address(api_client, address):
-    body = start_body(modem=inline_modem(ip_address=address))
+def test_ipv6_modem_registers_but_cannot_start(api_client, address):
+    registered = api_client.post(MODEMS, {**V2C, "ip_address": address}, format="json")
+    assert registered.status_code == 201, registered.content
 
-    response = api_client.post(OPERATIONS, body, format="json")
+    response = api_client.post(OPERATIONS, start_body(modem=V2C["mac_address"]), format="json")
 
     assert response.status_code == 400, response.content
-    assert response.json() == {"modem": {"ip_address": [str(IPV6_REFUSED)]}}
+    assert response.json() == {"modem": [str(IPV6_REFUSED)]}
     assert "IPv4-only" in str(IPV6_REFUSED)
     assert not Operation.objects.exists()
-    assert not CableModem.objects.exists()
 
 
 def test_registered_ipv6_modem_is_400_on_modem(api_client):
@@ -43,9 +44,10 @@ def test_registered_ipv6_modem_is_400_on_modem(api_client):
 
 def test_ipv4_mapped_address_is_the_ipv4_address(api_client):
     """::ffff:a.b.c.d is an IPv4 modem: stored, expected and reached as a.b.c.d."""
-    body = start_body(modem=inline_modem(ip_address="::ffff:127.0.0.1"))
+    registered = api_client.post(MODEMS, {**V2C, "ip_address": "::ffff:127.0.0.1"}, format="json")
+    assert registered.json()["ip_address"] == "127.0.0.1"
 
-    response = api_client.post(OPERATIONS, body, format="json")
+    response = api_client.post(OPERATIONS, start_body(modem=V2C["mac_address"]), format="json")
 
     assert response.status_code == 201, response.content
     modem = CableModem.objects.get()

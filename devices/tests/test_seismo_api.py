@@ -15,8 +15,8 @@ from django.contrib.auth.models import Permission
 from django_celery_results.models import TaskResult
 from rest_framework.test import APIClient
 
+from accounts.tests.helpers import role_user, token_client
 from devices import seismo_cache, services
-from devices.api.views import IsOperator
 from devices.links.seismo.errors import LinkRefused
 from devices.models.seismographs import SeismoEvent, Seismograph, SeismoWaveform
 from devices.simulators.seismograph import SeismographSimulator
@@ -44,22 +44,23 @@ def warm(sim: SeismographSimulator) -> Seismograph:
     return device
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+@pytest.fixture
+def api() -> APIClient:
+    return token_client(role_user("viewer", "viewer"))
 
 
 @pytest.fixture
-def api(django_user_model) -> APIClient:
-    return client_for(django_user_model.objects.create_user("viewer"))
+def operator() -> APIClient:
+    return token_client(role_user("field-op", "operator"))
 
 
 def test_requires_authentication():
     assert APIClient().get(BASE).status_code in (401, 403)
 
 
-def test_create_from_parts_and_reject_bad_conn_key(api):
+def test_create_from_parts_and_reject_bad_conn_key(api, operator):
+    assert api.post(BASE, {"host": "10.0.0.5"}, format="json").status_code == 403
+    api = operator
     made = api.post(BASE, {"host": "10.0.0.5", "tcp_port": 12345}, format="json")
     assert made.status_code == 201
     assert made.json()["conn_key"] == "tcp:10.0.0.5:12345"
@@ -112,7 +113,8 @@ def test_waveform_json_etag_and_raw(api, warm, sim):
     assert sim.sessions == sessions
 
 
-def test_config_validation_names_the_field(api, warm):
+def test_config_validation_names_the_field(operator, warm):
+    api = operator
     url = f"{BASE}{warm.pk}/config/"
     cases = {
         "sample_rate": {"sample_rate": 1000},
@@ -128,18 +130,19 @@ def test_config_validation_names_the_field(api, warm):
         assert field in reply.json(), (field, reply.json())
 
 
-def test_erase_is_for_operators_only(api, warm, django_user_model, rf):
+def test_erase_is_for_operators_only(api, warm, django_user_model):
     assert api.post(f"{BASE}{warm.pk}/erase/").status_code == 403
-    operator = django_user_model.objects.create_user("field-op")
-    operator.user_permissions.add(Permission.objects.get(codename="erase_seismograph"))
-    request = rf.post("/")
-    request.user = operator
-    assert IsOperator().has_permission(request, None)
-    request.user = django_user_model.objects.create_user("staff", is_staff=True)
-    assert IsOperator().has_permission(request, None)
+    # Staff status grants nothing by itself: the permission does.
+    staff = django_user_model.objects.create_user("staff", is_staff=True)
+    assert token_client(staff).post(f"{BASE}{warm.pk}/erase/").status_code == 403
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_seismograph", "erase_seismograph"])
+    )
+    # Allowed now: an unknown unit is a 404 (no command is sent to a real one here).
+    assert token_client(staff, name="second").post(f"{BASE}999999/erase/").status_code == 404
 
 
-def test_cache_stats_and_clear(api, warm, django_user_model):
+def test_cache_stats_and_clear(api, operator, warm):
     url = f"{BASE}{warm.pk}/cache/"
     api.get(f"{BASE}{warm.pk}/events/")
     stats = api.get(url).json()
@@ -153,17 +156,15 @@ def test_cache_stats_and_clear(api, warm, django_user_model):
     assert set(layers) == {"info", "events", "waveforms", "monitor"}
     assert "layers" in api.get(BASE + "cache-stats/").json()
     assert api.delete(url).status_code == 403  # drops stored history: operators only
-    operator = client_for(django_user_model.objects.create_user("op", is_staff=True))
     cleared = operator.delete(url).json()["cleared"]
     assert cleared["events"] == 2
     assert cleared["waveforms"] == 1
     assert api.get(url).json()["events"] == 0
 
 
-def test_deleting_a_unit_is_for_operators_only(api, warm, django_user_model):
+def test_deleting_a_unit_is_for_operators_only(api, operator, warm):
     assert api.delete(f"{BASE}{warm.pk}/").status_code == 403
     assert Seismograph.objects.filter(pk=warm.pk).exists()
-    operator = client_for(django_user_model.objects.create_user("op", is_staff=True))
     assert operator.delete(f"{BASE}{warm.pk}/").status_code == 204
     assert not Seismograph.objects.exists()
 

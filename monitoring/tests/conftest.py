@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from accounts.tests.helpers import role_user, token_client
 from monitoring.models import Instrument
 
 # A fixed, recent-enough origin: tests pass "now" explicitly where time matters.
@@ -33,7 +33,5 @@ def bpms(db) -> list[Instrument]:
 
 @pytest.fixture
 def api(db) -> APIClient:
-    user = get_user_model().objects.create_user("operator", password="pw-not-secret")
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    """Reads and ingest: an integrator's token with the read and ingest scopes."""
+    return token_client(role_user("collector", "integrator"), scopes=("read", "ingest"))
