@@ -9,6 +9,7 @@ from devices.models import CableModem
 
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
 ADDRESS_FIELDS = ["mac_address", "ip_address", "snmp_port"]
+GROUPING_FIELDS = ["cmts", "tag"]
 CREDENTIAL_FIELDS = [
     "snmp_version",
     "community",
@@ -25,7 +26,7 @@ class CableModemForm(forms.ModelForm):
 
     class Meta:
         model = CableModem
-        fields = [*ADDRESS_FIELDS, *CREDENTIAL_FIELDS]
+        fields = [*ADDRESS_FIELDS, *GROUPING_FIELDS, *CREDENTIAL_FIELDS]
         widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
 
     def __init__(self, *args, **kwargs) -> None:
@@ -47,9 +48,18 @@ class CableModemForm(forms.ModelForm):
 @admin.register(CableModem)
 class CableModemAdmin(admin.ModelAdmin):
     form = CableModemForm
-    list_display = ["mac_address", "ip_address", "snmp_port", "snmp_version", "vendor", "model"]
-    list_filter = ["snmp_version", "vendor", "model"]
-    search_fields = ["mac_address", "ip_address"]
+    list_display = [
+        "mac_address",
+        "ip_address",
+        "snmp_port",
+        "snmp_version",
+        "vendor",
+        "model",
+        "cmts",
+        "tag",
+    ]
+    list_filter = ["snmp_version", "vendor", "model", "cmts"]
+    search_fields = ["mac_address", "ip_address", "cmts", "tag"]
     readonly_fields = [
         "sys_descr",
         "hw_rev",
@@ -63,6 +73,7 @@ class CableModemAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ADDRESS_FIELDS}),
+        ("Grouping", {"fields": GROUPING_FIELDS}),
         ("SNMP credentials (write-only)", {"fields": CREDENTIAL_FIELDS}),
         ("Last known sysDescr", {"fields": readonly_fields}),
     ]
