@@ -33,6 +33,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
         return self.fields if obj is None else [*self.fields, *self.readonly_fields]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        # A token stays its user's: issue a new one for someone else.
+        return self.readonly_fields if obj is None else ["user", *self.readonly_fields]
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
         key = None if change else obj.set_new_key()
         super().save_model(request, obj, form, change)

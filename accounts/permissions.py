@@ -94,6 +94,17 @@ def token_of(request: Request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
+def granted(user, token: ApiToken | None, rule: Rule) -> bool:
+    """The check itself, for callers outside DRF too (e.g. a stream listener's token)."""
+    if rule.scope is None:
+        return True
+    if not (user and user.is_authenticated):
+        return False
+    if token is not None and rule.scope not in token.scopes:
+        return False
+    return user.has_perms(rule.perms)
+
+
 class ActionPermission(BasePermission):
     """Grants a call when the user's permissions and the token's scopes both allow it."""
 
@@ -103,16 +114,9 @@ class ActionPermission(BasePermission):
         except UndeclaredAccess as exc:
             log.error("refused: %s", exc)
             return False
-        user = request.user
-        authenticated = bool(user and user.is_authenticated)
+        user, token = request.user, token_of(request)
         if rule is None:
-            return authenticated
-        if rule.scope is None:
-            return True
-        if not authenticated:
-            return False
-        token = token_of(request)
-        if token is not None and rule.scope not in token.scopes:
+            return bool(user and user.is_authenticated)
+        if token is not None and rule.scope is not None and rule.scope not in token.scopes:
             self.message = f"This token lacks the '{rule.scope}' scope."
-            return False
-        return user.has_perms(rule.perms)
+        return granted(user, token, rule)

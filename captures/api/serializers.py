@@ -92,7 +92,7 @@ class ModemField(serializers.Field):
         try:
             modem = CableModem.objects.filter(mac_address=format_mac(str(mac))).first()
         except ValueError:
-            modem = None
+            self.fail("invalid")
         if modem is not None:
             raise ModemConflict(
                 f"modem {modem.mac_address} is already registered (id {modem.pk}); starting "
