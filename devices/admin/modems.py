@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from devices.models import CableModem
 
@@ -32,6 +33,8 @@ class CableModemForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for name in SECRET_FIELDS:
+            if name not in self.fields:  # a view-only user's form has no fields
+                continue
             self.fields[name].required = False
             if self.instance.pk and getattr(self.instance, name):
                 self.fields[name].help_text = "set; leave empty to keep it"
@@ -77,3 +80,16 @@ class CableModemAdmin(admin.ModelAdmin):
         ("SNMP credentials (write-only)", {"fields": CREDENTIAL_FIELDS}),
         ("Last known sysDescr", {"fields": readonly_fields}),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: CableModem | None = None) -> list:
+        """A view-only page would print every field's value: secrets are named, not shown."""
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        return [
+            (title, {"fields": [f for f in opts["fields"] if f not in SECRET_FIELDS]})
+            for title, opts in self.fieldsets
+        ] + [("SNMP secrets", {"fields": ["secrets_set"]})]
+
+    @admin.display(description="secrets stored")
+    def secrets_set(self, modem: CableModem) -> str:
+        return ", ".join(name for name in SECRET_FIELDS if getattr(modem, name)) or "none"

@@ -11,6 +11,7 @@ import logging
 import re
 
 import pytest
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.tests.helpers import role_user, token_client
@@ -192,10 +193,16 @@ def test_secrets_appear_in_no_get_response_admin_page_export_or_log(
             outputs[path] = content
     assert len(outputs) >= 25
     assert b"02:00:5e:00:07:01" in outputs[f"{MODEMS}{v2c['id']}/"]  # the sweep saw the modem
+    view_only = Client()
+    view_only.force_login(role_user("view-staff", "viewer", is_staff=True))
     for page in ("/admin/devices/cablemodem/", f"/admin/devices/cablemodem/{v3['id']}/change/"):
-        response = admin_client.get(page)
-        assert response.status_code == 200
-        outputs[page] = response.content
+        for who, browser in (("admin", admin_client), ("viewer", view_only)):
+            response = browser.get(page)
+            assert response.status_code == 200, (who, page)
+            outputs[f"{who} {page}"] = response.content
+    viewer_page = outputs[f"viewer /admin/devices/cablemodem/{v3['id']}/change/"]
+    assert b"pnm-user" in viewer_page
+    assert b"auth_key, priv_key" in viewer_page  # named, not shown
     export(tmp_path, with_files=False)
     for path in tmp_path.iterdir():
         outputs[str(path)] = path.read_bytes()
