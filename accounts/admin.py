@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from accounts.models import ApiToken
 
@@ -38,12 +40,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return self.readonly_fields if obj is None else ["user", *self.readonly_fields]
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
-        key = None if change else obj.set_new_key()
+        if not change:
+            request.new_token_key = obj.set_new_key()
         super().save_model(request, obj, form, change)
-        if key:
-            self.message_user(
-                request, f"Token key (shown only now, store it safely): {key}", messages.WARNING
-            )
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue=None):
+        """The key on a page of its own, never through message storage (a cookie)."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "token": obj,
+            "key": request.new_token_key,
+            "changelist_url": reverse("admin:accounts_apitoken_changelist"),
+            "title": "API token created",
+        }
+        # (admin views are never_cache: no-store, private)
+        return TemplateResponse(request, "admin/accounts/apitoken/key_once.html", context)
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
