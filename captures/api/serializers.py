@@ -76,7 +76,7 @@ class ModemField(serializers.Field):
         return modem
 
     def _registered(self, data: int | str) -> CableModem:
-        if isinstance(data, int) or data.isdigit():
+        if isinstance(data, int) or (data.isdigit() and len(data) < 12):  # 12: a bare MAC
             modem = CableModem.objects.filter(pk=int(data)).first()
         else:
             try:

@@ -64,6 +64,13 @@ def test_start_with_registered_modem_id(api_client):
     assert response.json()["modem"] == modem.pk
 
 
+def test_an_all_digit_mac_is_a_mac_not_an_id(api_client):
+    modem = make_modem(mac_address="00:11:22:33:44:55")
+    response = api_client.post(OPERATIONS, start_body(modem="001122334455"), format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["modem"] == modem.pk
+
+
 @pytest.mark.parametrize(
     ("changes", "path"),
     [
