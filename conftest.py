@@ -15,23 +15,34 @@ from typing import TYPE_CHECKING
 import pytest
 from django.conf import settings
 
-from tests.helpers import ALL_QUEUES, WorkerProcess, api_client_for, worker_environment
+from tests.helpers import ALL_QUEUES, WorkerProcess, role_user, token_client, worker_environment
 
 if TYPE_CHECKING:
     from rest_framework.test import APIClient
 
 
 @pytest.fixture
-def user_client(django_user_model) -> APIClient:
-    """The API as a signed-in user without staff rights."""
-    return api_client_for(django_user_model.objects.create_user("user", password="x" * 12))
+def viewer_client(db) -> APIClient:
+    """The API as a viewer (reads everything but credentials), with a token of every scope."""
+    return token_client(role_user("viewer-user", "viewer"))
 
 
 @pytest.fixture
-def staff_client(django_user_model) -> APIClient:
-    """The API as a staff user (an operator: may erase, clear caches)."""
-    user = django_user_model.objects.create_user("staff", password="x" * 12, is_staff=True)
-    return api_client_for(user)
+def operator_client(db) -> APIClient:
+    """The API as an operator (starts/stops captures, writes to devices), token of every scope."""
+    return token_client(role_user("operator-user", "operator"))
+
+
+@pytest.fixture
+def integrator_client(db) -> APIClient:
+    """The API as an integrator with a read + ingest token (what a collector holds)."""
+    return token_client(role_user("integrator-user", "integrator"), scopes=("read", "ingest"))
+
+
+@pytest.fixture
+def admin_api_client(db) -> APIClient:
+    """The API as a member of the admin role (every permission), token of every scope."""
+    return token_client(role_user("admin-user", "admin"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -112,10 +112,13 @@ def wait_for(predicate, what: str) -> None:
 
 def bench_api(env: dict, names: list[str], t0_ns: int) -> float:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+
+    from accounts.models import ApiToken
+    from accounts.roles import grant
 
     user = get_user_model().objects.create_user("bench-collector")
-    token = Token.objects.create(user=user).key
+    grant(user, "integrator")
+    _, token = ApiToken.objects.issue(user, "bench", {"ingest"})
     port = free_port()
     server = serve(["-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"], env)
     try:

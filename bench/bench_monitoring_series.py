@@ -78,9 +78,10 @@ def timed_get(client, url: str, params: dict[str, str | int]) -> tuple[float, in
 
 def main() -> None:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from accounts.models import ApiToken
+    from accounts.roles import grant
     from monitoring.models import Instrument
 
     with throwaway_database("bench_monitoring_series"):
@@ -88,8 +89,10 @@ def main() -> None:
         now = datetime.now(UTC)
         load(ids, now)
         user = get_user_model().objects.create_user("bench-viewer")
+        grant(user, "viewer")
+        _, key = ApiToken.objects.issue(user, "bench", {"read"})
         client = APIClient(HTTP_HOST="localhost")
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         url = f"/api/v1/monitoring/instruments/{ids[7]}/series"
         rng = random.Random(4)
         results: dict[str, tuple[list[float], float, str]] = {}

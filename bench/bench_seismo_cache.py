@@ -52,9 +52,10 @@ def timed(call) -> float:
 
 def run() -> None:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from accounts.models import ApiToken
+    from accounts.roles import grant
     from seismographs import cache as seismo_cache
     from seismographs import services
     from seismographs.models import Seismograph
@@ -65,8 +66,10 @@ def run() -> None:
         device = Seismograph.objects.create(conn_key=sim.conn_key)
         seismo_cache.clear_device(device.pk)
         user = get_user_model().objects.create_user("bench")
+        grant(user, "viewer")
+        _, key = ApiToken.objects.issue(user, "bench", {"read"})
         client = APIClient(SERVER_NAME="localhost")
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         services.refresh_info(device.pk, time.time())
         services.sync_events(device.pk, time.time())
 

@@ -4,10 +4,23 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.permissions import read
 from config.views import health
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema: for any token that may read (no data in it)."""
+
+    access = {"get": read()}
+
+
+class DocsView(SpectacularSwaggerView):
+    access = {"get": read()}
+
 
 api_v1 = [
     path("captures/", include("captures.api.urls")),
+    path("devices/", include("devices.api.urls")),
     path("devices/", include("seismographs.api.urls")),
     path("monitoring/", include("monitoring.api.urls")),
 ]
@@ -16,7 +29,7 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="swagger-ui"),
     path("monitoring/", include("monitoring.urls")),
 ]

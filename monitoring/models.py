@@ -38,6 +38,7 @@ class Instrument(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("ingest_samples", "Can post samples for instruments")]
 
     def __str__(self) -> str:
         return self.name

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import get_script_prefix, reverse_lazy
@@ -16,6 +16,7 @@ MAX_SELECTED_INSTRUMENTS = 12
 
 @require_GET
 @login_required(login_url=reverse_lazy("admin:login"))
+@permission_required("monitoring.view_instrument", raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The page shell only: instruments, ranges and data are fetched by the script."""
     context = {

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.permissions import perm
 from seismographs import reads as seismo_reads
 from seismographs import services, tasks
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
@@ -65,14 +66,23 @@ class SeismographAdmin(admin.ModelAdmin):
     def error(self, obj: Seismograph) -> str:
         return f"{obj.last_error_kind}: {obj.last_error}"[:80] if obj.last_error_kind else ""
 
-    @admin.action(description="Refresh info and events from the unit")
+    # The actions need the same permissions as the API's forced read and cache clear.
+    def has_force_read_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(perm(Seismograph, "force_read"))
+
+    def has_clear_cache_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(perm(Seismograph, "clear_cache"))
+
+    @admin.action(description="Refresh info and events from the unit", permissions=["force_read"])
     def refresh(self, request: HttpRequest, queryset: QuerySet[Seismograph]) -> None:
         for device in queryset:
             seismo_reads.dispatch(device.pk, "info", tasks.refresh_info)
             seismo_reads.dispatch(device.pk, "events", tasks.sync_events)
         self.message_user(request, f"Refresh queued for {queryset.count()} unit(s).")
 
-    @admin.action(description="Clear everything cached for these units")
+    @admin.action(
+        description="Clear everything cached for these units", permissions=["clear_cache"]
+    )
     def clear_cache(self, request: HttpRequest, queryset: QuerySet[Seismograph]) -> None:
         for device in queryset:
             cleared = services.clear_cache(device)

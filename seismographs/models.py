@@ -55,7 +55,12 @@ class Seismograph(models.Model):
     class Meta:
         db_table = "devices_seismograph"  # created by the devices app; kept, data and all
         ordering = ["id"]
-        permissions = [("erase_seismograph", "Can erase a seismograph's event memory")]
+        permissions = [
+            ("erase_seismograph", "Can erase a seismograph's event memory"),
+            ("operate_seismograph", "Can write config and start/stop monitoring"),
+            ("force_read", "Can force a re-read from the unit"),
+            ("clear_cache", "Can clear a unit's cache (stored history included)"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.serial_number or self.conn_key

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -138,11 +138,24 @@ def worker_round_trip(timeout: float = 30.0) -> str:
     return TaskResult.objects.get(task_id=result.id).worker or ""
 
 
-def api_client_for(user: object) -> APIClient:
-    """An API client acting as ``user`` (DRF's forced authentication: the fixtures test
-    what a role may do; how credentials are checked is tested in tests/test_api_auth.py)."""
+def role_user(username: str, *roles: str, **fields: Any) -> Any:
+    """A user in the given roles (Django groups seeded by accounts' migration)."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.roles import grant
+
+    user = get_user_model().objects.create_user(username, password="pw-not-secret-1", **fields)
+    grant(user, *roles)
+    return user
+
+
+def token_client(user: Any, scopes: tuple[str, ...] | None = None, name: str = "test") -> APIClient:
+    """An APIClient sending ``Authorization: Token <key>`` of a new token of ``user``."""
     from rest_framework.test import APIClient
 
+    from accounts.models import ApiToken, Scope
+
+    _, key = ApiToken.objects.issue(user, name, set(scopes or Scope.values))
     client = APIClient()
-    client.force_authenticate(user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client

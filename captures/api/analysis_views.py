@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import perm, read
 from captures.analysis import (
     AnalysisError,
     AnalysisResult,
@@ -96,6 +97,7 @@ def _stream(chunks, result: AnalysisResult):
 
 class OperationAnalysisView(_JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer, CsvRenderer, PngRenderer]
+    access = {"get": read(perm(Operation, "view"), perm(Transaction, "view"))}
 
     @extend_schema(
         operation_id="captures_operations_analysis",
@@ -162,6 +164,7 @@ def _parsed_transaction(transaction_id: str):
 
 class TransactionParsedView(_JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer]
+    access = {"get": read(perm(Transaction, "view"))}
 
     @extend_schema(
         operation_id="captures_transactions_parsed",
@@ -188,6 +191,7 @@ class TransactionParsedView(_JsonErrorsMixin, APIView):
 
 class TransactionPlotView(_JsonErrorsMixin, APIView):
     renderer_classes = [PngRenderer, JSONRenderer]
+    access = {"get": read(perm(Transaction, "view"))}
 
     @extend_schema(
         operation_id="captures_transactions_plot",

@@ -1,7 +1,8 @@
 """Request and response shapes of the captures API (response shapes follow PyPNM's JSON
 manifests, so tools written for operation_capture.json / transactions.json keep working).
 
-Modem credentials are write-only: no serializer here ever outputs them.
+Modem credentials are write-only: no serializer here ever outputs them (nor takes them:
+modems are registered through /api/v1/devices/modems/).
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime
 
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 
 from captures import services
 from captures.models import OPERATION_MODES, Operation, OperationName, Transaction
 from devices.links.pnm import format_mac
-from devices.models.modems import CableModem, SnmpAuthProtocol, SnmpPrivProtocol, SnmpVersion
+from devices.models.modems import CableModem
 
 # The TFTP receiver is IPv4-only (tftpy), so a modem uploads from an IPv4 address; the
 # receiver accepts an upload only from the address the modem is registered with. For a
@@ -33,82 +34,74 @@ def epoch(value: datetime) -> int:
     return int(value.timestamp())
 
 
-class SnmpCredentialsSerializer(serializers.Serializer):
-    version = serializers.ChoiceField(choices=SnmpVersion.choices, default=SnmpVersion.V2C)
-    community = serializers.CharField(required=False, allow_blank=True, max_length=128)
-    username = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    auth_protocol = serializers.ChoiceField(
-        choices=SnmpAuthProtocol.choices, required=False, allow_blank=True
-    )
-    auth_key = serializers.CharField(required=False, allow_blank=True, max_length=128)
-    priv_protocol = serializers.ChoiceField(
-        choices=SnmpPrivProtocol.choices, required=False, allow_blank=True
-    )
-    priv_key = serializers.CharField(required=False, allow_blank=True, max_length=128)
+class ModemConflict(APIException):
+    """An inline modem for a MAC already registered: never applied, whoever asks."""
 
-    def validate(self, attrs: dict) -> dict:
-        if attrs["version"] == SnmpVersion.V2C and not attrs.get("community"):
-            raise serializers.ValidationError({"community": _("required for SNMP v2c")})
-        if attrs["version"] == SnmpVersion.V3 and not attrs.get("username"):
-            raise serializers.ValidationError({"username": _("required for SNMP v3")})
-        for key in ("auth_key", "priv_key"):
-            if attrs.get(key) and len(attrs[key]) < 8:
-                raise serializers.ValidationError({key: _("must be at least 8 characters")})
-        return attrs
-
-
-class ModemSpecSerializer(serializers.Serializer):
-    """A modem given inline: found by MAC (its address and credentials updated) or created."""
-
-    mac_address = serializers.CharField(max_length=20)
-    ip_address = serializers.IPAddressField(protocol="both")
-    snmp_port = serializers.IntegerField(min_value=1, max_value=65535, default=161)
-    snmp = SnmpCredentialsSerializer()
-
-    def validate_mac_address(self, value: str) -> str:
-        try:
-            return format_mac(value)
-        except ValueError:
-            raise serializers.ValidationError(_("not a MAC address")) from None
-
-    def validate_ip_address(self, value: str) -> str:
-        if ipaddress.ip_address(value).version == 6:  # (IPv4-mapped ones arrive unpacked)
-            raise serializers.ValidationError(IPV6_REFUSED)
-        return value
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "modem_registered"
 
 
 @extend_schema_field(
     {
         "oneOf": [
             {"type": "integer", "description": "id of a registered cable modem"},
-            {"$ref": "#/components/schemas/ModemSpecRequest"},
+            {"type": "string", "description": "MAC address of a registered cable modem"},
         ]
     }
 )
 class ModemField(serializers.Field):
-    """``modem``: the id of a registered modem, or an inline ``ModemSpec``."""
+    """``modem``: the id or MAC address of a registered modem.
+
+    Operations never register or change a modem (its address and credentials decide where
+    workers send SNMP SETs): that is the registry API's job, behind its own permissions. An
+    inline object, as earlier versions took, is refused: 409 when its MAC is registered.
+    """
 
     default_error_messages = {
-        "unknown": _("unknown modem {value}"),
+        "unknown": _(
+            "no registered modem {value}: register it with POST /api/v1/devices/modems/ "
+            "and give its id or MAC address"
+        ),
         "ipv6": IPV6_REFUSED,
-        "invalid": _("an id or an object with mac_address, ip_address and snmp"),
+        "invalid": _("the id or MAC address of a registered modem"),
     }
 
     def to_internal_value(self, data):
-        if isinstance(data, bool):
-            self.fail("invalid")
-        if isinstance(data, int) or (isinstance(data, str) and data.isdigit()):
-            modem = CableModem.objects.filter(pk=int(data)).first()
-            if modem is None:
-                self.fail("unknown", value=data)
-            if ipaddress.ip_address(modem.ip_address).version == 6:
-                self.fail("ipv6")
-            return modem
         if isinstance(data, dict):
-            spec = ModemSpecSerializer(data=data)
-            spec.is_valid(raise_exception=True)
-            return spec.validated_data
-        self.fail("invalid")
+            self._refuse_inline(data.get("mac_address"))
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        modem = self._registered(data)
+        if ipaddress.ip_address(modem.ip_address).version == 6:
+            self.fail("ipv6")
+        return modem
+
+    def _registered(self, data: int | str) -> CableModem:
+        if isinstance(data, int) or (data.isdigit() and len(data) < 12):  # 12: a bare MAC
+            modem = CableModem.objects.filter(pk=int(data)).first()
+        else:
+            try:
+                mac = format_mac(data)
+            except ValueError:
+                self.fail("invalid")
+            modem = CableModem.objects.filter(mac_address=mac).first()
+        if modem is None:
+            self.fail("unknown", value=data)
+        return modem
+
+    def _refuse_inline(self, mac: object) -> None:
+        try:
+            modem = CableModem.objects.filter(mac_address=format_mac(str(mac))).first()
+        except ValueError:
+            self.fail("invalid")
+        if modem is not None:
+            raise ModemConflict(
+                f"modem {modem.mac_address} is already registered (id {modem.pk}); starting "
+                "an operation never changes a registered modem's address or credentials. "
+                f'Give "modem": {modem.pk}, and change the modem itself with PATCH '
+                f"/api/v1/devices/modems/{modem.pk}/ (needs the modem change permission)."
+            )
+        self.fail("unknown", value=mac)
 
     def to_representation(self, value):
         return value.pk
@@ -142,37 +135,14 @@ class OperationStartSerializer(serializers.Serializer):
         return attrs
 
     def create(self, validated_data: dict) -> Operation:
-        with transaction.atomic():
-            modem = validated_data["modem"]
-            if isinstance(modem, dict):
-                modem = _upsert_modem(modem)
-            return services.start_operation(
-                modem=modem,
-                name=validated_data["test"],
-                measure_mode=validated_data["measure_mode"],
-                duration_s=validated_data["duration_s"],
-                sample_interval_s=validated_data["sample_interval_s"],
-                channel_ids=validated_data.get("channel_ids"),
-            )
-
-
-def _upsert_modem(spec: dict) -> CableModem:
-    snmp = spec["snmp"]
-    modem, _ = CableModem.objects.update_or_create(
-        mac_address=spec["mac_address"],
-        defaults={
-            "ip_address": spec["ip_address"],
-            "snmp_port": spec["snmp_port"],
-            "snmp_version": snmp["version"],
-            "community": snmp.get("community", ""),
-            "snmp_username": snmp.get("username", ""),
-            "auth_protocol": snmp.get("auth_protocol", ""),
-            "auth_key": snmp.get("auth_key", ""),
-            "priv_protocol": snmp.get("priv_protocol", ""),
-            "priv_key": snmp.get("priv_key", ""),
-        },
-    )
-    return modem
+        return services.start_operation(
+            modem=validated_data["modem"],
+            name=validated_data["test"],
+            measure_mode=validated_data["measure_mode"],
+            duration_s=validated_data["duration_s"],
+            sample_interval_s=validated_data["sample_interval_s"],
+            channel_ids=validated_data.get("channel_ids"),
+        )
 
 
 class OperationStatusSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import operate, perm, read
 from captures import archive, services, storage
 from captures.api.filters import TransactionFilter
 from captures.api.serializers import (
@@ -27,6 +28,8 @@ from captures.models import Operation, Transaction
 
 log = logging.getLogger(__name__)
 BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="file contents")
+VIEW_OPERATION = read(perm(Operation, "view"))
+VIEW_TRANSACTION = read(perm(Transaction, "view"))
 
 
 class TransactionFeedPagination(CursorPagination):
@@ -52,6 +55,14 @@ class OperationViewSet(
     lookup_field = "operation_id"
     lookup_value_regex = "[0-9a-f]{16}"
     filterset_fields = ["state", "name", "modem"]
+    access = {
+        "list": VIEW_OPERATION,
+        "retrieve": VIEW_OPERATION,
+        "status_": VIEW_OPERATION,
+        "archive": read(perm(Operation, "view"), perm(Transaction, "view")),
+        "create": operate(perm(Operation, "add")),
+        "stop": operate(perm(Operation, "change")),
+    }
 
     @extend_schema(request=OperationStartSerializer, responses={201: OperationSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
@@ -115,6 +126,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = "[0-9a-f]{16}"
     pagination_class = TransactionFeedPagination
     filterset_class = TransactionFilter
+    access = {"list": VIEW_TRANSACTION, "retrieve": VIEW_TRANSACTION, "download": VIEW_TRANSACTION}
 
     @extend_schema(
         parameters=[

@@ -61,8 +61,8 @@ def url(operation_id: str) -> str:
     return f"/api/v1/captures/operations/{operation_id}/analysis"
 
 
-def test_min_avg_max_json(imported: Path, user_client: APIClient) -> None:
-    response = user_client.get(url(OP_RXMER), {"type": "min-avg-max"})
+def test_min_avg_max_json(imported: Path, operator_client: APIClient) -> None:
+    response = operator_client.get(url(OP_RXMER), {"type": "min-avg-max"})
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     result = json.loads(body(response))
@@ -83,8 +83,8 @@ def test_min_avg_max_json(imported: Path, user_client: APIClient) -> None:
     assert channel["max"][EXCLUDED_INDEX] == first[EXCLUDED_INDEX]
 
 
-def test_min_avg_max_csv(imported: Path, user_client: APIClient) -> None:
-    response = user_client.get(url(OP_RXMER), {"type": "min-avg-max", "format": "csv"})
+def test_min_avg_max_csv(imported: Path, operator_client: APIClient) -> None:
+    response = operator_client.get(url(OP_RXMER), {"type": "min-avg-max", "format": "csv"})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv"
     rows = list(csv.reader(io.StringIO(body(response).decode())))
@@ -96,17 +96,17 @@ def test_min_avg_max_csv(imported: Path, user_client: APIClient) -> None:
     assert rows[1 + EXCLUDED_INDEX][5] == "1"
 
 
-def test_min_avg_max_png(imported: Path, user_client: APIClient) -> None:
-    response = user_client.get(url(OP_RXMER), {"type": "min-avg-max", "format": "png"})
+def test_min_avg_max_png(imported: Path, operator_client: APIClient) -> None:
+    response = operator_client.get(url(OP_RXMER), {"type": "min-avg-max", "format": "png"})
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response.content.startswith(PNG_MAGIC)
 
 
 def test_heatmap_rows_are_the_captures_in_time_order(
-    imported: Path, user_client: APIClient
+    imported: Path, operator_client: APIClient
 ) -> None:
-    response = user_client.get(url(OP_RXMER), {"type": "heatmap"})
+    response = operator_client.get(url(OP_RXMER), {"type": "heatmap"})
     (channel,) = json.loads(body(response))["channels"]
     assert channel["timestamps"] == [1764820677, 1764820691]
     second = quarter_db(imported / "pnm" / DEMO_2)
@@ -114,15 +114,15 @@ def test_heatmap_rows_are_the_captures_in_time_order(
     assert channel["values"][1][EXCLUDED_INDEX] is None
     assert channel["values"][1][EXCLUDED_INDEX + 1] == second[EXCLUDED_INDEX + 1]
     csv_rows = body(
-        user_client.get(url(OP_RXMER), {"type": "heatmap", "format": "csv"})
+        operator_client.get(url(OP_RXMER), {"type": "heatmap", "format": "csv"})
     ).splitlines()
     assert len(csv_rows) == 3
-    png = user_client.get(url(OP_RXMER), {"type": "heatmap", "format": "png"})
+    png = operator_client.get(url(OP_RXMER), {"type": "heatmap", "format": "png"})
     assert png.content.startswith(PNG_MAGIC)
 
 
-def test_group_delay_of_channel_estimation(imported: Path, user_client: APIClient) -> None:
-    response = user_client.get(url(OP_CHAN), {"type": "group-delay"})
+def test_group_delay_of_channel_estimation(imported: Path, operator_client: APIClient) -> None:
+    response = operator_client.get(url(OP_CHAN), {"type": "group-delay"})
     (channel,) = json.loads(body(response))["channels"]
     expected = parse((SAMPLES / "channel_estimation.bin").read_bytes()).group_delay_s
     assert (channel["channel_id"], channel["unit"], channel["captures"]) == (34, "s", 1)
@@ -131,9 +131,11 @@ def test_group_delay_of_channel_estimation(imported: Path, user_client: APIClien
 
 
 @pytest.mark.parametrize("output", ["json", "csv", "png"])
-def test_nothing_of_an_analysis_outlives_its_response(imported, user_client, output: str) -> None:
+def test_nothing_of_an_analysis_outlives_its_response(
+    imported, operator_client, output: str
+) -> None:
     """The per-channel arrays are gone once the last byte is out (PyPNM's RSS creep)."""
-    response = user_client.get(url(OP_RXMER), {"type": "heatmap", "format": output})
+    response = operator_client.get(url(OP_RXMER), {"type": "heatmap", "format": output})
     assert response.status_code == 200
     content = body(response) if response.streaming else response.content
     assert content
@@ -150,32 +152,37 @@ def test_nothing_of_an_analysis_outlives_its_response(imported, user_client, out
         ({"type": "min-avg-max", "format": "xlsx"}, "format"),
     ],
 )
-def test_bad_input_is_400_naming_the_field(imported, user_client: APIClient, params, field) -> None:
-    response = user_client.get(url(OP_RXMER), params)
+def test_bad_input_is_400_naming_the_field(
+    imported, operator_client: APIClient, params, field
+) -> None:
+    response = operator_client.get(url(OP_RXMER), params)
     assert response.status_code == 400
     assert field in response.json()
 
 
-def test_unknown_operation_and_anonymous(imported, user_client: APIClient) -> None:
-    assert user_client.get(url("00000000deadbeef"), {"type": "heatmap"}).status_code == 404
+def test_unknown_operation_and_anonymous(imported, operator_client: APIClient) -> None:
+    assert operator_client.get(url("00000000deadbeef"), {"type": "heatmap"}).status_code == 404
     anonymous = APIClient().get(url(OP_RXMER), {"type": "heatmap"})
     assert anonymous.status_code in (401, 403)
 
 
-def test_transaction_parsed(imported: Path, user_client: APIClient) -> None:
-    response = user_client.get(f"/api/v1/captures/transactions/{T1}/parsed")
+def test_transaction_parsed(imported: Path, operator_client: APIClient) -> None:
+    response = operator_client.get(f"/api/v1/captures/transactions/{T1}/parsed")
     assert response.status_code == 200
     parsed = response.json()
     assert parsed["header"]["test_type"] == "DS_OFDM_RXMER_PER_SUBCAR"
     assert parsed["channel_id"] == 193
     assert parsed["rxmer_db"][:3] == quarter_db(SAMPLES / DEMO_1)[:3].tolist()
-    fec = user_client.get(f"/api/v1/captures/transactions/{T4}/parsed", {"data": "false"}).json()
+    fec = operator_client.get(
+        f"/api/v1/captures/transactions/{T4}/parsed", {"data": "false"}
+    ).json()
     assert [p["profile_id"] for p in fec["profiles"]] == [255, 0, 1, 2, 3]
     assert "timestamps" not in fec["profiles"][0]
     assert (
-        user_client.get("/api/v1/captures/transactions/00000000deadbeef/parsed").status_code == 404
+        operator_client.get("/api/v1/captures/transactions/00000000deadbeef/parsed").status_code
+        == 404
     )
-    bad = user_client.get(f"/api/v1/captures/transactions/{T1}/parsed", {"data": "maybe"})
+    bad = operator_client.get(f"/api/v1/captures/transactions/{T1}/parsed", {"data": "maybe"})
     assert bad.status_code == 400
     assert "data" in bad.json()
 
@@ -187,18 +194,18 @@ def test_transaction_views_need_authentication(imported) -> None:
         assert response.status_code in (401, 403)
 
 
-def test_a_damaged_stored_file_is_skipped_or_a_422(imported, user_client, settings) -> None:
+def test_a_damaged_stored_file_is_skipped_or_a_422(imported, operator_client, settings) -> None:
     from captures.models import Transaction
 
     record = Transaction.objects.get(transaction_id=T1)
     stored = Path(settings.FIELDRELAY_STORAGE_ROOT) / record.stored_path
     stored.write_bytes(b"\x00" * 200)  # no zstd frame any more
-    result = json.loads(body(user_client.get(url(OP_RXMER), {"type": "min-avg-max"})))
+    result = json.loads(body(operator_client.get(url(OP_RXMER), {"type": "min-avg-max"})))
     assert [s["transaction_id"] for s in result["skipped"]] == [T1]
     assert "does not decompress" in result["skipped"][0]["reason"]
     assert result["channels"][0]["captures"] == 1
     for suffix in ("parsed", "plot.png"):
-        response = user_client.get(f"/api/v1/captures/transactions/{T1}/{suffix}")
+        response = operator_client.get(f"/api/v1/captures/transactions/{T1}/{suffix}")
         assert response.status_code == 422
         assert "cannot be read" in response.json()["detail"]
 
@@ -212,8 +219,8 @@ def test_every_sample_type_has_a_plot(path: Path) -> None:
 
 
 @pytest.mark.parametrize("txn", [T1, T3, T4, T5])
-def test_transaction_plot(imported, user_client: APIClient, txn: str) -> None:
-    response = user_client.get(f"/api/v1/captures/transactions/{txn}/plot.png")
+def test_transaction_plot(imported, operator_client: APIClient, txn: str) -> None:
+    response = operator_client.get(f"/api/v1/captures/transactions/{txn}/plot.png")
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response.content.startswith(PNG_MAGIC)

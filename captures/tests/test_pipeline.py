@@ -57,7 +57,7 @@ def worker_drained() -> None:
     worker_round_trip()
 
 
-def test_operation_runs_to_completion(pnm_worker, beat, farm, user_client):
+def test_operation_runs_to_completion(pnm_worker, beat, farm, operator_client):
     sim = farm(1)
     operation = start(register_modem(sim[0]))
 
@@ -85,7 +85,7 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, user_client):
     assert done.metadata["system_description"]["VENDOR"] == "FieldRelay Sim"
     assert not list(storage.usable_spool_dir().glob("*.bin"))  # spool emptied
 
-    status = user_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
+    status = operator_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
     assert status["state"] == "completed"
     assert status["collected"] == len(records)
     assert status["time_remaining"] == 0
@@ -104,12 +104,12 @@ def test_channel_estimation_over_snmpv3(pnm_worker, beat, farm):
     assert done.collected == done.expected >= 2
 
 
-def test_stop_midway(pnm_worker, beat, farm, user_client):
+def test_stop_midway(pnm_worker, beat, farm, operator_client):
     sim = farm(1)
     operation = start(register_modem(sim[0]), duration_s=60, interval_s=1)
     wait_until(lambda: Operation.objects.get(pk=operation.pk).collected >= 2, timeout=30)
 
-    response = user_client.post(f"/api/v1/captures/operations/{operation.operation_id}/stop/")
+    response = operator_client.post(f"/api/v1/captures/operations/{operation.operation_id}/stop/")
 
     assert response.status_code == 200
     assert response.json()["state"] == "stopped"

@@ -433,12 +433,13 @@ def test_import_of_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_imported_records_are_served_by_the_captures_api(
     data_dir: Path, storage_root: Path
 ) -> None:
-    from django.contrib.auth import get_user_model
     from rest_framework.test import APIClient
+
+    from tests.helpers import role_user
 
     import_data_dir(data_dir)
     client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_user("ops", password="pw-ops-1"))
+    client.force_authenticate(role_user("ops", "viewer"))
     assert client.get("/api/v1/captures/operations/").status_code == 200
     status = client.get(f"/api/v1/captures/operations/{OP_RXMER}/status/").json()
     assert (status["state"], status["collected"], status["time_remaining"]) == ("completed", 2, 0)

@@ -106,12 +106,12 @@ def test_corrupt_or_extended_file_raises():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("raw", [False, True])
-def test_download_of_a_truncated_file_is_an_error_not_a_short_file(user_client, raw):
+def test_download_of_a_truncated_file_is_an_error_not_a_short_file(operator_client, raw):
     record = stored_transaction(make_operation())
     truncate(record, record.size_after // 2)
 
     params = {"raw": "1"} if raw else {}
-    response = user_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/", params)
+    response = operator_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/", params)
 
     assert response.status_code == 500
     assert response.json()["code"] == "stored_file_damaged"
@@ -119,11 +119,11 @@ def test_download_of_a_truncated_file_is_an_error_not_a_short_file(user_client, 
 
 
 @pytest.mark.django_db
-def test_download_of_a_corrupt_file_of_the_right_length_aborts(user_client):
+def test_download_of_a_corrupt_file_of_the_right_length_aborts(operator_client):
     record = stored_transaction(make_operation())
     flip_byte(record, record.size_after - 2)  # inside the checksum: only the end can tell
 
-    response = user_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/")
+    response = operator_client.get(f"{TRANSACTIONS}{record.transaction_id}/download/")
 
     assert response.status_code == 200  # the length matched; the stream itself must abort
     with pytest.raises(storage.StoredFileDamaged, match="corrupt"):
@@ -131,13 +131,13 @@ def test_download_of_a_corrupt_file_of_the_right_length_aborts(user_client):
 
 
 @pytest.mark.django_db
-def test_archive_aborts_on_a_truncated_member(user_client):
+def test_archive_aborts_on_a_truncated_member(operator_client):
     operation = make_operation()
     whole = stored_transaction(operation, tick=1)
     cut = stored_transaction(operation, tick=2)
     truncate(cut, cut.size_after - 5)
 
-    response = user_client.get(f"{OPERATIONS}{operation.operation_id}/archive/")
+    response = operator_client.get(f"{OPERATIONS}{operation.operation_id}/archive/")
     assert response.status_code == 200
     received: list[bytes] = []
     with pytest.raises(storage.StoredFileDamaged, match="truncated"):

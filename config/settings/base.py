@@ -31,7 +31,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -42,6 +41,8 @@ INSTALLED_APPS = [
     "seismographs",
     "captures",
     "monitoring",
+    # Last: its post_migrate seeds the roles once every other app's permissions exist.
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -169,10 +170,13 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # --- REST API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The one permission layer: each view declares per action what it needs (accounts).
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.ActionPermission"],
+    # OPTIONS would describe write forms to anyone authenticated: answered 405 instead.
+    "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -187,8 +191,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # The schema and its UI are for our users too: /health/ is the only public page.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its UI are for our users too: /health/ is the only public page
+    # (config.urls declares their rule: any token with the read scope).
+    "SERVE_PERMISSIONS": ["accounts.permissions.ActionPermission"],
 }
 
 # --- auth, i18n, static ------------------------------------------------------------------

@@ -6,12 +6,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from devices.models import CableModem
 
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
-ADDRESS_FIELDS = ("mac_address", "ip_address", "snmp_port")
-CREDENTIAL_FIELDS = (
+ADDRESS_FIELDS = ["mac_address", "ip_address", "snmp_port"]
+GROUPING_FIELDS = ["cmts", "tag"]
+CREDENTIAL_FIELDS = [
     "snmp_version",
     "community",
     "snmp_username",
@@ -19,7 +21,7 @@ CREDENTIAL_FIELDS = (
     "auth_key",
     "priv_protocol",
     "priv_key",
-)
+]
 
 
 class CableModemForm(forms.ModelForm):
@@ -27,12 +29,14 @@ class CableModemForm(forms.ModelForm):
 
     class Meta:
         model = CableModem
-        fields = [*ADDRESS_FIELDS, *CREDENTIAL_FIELDS]
+        fields = [*ADDRESS_FIELDS, *GROUPING_FIELDS, *CREDENTIAL_FIELDS]
         widgets = {name: forms.PasswordInput(render_value=False) for name in SECRET_FIELDS}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for name in SECRET_FIELDS:
+            if name not in self.fields:  # a view-only user's form has no fields
+                continue
             self.fields[name].required = False
             if self.instance.pk and getattr(self.instance, name):
                 self.fields[name].help_text = "set; leave empty to keep it"
@@ -50,10 +54,19 @@ class CableModemForm(forms.ModelForm):
 @admin.register(CableModem)
 class CableModemAdmin(admin.ModelAdmin):
     form = CableModemForm
-    list_display = ["mac_address", "ip_address", "snmp_port", "snmp_version", "vendor", "model"]
-    list_filter = ["snmp_version", "vendor", "model"]
-    search_fields = ["mac_address", "ip_address"]
-    readonly_fields = (
+    list_display = [
+        "mac_address",
+        "ip_address",
+        "snmp_port",
+        "snmp_version",
+        "vendor",
+        "model",
+        "cmts",
+        "tag",
+    ]
+    list_filter = ["snmp_version", "vendor", "model", "cmts"]
+    search_fields = ["mac_address", "ip_address", "cmts", "tag"]
+    readonly_fields = [
         "sys_descr",
         "hw_rev",
         "vendor",
@@ -63,9 +76,23 @@ class CableModemAdmin(admin.ModelAdmin):
         "sys_descr_updated",
         "created",
         "updated",
-    )
+    ]
     fieldsets = [
         (None, {"fields": ADDRESS_FIELDS}),
+        ("Grouping", {"fields": GROUPING_FIELDS}),
         ("SNMP credentials (write-only)", {"fields": CREDENTIAL_FIELDS}),
         ("Last known sysDescr", {"fields": readonly_fields}),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: CableModem | None = None) -> list:
+        """A view-only page would print every field's value: secrets are named, not shown."""
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        return [
+            (title, {"fields": [f for f in opts["fields"] if f not in SECRET_FIELDS]})
+            for title, opts in self.fieldsets
+        ] + [("SNMP secrets", {"fields": ["secrets_set"]})]
+
+    @admin.display(description="secrets stored")
+    def secrets_set(self, modem: CableModem) -> str:
+        return ", ".join(name for name in SECRET_FIELDS if getattr(modem, name)) or "none"

@@ -64,6 +64,12 @@ class CableModem(models.Model):
     model = models.CharField(max_length=64, blank=True)
     sys_descr_updated = models.DateTimeField(null=True, blank=True)
 
+    # Grouping for fleet work: a free tag and the CMTS the modem hangs off (by name).
+    tag = models.CharField(max_length=64, blank=True, db_index=True)
+    cmts = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="The CMTS (group) this modem is on"
+    )
+
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import ingest, perm, read
 from monitoring import series as series_service
 from monitoring.api.parsers import LineProtocolParser, SampleJSONParser
 from monitoring.api.serializers import (
@@ -37,6 +38,8 @@ from monitoring.api.serializers import (
 from monitoring.ingest import IngestError, ingest_json, ingest_line_protocol
 from monitoring.lineprotocol import PRECISION_NS
 from monitoring.models import Instrument
+
+VIEW = read(perm(Instrument, "view"))
 
 SERIES_RESPONSE = OpenApiResponse(
     OpenApiTypes.OBJECT,
@@ -52,12 +55,14 @@ class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = InstrumentSerializer
     pagination_class = None
     filterset_fields = ["kind", "active"]
+    access = {"list": VIEW, "retrieve": VIEW}
 
 
 class SampleIngestView(APIView):
     """Accept a batch of samples: JSON, or InfluxDB line protocol as text/plain."""
 
     parser_classes = [SampleJSONParser, LineProtocolParser]
+    access = {"post": ingest(perm(Instrument, "ingest_samples"))}
 
     @extend_schema(
         request={
@@ -104,6 +109,8 @@ def _bad(field: str, message: str) -> Response:
 class InstrumentSeriesView(APIView):
     """One instrument's channels over [start, end), decimated to max_points per channel."""
 
+    access = {"get": VIEW}
+
     @extend_schema(parameters=[SeriesQuerySerializer], responses={200: SERIES_RESPONSE})
     def get(self, request: Request, pk: int) -> HttpResponse:
         instrument = get_object_or_404(Instrument, pk=pk)
@@ -115,6 +122,8 @@ class InstrumentSeriesView(APIView):
 @method_decorator(gzip_page, name="dispatch")
 class MultiSeriesView(APIView):
     """Several instruments in one call: ``{"results": [<one instrument's series>, ...]}``."""
+
+    access = {"get": VIEW}
 
     @extend_schema(
         parameters=[MultiSeriesQuerySerializer],

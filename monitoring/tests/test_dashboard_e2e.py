@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
 from monitoring.bpm import BPM_KX_MM, BPM_KY_MM
 from monitoring.models import Instrument
 from simulators import instruments as sim
@@ -92,7 +92,7 @@ def user(admin_user):
 @pytest.fixture
 def monitors(live_server, user):
     """Two BPMs with ten minutes of data ending now."""
-    token = Token.objects.create(user=user).key
+    _, token = ApiToken.objects.issue(user, "e2e", {"ingest"})
     names = ["E2E01", "E2E02"]
     created = [Instrument.objects.create(name=name, kind="bpm") for name in names]
     end = time.time()

@@ -19,13 +19,13 @@ def lp(name: str, k: int, fields: str = "top_in={k},bot_in=1,bot_out=2,top_out=3
     return f"bpm,instrument={name} {fields.format(k=k)} {stamp}"
 
 
-def post_lines(user_client, lines: list[str], **params):
+def post_lines(integrator_client, lines: list[str], **params):
     query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
-    return user_client.post(URL + query, "\n".join(lines), content_type="text/plain")
+    return integrator_client.post(URL + query, "\n".join(lines), content_type="text/plain")
 
 
-def test_line_protocol_batch_is_written_with_its_snapshots(user_client, bpm):
-    response = post_lines(user_client, [lp("10AE", k) for k in range(25)])
+def test_line_protocol_batch_is_written_with_its_snapshots(integrator_client, bpm):
+    response = post_lines(integrator_client, [lp("10AE", k) for k in range(25)])
     assert response.status_code == 201, response.content
     assert response.json() == {"received": 25, "written": 25}
     assert Sample.objects.count() == 25
@@ -60,8 +60,8 @@ GOOD = [lp("10AE", k) for k in range(3)]
         ("bpm,instrument=10AE", "expected 'measurement"),
     ],
 )
-def test_a_bad_line_rejects_the_batch_naming_the_line(user_client, bpm, bad, message):
-    response = post_lines(user_client, [*GOOD, "# comment", bad])
+def test_a_bad_line_rejects_the_batch_naming_the_line(integrator_client, bpm, bad, message):
+    response = post_lines(integrator_client, [*GOOD, "# comment", bad])
     assert response.status_code == 400
     body = response.json()
     assert body["errors"][0]["where"] == "line 5"
@@ -71,7 +71,7 @@ def test_a_bad_line_rejects_the_batch_naming_the_line(user_client, bpm, bad, mes
     assert Snapshot.objects.count() == 0
 
 
-def test_any_field_order_and_number_form_is_accepted(user_client, bpm):
+def test_any_field_order_and_number_form_is_accepted(integrator_client, bpm):
     lines = [
         lp("10AE", 0),  # the usual shape
         lp("10AE", 1, "top_out=4,bot_out=3,bot_in=2,top_in={k}"),  # fields in another order
@@ -79,7 +79,7 @@ def test_any_field_order_and_number_form_is_accepted(user_client, bpm):
         f"10AE top_in=3,bot_in=2,bot_out=3,top_out=4 {NOW_NS - 10**10}",  # no instrument tag
         lp("10AE", 4, "top_in=1e1,bot_in=-.5,bot_out=+3.,top_out=4E-1"),
     ]
-    response = post_lines(user_client, lines)
+    response = post_lines(integrator_client, lines)
     assert response.status_code == 201, response.content
     stored = sorted(Sample.objects.values_list("c0", "c1", "c2", "c3"))
     assert stored == [
@@ -91,10 +91,10 @@ def test_any_field_order_and_number_form_is_accepted(user_client, bpm):
     ]
 
 
-def test_samples_older_than_the_retention_watermark_are_refused(user_client, bpm):
+def test_samples_older_than_the_retention_watermark_are_refused(integrator_client, bpm):
     RetentionState.objects.create(watermark=datetime.now(UTC) - timedelta(seconds=50))
     response = post_lines(
-        user_client, [lp("10AE", k) for k in range(0, 1000, 100)]
+        integrator_client, [lp("10AE", k) for k in range(0, 1000, 100)]
     )  # 100 s .. 0 s ago
     assert response.status_code == 400
     assert {e["message"] for e in response.json()["errors"]} == {
@@ -112,24 +112,27 @@ def test_lenient_ingest_stores_the_good_lines_around_an_impossible_timestamp(bpm
     assert Sample.objects.count() == 2
 
 
-def test_a_retried_batch_writes_nothing_twice(user_client, bpm):
+def test_a_retried_batch_writes_nothing_twice(integrator_client, bpm):
     lines = [lp("10AE", k) for k in range(30)]
-    assert post_lines(user_client, lines[:20]).json()["written"] == 20
-    again = post_lines(user_client, lines)  # the first 20 again, plus 10 new ones
+    assert post_lines(integrator_client, lines[:20]).json()["written"] == 20
+    again = post_lines(integrator_client, lines)  # the first 20 again, plus 10 new ones
     assert again.json() == {"received": 30, "written": 10}
     assert Sample.objects.count() == 30
     assert sum(Snapshot.objects.values_list("n", flat=True)) == 30
 
 
-def test_precision_of_line_protocol_timestamps(user_client, bpm):
+def test_precision_of_line_protocol_timestamps(integrator_client, bpm):
     seconds = int(time.time()) - 30
-    response = post_lines(user_client, [lp("10AE", 0, ts=seconds)], precision="s")
+    response = post_lines(integrator_client, [lp("10AE", 0, ts=seconds)], precision="s")
     assert response.status_code == 201
     assert Sample.objects.get().ts == datetime.fromtimestamp(seconds, UTC)
-    assert post_lines(user_client, GOOD, precision="h").json()["errors"][0]["where"] == "precision"
+    assert (
+        post_lines(integrator_client, GOOD, precision="h").json()["errors"][0]["where"]
+        == "precision"
+    )
 
 
-def test_json_batch_by_name_or_id_with_a_list_or_channel_map(user_client, bpm):
+def test_json_batch_by_name_or_id_with_a_list_or_channel_map(integrator_client, bpm):
     recent = datetime.now(UTC) - timedelta(seconds=30)
     samples = [
         {"instrument": "10AE", "ts": recent.isoformat(), "values": [1, 2, 3, 4]},
@@ -139,7 +142,7 @@ def test_json_batch_by_name_or_id_with_a_list_or_channel_map(user_client, bpm):
             "values": {"top_in": 5, "bot_in": 6, "bot_out": 7, "top_out": 8},
         },
     ]
-    response = user_client.post(URL, {"samples": samples}, format="json")
+    response = integrator_client.post(URL, {"samples": samples}, format="json")
     assert response.status_code == 201, response.content
     assert list(Sample.objects.order_by("c3").values_list("c3", flat=True)) == [4.0, 8.0]
 
@@ -156,10 +159,10 @@ def test_json_batch_by_name_or_id_with_a_list_or_channel_map(user_client, bpm):
         ({"instrument": "10AE", "values": [1, 2, 3, 4], "ts": "0001-01-01T00:00Z"}, "before 1970"),
     ],
 )
-def test_json_errors_name_the_sample(user_client, bpm, sample, message):
+def test_json_errors_name_the_sample(integrator_client, bpm, sample, message):
     good = {"instrument": "10AE", "ts": time.time() - 5, "values": [1, 2, 3, 4]}
     sample = {"ts": time.time() - 4, **sample}
-    response = user_client.post(URL, [good, sample], format="json")
+    response = integrator_client.post(URL, [good, sample], format="json")
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["where"] == "samples[1]"
@@ -167,22 +170,24 @@ def test_json_errors_name_the_sample(user_client, bpm, sample, message):
     assert Sample.objects.count() == 0
 
 
-def test_json_nan_is_refused(user_client, bpm):
+def test_json_nan_is_refused(integrator_client, bpm):
     body = '[{"instrument": "10AE", "ts": %f, "values": [NaN, 1, 2, 3]}]' % (time.time() - 5)
-    response = user_client.post(URL, body, content_type="application/json")
+    response = integrator_client.post(URL, body, content_type="application/json")
     assert response.status_code == 400
     assert "top_in is not finite" in response.json()["detail"]
 
 
-def test_generic_instrument_with_two_channels(user_client, db):
+def test_generic_instrument_with_two_channels(integrator_client, db):
     Instrument.objects.create(name="T1", kind=Instrument.Kind.GENERIC, channels=["temp", "rh"])
-    response = post_lines(user_client, [f"env,instrument=T1 temp=21.5,rh=40 {NOW_NS - 10**9}"])
+    response = post_lines(
+        integrator_client, [f"env,instrument=T1 temp=21.5,rh=40 {NOW_NS - 10**9}"]
+    )
     assert response.status_code == 201, response.content
     sample = Sample.objects.get()
     assert (sample.c0, sample.c1, sample.c2, sample.c3) == (21.5, 40.0, None, None)
 
 
-def test_a_batch_mixing_layouts_and_shapes_keeps_each_line_its_values(user_client, bpm):
+def test_a_batch_mixing_layouts_and_shapes_keeps_each_line_its_values(integrator_client, bpm):
     Instrument.objects.create(name="T1", kind=Instrument.Kind.GENERIC, channels=["temp", "rh"])
     lines = [
         lp("10AE", 0),
@@ -192,10 +197,10 @@ def test_a_batch_mixing_layouts_and_shapes_keeps_each_line_its_values(user_clien
         f"T1 rh=41,temp=22.5 {NOW_NS - 2 * 10**9}",
         lp("10AE", 2, "top_in=1,bot_in=1,bot_out=2,top_out=nan"),
     ]
-    response = post_lines(user_client, lines)
+    response = post_lines(integrator_client, lines)
     assert response.status_code == 400
     assert [e["where"] for e in response.json()["errors"]] == ["line 6"]
-    response = post_lines(user_client, lines[:-1])
+    response = post_lines(integrator_client, lines[:-1])
     assert response.json() == {"received": 4, "written": 4}
     stored = sorted(Sample.objects.values_list("c0", "c1", "c2", "c3"), key=str)
     assert stored == sorted(
@@ -215,14 +220,16 @@ def test_ingest_needs_authentication(client, bpm):
     assert Sample.objects.count() == 0
 
 
-def test_oversized_batch_is_refused(user_client, bpm, settings):
+def test_oversized_batch_is_refused(integrator_client, bpm, settings):
     settings.MONITORING_MAX_BATCH_BYTES = 1024
-    response = post_lines(user_client, [lp("10AE", k) for k in range(100)])
+    response = post_lines(integrator_client, [lp("10AE", k) for k in range(100)])
     assert response.status_code == 413
 
 
-def test_deleting_an_instrument_deletes_its_samples(user_client, bpm, bpms):
-    post_lines(user_client, [lp("10AE", k) for k in range(5)] + [lp("BPM01", k) for k in range(5)])
+def test_deleting_an_instrument_deletes_its_samples(integrator_client, bpm, bpms):
+    post_lines(
+        integrator_client, [lp("10AE", k) for k in range(5)] + [lp("BPM01", k) for k in range(5)]
+    )
     bpm.delete()
     assert Sample.objects.count() == 5
     assert set(Snapshot.objects.values_list("instrument__name", flat=True)) == {"BPM01"}

@@ -24,8 +24,8 @@ def series_data(bpm):
     return batch
 
 
-def get(user_client, path, **params):
-    return user_client.get(f"/api/v1/monitoring/{path}", params, HTTP_ACCEPT_ENCODING="gzip")
+def get(integrator_client, path, **params):
+    return integrator_client.get(f"/api/v1/monitoring/{path}", params, HTTP_ACCEPT_ENCODING="gzip")
 
 
 def body(response) -> dict:
@@ -35,8 +35,8 @@ def body(response) -> dict:
     return json.loads(raw)
 
 
-def test_instruments_list_carries_channels(user_client, bpm):
-    response = user_client.get("/api/v1/monitoring/instruments/")
+def test_instruments_list_carries_channels(integrator_client, bpm):
+    response = integrator_client.get("/api/v1/monitoring/instruments/")
     assert response.status_code == 200
     assert response.json() == [
         {
@@ -49,12 +49,15 @@ def test_instruments_list_carries_channels(user_client, bpm):
     ]
 
 
-def test_raw_series_shape_and_decimation(user_client, bpm, series_data):
+def test_raw_series_shape_and_decimation(integrator_client, bpm, series_data):
     end = START + timedelta(hours=1)
     response = get(
-        user_client, f"instruments/{bpm.pk}/series", start=START.isoformat(), end=end.isoformat(),
+        integrator_client,
+        f"instruments/{bpm.pk}/series",
+        start=START.isoformat(),
+        end=end.isoformat(),
         max_points=500,
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert response["Content-Encoding"] == "gzip"
     data = body(response)
@@ -81,11 +84,11 @@ def test_raw_series_shape_and_decimation(user_client, bpm, series_data):
 
 
 def test_long_ranges_and_ranges_before_the_watermark_read_the_minute_table(
-    user_client, bpm, series_data, settings
+    integrator_client, bpm, series_data, settings
 ):
     settings.MONITORING_SERIES_RAW_MAX_S = 3600
     two_hours = {"start": START.isoformat(), "end": (START + timedelta(hours=2)).isoformat()}
-    data = body(get(user_client, f"instruments/{bpm.pk}/series", **two_hours))
+    data = body(get(integrator_client, f"instruments/{bpm.pk}/series", **two_hours))
     assert data["resolution"] == "minute"
     points = data["series"]["bot_out"]
     assert len(points) == 2 * 120  # each minute: its min and its max
@@ -94,26 +97,29 @@ def test_long_ranges_and_ranges_before_the_watermark_read_the_minute_table(
 
     RetentionState.objects.create(watermark=START + timedelta(minutes=30))
     short = {"start": START.isoformat(), "end": (START + timedelta(minutes=40)).isoformat()}
-    assert body(get(user_client, f"instruments/{bpm.pk}/series", **short))["resolution"] == "minute"
+    assert (
+        body(get(integrator_client, f"instruments/{bpm.pk}/series", **short))["resolution"]
+        == "minute"
+    )
 
 
-def test_multi_instrument_call(user_client, bpms):
+def test_multi_instrument_call(integrator_client, bpms):
     ids = ",".join(str(b.pk) for b in bpms)
-    data = body(get(user_client, "series", instruments=ids, start=START.isoformat()))
+    data = body(get(integrator_client, "series", instruments=ids, start=START.isoformat()))
     assert [r["instrument"]["id"] for r in data["results"]] == [b.pk for b in bpms]
     assert all(r["series"]["top_in"] == [] for r in data["results"])
 
 
-def test_closed_ranges_are_cacheable_and_revalidate_with_etag(user_client, bpm, series_data):
+def test_closed_ranges_are_cacheable_and_revalidate_with_etag(integrator_client, bpm, series_data):
     params = {"start": START.isoformat(), "end": (START + timedelta(minutes=5)).isoformat()}
-    first = get(user_client, f"instruments/{bpm.pk}/series", **params)
+    first = get(integrator_client, f"instruments/{bpm.pk}/series", **params)
     assert first["Cache-Control"].startswith("private, max-age=")
     etag = first["ETag"]
-    again = user_client.get(
+    again = integrator_client.get(
         f"/api/v1/monitoring/instruments/{bpm.pk}/series", params, HTTP_IF_NONE_MATCH=etag
     )
     assert again.status_code == 304
-    open_range = get(user_client, f"instruments/{bpm.pk}/series")  # default: the last hour
+    open_range = get(integrator_client, f"instruments/{bpm.pk}/series")  # default: the last hour
     assert open_range["Cache-Control"] == "private, no-cache"
 
 
@@ -127,23 +133,30 @@ def test_closed_ranges_are_cacheable_and_revalidate_with_etag(user_client, bpm, 
         ({"max_points": 10**9}, "max_points"),
     ],
 )
-def test_bad_query_parameters_are_named(user_client, bpm, params, field):
-    response = user_client.get(f"/api/v1/monitoring/instruments/{bpm.pk}/series", params)
+def test_bad_query_parameters_are_named(integrator_client, bpm, params, field):
+    response = integrator_client.get(f"/api/v1/monitoring/instruments/{bpm.pk}/series", params)
     assert response.status_code == 400
     assert field in response.json()
 
 
-def test_multi_call_refuses_unknown_ids(user_client, bpm):
-    response = user_client.get("/api/v1/monitoring/series", {"instruments": f"{bpm.pk},999999"})
+def test_multi_call_refuses_unknown_ids(integrator_client, bpm):
+    response = integrator_client.get(
+        "/api/v1/monitoring/series", {"instruments": f"{bpm.pk},999999"}
+    )
     assert response.status_code == 400
     assert "999999" in response.json()["detail"]
-    assert user_client.get("/api/v1/monitoring/series", {"instruments": "a,b"}).status_code == 400
+    assert (
+        integrator_client.get("/api/v1/monitoring/series", {"instruments": "a,b"}).status_code
+        == 400
+    )
 
 
-def test_epoch_millisecond_bounds(user_client, bpm, series_data):
+def test_epoch_millisecond_bounds(integrator_client, bpm, series_data):
     start_ms = int(START.timestamp() * 1000)
     data = body(
-        get(user_client, f"instruments/{bpm.pk}/series", start=start_ms, end=start_ms + 60_000)
+        get(
+            integrator_client, f"instruments/{bpm.pk}/series", start=start_ms, end=start_ms + 60_000
+        )
     )
     assert data["start"] == START.isoformat()
     assert all(start_ms <= t < start_ms + 60_000 for t, _ in data["series"]["top_in"])

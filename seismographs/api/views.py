@@ -7,8 +7,7 @@ refresh, nothing → bounded wait then 202); the views only parse input and shap
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Task
 from celery.result import AsyncResult
@@ -16,13 +15,14 @@ from django.http import Http404, HttpResponse
 from django_celery_results.models import TaskResult
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from accounts.permissions import forced, operate, perm, read
 from seismographs import cache as seismo_cache
 from seismographs import reads as seismo_reads
 from seismographs import services, tasks
@@ -37,9 +37,6 @@ from seismographs.plot import waveform_json
 from seismographs.reads import Reply
 from seismographs.stats import cache_stats
 
-if TYPE_CHECKING:
-    from rest_framework.permissions import _SupportsHasPermission
-
 FORCE = OpenApiParameter("force", bool, description="Bypass freshness (still one session).")
 MAX_POINTS = OpenApiParameter("max_points", int, description="Decimate to this many points.")
 REPLIES = {
@@ -52,23 +49,15 @@ REPLIES = {
 }
 DEFAULT_MAX_POINTS = 4000
 
-
-class IsOperator(permissions.BasePermission):
-    """Erasing a unit's memory is for operators: staff or the explicit permission."""
-
-    def has_permission(self, request: Request, view: object) -> bool:
-        user = request.user
-        return bool(user and (user.is_staff or user.has_perm("seismographs.erase_seismograph")))
+VIEW = perm(Seismograph, "view")
+# A read that may reach the unit: with ?force=true it needs the force_read permission.
+DEVICE_READ = read(VIEW, forced=operate(VIEW, perm(Seismograph, "force_read")))
 
 
 class _MaxPoints(serializers.Serializer):
     max_points = serializers.IntegerField(
         min_value=16, max_value=200_000, default=DEFAULT_MAX_POINTS
     )
-
-
-def _force(request: Request) -> bool:
-    return request.query_params.get("force", "").lower() in {"1", "true", "yes"}
 
 
 def _respond(request: Request, reply: Reply, data: object = None) -> Response:
@@ -109,16 +98,30 @@ class SeismographViewSet(
 
     queryset = Seismograph.objects.all()
     serializer_class = SeismographSerializer
-
-    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
-        # Deleting a unit or clearing its cache drops stored history (events erased from
-        # the unit exist nowhere else): operators only, like erase.
-        if self.action == "destroy" or (self.action == "cache" and self.request.method == "DELETE"):
-            return [permissions.IsAuthenticated(), IsOperator()]
-        return super().get_permissions()
+    # Deleting a unit or clearing its cache drops stored history (events erased from the
+    # unit exist nowhere else): operators, like erase.
+    access = {
+        "list": read(VIEW),
+        "retrieve": read(VIEW),
+        "create": operate(perm(Seismograph, "add")),
+        "destroy": operate(perm(Seismograph, "delete")),
+        "info": DEVICE_READ,
+        "events": DEVICE_READ,
+        "event": DEVICE_READ,
+        "waveform": DEVICE_READ,
+        "waveform_raw": DEVICE_READ,
+        "monitor": DEVICE_READ,
+        "config": operate(perm(Seismograph, "operate_seismograph")),
+        "monitor_start": operate(perm(Seismograph, "operate_seismograph")),
+        "monitor_stop": operate(perm(Seismograph, "operate_seismograph")),
+        "erase": operate(perm(Seismograph, "erase_seismograph")),
+        "cache": read(VIEW),
+        "clear_cache": operate(perm(Seismograph, "clear_cache")),
+        "cache_stats": read(VIEW),
+    }
 
     def _serve(self, request: Request, resource: seismo_reads.Resource) -> Response:
-        reply = seismo_reads.serve(self.get_object(), resource, _force(request))
+        reply = seismo_reads.serve(self.get_object(), resource, forced(request))
         return _respond(request, reply)
 
     def _command(self, request: Request, name: str, task: Task, **kwargs: object) -> Response:
@@ -148,7 +151,7 @@ class SeismographViewSet(
         return self._serve(request, seismo_reads.event_resource(int(index)))
 
     def _waveform(self, request: Request, index: int) -> Reply:
-        force = _force(request)
+        force = forced(request)
         resource = seismo_reads.waveform_resource(index, force)
         return seismo_reads.serve(self.get_object(), resource, force)
 
@@ -259,20 +262,22 @@ class SeismographViewSet(
         return self._command(request, "monitoring", tasks.set_monitoring, start=False)
 
     @extend_schema(request=None, responses=REPLIES | {403: None})
-    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
+    @action(detail=True, methods=["post"])
     def erase(self, request: Request, pk: str) -> Response:
         """Erase the unit's event memory (operators only). Stored events stay as history."""
         return self._command(request, "erase", tasks.erase_device)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 403: None})
-    @action(detail=True, methods=["get", "delete"])
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
     def cache(self, request: Request, pk: str) -> Response:
-        """GET: this unit's cache stats. DELETE (operators only): drop everything cached
-        for it, stored history included."""
-        device = self.get_object()
-        if request.method == "DELETE":
-            return Response({"cleared": services.clear_cache(device)})
-        return Response(cache_stats(device))
+        """This unit's cache stats."""
+        return Response(cache_stats(self.get_object()))
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 403: None})
+    @cache.mapping.delete
+    def clear_cache(self, request: Request, pk: str) -> Response:
+        """Drop everything cached for this unit, stored history included (operators)."""
+        return Response({"cleared": services.clear_cache(self.get_object())})
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["get"], url_path="cache-stats")
@@ -283,6 +288,8 @@ class SeismographViewSet(
 
 class TaskStatusView(APIView):
     """Poll a device task started by a 202 answer."""
+
+    access = {"get": read(VIEW)}
 
     @extend_schema(responses={200: TaskStatusSerializer, 404: None})
     def get(self, request: Request, task_id: str) -> Response:

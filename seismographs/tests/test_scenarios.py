@@ -24,7 +24,7 @@ from config.celery_app import app
 from seismographs import cache as seismo_cache
 from seismographs.models import SeismoEvent, Seismograph, SeismoWaveform
 from simulators.seismograph import SeismographSimulator
-from tests.helpers import wait_until
+from tests.helpers import role_user, token_client, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -47,11 +47,11 @@ def workers(start_worker):
 
 
 @pytest.fixture
-def api(workers, staff_client, settings) -> APIClient:
+def api(workers, settings) -> APIClient:
     """The API as an operator, with the serial workers running."""
     settings.SEISMO_API_WAIT_S = 8.0
     settings.SEISMO_EVENTS_TTL_S = 60.0
-    return staff_client
+    return token_client(role_user("operator", "operator"))
 
 
 @pytest.fixture
@@ -238,8 +238,7 @@ def test_erase_through_the_api(api, sims, django_user_model):
     sim = sims(events=2)
     url = register(api, sim)
     get(api, url + "events/")
-    viewer = APIClient()
-    viewer.force_authenticate(django_user_model.objects.create_user("viewer"))
+    viewer = token_client(role_user("viewer", "viewer"))
     assert viewer.post(url + "erase/").status_code == 403
     assert api.post(url + "erase/").status_code == 200
     assert sim.unit.event_count == 0

@@ -1,13 +1,18 @@
-"""Create the demo operator account and API token, and print how to use them."""
+"""Create the demo operator account and a fresh API token, and print how to use them.
+
+Only a token's hash is stored, so each run replaces the demo token with a new one to print.
+"""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
+
+from accounts.models import ApiToken, Scope
 
 DEMO_USERNAME = "operator"
 DEMO_PASSWORD = "fieldrelay-demo"  # noqa: S105 - a printed, local-only demo account
+DEMO_TOKEN_NAME = "demo"  # noqa: S105 - a label, not a secret
 
 
 class Command(BaseCommand):
@@ -21,14 +26,15 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-        token, _ = Token.objects.get_or_create(user=user)
+        ApiToken.objects.filter(user=user, name=DEMO_TOKEN_NAME).delete()
+        _, key = ApiToken.objects.issue(user, DEMO_TOKEN_NAME, set(Scope.values))
         self.stdout.write(
             "\n".join(
                 [
                     "",
                     "fieldrelay demo",
                     f"  operator login : {DEMO_USERNAME} / {DEMO_PASSWORD}",
-                    f"  API token      : {token.key}",
+                    f"  API token      : {key}  (scopes read, operate, ingest)",
                     "  admin          : http://127.0.0.1:8000/admin/",
                     "  API docs       : http://127.0.0.1:8000/api/docs/",
                     "  health         : http://127.0.0.1:8000/health/",
