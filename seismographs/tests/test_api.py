@@ -186,25 +186,25 @@ def test_task_status_shows_only_device_tasks_and_no_exception_text(viewer_client
 
 def test_admin_pages_and_waveform_plot(warm, admin_client):
     services.note_failure(warm.pk, LinkRefused("connection refused"))
-    units = admin_client.get("/admin/devices/seismograph/")
+    units = admin_client.get("/admin/seismographs/seismograph/")
     assert units.status_code == 200
     assert b"s ago" in units.content  # cache age of the info and the event list
     assert b"refused: connection refused" in units.content
-    assert admin_client.get("/admin/devices/seismoevent/").status_code == 200
+    assert admin_client.get("/admin/seismographs/seismoevent/").status_code == 200
     row = SeismoWaveform.objects.get()
-    page = admin_client.get(f"/admin/devices/seismowaveform/{row.pk}/change/")
+    page = admin_client.get(f"/admin/seismographs/seismowaveform/{row.pk}/change/")
     assert page.status_code == 200
     assert b"plot.png" in page.content
-    png = admin_client.get(f"/admin/devices/seismowaveform/{row.pk}/plot.png")
+    png = admin_client.get(f"/admin/seismographs/seismowaveform/{row.pk}/plot.png")
     assert png["Content-Type"] == "image/png"
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
     # Reported data is not deleted by hand (only through the unit's clear_cache action).
-    assert admin_client.get(f"/admin/devices/seismowaveform/{row.pk}/delete/").status_code == 403
+    assert admin_client.get(f"/admin/seismographs/seismowaveform/{row.pk}/delete/").status_code == 403
     event = SeismoEvent.objects.first()
-    assert admin_client.post(f"/admin/devices/seismoevent/{event.pk}/delete/").status_code == 403
+    assert admin_client.post(f"/admin/seismographs/seismoevent/{event.pk}/delete/").status_code == 403
     assert SeismoEvent.objects.filter(pk=event.pk).exists()
     cleared = admin_client.post(
-        "/admin/devices/seismograph/",
+        "/admin/seismographs/seismograph/",
         {"action": "clear_cache", "_selected_action": [warm.pk]},
     )
     assert cleared.status_code == 302
