@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from monitoring.listener import TOKEN_TAG
 from monitoring.models import BPM_CHANNELS, Instrument
 from monitoring.views import BPM_KX_MM, BPM_KY_MM
 
@@ -168,6 +169,7 @@ class Command(BaseCommand):
             address=(str(options["host"]), int(options["port"])),
             seconds=options["seconds"],
             connect_timeout=float(options["connect_timeout"]),
+            token=settings.MONITORING_LISTENER_TOKEN,
         )
         self.stdout.write(f"sent {sent} samples of {count} monitor(s) at {rate:g} Hz")
 
@@ -184,13 +186,19 @@ def register_monitors(names: list[str]) -> int:
     return len(new)
 
 
-def connect(address: tuple[str, int], timeout: float) -> socket.socket:
-    """A connection to the listener, retried until timeout (it may start after us)."""
+def connect(address: tuple[str, int], timeout: float, token: str = "") -> socket.socket:
+    """A connection to the listener, retried until timeout (it may start after us); its
+    first line is the listener's token when one is configured."""
     deadline = time.monotonic() + timeout
     while True:
+        sock = None
         try:
             sock = socket.create_connection(address, timeout=SEND_TIMEOUT_S)
+            if token:
+                sock.sendall(b"# " + TOKEN_TAG + b"=" + token.encode() + b"\n")
         except OSError as error:
+            if sock is not None:
+                sock.close()
             if time.monotonic() + CONNECT_RETRY_S > deadline:
                 raise CommandError(f"cannot reach the listener at {address}: {error}") from error
             time.sleep(CONNECT_RETRY_S)
@@ -205,13 +213,14 @@ def stream(
     address: tuple[str, int],
     seconds: float | None,
     connect_timeout: float,
+    token: str = "",
 ) -> int:
     """Send one line per monitor per tick; reconnects if the listener goes away.
 
     What could not be sent is dropped, as a live instrument's readings would be.
     """
     rng = random.Random()  # noqa: S311 - simulation noise
-    sock = connect(address, connect_timeout)
+    sock = connect(address, connect_timeout, token)
     sent = 0
     try:
         for t_ns in ticks(rate, time.time(), seconds):
@@ -222,7 +231,7 @@ def stream(
             except OSError as error:
                 log.warning("listener connection lost (%s): reconnecting", error)
                 sock.close()
-                sock = connect(address, connect_timeout)
+                sock = connect(address, connect_timeout, token)
                 continue
             sent += len(monitors)
     finally:
