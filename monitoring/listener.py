@@ -378,15 +378,15 @@ class LineListener(Ingester):
                 self._drop(selector, conn, "idle", f"idle for {self.idle_timeout_s:g} s")
 
     def _refuse(self, sock: socket.socket, peer: str, kind: str, reason: str) -> None:
-        sock.close()
         self._count(peer, f"refused_{kind}", reason)
+        sock.close()
 
     def _drop(
         self, selector: selectors.BaseSelector, conn: _Connection, kind: str, reason: str
     ) -> None:
         """Close a connection for a reason; a refused token counts as a refusal."""
-        self._close(selector, conn, keep_rest=kind == "idle")
         self._count(conn.peer, f"refused_{kind}" if kind == "token" else f"closed_{kind}", reason)
+        self._close(selector, conn, keep_rest=kind == "idle")
 
     def _count(self, peer: str | None, event: str, reason: str = "") -> None:
         """Count an event; log it (peer and reason) unless one of its kind was just logged."""
