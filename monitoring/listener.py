@@ -235,7 +235,7 @@ class LineListener(Ingester):
             self._backoff_episode = 0
         peer = address[0]
         if self.allow and not self._allowed(peer):
-            self._refuse(sock, peer, "network", "not in MONITORING_LISTENER_ALLOW")
+            self._refuse(sock, peer, "network", "not in the allow-list")
         elif len(self._connections) >= self.max_connections:
             self._refuse(sock, peer, "capacity", f"{self.max_connections} connections open")
         else:
@@ -389,10 +389,13 @@ class LineListener(Ingester):
         self._close(selector, conn, keep_rest=kind == "idle")
 
     def _count(self, peer: str | None, event: str, reason: str = "") -> None:
-        """Count an event; log it (peer and reason) unless one of its kind was just logged."""
+        """Count an event; log it (peer and reason) unless one of its kind was just logged.
+
+        Refusals count per source too, except for addresses outside the allow-list: those
+        would grow the table (and the heartbeat) without bound."""
         with self._sources_lock:
             self._events[event] += 1
-            if peer is not None and event.startswith("refused_"):
+            if peer is not None and event.startswith("refused_") and event != "refused_network":
                 self._sources[peer]["refused"] += 1
         if not reason:
             return
