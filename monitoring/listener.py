@@ -52,6 +52,10 @@ ACCEPT_BACKOFF_S = 0.5
 EVENT_LOG_INTERVAL_S = 10.0
 # Descriptors the process needs besides its connections (database, cache, logs, files).
 FD_RESERVE = 32
+# Batches that may wait for the forwarder (~2 s of data, at most 2 x max_batch_bytes). When
+# the database falls further behind, the listener stops reading from everyone, so TCP
+# pushes back on every sender alike instead of memory filling up with one sender's backlog.
+FORWARD_QUEUE_BATCHES = 2
 TOKEN_TAG = b"fieldrelay_token"
 
 # The shape of a line, checked without parsing: blank; a comment; or a first section, a
@@ -119,10 +123,10 @@ class LineListener(Ingester):
         max_connections: int = 256,
         idle_timeout_s: float = 120.0,
         max_bad_lines: int = 100,
-        max_bytes_per_s: int = 16 * 1024 * 1024,
+        max_bytes_per_s: int = 2 * 1024 * 1024,
         **kwargs,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **{"queue_size": FORWARD_QUEUE_BATCHES, **kwargs})
         self.host, self.port = host, port
         self.batch_s, self.max_batch_bytes = batch_s, max_batch_bytes
         self._token = token.encode()
