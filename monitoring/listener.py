@@ -16,7 +16,8 @@ No single client can take the listener down or hold up the others:
 - per connection: at most ``max_bad_lines`` lines that are not even shaped like line
   protocol (they are dropped here, never forwarded), no line over ``MAX_LINE_BYTES``, and a
   byte rate budget beyond which the connection is not read for a while (TCP back-pressure);
-  each select round reads at most ``READ_SIZE`` bytes from each ready connection;
+  each select round reads at most ``READ_SIZE`` bytes from each ready connection, and at
+  most ``FORWARD_QUEUE_BATCHES`` batches wait for the database before reading pauses;
 - when ``accept()`` fails (EMFILE at the descriptor limit, ENFILE, ENOBUFS) the listener
   stops accepting for ``ACCEPT_BACKOFF_S`` and carries on; idle timeouts free descriptors.
 
