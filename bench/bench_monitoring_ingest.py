@@ -168,6 +168,8 @@ def bench_listener(env: dict, names: list[str], t0_ns: int) -> tuple[float, floa
     """(samples/s end to end, samples/s the sender managed)."""
     before = sample_count()
     port = free_port()
+    # The path's throughput, not one connection's byte budget (README: the stream listener).
+    env = {**env, "MONITORING_LISTENER_MAX_BYTES_PER_S": "0"}
     listener = serve(["manage.py", "ingest_listener", "--port", str(port)], env)
     try:
         wait_for(lambda: _accepts(port), "the listener")

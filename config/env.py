@@ -7,7 +7,9 @@ start-up with a message an operator can act on, instead of a confusing error lat
 from __future__ import annotations
 
 import builtins
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,27 @@ class Env:
         if value is None or value == "":
             return list(default or [])
         return [item.strip() for item in value.split(",") if item.strip()]
+
+    def networks(self, name: builtins.str) -> list[builtins.str]:
+        """A comma-separated list of networks in CIDR notation (a bare address is a /32)."""
+        networks = []
+        for item in self.list(name):
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"{name} must list networks like 10.0.0.0/8, got {item!r}"
+                ) from None
+        return networks
+
+    def token(self, name: builtins.str, min_length: int = 16) -> builtins.str:
+        """A shared secret (empty when unset); the message never repeats its value."""
+        value = self.str(name)
+        if value and not re.fullmatch(rf"[A-Za-z0-9._~+/-]{{{min_length},256}}", value):
+            raise ImproperlyConfigured(
+                f"{name} must be {min_length} to 256 characters of A-Z a-z 0-9 . _ ~ + / -"
+            )
+        return value
 
     def path(self, name: builtins.str, default: Path) -> Path:
         value = self._raw(name)

@@ -234,11 +234,20 @@ class Ingester(ABC):
                 return
 
     def _park_failed(self, item: Item) -> None:
-        """Keep an item no worker took, in dump format, so it can be replayed later."""
+        """Keep an item no worker took, in dump format, so it can be replayed later.
+
+        If even that fails (EMFILE, a full disk) the item is lost, but the forwarder lives
+        on: a dead forwarder would stall the source once its queue is full."""
         folder = self.dump_path.parent if self.dump_path else Path.cwd()
         target = folder / f"failed-{self.name}.jsonl"
-        with self._dump_lock, target.open("a", encoding="utf-8") as handle:
-            handle.write(encode_item(item) + "\n")
+        try:
+            with self._dump_lock, target.open("a", encoding="utf-8") as handle:
+                handle.write(encode_item(item) + "\n")
+        except OSError:
+            log.exception(
+                "ingester %s: %s lost, it could not be kept in %s", self.name, item.key, target
+            )
+            return
         log.error("ingester %s: %s kept in %s for replay", self.name, item.key, target)
 
     def _heartbeat_loop(self) -> None:

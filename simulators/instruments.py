@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from monitoring.bpm import BPM_CHANNELS, BPM_KX_MM, BPM_KY_MM
+from monitoring.listener import TOKEN_TAG
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +127,19 @@ def monitor_names(count: int, prefix: str) -> list[str]:
     return [f"{prefix}{number:0{width}d}" for number in range(1, count + 1)]
 
 
-def connect(address: tuple[str, int], timeout: float) -> socket.socket:
-    """A connection to the listener, retried until timeout (it may start after us)."""
+def connect(address: tuple[str, int], timeout: float, token: str = "") -> socket.socket:
+    """A connection to the listener, retried until timeout (it may start after us); its
+    first line is the listener's token when one is configured."""
     deadline = time.monotonic() + timeout
     while True:
+        sock = None
         try:
             sock = socket.create_connection(address, timeout=SEND_TIMEOUT_S)
+            if token:
+                sock.sendall(b"# " + TOKEN_TAG + b"=" + token.encode() + b"\n")
         except OSError as error:
+            if sock is not None:
+                sock.close()
             if time.monotonic() + CONNECT_RETRY_S > deadline:
                 raise ConnectionError(f"cannot reach the listener at {address}: {error}") from error
             time.sleep(CONNECT_RETRY_S)
@@ -147,13 +154,14 @@ def stream(
     address: tuple[str, int],
     seconds: float | None,
     connect_timeout: float,
+    token: str = "",
 ) -> int:
     """Send one line per monitor per tick; reconnects if the listener goes away.
 
     What could not be sent is dropped, as a live instrument's readings would be.
     """
     rng = random.Random()  # noqa: S311 - simulation noise
-    sock = connect(address, connect_timeout)
+    sock = connect(address, connect_timeout, token)
     sent = 0
     try:
         for t_ns in ticks(rate, time.time(), seconds):
@@ -164,7 +172,7 @@ def stream(
             except OSError as error:
                 log.warning("listener connection lost (%s): reconnecting", error)
                 sock.close()
-                sock = connect(address, connect_timeout)
+                sock = connect(address, connect_timeout, token)
                 continue
             sent += len(monitors)
     finally:

@@ -280,6 +280,20 @@ MONITORING_LISTENER_HOST = env.str("MONITORING_LISTENER_HOST", "127.0.0.1")
 MONITORING_LISTENER_PORT = env.int("MONITORING_LISTENER_PORT", 8094, minimum=0)
 MONITORING_LISTENER_BATCH_S = env.float("MONITORING_LISTENER_BATCH_S", 1.0)
 MONITORING_LISTENER_DUMP = env.str("MONITORING_LISTENER_DUMP", "")
+# Access control: the first line of a connection carries fieldrelay_token=<token> (a comment
+# line or a tag); connections from outside the allow-list (CIDRs) are refused at once. A
+# listener on a non-loopback address refuses to start with neither set.
+MONITORING_LISTENER_TOKEN = env.token("MONITORING_LISTENER_TOKEN")
+MONITORING_LISTENER_ALLOW = env.networks("MONITORING_LISTENER_ALLOW")
+# Limits that keep one client from taking the listener down: open connections; seconds
+# without data before a connection is closed; malformed lines per connection before it is;
+# bytes per second one connection may send before it is not read for a while (0: no limit).
+MONITORING_LISTENER_MAX_CONNECTIONS = env.int("MONITORING_LISTENER_MAX_CONNECTIONS", 256, minimum=1)
+MONITORING_LISTENER_IDLE_TIMEOUT_S = env.int("MONITORING_LISTENER_IDLE_TIMEOUT_S", 120, minimum=1)
+MONITORING_LISTENER_MAX_BAD_LINES = env.int("MONITORING_LISTENER_MAX_BAD_LINES", 100, minimum=0)
+MONITORING_LISTENER_MAX_BYTES_PER_S = env.int(
+    "MONITORING_LISTENER_MAX_BYTES_PER_S", 2 * 1024 * 1024, minimum=0
+)
 
 # --- seismographs ------------------------------------------------------------------------------
 # The API waits at most this long for a unit before answering 202 with a task to poll.

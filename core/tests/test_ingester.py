@@ -90,6 +90,22 @@ def test_forward_failures_are_retried_then_parked_for_replay(tmp_path, monkeypat
     assert [item.key for item in parked] == ["k1"]
 
 
+def test_an_item_that_cannot_be_parked_is_lost_but_forwarding_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr("devices.ingester.FORWARD_BACKOFF_S", 0.001)
+    (tmp_path / "failed-test-source.jsonl").mkdir()  # parking there fails (IsADirectoryError)
+    forwarded: list[str] = []
+
+    def failing_k0(item: Item) -> None:
+        if item.key == "k0":
+            raise ConnectionError("database down")
+        forwarded.append(item.key)
+
+    source = ListSource(make_items(2), failing_k0, dump_path=tmp_path / "source.jsonl")
+    run_until_forwarded(source, forwarded, 1)
+    assert forwarded == ["k1"]
+    assert source.snapshot()["lost"] == 1
+
+
 def test_heartbeat_reports_metrics():
     beats: list[tuple[str, dict]] = []
     received: list[Item] = []

@@ -1,7 +1,14 @@
-"""Generated sample data and a brute-force model of what retention must keep."""
+"""Generated sample data, a brute-force model of what retention must keep, a listener process."""
 
 from __future__ import annotations
 
+import ast
+import re
+import resource
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -10,6 +17,7 @@ from django.db import connection, transaction
 
 from monitoring.models import MAX_CHANNELS
 from monitoring.storage import SampleBatch, to_us, write_batch
+from tests.helpers import ROOT, worker_environment
 
 Row = tuple[int, int, tuple[float, ...]]  # (instrument id, µs since epoch, channel values)
 
@@ -84,3 +92,51 @@ def stored_rows() -> set[Row]:
     duplicated = out & {(i, to_us(ts), tuple(v)) for i, ts, *v in thinned}
     assert not duplicated, f"rows both raw and thinned: {sorted(duplicated)[:3]}"
     return out | {(i, to_us(ts), tuple(v)) for i, ts, *v in thinned}
+
+
+class ListenerProcess:
+    """``manage.py ingest_listener --port 0`` in a subprocess; its bound port from stdout.
+
+    ``env`` adds settings variables; ``max_files`` lowers its open-file limit (set right
+    after the start, before it listens). ``stop`` returns the snapshot it prints at exit.
+    """
+
+    def __init__(self, env: dict[str, str] | None = None, max_files: int | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "ingest_listener", "--port=0", "--batch-seconds=0.2"],
+            cwd=ROOT,
+            env=worker_environment(**(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if max_files is not None:
+            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (max_files, max_files))
+        self.output: list[str] = []
+        self.port: int | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for text in self.proc.stdout:
+            self.output.append(text)
+            found = re.search(r"listening on [\d.]+:(\d+)", text)
+            if found:
+                self.port = int(found.group(1))
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def stop(self) -> dict | None:
+        """Stop it (SIGTERM, then SIGKILL); the snapshot it printed on the way out."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self._reader.join(5)
+        for text in self.output:
+            if text.startswith("listener stopped: "):
+                return ast.literal_eval(text.removeprefix("listener stopped: "))
+        return None

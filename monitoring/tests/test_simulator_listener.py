@@ -1,61 +1,27 @@
-"""The simulator feeding the real stream listener (a separate process) into PostgreSQL."""
+"""The simulator feeding the real stream listener (a separate process, requiring a token)
+into PostgreSQL."""
 
 from __future__ import annotations
 
 import io
 import itertools
-import re
-import signal
-import subprocess
-import sys
-import threading
 
 import pytest
 from django.core.management import call_command
 
 from monitoring.models import Instrument, Sample
-from tests.helpers import ROOT, wait_until, worker_environment
+from monitoring.tests.helpers import ListenerProcess
+from tests.helpers import wait_until
 
 COUNT, RATE, SECONDS = 3, 10, 2
-
-
-class Listener:
-    """``manage.py ingest_listener --port 0`` in a subprocess; its bound port from stdout."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "ingest_listener", "--port=0", "--batch-seconds=0.2"],
-            cwd=ROOT,
-            env=worker_environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output: list[str] = []
-        self.port: int | None = None
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None  # piped
-        for text in self.proc.stdout:
-            self.output.append(text)
-            found = re.search(r"listening on [\d.]+:(\d+)", text)
-            if found:
-                self.port = int(found.group(1))
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+TOKEN = "simulator-test-token-0123"
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_simulated_monitors_land_in_the_database_through_the_listener():
-    listener = Listener()
+def test_simulated_monitors_land_in_the_database_through_the_listener(settings):
+    settings.MONITORING_LISTENER_TOKEN = TOKEN  # the simulator sends what the listener wants
+    listener = ListenerProcess(env={"MONITORING_LISTENER_TOKEN": TOKEN})
     try:
         wait_until(lambda: listener.port, timeout=60)
         out = io.StringIO()
@@ -73,7 +39,8 @@ def test_simulated_monitors_land_in_the_database_through_the_listener():
         expected = COUNT * RATE * SECONDS
         wait_until(lambda: Sample.objects.count() >= expected, timeout=30)
     finally:
-        listener.stop()
+        snapshot = listener.stop()
+    assert snapshot["refused"] == {"network": 0, "capacity": 0, "token": 0}
     monitors = Instrument.objects.filter(name__startswith="LST")
     assert monitors.count() == COUNT
     for monitor in monitors:

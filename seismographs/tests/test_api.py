@@ -199,9 +199,13 @@ def test_admin_pages_and_waveform_plot(warm, admin_client):
     assert png["Content-Type"] == "image/png"
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
     # Reported data is not deleted by hand (only through the unit's clear_cache action).
-    assert admin_client.get(f"/admin/seismographs/seismowaveform/{row.pk}/delete/").status_code == 403
+    assert (
+        admin_client.get(f"/admin/seismographs/seismowaveform/{row.pk}/delete/").status_code == 403
+    )
     event = SeismoEvent.objects.first()
-    assert admin_client.post(f"/admin/seismographs/seismoevent/{event.pk}/delete/").status_code == 403
+    assert (
+        admin_client.post(f"/admin/seismographs/seismoevent/{event.pk}/delete/").status_code == 403
+    )
     assert SeismoEvent.objects.filter(pk=event.pk).exists()
     cleared = admin_client.post(
         "/admin/seismographs/seismograph/",

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from core.heartbeats import record_heartbeat
 from monitoring.ingest import forward_item
 from monitoring.listener import LineListener
 
 HEARTBEAT_INTERVAL_S = 5.0
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class Command(BaseCommand):
@@ -33,6 +41,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        token, allow = settings.MONITORING_LISTENER_TOKEN, settings.MONITORING_LISTENER_ALLOW
+        if not (token or allow or is_loopback(options["host"])):
+            raise CommandError(
+                f"the listener on {options['host']} would take data from anyone: set "
+                "MONITORING_LISTENER_TOKEN or MONITORING_LISTENER_ALLOW (or listen on 127.0.0.1)"
+            )
         listener = LineListener(
             options["name"],
             forward_item,
@@ -44,6 +58,12 @@ class Command(BaseCommand):
             host=options["host"],
             port=options["port"],
             batch_s=options["batch_seconds"],
+            token=token,
+            allow=allow,
+            max_connections=settings.MONITORING_LISTENER_MAX_CONNECTIONS,
+            idle_timeout_s=settings.MONITORING_LISTENER_IDLE_TIMEOUT_S,
+            max_bad_lines=settings.MONITORING_LISTENER_MAX_BAD_LINES,
+            max_bytes_per_s=settings.MONITORING_LISTENER_MAX_BYTES_PER_S,
         )
         listener.install_signal_handlers()
         threading.Thread(target=self._announce, args=(listener,), daemon=True).start()

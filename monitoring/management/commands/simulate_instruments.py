@@ -51,6 +51,7 @@ class Command(BaseCommand):
                 address=(str(options["host"]), int(options["port"])),
                 seconds=options["seconds"],
                 connect_timeout=float(options["connect_timeout"]),
+                token=settings.MONITORING_LISTENER_TOKEN,
             )
         except ConnectionError as error:
             raise CommandError(str(error)) from error
