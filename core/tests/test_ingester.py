@@ -91,7 +91,7 @@ def test_forward_failures_are_retried_then_parked_for_replay(tmp_path, monkeypat
 
 
 def test_an_item_that_cannot_be_parked_is_lost_but_forwarding_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setattr("devices.ingester.FORWARD_BACKOFF_S", 0.001)
+    monkeypatch.setattr("core.ingester.FORWARD_BACKOFF_S", 0.001)
     (tmp_path / "failed-test-source.jsonl").mkdir()  # parking there fails (IsADirectoryError)
     forwarded: list[str] = []
 
