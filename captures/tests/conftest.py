@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from captures.receiving import build_receiver
-from conftest import ROOT, WorkerProcess, worker_environment
+from conftest import ROOT, WorkerProcess, wait_until, worker_environment
 from devices.links.tftp import TftpReceiver
 from devices.models import CableModem
 from devices.simulators.modem import ModemFarm, SimulatedModem
@@ -64,6 +64,9 @@ def beat(tmp_path: Path) -> Iterator[subprocess.Popen]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    # Operations started before beat runs would have their first ticks late (missed).
+    log_path = tmp_path / "beat.log"
+    wait_until(lambda: "beat: Starting..." in log_path.read_text(errors="replace"), timeout=60)
     yield proc
     proc.terminate()
     try:
@@ -120,6 +123,22 @@ def register(modem: SimulatedModem, v3: bool = False) -> CableModem:
     else:
         fields.update(snmp_version="v2c", community=modem.community)
     return CableModem.objects.create(mac_address=modem.mac, **fields)
+
+
+def assert_accounted(operation) -> None:
+    """Every planned capture has one outcome: planned == collected + skipped + missed +
+    failed + cancelled, per channel and for the operation (whose counters are their sums)."""
+    operation.refresh_from_db()
+    assert operation.expected == operation.settled, operation
+    channels = list(operation.channels.all())
+    assert sum(row.planned for row in channels) == operation.expected
+    for row in channels:
+        assert row.planned == row.settled, row
+    for outcome in ("collected", "skipped", "missed", "failed", "cancelled", "triggered"):
+        assert sum(getattr(row, outcome) for row in channels) == getattr(operation, outcome)
+    assert sum(row.count for row in operation.reasons.exclude(outcome="triggered")) == (
+        operation.settled - operation.collected
+    )
 
 
 @pytest.fixture

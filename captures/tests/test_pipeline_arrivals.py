@@ -11,7 +11,7 @@ import pytest
 
 from captures import arrivals
 from captures.models import OperationState, Transaction
-from captures.tests.conftest import WORKER_ENV, register
+from captures.tests.conftest import WORKER_ENV, assert_accounted, register
 from captures.tests.test_pipeline import finished, start
 from devices.simulators.modem import Failure
 
@@ -40,7 +40,7 @@ def poll_tasks_run(worker) -> int:
 def test_a_prompt_file_ends_its_tick_without_a_poll_task(waiting_worker, announcing, beat, farm):
     sim = farm(1, measure_delay_s=0.2)
     polls_before = poll_tasks_run(waiting_worker)
-    operation = start(register(sim[0]), duration_s=2, interval_s=1, channel_ids=[193])
+    operation = start(register(sim[0]), channel_ids=[193])
 
     done = finished(operation)
 
@@ -49,8 +49,9 @@ def test_a_prompt_file_ends_its_tick_without_a_poll_task(waiting_worker, announc
         done.collected
         == done.expected
         == Transaction.objects.filter(capture__operation=done).count()
-        >= 2
+        == 3
     )
+    assert_accounted(done)
     assert poll_tasks_run(waiting_worker) == polls_before  # every tick ended in its trigger
 
 
@@ -59,15 +60,16 @@ def test_further_channels_and_late_files_go_through_the_poll_tasks(
 ):
     """Two channels: the second is triggered by a poll task. A 1.5 s measurement: the
     wait gives up after its second and the poll tasks take over. (Duration = interval:
-    one tick, the final one.)"""
+    a tick at the start and the final one.)"""
     sim = farm(1, measure_delay_s=1.5)
     polls_before = poll_tasks_run(waiting_worker)
-    operation = start(register(sim[0]), duration_s=3, interval_s=3)
+    operation = start(register(sim[0]), duration_s=5, interval_s=5)
 
     done = finished(operation, timeout=90)
 
     assert done.state == OperationState.COMPLETED, done.last_error
-    assert done.collected == done.expected == 2  # one tick x two channels
+    assert done.collected == done.expected == 4  # two ticks x two channels
+    assert_accounted(done)
     assert {t.channel_id for t in Transaction.objects.filter(capture__operation=done)} == {
         193,
         194,
@@ -84,3 +86,5 @@ def test_a_file_that_never_comes_fails_at_its_deadline(waiting_worker, announcin
     assert done.state == OperationState.FAILED
     assert "not received by its deadline" in done.last_error
     assert done.collected == 0
+    assert done.failed >= 1
+    assert_accounted(done)
