@@ -63,7 +63,7 @@ def test_further_channels_and_late_files_go_through_the_poll_tasks(
     a tick at the start and the final one.)"""
     sim = farm(1, measure_delay_s=1.5)
     polls_before = poll_tasks_run(waiting_worker)
-    operation = start(register(sim[0]), duration_s=5, interval_s=5)
+    operation = start(register(sim[0]), duration_s=8, interval_s=8)
 
     done = finished(operation, timeout=90)
 
@@ -88,3 +88,34 @@ def test_a_file_that_never_comes_fails_at_its_deadline(waiting_worker, announcin
     assert done.collected == 0
     assert done.failed >= 1
     assert_accounted(done)
+
+
+def test_hung_modems_do_not_hold_the_threads_of_a_healthy_one(
+    waiting_worker, announcing, beat, farm
+):
+    """Celery does not enforce time limits on the threads pool: each blocking step bounds
+    itself (an SNMP request its timeout budget, the arrival wait PNM_ARRIVAL_WAIT_S, the
+    measurement the poll chain's deadline). Two modems that never answer SNMP and one that
+    never uploads share the worker's 4 threads with a healthy modem, whose every planned
+    capture must still arrive (a held thread would show as a skipped or missed tick)."""
+    sim = farm(
+        4,
+        failures={0: Failure.TIMEOUT, 1: Failure.TIMEOUT, 2: Failure.NO_UPLOAD},
+        measure_delay_s=0.2,
+    )
+    operations = [
+        start(register(modem), duration_s=6, interval_s=3, channel_ids=[193]) for modem in sim
+    ]
+
+    done = [finished(operation, timeout=120) for operation in operations]
+
+    *hung, healthy = done
+    assert healthy.state == OperationState.COMPLETED, healthy.last_error
+    assert healthy.collected == healthy.expected == 3
+    assert healthy.shortfall == healthy.skipped == healthy.missed == 0
+    for operation, kind in zip(hung, ("SnmpTimeout", "SnmpTimeout", "UploadTimeout"), strict=True):
+        assert operation.state == OperationState.FAILED
+        assert operation.collected == 0
+        assert {row.reason for row in operation.reasons.filter(outcome="failed")} == {kind}
+    for operation in done:
+        assert_accounted(operation)
