@@ -52,7 +52,6 @@ class Tick:
     operation: Operation
     number: int
     final: bool
-    retried: bool = False  # a retry of a tick that failed transiently
 
 
 def start_operation(
@@ -142,7 +141,7 @@ def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
     )
     if operation is None:
         return None
-    return Tick(operation, number, number >= operation.total_ticks, retried=True)
+    return Tick(operation, number, number >= operation.total_ticks)
 
 
 def record_system_description(operation: Operation, description: dict) -> None:
@@ -303,7 +302,7 @@ def tick_skipped(operation_pk: int, tick: int, reason: str = MODEM_BUSY) -> None
     log.info("operation pk=%s tick %s skipped: %s", operation_pk, tick, reason)
     channel_ids = _untriggered(operation_pk, tick)
     if channel_ids != []:
-        _tally(operation_pk, Outcome.SKIPPED, MODEM_BUSY, channel_ids=channel_ids)
+        _tally(operation_pk, Outcome.SKIPPED, reason, channel_ids=channel_ids)
 
 
 NAME_ATTEMPTS = 5
