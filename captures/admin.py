@@ -8,7 +8,14 @@ from django.utils.html import format_html
 
 from captures import services
 from captures.analysis_admin import parsed_panel
-from captures.models import Capture, CaptureGroup, Operation, Transaction
+from captures.models import (
+    Capture,
+    CaptureGroup,
+    ChannelTally,
+    Operation,
+    OutcomeReason,
+    Transaction,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,6 +37,39 @@ def stop_operations(modeladmin, request, queryset) -> None:
     modeladmin.message_user(request, f"{stopped} operation(s) stopped.", messages.SUCCESS)
 
 
+class ChannelTallyInline(admin.TabularInline):
+    """Each channel's plan and outcomes, read-only."""
+
+    model = ChannelTally
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = [
+        "channel_id",
+        "planned",
+        "triggered",
+        "collected",
+        "skipped",
+        "missed",
+        "failed",
+        "cancelled",
+    ]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OutcomeReasonInline(admin.TabularInline):
+    """Why captures were skipped, missed, failed or cancelled."""
+
+    model = OutcomeReason
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["outcome", "reason", "count"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Operation)
 class OperationAdmin(ReadOnlyAdmin):
     list_display = [
@@ -37,17 +77,27 @@ class OperationAdmin(ReadOnlyAdmin):
         "name",
         "modem",
         "state",
-        "collected",
+        "planned_ticks",
         "expected",
+        "collected",
+        "skipped",
+        "missed",
         "failed",
+        "cancelled",
+        "shortfall",
         "created",
         "updated",
     ]
+    inlines = [ChannelTallyInline, OutcomeReasonInline]
     list_filter = ["state", "name", "measure_mode", "modem"]
     search_fields = ["operation_id", "capture_group__capture_group_id", "modem__mac_address"]
     list_select_related = ["modem", "capture_group"]
     actions = [stop_operations]
     date_hierarchy = "created"
+
+    @admin.display(description="shortfall")
+    def shortfall(self, operation: Operation) -> int:
+        return operation.shortfall
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -52,22 +52,12 @@ def register(capture: Capture, modem: CableModem, test: PnmTest) -> Expectation:
 
 
 def forget(expectation: Expectation) -> None:
-    """Stop accepting an upload (finished, failed, or its trigger failed)."""
-    by_name, *shared = expectation.lookup_keys()
+    """Stop accepting an upload under its own name (finished, failed, or its trigger
+    failed). Its entry under the MIB default name stays until it expires: ``match`` skips
+    it once its capture no longer waits, and rewriting that list here (the receiver, in
+    another process) could drop an entry a trigger adds at the same moment."""
+    by_name, *_shared = expectation.lookup_keys()
     cache.delete(_cache_key(by_name))
-    for lookup in shared:
-        key = _cache_key(lookup)
-        entries = cache.get(key) or []
-        remaining = [entry for entry in entries if entry["file_name"] != expectation.file_name]
-        if not remaining:
-            cache.delete(key)
-        elif len(remaining) != len(entries):
-            cache.set(key, remaining, timeout=_remaining_ttl(remaining))
-
-
-def _remaining_ttl(entries: list[dict]) -> int:
-    latest = max(entry["expires_at"] for entry in entries)
-    return max(1, int(latest - timezone.now().timestamp())) + EXPIRY_SLACK_S
 
 
 class CacheExpectationStore:
@@ -99,5 +89,7 @@ class CacheExpectationStore:
     def failed(self, expectation: Expectation, reason: str) -> None:
         forget(expectation)
         services.fail_capture(
-            expectation.context["capture"], f"upload of {expectation.file_name} failed: {reason}"
+            expectation.context["capture"],
+            f"upload of {expectation.file_name} failed: {reason}",
+            "UploadFailed",
         )

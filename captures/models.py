@@ -54,7 +54,8 @@ OPERATION_MODES = {
 class OperationState(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
-    COMPLETED = "completed"
+    COMPLETED = "completed"  # every planned capture is stored
+    COMPLETED_PARTIAL = "completed_partial"  # ran to its end, but some captures are missing
     STOPPED = "stopped"
     CANCELLED = "cancelled"
     FAILED = "failed"
@@ -62,6 +63,7 @@ class OperationState(models.TextChoices):
 
 TERMINAL_STATES = (
     OperationState.COMPLETED,
+    OperationState.COMPLETED_PARTIAL,
     OperationState.STOPPED,
     OperationState.CANCELLED,
     OperationState.FAILED,
@@ -98,11 +100,19 @@ class Operation(models.Model):
     duration_s = models.PositiveIntegerField()
     sample_interval_s = models.PositiveIntegerField()
     state = models.CharField(
-        max_length=16, choices=OperationState.choices, default=OperationState.PENDING
+        max_length=20, choices=OperationState.choices, default=OperationState.PENDING
     )
+    # The plan: ticks fixed at start; captures (ticks x channels) fixed when the channel
+    # list is first read (until then one per tick). Never rewritten to match the outcome.
+    planned_ticks = models.PositiveIntegerField(default=0)
+    expected = models.PositiveIntegerField(default=0, help_text="planned captures")
+    # Outcomes, each counted (F expressions) when it happens; see ``Outcome``.
+    triggered = models.PositiveIntegerField(default=0)
     collected = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    missed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0, help_text="captures that produced no file")
-    expected = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
     # Seconds left when last written: at each tick, and frozen at a terminal state.
     time_remaining = models.PositiveIntegerField(default=0)
     # The highest tick a trigger task has claimed; makes a duplicated tick a no-op.
@@ -139,8 +149,19 @@ class Operation(models.Model):
 
     @property
     def total_ticks(self) -> int:
-        """Ticks at interval, 2*interval, ... within the duration, plus the final capture."""
+        """Ticks at 0, interval, 2*interval, ... within the duration, plus the final capture
+        (beat fires the first one at the start time)."""
         return self.duration_s // self.sample_interval_s + 1
+
+    @property
+    def settled(self) -> int:
+        """Planned captures with a final outcome."""
+        return sum(getattr(self, outcome) for outcome in SETTLED_OUTCOMES)
+
+    @property
+    def shortfall(self) -> int:
+        """Planned captures that are not stored (0: every planned file is there)."""
+        return max(0, self.expected - self.collected)
 
     @property
     def is_terminal(self) -> bool:
@@ -150,6 +171,83 @@ class Operation(models.Model):
     def schedule_name(self) -> str:
         """The name of this operation's django-celery-beat PeriodicTask."""
         return f"pnm-operation-{self.operation_id}"
+
+
+class Outcome(models.TextChoices):
+    """What became of a planned (tick, channel); the names of the counter fields."""
+
+    TRIGGERED = "triggered"  # the modem was asked (not a final outcome)
+    COLLECTED = "collected"  # stored
+    SKIPPED = "skipped"  # not asked: the modem was busy
+    MISSED = "missed"  # not asked in time: overload, an expired or lost tick
+    FAILED = "failed"  # asked (or tried to), no usable file
+    CANCELLED = "cancelled"  # the operation stopped or failed first
+
+
+# At the end: planned == the sum of these, per channel and per operation.
+SETTLED_OUTCOMES = (
+    Outcome.COLLECTED,
+    Outcome.SKIPPED,
+    Outcome.MISSED,
+    Outcome.FAILED,
+    Outcome.CANCELLED,
+)
+
+
+class ChannelTally(models.Model):
+    """One channel's plan and outcome counters in an operation.
+
+    ``channel_id`` NULL holds the ticks that settled before the modem's channel list was
+    known (one unit per tick); its ``planned`` grows with them. Rows are written with the
+    operation row locked, so that one row is never made twice.
+    """
+
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="channels")
+    channel_id = models.PositiveIntegerField(null=True, blank=True)
+    planned = models.PositiveIntegerField(default=0)
+    triggered = models.PositiveIntegerField(default=0)
+    collected = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    missed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["channel_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["operation", "channel_id"],
+                name="channel_tally_one_per_channel",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id} channel {self.channel_id}"
+
+    @property
+    def settled(self) -> int:
+        return sum(getattr(self, outcome) for outcome in SETTLED_OUTCOMES)
+
+
+class OutcomeReason(models.Model):
+    """How many planned captures of an operation ended in ``outcome`` for ``reason`` (the
+    error class of a failure, "modem busy" for a skip ...)."""
+
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="reasons")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    reason = models.CharField(max_length=80)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["outcome", "reason"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["operation", "outcome", "reason"], name="outcome_reason_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id} {self.outcome} {self.reason}: {self.count}"
 
 
 class CaptureState(models.TextChoices):

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from captures import schedules
@@ -23,8 +23,11 @@ from captures.models import (
     Capture,
     CaptureGroup,
     CaptureState,
+    ChannelTally,
     Operation,
     OperationState,
+    Outcome,
+    OutcomeReason,
     Transaction,
 )
 from devices.models import CableModem
@@ -78,8 +81,10 @@ def start_operation(
             ends_at=now + timedelta(seconds=duration_s),
             time_remaining=duration_s,
         )
-        operation.expected = operation.total_ticks
-        operation.save(update_fields=["expected"])
+        # The plan: fixed here, never rewritten (``expected`` is refined once, by
+        # ``plan_channels``, when the channel list is known).
+        operation.planned_ticks = operation.expected = operation.total_ticks
+        operation.save(update_fields=["planned_ticks", "expected"])
         schedules.install(operation)
     log.info("operation %s started on modem %s", operation.operation_id, modem.mac_address)
     return operation
@@ -118,6 +123,8 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
             return None
         final = now >= operation.ends_at or operation.last_tick + 1 >= total
         number = total if final else operation.last_tick + 1
+        if number > operation.last_tick + 1:  # their time passed without being dispatched
+            _tally(operation.pk, Outcome.MISSED, NOT_DISPATCHED, number - operation.last_tick - 1)
         operation.last_tick = number
         operation.last_tick_at = now
         operation.time_remaining = time_remaining(operation, now)
@@ -170,12 +177,134 @@ def update_metadata(operation: Operation, **values) -> None:
     operation.metadata = metadata
 
 
-def set_expected_channels(operation: Operation, channel_count: int) -> None:
-    """Once the channels are known, the plan is ticks x channels (until it is final)."""
-    if channel_count > 1:
-        Operation.objects.filter(pk=operation.pk, state=OperationState.RUNNING).update(
-            expected=operation.total_ticks * channel_count
+def plan_channels(operation: Operation, available: list[int]) -> list[int]:
+    """The channels this operation captures on every tick: fixed the first time the
+    modem's channel list is read (``available``, already narrowed to the requested ones),
+    with what the ticks settled before that already counted on the channel-less row."""
+    planned = _planned_channels(operation.pk)
+    if planned or not available:
+        return planned
+    with transaction.atomic():
+        locked = one_or_none(Operation.objects.select_for_update().filter(pk=operation.pk))
+        planned = _planned_channels(operation.pk)
+        if locked is None or planned:
+            return planned
+        early = sum(
+            ChannelTally.objects.filter(operation=locked, channel_id=None).values_list(
+                "planned", flat=True
+            )
         )
+        each = locked.planned_ticks - early
+        ChannelTally.objects.bulk_create(
+            ChannelTally(operation=locked, channel_id=channel_id, planned=each)
+            for channel_id in available
+        )
+        locked.expected = early + each * len(available)
+        locked.save(update_fields=["expected", "updated"])
+    return sorted(available)
+
+
+def _planned_channels(operation_pk: int) -> list[int]:
+    return list(
+        ChannelTally.objects.filter(operation_id=operation_pk, channel_id__isnull=False)
+        .order_by("channel_id")
+        .values_list("channel_id", flat=True)
+    )
+
+
+NOT_DISPATCHED = "not dispatched in time"
+MODEM_BUSY = "modem busy"
+NEVER_SETTLED = "never settled (its worker was lost)"
+
+
+def _tally(
+    operation_pk: int,
+    outcome: str,
+    reason: str,
+    ticks: int = 1,
+    channel_ids: list[int] | None = None,
+) -> int:
+    """Count ``ticks`` ticks of ``outcome`` on ``channel_ids`` (None: every planned channel,
+    or the channel-less row while no channel is planned). Returns the captures counted.
+
+    Counts only while the operation runs: the row lock this takes orders it with
+    ``_finish``, which settles whatever is left. Runs in the caller's transaction.
+    """
+    with transaction.atomic():
+        if not _lock_running(operation_pk):
+            return 0
+        if channel_ids is None:
+            channel_ids = _planned_channels(operation_pk)
+            if not channel_ids:
+                row, _ = ChannelTally.objects.get_or_create(
+                    operation_id=operation_pk, channel_id=None
+                )
+                ChannelTally.objects.filter(pk=row.pk).update(
+                    planned=F("planned") + ticks, **{outcome: F(outcome) + ticks}
+                )
+                return _count_operation(operation_pk, outcome, reason, ticks)
+        ChannelTally.objects.filter(operation_id=operation_pk, channel_id__in=channel_ids).update(
+            **{outcome: F(outcome) + ticks}
+        )
+        return _count_operation(operation_pk, outcome, reason, ticks * len(channel_ids))
+
+
+def _count_operation(operation_pk: int, outcome: str, reason: str, count: int) -> int:
+    if not count:
+        return 0
+    Operation.objects.filter(pk=operation_pk).update(
+        **{outcome: F(outcome) + count}, updated=timezone.now()
+    )
+    if reason:
+        reason = reason[:80]
+        bumped = OutcomeReason.objects.filter(
+            operation_id=operation_pk, outcome=outcome, reason=reason
+        ).update(count=F("count") + count)
+        if not bumped:  # first of its kind; the operation row lock makes this the only one
+            OutcomeReason.objects.create(
+                operation_id=operation_pk, outcome=outcome, reason=reason, count=count
+            )
+    return count
+
+
+def _lock_running(operation_pk: int) -> bool:
+    """Lock the operation's row (until the transaction ends) if it is running."""
+    running = Operation.objects.select_for_update().filter(
+        pk=operation_pk, state=OperationState.RUNNING
+    )
+    return bool(list(running.values_list("pk", flat=True)))
+
+
+def _untriggered(operation_pk: int, tick: int) -> list[int] | None:
+    """The planned channels of ``tick`` that have no capture (None: none planned yet)."""
+    planned = _planned_channels(operation_pk)
+    if not planned:
+        return None
+    captured = set(
+        Capture.objects.filter(operation_id=operation_pk, tick=tick).values_list(
+            "channel_id", flat=True
+        )
+    )
+    return [channel_id for channel_id in planned if channel_id not in captured]
+
+
+def capture_triggered(capture: Capture) -> None:
+    """The modem accepted the trigger of ``capture``."""
+    _tally(capture.operation_id, Outcome.TRIGGERED, "", channel_ids=[capture.channel_id])
+
+
+def capture_collected(capture: Capture) -> None:
+    """``capture``'s file is stored: counted, and the failures in a row are over."""
+    if _tally(capture.operation_id, Outcome.COLLECTED, "", channel_ids=[capture.channel_id]):
+        Operation.objects.filter(pk=capture.operation_id).update(consecutive_failures=0)
+
+
+def tick_skipped(operation_pk: int, tick: int, reason: str = MODEM_BUSY) -> None:
+    """The tick did not run (the modem was busy): its untriggered channels are skipped."""
+    log.info("operation pk=%s tick %s skipped: %s", operation_pk, tick, reason)
+    channel_ids = _untriggered(operation_pk, tick)
+    if channel_ids != []:
+        _tally(operation_pk, Outcome.SKIPPED, reason, channel_ids=channel_ids)
 
 
 NAME_ATTEMPTS = 5
@@ -202,6 +331,10 @@ def create_capture(
     for offset in range(NAME_ATTEMPTS):
         try:
             with transaction.atomic():
+                # Under the operation's row lock: ``_finish`` either sees this capture (and
+                # cancels it) or comes first (and none is made).
+                if not _lock_running(operation.pk):
+                    return None
                 return Capture.objects.create(
                     operation=operation,
                     tick=tick,
@@ -217,17 +350,30 @@ def create_capture(
     raise IntegrityError(f"no free file name for {names(0)} after {NAME_ATTEMPTS} tries")
 
 
-def tick_failed(operation_pk: int, reason: str, captures_failed: int = 0) -> Operation | None:
-    """Count a failed tick; fail the operation after PNM_MAX_CONSECUTIVE_FAILURES in a row."""
+def tick_failed(
+    operation_pk: int,
+    reason: str,
+    kind: str,
+    *,
+    tick: int | None = None,
+    channel_ids: list[int] | None = None,
+) -> Operation | None:
+    """Count a failure of ``kind`` (an error class) on ``channel_ids``, or on the channels
+    ``tick`` had not triggered yet; fail the operation after PNM_MAX_CONSECUTIVE_FAILURES
+    failures in a row. Only a counted failure sets ``last_error``."""
     log.warning("operation pk=%s: %s", operation_pk, reason)
     with transaction.atomic():
         operation = one_or_none(Operation.objects.select_for_update().filter(pk=operation_pk))
         if operation is None or operation.is_terminal:
             return operation
+        if channel_ids is None and tick is not None:
+            channel_ids = _untriggered(operation_pk, tick)
+        if channel_ids != []:
+            _tally(operation_pk, Outcome.FAILED, kind, channel_ids=channel_ids)
+        operation.refresh_from_db()
         operation.consecutive_failures += 1
-        operation.failed += captures_failed
         operation.last_error = reason
-        operation.save(update_fields=["consecutive_failures", "failed", "last_error", "updated"])
+        operation.save(update_fields=["consecutive_failures", "last_error", "updated"])
         if operation.consecutive_failures >= settings.PNM_MAX_CONSECUTIVE_FAILURES:
             _finish(
                 operation,
@@ -238,17 +384,17 @@ def tick_failed(operation_pk: int, reason: str, captures_failed: int = 0) -> Ope
     return operation
 
 
-def fail_capture(capture_pk: int, reason: str) -> bool:
-    """Mark an open capture failed (no file, or a bad one) and count it; False if it was not
-    open any more (already stored, failed or cancelled)."""
-    capture = one_or_none(Capture.objects.filter(pk=capture_pk).only("operation_id"))
+def fail_capture(capture_pk: int, reason: str, kind: str) -> bool:
+    """Mark an open capture failed (no file, or a bad one) and count it as ``kind``; False
+    if it was not open any more (already stored, failed or cancelled)."""
+    capture = one_or_none(Capture.objects.filter(pk=capture_pk).only("operation_id", "channel_id"))
     if capture is None:
         return False
     changed = Capture.objects.filter(pk=capture_pk, state__in=OPEN_CAPTURE_STATES).update(
         state=CaptureState.FAILED, error=reason[:2000]
     )
     if changed:
-        tick_failed(capture.operation_id, reason, captures_failed=1)
+        tick_failed(capture.operation_id, reason, kind, channel_ids=[capture.channel_id])
     return bool(changed)
 
 
@@ -267,8 +413,13 @@ def final_tick_settled(operation_pk: int) -> bool:
     return maybe_complete(operation_pk)
 
 
-def maybe_complete(operation_pk: int) -> bool:
-    """Complete a running operation whose final tick ran and whose files all settled."""
+def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
+    """Complete a running operation once its final tick ran and every planned capture has
+    settled (stored, skipped, missed or failed): no capture can land after completion.
+
+    ``give_up`` (the sweeper, long after the last tick): what never settled although no
+    capture is open any more was lost with its worker; count it missed.
+    """
     with transaction.atomic():
         operation = one_or_none(Operation.objects.select_for_update().filter(pk=operation_pk))
         if operation is None or operation.state != OperationState.RUNNING:
@@ -277,12 +428,33 @@ def maybe_complete(operation_pk: int) -> bool:
             return False
         if operation.captures.filter(state__in=OPEN_CAPTURE_STATES).exists():
             return False
-        if operation.collected == 0 and operation.last_error:
+        if operation.settled < operation.expected:
+            if not give_up:
+                return False  # a tick is still on its way
+            _settle_rest(operation, Outcome.MISSED, NEVER_SETTLED)
+            operation.refresh_from_db()
+        if operation.collected == 0 and operation.failed:
             # Not one file in the whole run: that is a failure, whatever the count.
             _finish(operation, OperationState.FAILED, operation.last_error)
+        elif operation.collected < operation.expected:
+            _finish(operation, OperationState.COMPLETED_PARTIAL, "")
         else:
             _finish(operation, OperationState.COMPLETED, "")
     return True
+
+
+def _settle_rest(operation: Operation, outcome: str, reason: str) -> None:
+    """Count every planned capture without an outcome yet as ``outcome``: the ones the
+    operation will never run. Runs with the operation row locked."""
+    rows = list(operation.channels.all())
+    if not any(row.channel_id is not None for row in rows):
+        early = sum(row.planned for row in rows)
+        if operation.planned_ticks > early:
+            _tally(operation.pk, outcome, reason, operation.planned_ticks - early)
+        return
+    for row in rows:
+        if row.planned > row.settled:
+            _tally(operation.pk, outcome, reason, row.planned - row.settled, [row.channel_id])
 
 
 def stop_operation(operation: Operation) -> bool:
@@ -301,36 +473,37 @@ def _finish(operation: Operation, state: str, error: str) -> None:
     Runs inside the caller's transaction with the operation row locked.
     """
     now = timezone.now()
-    if state != OperationState.COMPLETED:
+    ran_to_end = state in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL)
+    if not ran_to_end:
         operation.captures.filter(state__in=OPEN_CAPTURE_STATES).update(
             state=CaptureState.CANCELLED, error=f"operation {state}"
         )
-    operation.time_remaining = 0 if state == OperationState.COMPLETED else time_remaining(operation)
+        _settle_rest(operation, Outcome.CANCELLED, f"operation {state}")
+    operation.time_remaining = 0 if ran_to_end else time_remaining(operation)
     operation.state = state
     operation.finished_at = now
-    if operation.last_tick:
-        operation.expected = operation.captures.count()
     if error:
         operation.last_error = error
     operation.save(
-        update_fields=[
-            "state",
-            "finished_at",
-            "time_remaining",
-            "expected",
-            "last_error",
-            "updated",
-        ]
+        update_fields=["state", "finished_at", "time_remaining", "last_error", "updated"]
     )
     schedules.remove(operation)
+    operation.refresh_from_db()
     log.info(
-        "operation %s %s: %d collected, %d failed",
+        "operation %s %s: %d of %d planned captures collected; skipped %d, missed %d, "
+        "failed %d, cancelled %d",
         operation.operation_id,
         state,
         operation.collected,
+        operation.expected,
+        operation.skipped,
+        operation.missed,
         operation.failed,
+        operation.cancelled,
     )
 
+
+UPLOAD_TIMEOUT = "UploadTimeout"
 
 NO_END_TIME = (
     "running without an end time (ends_at is empty), so its ticks cannot be scheduled "
@@ -357,18 +530,20 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
     lost_tick_after = timedelta(seconds=4 * settings.PNM_MEASURE_DEADLINE_S + 60)
     overdue = Capture.objects.filter(state=CaptureState.PENDING, deadline__lt=now)
     for capture_pk, file_name in overdue.values_list("pk", "file_name")[:limit]:
-        if fail_capture(capture_pk, f"upload of {file_name} not received by its deadline"):
+        reason = f"upload of {file_name} not received by its deadline"
+        if fail_capture(capture_pk, reason, UPLOAD_TIMEOUT):
             result.expired += 1
     stuck = Capture.objects.filter(state=CaptureState.UPLOADED, deadline__lt=now)
     result.restage = list(stuck.values_list("pk", flat=True)[:limit])
     scheduled = schedules.installed_names()
     for operation in Operation.objects.filter(state=OperationState.RUNNING).iterator():
-        if operation.final_tick_done:
-            result.completed += maybe_complete(operation.pk)
-        elif operation.last_tick >= operation.total_ticks:
-            claimed_at = operation.last_tick_at
-            if claimed_at is None or now >= claimed_at + lost_tick_after:  # worker died mid-tick
-                result.completed += final_tick_settled(operation.pk)
+        claimed_at = operation.last_tick_at
+        lost = claimed_at is None or now >= claimed_at + lost_tick_after  # worker died mid-tick
+        if operation.final_tick_done or operation.last_tick >= operation.total_ticks:
+            if lost:
+                Operation.objects.filter(pk=operation.pk).update(final_tick_done=True)
+            if operation.final_tick_done or lost:
+                result.completed += maybe_complete(operation.pk, give_up=lost)
         elif operation.ends_at is None:
             result.failed += _fail_running(operation.pk, NO_END_TIME)
         elif now >= operation.ends_at + timedelta(seconds=2 * operation.sample_interval_s):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from captures import services, storage
@@ -58,12 +57,14 @@ def stage_capture(capture_pk: int) -> Transaction | None:
     try:
         data = spool.read_bytes()
     except FileNotFoundError:
-        services.fail_capture(capture.pk, f"spool file {spool.name} disappeared before staging")
+        services.fail_capture(
+            capture.pk, f"spool file {spool.name} disappeared before staging", "SpoolFileLost"
+        )
         return None
     try:
         check_header(data, operation.test_type)
     except NotStaged as exc:
-        services.fail_capture(capture.pk, f"{spool.name}: {exc}")
+        services.fail_capture(capture.pk, f"{spool.name}: {exc}", type(exc).__name__)
         spool.unlink(missing_ok=True)
         return None
     stored_name = capture.file_name + ".zst"
@@ -112,8 +113,8 @@ def _record(
             )
             if not changed:
                 raise IntegrityError("capture is no longer waiting for its file")
+            services.capture_collected(capture)
             counted = Operation.objects.filter(pk=operation.pk)
-            counted.update(collected=F("collected") + 1, consecutive_failures=0, updated=now)
             final_tick_done = counted.values_list("final_tick_done", flat=True).get()
     except IntegrityError:
         log.info("capture %s was already recorded; duplicate staging ignored", capture.pk)

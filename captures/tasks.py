@@ -36,7 +36,9 @@ STAGE_RETRIES = 5
     acks_late=True,
     max_retries=TRIGGER_RETRIES,
 )
-def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error: str = "") -> int:
+def trigger_capture(
+    self, operation_pk: int, tick: int | None = None, last_error: str = "", error_kind: str = ""
+) -> int:
     """Run one tick of an operation (fired by beat). Returns the captures triggered here.
 
     Only the setup and the first channel's SETs run here; the wait for the sample is a
@@ -50,31 +52,40 @@ def trigger_capture(self, operation_pk: int, tick: int | None = None, last_error
         claimed = services.reclaim_tick(operation_pk, tick)
         if claimed is None:
             if last_error:  # the operation moved on while this tick waited for its retry
-                services.tick_failed(operation_pk, last_error)
+                services.tick_failed(operation_pk, last_error, error_kind or "Unknown", tick=tick)
             return 0
     if claimed is None:
         return 0
     measurement = None
     try:
         measurement = triggering.run_tick(claimed)
-    except triggering.ModemLocked as exc:
-        # Our own previous tick still holds the modem: skip this tick, not a modem failure.
-        log.info("operation %s tick %s skipped: %s", operation_pk, claimed.number, exc)
+    except triggering.ModemLocked:
+        # Another capture (often our own previous tick) holds the modem: skip this tick,
+        # counted as skipped, not as a modem failure.
+        services.tick_skipped(operation_pk, claimed.number)
     except TRANSIENT as exc:
         reason = _describe(exc, claimed.operation.modem)
+        kind = type(exc).__name__
         if self.request.retries < self.max_retries:
             raise self.retry(
                 args=[operation_pk],
-                kwargs={"tick": claimed.number, "last_error": reason},
+                kwargs={"tick": claimed.number, "last_error": reason, "error_kind": kind},
                 countdown=backoff_s(self.request.retries, 0.5, maximum_s=10),
                 expires=None,  # beat's "stale tick" expiry must not drop the retry
                 exc=exc,
             ) from exc
-        services.tick_failed(operation_pk, reason)
+        services.tick_failed(operation_pk, reason, kind, tick=claimed.number)
     except (snmp.SnmpError, triggering.NoChannels) as exc:
-        services.tick_failed(operation_pk, _describe(exc, claimed.operation.modem))
+        services.tick_failed(
+            operation_pk,
+            _describe(exc, claimed.operation.modem),
+            type(exc).__name__,
+            tick=claimed.number,
+        )
     except Exception as exc:  # a bug: count it on the operation, keep the traceback
-        services.tick_failed(operation_pk, f"internal error: {exc!r}")
+        services.tick_failed(
+            operation_pk, f"internal error: {exc!r}", type(exc).__name__, tick=claimed.number
+        )
         raise
     finally:
         # With a measurement under way, its poll chain settles the final tick.
@@ -104,16 +115,17 @@ def trigger_poll(self, measurement: dict) -> str:
             _poll_later(triggering.retry_step(current), countdown)
             return "retrying"
         following = None
-        services.tick_failed(
-            current.operation_pk, _describe(exc, CableModem.objects.get(pk=current.modem_pk))
-        )
+        _poll_failed(current, exc)
     except snmp.SnmpError as exc:
         following = None
-        services.tick_failed(
-            current.operation_pk, _describe(exc, CableModem.objects.get(pk=current.modem_pk))
-        )
+        _poll_failed(current, exc)
     except Exception as exc:  # a bug: count it, free the modem, keep the traceback
-        services.tick_failed(current.operation_pk, f"internal error: {exc!r}")
+        services.tick_failed(
+            current.operation_pk,
+            f"internal error: {exc!r}",
+            type(exc).__name__,
+            tick=current.tick,
+        )
         triggering.end_tick(current)
         raise
     if following is None:
@@ -121,6 +133,15 @@ def trigger_poll(self, measurement: dict) -> str:
         return "done"
     _poll_later(following)
     return "polling"
+
+
+def _poll_failed(current: triggering.Measurement, exc: Exception) -> None:
+    """The tick's channels not triggered yet fail (the one being polled expires on its
+    deadline, unless its file still comes)."""
+    modem = CableModem.objects.get(pk=current.modem_pk)
+    services.tick_failed(
+        current.operation_pk, _describe(exc, modem), type(exc).__name__, tick=current.tick
+    )
 
 
 def _await_upload(measurement: triggering.Measurement) -> None:

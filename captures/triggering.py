@@ -102,31 +102,36 @@ def _target(modem: CableModem) -> SnmpTarget:
 def run_tick(tick: Tick) -> Measurement | None:
     """Set up the modem and trigger the first channel of one tick.
 
+    The channels are read (and planned, on the first tick) before the per-modem lock is
+    taken: reads do not disturb another capture, and a skipped tick knows its channels.
     Returns the measurement to poll (the lock is then held until ``end_tick``), or None
-    when no capture was started (the lock is released here).
+    when no capture was started (the lock is released here). Raises ``ModemLocked`` when
+    another capture holds the modem.
     """
     operation = tick.operation
     modem = operation.modem
     target = _target(modem)
     snmp = client()
+    if not operation.metadata.get("system_description"):
+        description = pnm.read_system_description(snmp, target)
+        services.record_system_description(operation, description)
+    available = {channel.channel_id: channel for channel in _ofdm_channels(operation, snmp, target)}
+    if operation.channel_ids:
+        wanted = set(operation.channel_ids)
+        available = {key: channel for key, channel in available.items() if key in wanted}
+    planned = services.plan_channels(operation, sorted(available))
+    gone = [channel_id for channel_id in planned if channel_id not in available]
+    if not planned or gone:
+        raise NoChannels(
+            f"modem {modem.mac_address} has no OFDM downstream channel"
+            + (f" {gone}" if gone else "")
+            + (f" among {operation.channel_ids}" if operation.channel_ids and not gone else "")
+        )
     token = lock_modem(modem.pk)
     measurement = None
     try:
-        if not operation.metadata.get("system_description"):
-            description = pnm.read_system_description(snmp, target)
-            services.record_system_description(operation, description)
-        channels = _ofdm_channels(operation, snmp, target)
-        if operation.channel_ids:
-            wanted = set(operation.channel_ids)
-            channels = [channel for channel in channels if channel.channel_id in wanted]
-        if not channels:
-            raise NoChannels(
-                f"modem {modem.mac_address} has no OFDM downstream channel"
-                + (f" among {operation.channel_ids}" if operation.channel_ids else "")
-            )
-        services.set_expected_channels(operation, len(channels))
         pnm.prepare_upload(snmp, target, settings.PNM_TFTP_DEST_HOST, settings.PNM_TFTP_DEST_PATH)
-        plan = [[channel.if_index, channel.channel_id] for channel in channels]
+        plan = [[available[channel_id].if_index, channel_id] for channel_id in planned]
         measurement = _trigger_next(
             operation, tick.number, tick.final, token, plan, ready_checked=True
         )
@@ -192,6 +197,7 @@ def _trigger_next(
             if isinstance(exc, SnmpRejected):
                 services.update_metadata(operation, ofdm_channels=None)  # walk again next tick
             raise
+        services.capture_triggered(capture)
         return Measurement(
             operation_pk=operation.pk,
             modem_pk=modem.pk,
@@ -252,7 +258,9 @@ def poll(measurement: Measurement) -> Measurement | None:
             )
         except (pnm.CaptureTimeout, pnm.CaptureFailed) as exc:
             expectations.forget(Expectation.from_dict(measurement.expectation))
-            services.fail_capture(capture.pk, f"channel {measurement.channel_id}: {exc}")
+            services.fail_capture(
+                capture.pk, f"channel {measurement.channel_id}: {exc}", type(exc).__name__
+            )
         else:
             if not verdict.ready:
                 return replace(

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import ipaddress
 import logging
+import secrets
 import socket
 import struct
 import tempfile
@@ -41,6 +42,7 @@ from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.entity import config
 from pysnmp.entity import engine as snmp_engine
 from pysnmp.entity.rfc3413 import cmdrsp, context
+from pysnmp.proto import rfc1902
 from pysnmp.proto.api import v2c
 from pysnmp.smi import error as smi_error
 from pysnmp.smi.instrum import AbstractMibInstrumController
@@ -498,6 +500,9 @@ class ModemFarm:
         self.alt_community = f"{community}-other"
         self.alt_read_community = f"{read_community}-other"
         self.v3_user = v3_user or V3User()
+        # pysnmp's default engine ID is the same for every engine of a process; a farm is
+        # one agent (one engine ID), as a real modem is.
+        self.engine_id = b"\x80\x00\x4f\xb8\x05" + secrets.token_bytes(8)
         self.tftp_port = tftp_port
         self.allow_remote = allow_remote
         self.upload_timeout_s = upload_timeout_s
@@ -561,6 +566,29 @@ class ModemFarm:
         future = asyncio.run_coroutine_threadsafe(_as_coroutine(fn, *args), self.loop)
         return future.result(10)
 
+    def set_v3_user(self, user: V3User) -> None:
+        """Replace the farm's SNMPv3 user (its keys, say) while it runs."""
+
+        def swap() -> None:
+            config.delete_v3_user(self.engine, self.v3_user.user)
+            self.v3_user = user
+            self._add_v3_user()
+
+        self.call(swap)
+
+    def _add_v3_user(self) -> None:
+        user = self.v3_user
+        config.add_v3_user(
+            self.engine,
+            user.user,
+            AUTH_PROTOCOLS[user.auth_protocol.upper()],
+            user.auth_key,
+            PRIV_PROTOCOLS[user.priv_protocol.upper()] if user.priv_key else PRIV_PROTOCOLS["NONE"],
+            user.priv_key or None,
+        )
+        everything = (1, 3, 6)
+        config.add_vacm_user(self.engine, 3, user.user, user.security_level, everything, everything)
+
     def security_names(self, modem: SimulatedModem) -> frozenset[str]:
         if modem.failure is Failure.WRONG_COMMUNITY:
             return frozenset({"rw-other", "ro-other", self.v3_user.user})
@@ -587,7 +615,7 @@ class ModemFarm:
             self.loop.close()
 
     def _setup(self) -> None:
-        self.engine = snmp_engine.SnmpEngine()
+        self.engine = snmp_engine.SnmpEngine(rfc1902.OctetString(self.engine_id))
         for modem in self.modems:
             # Each modem its own transport domain (and socket): IPv4, or IPv6 on ::1.
             family, domain_name, carrier = (
@@ -612,16 +640,7 @@ class ModemFarm:
         ):
             config.add_v1_system(self.engine, name, community)
             config.add_vacm_user(self.engine, 2, name, "noAuthNoPriv", everything, write)
-        user = self.v3_user
-        config.add_v3_user(
-            self.engine,
-            user.user,
-            AUTH_PROTOCOLS[user.auth_protocol.upper()],
-            user.auth_key,
-            PRIV_PROTOCOLS[user.priv_protocol.upper()] if user.priv_key else PRIV_PROTOCOLS["NONE"],
-            user.priv_key or None,
-        )
-        config.add_vacm_user(self.engine, 3, user.user, user.security_level, everything, everything)
+        self._add_v3_user()
         snmp_context = context.SnmpContext(self.engine)
         snmp_context.unregister_context_name(b"")
         snmp_context.register_context_name(b"", _FarmController(self))

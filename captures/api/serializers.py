@@ -17,7 +17,13 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 
 from captures import services
-from captures.models import OPERATION_MODES, Operation, OperationName, Transaction
+from captures.models import (
+    OPERATION_MODES,
+    ChannelTally,
+    Operation,
+    OperationName,
+    Transaction,
+)
 from devices.links.pnm import format_mac
 from devices.models.modems import CableModem
 
@@ -145,16 +151,70 @@ class OperationStartSerializer(serializers.Serializer):
         )
 
 
-class OperationStatusSerializer(serializers.Serializer):
-    """PyPNM's ``operation_status`` block plus our counters, all from the database."""
+class ChannelTallySerializer(serializers.ModelSerializer):
+    """One channel's plan and outcomes (``channel_id`` null: ticks settled before the
+    modem's channel list was known, one unit per tick)."""
+
+    class Meta:
+        model = ChannelTally
+        fields = [
+            "channel_id",
+            "planned",
+            "triggered",
+            "collected",
+            "skipped",
+            "missed",
+            "failed",
+            "cancelled",
+        ]
+        read_only_fields = fields
+
+
+class AccountingFields(serializers.Serializer):
+    """The plan and what became of it. ``expected`` (planned captures) = collected +
+    skipped + missed + failed + cancelled once the operation is over; ``shortfall`` =
+    expected - collected. State ``completed`` means every planned capture is stored;
+    ``completed_partial`` that the run ended with a shortfall."""
+
+    planned_ticks = serializers.IntegerField()
+    expected = serializers.IntegerField()
+    triggered = serializers.IntegerField()
+    collected = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    missed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    shortfall = serializers.IntegerField()
+    reasons = serializers.SerializerMethodField()
+    channels = ChannelTallySerializer(many=True)
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "description": "outcome -> {reason or error class -> captures}",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+            },
+        }
+    )
+    def get_reasons(self, operation: Operation) -> dict:
+        reasons: dict[str, dict[str, int]] = {}
+        for row in operation.reasons.all():
+            reasons.setdefault(row.outcome, {})[row.reason] = row.count
+        return reasons
+
+
+ACCOUNTING_FIELDS = list(AccountingFields().fields)
+
+
+class OperationStatusSerializer(AccountingFields):
+    """PyPNM's ``operation_status`` block plus our accounting, all from the database."""
 
     operation_id = serializers.CharField()
     state = serializers.CharField()
-    collected = serializers.IntegerField()
     time_remaining = serializers.SerializerMethodField()
     updated = serializers.SerializerMethodField()
-    expected = serializers.IntegerField()
-    failed = serializers.IntegerField()
     last_error = serializers.CharField()
 
     def get_time_remaining(self, operation: Operation) -> int:
@@ -164,7 +224,7 @@ class OperationStatusSerializer(serializers.Serializer):
         return epoch(operation.updated)
 
 
-class OperationSerializer(serializers.ModelSerializer):
+class OperationSerializer(AccountingFields, serializers.ModelSerializer):
     """One record of PyPNM's operation_capture.json, plus our own fields."""
 
     capture_group_id = serializers.CharField(source="capture_group.capture_group_id")
@@ -185,9 +245,8 @@ class OperationSerializer(serializers.ModelSerializer):
             "duration_s",
             "sample_interval_s",
             "channel_ids",
-            "expected",
-            "failed",
             "last_error",
+            *ACCOUNTING_FIELDS,
         ]
         read_only_fields = fields
 

@@ -50,7 +50,11 @@ class OperationViewSet(
 ):
     """Multi-capture operations (multi_rxmer, multi_ds_channel_estimation)."""
 
-    queryset = Operation.objects.select_related("capture_group").order_by("-id")
+    queryset = (
+        Operation.objects.select_related("capture_group")
+        .prefetch_related("channels", "reasons")
+        .order_by("-id")
+    )
     serializer_class = OperationSerializer
     lookup_field = "operation_id"
     lookup_value_regex = "[0-9a-f]{16}"

@@ -1,5 +1,9 @@
 """Helpers of the PNM pipeline tests."""
 
+from __future__ import annotations
+
+from captures.models import Operation
+
 # Fast, bounded timings for the worker under test (production defaults are seconds).
 WORKER_ENV = {
     "PNM_POLL_INTERVAL_S": "0.1",
@@ -9,3 +13,19 @@ WORKER_ENV = {
     "PNM_UPLOAD_DEADLINE_S": "3",
     "PNM_MAX_CONSECUTIVE_FAILURES": "2",
 }
+
+
+def assert_accounted(operation: Operation) -> None:
+    """Every planned capture has one outcome: planned == collected + skipped + missed +
+    failed + cancelled, per channel and for the operation (whose counters are their sums)."""
+    operation.refresh_from_db()
+    assert operation.expected == operation.settled, operation
+    channels = list(operation.channels.all())
+    assert sum(row.planned for row in channels) == operation.expected
+    for row in channels:
+        assert row.planned == row.settled, row
+    for outcome in ("collected", "skipped", "missed", "failed", "cancelled", "triggered"):
+        assert sum(getattr(row, outcome) for row in channels) == getattr(operation, outcome)
+    assert sum(row.count for row in operation.reasons.exclude(outcome="triggered")) == (
+        operation.settled - operation.collected
+    )

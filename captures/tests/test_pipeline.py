@@ -20,6 +20,7 @@ from captures.models import (
     OperationState,
     Transaction,
 )
+from captures.tests.helpers import assert_accounted
 from core import locks
 from simulators.modem import Failure
 from tests.factories import register_modem
@@ -29,8 +30,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def start(
-    modem, duration_s: int = 2, interval_s: int = 1, name: str = "multi_rxmer", channel_ids=None
+    modem, duration_s: int = 4, interval_s: int = 2, name: str = "multi_rxmer", channel_ids=None
 ) -> Operation:
+    """By default three ticks (0 s, 2 s, the final at 4 s): a tick (two channels) takes
+    about a second here, so none finds the modem still busy with the one before."""
     mode = "continuous" if name == "multi_rxmer" else "standard"
     return services.start_operation(
         modem=modem,
@@ -65,9 +68,11 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, operator_client):
 
     assert done.state == OperationState.COMPLETED, done.last_error
     records = list(Transaction.objects.filter(capture__operation=done).order_by("id"))
-    assert len(records) >= 2  # two OFDM channels per tick, at least the final tick
-    assert done.collected == len(records) == done.expected
-    assert done.failed == 0
+    # The plan: a tick at 0 s and 2 s, the final one at 4 s; two OFDM channels each.
+    assert (done.planned_ticks, done.expected) == (3, 6)
+    assert done.collected == len(records) == done.triggered == done.expected
+    assert done.failed == done.skipped == done.missed == done.cancelled == done.shortfall == 0
+    assert_accounted(done)
     assert done.time_remaining == 0
     assert not PeriodicTask.objects.filter(name=done.schedule_name).exists()
     uploaded = {upload.sha256: upload for upload in sim[0].uploads}
@@ -88,6 +93,10 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, operator_client):
     status = operator_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/").json()
     assert status["state"] == "completed"
     assert status["collected"] == len(records)
+    assert (status["planned_ticks"], status["expected"], status["shortfall"]) == (3, 6, 0)
+    assert status["reasons"] == {}
+    per_channel = [(c["channel_id"], c["planned"], c["collected"]) for c in status["channels"]]
+    assert per_channel == [(193, 3, 3), (194, 3, 3)]
     assert status["time_remaining"] == 0
     assert status["updated"] == int(done.updated.timestamp())
 
@@ -101,7 +110,8 @@ def test_channel_estimation_over_snmpv3(pnm_worker, beat, farm):
     assert done.state == OperationState.COMPLETED, done.last_error
     records = Transaction.objects.filter(modem=done.modem)
     assert set(records.values_list("pnm_test_type", flat=True)) == {"DS_OFDM_CHAN_EST_COEF"}
-    assert done.collected == done.expected >= 2
+    assert done.collected == done.expected == records.count() == 6
+    assert_accounted(done)
 
 
 def test_stop_midway(pnm_worker, beat, farm, operator_client):
@@ -127,37 +137,85 @@ def test_stop_midway(pnm_worker, beat, farm, operator_client):
     assert after.state == OperationState.STOPPED
     assert after.collected == stopped.collected
     assert not after.captures.filter(state__in=[CaptureState.PENDING, CaptureState.UPLOADED])
+    assert after.planned_ticks == 61
+    assert after.cancelled > 0
+    assert after.collected == Transaction.objects.filter(capture__operation=after).count()
+    assert_accounted(after)
 
 
 @pytest.mark.parametrize(
-    ("failure", "state", "error"),
+    ("failure", "state", "error", "kind"),
     [
-        (Failure.TIMEOUT, OperationState.FAILED, "did not answer SNMP"),
-        (Failure.WRONG_COMMUNITY, OperationState.FAILED, "did not answer SNMP"),
-        (Failure.NO_UPLOAD, OperationState.FAILED, "not received by its deadline"),
-        (Failure.TRUNCATED_UPLOAD, OperationState.FAILED, "transfer aborted"),
-        (Failure.STALE_SAMPLE_READY, OperationState.COMPLETED, ""),
-        (Failure.IGNORE_FILE_NAME, OperationState.COMPLETED, ""),
+        (Failure.TIMEOUT, OperationState.FAILED, "did not answer SNMP", "SnmpTimeout"),
+        (Failure.WRONG_COMMUNITY, OperationState.FAILED, "did not answer SNMP", "SnmpTimeout"),
+        (Failure.NO_UPLOAD, OperationState.FAILED, "not received by its deadline", "UploadTimeout"),
+        (Failure.TRUNCATED_UPLOAD, OperationState.FAILED, "transfer aborted", "UploadFailed"),
+        (Failure.STALE_SAMPLE_READY, OperationState.COMPLETED, "", ""),
+        (Failure.IGNORE_FILE_NAME, OperationState.COMPLETED, "", ""),
     ],
 )
-def test_failure_knobs(pnm_worker, beat, farm, failure, state, error):
+def test_failure_knobs(pnm_worker, beat, farm, failure, state, error, kind):
     sim = farm(1, failures={0: failure}, measure_delay_s=0.5)
     # Two channels measured 0.5 s apart: with IGNORE_FILE_NAME both files often carry the
     # same MIB default name (MAC + second); each must still land on its own capture.
-    operation = start(register_modem(sim[0]), duration_s=2, interval_s=1)
+    operation = start(register_modem(sim[0]), duration_s=6, interval_s=3)
 
     done = finished(operation, timeout=90)
 
     assert done.state == state, done.last_error
     assert error in done.last_error
+    assert done.planned_ticks == 3
+    assert_accounted(done)
     if state == OperationState.COMPLETED:
-        assert done.collected == done.expected >= 2
+        assert done.collected == done.expected == 6
+        assert done.shortfall == done.failed == 0
         records = Transaction.objects.filter(capture__operation=done)
         names = records.values_list("filename", flat=True)
         assert all(name.startswith("ds_ofdm_rxmer_per_subcar_") for name in names)
     else:
         assert done.collected == 0
+        assert done.failed >= 1  # counted, with its error class
+        failed_by = {row.reason: row.count for row in done.reasons.filter(outcome="failed")}
+        assert set(failed_by) == {kind}
+        assert sum(failed_by.values()) == done.failed
+        assert done.cancelled == done.expected - done.failed - done.skipped - done.missed
         assert not PeriodicTask.objects.filter(name=done.schedule_name).exists()
+
+
+def test_a_busy_modem_skips_ticks_and_says_so(pnm_worker, beat, farm, operator_client):
+    """Two operations on one modem at a 1 s interval, a measurement taking ~1 s per
+    channel: ticks find the modem busy. They are skipped, counted with their reason, the
+    plan stays, and the operations do not claim completeness they lack."""
+    sim = farm(1, measure_delay_s=1.0)
+    modem = register_modem(sim[0])
+    operations = [start(modem, duration_s=4, interval_s=1) for _ in range(2)]
+
+    done = [finished(operation, timeout=90) for operation in operations]
+
+    assert sum(operation.skipped for operation in done) > 0
+    for operation in done:
+        assert (operation.planned_ticks, operation.expected) == (5, 10)  # the plan, kept
+        assert_accounted(operation)
+        stored = Transaction.objects.filter(capture__operation=operation).count()
+        assert operation.collected == stored
+        if operation.collected < operation.expected:
+            assert operation.state == OperationState.COMPLETED_PARTIAL
+        else:
+            assert operation.state == OperationState.COMPLETED
+        skipped_by = {row.reason: row.count for row in operation.reasons.filter(outcome="skipped")}
+        assert skipped_by == ({"modem busy": operation.skipped} if operation.skipped else {})
+        status = operator_client.get(
+            f"/api/v1/captures/operations/{operation.operation_id}/status/"
+        ).json()
+        assert status["state"] == operation.state
+        assert status["skipped"] == operation.skipped
+        assert status["shortfall"] == operation.expected - stored
+        assert status["reasons"].get("skipped", {}) == skipped_by
+    listed = operator_client.get("/api/v1/captures/operations/").json()
+    rows = {row["operation_id"]: row for row in listed["results"]}
+    for operation in done:
+        assert rows[operation.operation_id]["skipped"] == operation.skipped
+        assert rows[operation.operation_id]["shortfall"] == operation.shortfall
 
 
 def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
@@ -219,6 +277,7 @@ def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
     assert after.captures.count() == 2
     assert Transaction.objects.filter(capture__operation=operation).count() == 2
     assert (after.failed, after.consecutive_failures, after.last_error) == (0, 0, "")
+    assert after.triggered == 2
 
 
 def test_the_deadline_passes_while_polling(pnm_worker, farm):

@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 
 from captures import services, staging, storage
 from captures.models import CaptureState, Operation, OperationState, Transaction
+from captures.tests.helpers import assert_accounted
 from tests.factories import make_operation, uploaded_capture
 
 pytestmark = pytest.mark.django_db
@@ -42,8 +43,71 @@ def test_the_tick_after_the_duration_is_the_final_one_and_drops_the_schedule():
     assert final.number == operation.total_ticks == 4
     assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
     assert services.claim_tick(operation.pk, operation.ends_at + timedelta(seconds=20)) is None
-    assert services.final_tick_settled(operation.pk)  # no capture open: completed
-    assert Operation.objects.get(pk=operation.pk).state == OperationState.COMPLETED
+    # Ticks 1-3 were never dispatched: missed when the final one jumped over them.
+    assert Operation.objects.get(pk=operation.pk).missed == 3
+    assert not services.final_tick_settled(operation.pk)  # the final tick has no outcome yet
+    services.tick_skipped(operation.pk, final.number)
+    assert services.final_tick_settled(operation.pk)
+
+    done = Operation.objects.get(pk=operation.pk)
+    assert done.state == OperationState.COMPLETED_PARTIAL  # not one capture arrived
+    assert (done.planned_ticks, done.expected, done.missed, done.skipped) == (4, 4, 3, 1)
+    assert done.shortfall == 4
+    assert reasons(done) == {
+        ("missed", services.NOT_DISPATCHED): 3,
+        ("skipped", services.MODEM_BUSY): 1,
+    }
+
+
+def reasons(operation: Operation) -> dict[tuple[str, str], int]:
+    return {(row.outcome, row.reason): row.count for row in operation.reasons.all()}
+
+
+def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
+    operation = make_operation(duration_s=30, sample_interval_s=10)  # 4 ticks
+    first = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=10))
+    # The first tick fails before the modem's channels are known: one unit, no channel.
+    services.tick_failed(operation.pk, "modem did not answer", "SnmpTimeout", tick=first.number)
+
+    assert services.plan_channels(operation, [193, 194]) == [193, 194]
+    assert services.plan_channels(operation, [193, 194, 195]) == [193, 194]  # fixed
+
+    after = Operation.objects.get(pk=operation.pk)
+    assert after.planned_ticks == 4
+    assert after.expected == 1 + 2 * 3  # the failed tick, then 3 ticks x 2 channels
+    second = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=20))
+    services.tick_skipped(operation.pk, second.number)
+    assert Operation.objects.get(pk=operation.pk).skipped == 2  # both channels
+
+    assert services.stop_operation(after)
+
+    stopped = Operation.objects.get(pk=operation.pk)
+    assert (stopped.failed, stopped.skipped, stopped.cancelled) == (1, 2, 4)
+    assert reasons(stopped)[("failed", "SnmpTimeout")] == 1
+    assert reasons(stopped)[("cancelled", "operation stopped")] == 4
+    assert_accounted(stopped)
+
+
+def test_a_tick_lost_with_its_worker_is_missed_and_the_operation_not_complete():
+    operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
+    services.plan_channels(operation, [193])
+    first = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=5))
+    capture, _ = uploaded_capture(operation, tick=first.number, channel_id=193)
+    staging.stage_capture(capture.pk)
+    final = services.claim_tick(operation.pk, operation.ends_at + timedelta(seconds=6))
+    assert final.final
+
+    # The final tick's worker died: nothing settles it, so the operation stays running ...
+    assert not services.final_tick_settled(operation.pk)
+    assert services.sweep(now=timezone.now()).completed == 0
+    # ... until the sweeper gives up on it, long after its claim.
+    assert services.sweep(now=timezone.now() + timedelta(hours=1)).completed == 1
+
+    done = Operation.objects.get(pk=operation.pk)
+    assert done.state == OperationState.COMPLETED_PARTIAL
+    assert (done.expected, done.collected, done.missed, done.shortfall) == (2, 1, 1, 1)
+    assert reasons(done) == {("missed", services.NEVER_SETTLED): 1}
+    assert_accounted(done)
 
 
 def test_duplicate_staging_records_one_transaction():
@@ -140,14 +204,16 @@ def test_sweeper_runs_a_lost_final_tick():
 def test_failures_in_a_row_fail_the_operation(settings):
     settings.PNM_MAX_CONSECUTIVE_FAILURES = 2
     operation = make_operation()
-    services.tick_failed(operation.pk, "modem did not answer")
+    services.tick_failed(operation.pk, "modem did not answer", "SnmpTimeout", tick=1)
     assert Operation.objects.get(pk=operation.pk).state == OperationState.RUNNING
 
-    services.tick_failed(operation.pk, "modem did not answer")
+    services.tick_failed(operation.pk, "modem did not answer", "SnmpTimeout", tick=2)
 
     failed = Operation.objects.get(pk=operation.pk)
     assert failed.state == OperationState.FAILED
     assert failed.last_error == "modem did not answer (2 failures in a row)"
+    assert (failed.expected, failed.failed, failed.cancelled) == (7, 2, 5)
+    assert_accounted(failed)
     assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
 
 

@@ -40,7 +40,9 @@ def test_final_tick_claimed_without_a_time_is_settled():
     assert result.completed == 1
     operation.refresh_from_db()
     assert operation.final_tick_done
-    assert operation.state == OperationState.COMPLETED
+    # Nothing ever settled its ticks: missed, and the operation says it is incomplete.
+    assert operation.state == OperationState.COMPLETED_PARTIAL
+    assert (operation.missed, operation.shortfall) == (operation.expected, operation.expected)
 
 
 def test_tick_of_a_running_operation_without_end_time_is_refused():

@@ -9,6 +9,13 @@ call. Requests of many threads are in flight at once (a ``threads`` worker pool 
 its modems' round trips). Every call is wrapped in ``asyncio.wait_for`` so a pysnmp hang
 can never block a caller for longer than the target's own timeout budget.
 
+SNMPv3 keys are kept per modem: USM user entries are keyed by (engine ID, user name), and
+pysnmp's default (no engine ID given) is one local entry per user name that it copies for
+each agent on first contact. Two modems sharing a user name with different keys would then
+use whichever keys were configured last. So the client learns each agent's engine ID once
+(a probe with a key-less user) and always names it: every modem gets its own entry, and
+a key change replaces only that modem's.
+
 Values come back as plain Python: ``int`` for every integer type, ``bytes`` for octet
 strings (IpAddress included), ``str`` for OIDs and ``None`` for noSuchObject/noSuchInstance.
 """
@@ -57,6 +64,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     set_cmd,
 )
 from pysnmp.proto import errind
+from pysnmp.proto.mpmod.rfc3412 import SnmpV3MessageProcessingModel
 
 Value = int | bytes | str | None
 T = TypeVar("T")
@@ -84,6 +92,12 @@ _TARGET_CACHE_SIZE = 1024
 _IDENTITY_CACHE_SIZE = 4096
 _CLOSE_TIMEOUT_S = 5.0
 _HANDOFF_SLACK_S = 1.0  # past the wait_for budget: the loop thread itself is stuck
+# Key-less user of the engine-ID probe: the agent answers it with a report that carries
+# its engine ID (usually "unknown user name"), and it holds no secret to mix up.
+_PROBE_USER = "fieldrelay-engine-id-probe"
+_PROBE_OID = "1.3.6.1.2.1.1.1.0"  # sysDescr
+# An agent's answer meaning our idea of its engine ID may be stale (modem replaced).
+_STALE_ENGINE = ("unknownSecurityName", "unknownEngineID", "unknownUserName")
 
 
 class SnmpError(Exception):
@@ -142,7 +156,8 @@ class SnmpTarget:
         """The longest one request may take: every try times out, plus slack."""
         return self.timeout_s * (self.retries + 1) + 1.0
 
-    def auth_data(self) -> CommunityData | UsmUserData:
+    def auth_data(self, engine_id: bytes | None = None) -> CommunityData | UsmUserData:
+        """v3: the user's entry for the agent ``engine_id`` (see the module docstring)."""
         if self.version == "2c":
             return CommunityData(self.community, mpModel=1)  # noqa: S508 - modems speak v2c
         auth = AUTH_PROTOCOLS[self.auth_protocol.upper()] if self.auth_key else USM_AUTH_NONE
@@ -153,6 +168,7 @@ class SnmpTarget:
             privKey=self.priv_key or None,
             authProtocol=auth,
             privProtocol=priv,
+            securityEngineId=None if engine_id is None else OctetString(engine_id),
         )
 
 
@@ -218,6 +234,7 @@ class SnmpClient:
             tuple[str, int, float, int], UdpTransportTarget | Udp6TransportTarget
         ] = {}
         self._identities: dict[str, ObjectIdentity] = {}
+        self._engine_ids: dict[tuple[str, int], bytes] = {}  # v3 agents' engine IDs
 
     # --- public API --------------------------------------------------------------------
     def get(self, target: SnmpTarget, *oids: str) -> list[Value]:
@@ -236,10 +253,11 @@ class SnmpClient:
 
         async def run(engine: SnmpEngine) -> list[tuple[str, Value]]:
             rows: list[tuple[str, Value]] = []
+            transport = await self._transport(target)
             async for result in bulk_walk_cmd(
                 engine,
-                target.auth_data(),
-                await self._transport(target),
+                await self._auth_data(engine, target, transport),
+                transport,
                 ContextData(),
                 0,
                 WALK_REPETITIONS,
@@ -288,10 +306,11 @@ class SnmpClient:
         """One request/response PDU (GET or SET)."""
 
         async def run(engine: SnmpEngine) -> list[Value]:
+            transport = await self._transport(target)
             result = await command(
                 engine,
-                target.auth_data(),
-                await self._transport(target),
+                await self._auth_data(engine, target, transport),
+                transport,
                 ContextData(),
                 *var_binds,
                 lookupMib=False,
@@ -308,6 +327,7 @@ class SnmpClient:
         self._engine = None
         self._targets.clear()
         self._identities.clear()  # resolved against the old engine's MIB view
+        self._engine_ids.clear()
 
     def _ensure(self) -> tuple[asyncio.AbstractEventLoop, SnmpEngine]:
         loop, engine = self._loop, self._engine
@@ -344,6 +364,25 @@ class SnmpClient:
             self._targets[key] = transport
         return transport
 
+    async def _auth_data(
+        self,
+        engine: SnmpEngine,
+        target: SnmpTarget,
+        transport: UdpTransportTarget | Udp6TransportTarget,
+    ) -> CommunityData | UsmUserData:
+        """The target's credentials; for v3 bound to its agent's engine ID."""
+        if target.version != "3":
+            return target.auth_data()
+        key = (target.host, target.port)
+        engine_id = self._engine_ids.get(key)
+        if engine_id is None:
+            engine_id = self._engine_ids[key] = await _discover_engine_id(engine, transport)
+        return target.auth_data(engine_id)
+
+    def _forget_engine_id(self, target: SnmpTarget) -> None:
+        """Learn the agent's engine ID afresh next time (it may be another agent now)."""
+        self._engine_ids.pop((target.host, target.port), None)
+
     def _call(
         self,
         target: SnmpTarget,
@@ -358,10 +397,39 @@ class SnmpClient:
         except (TimeoutError, concurrent.futures.TimeoutError) as exc:
             future.cancel()
             raise SnmpTimeout(f"no answer from {target.host}:{target.port}") from exc
+        except SnmpRejected as exc:
+            if target.version == "3" and exc.status in _STALE_ENGINE:
+                self._forget_engine_id(target)
+            raise
         except SnmpError:
             raise
         except Exception as exc:
             raise SnmpError(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _discover_engine_id(
+    engine: SnmpEngine, transport: UdpTransportTarget | Udp6TransportTarget
+) -> bytes:
+    """The agent's snmpEngineID, learned by pysnmp's discovery step (RFC 3414 4) on a
+    request of a key-less probe user, which the agent refuses."""
+    result = await get_cmd(
+        engine,
+        UsmUserData(_PROBE_USER),  # noqa: S509 - carries no data, only asks for the ID
+        transport,
+        ContextData(),
+        ObjectType(ObjectIdentity(_PROBE_OID)),
+        lookupMib=False,
+    )
+    processing = engine.message_processing_subsystems[
+        SnmpV3MessageProcessingModel.MESSAGE_PROCESSING_MODEL_ID
+    ]
+    engine_id, _, _ = processing.get_peer_engine_info(
+        transport.TRANSPORT_DOMAIN, transport.transport_address
+    )
+    if not engine_id:
+        _check(*result)  # no answer at all: the timeout (or whatever it was) says so
+        raise SnmpRejected("engine ID discovery failed")
+    return bytes(engine_id)
 
 
 async def _shut_down(engine: SnmpEngine | None) -> None:

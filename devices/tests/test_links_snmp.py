@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -222,3 +224,69 @@ def test_ipv6_target_does_not_reach_an_ipv4_only_agent(farm: ModemFarm, snmp: Sn
 )
 def test_is_ipv6(host: str, ipv6: bool) -> None:
     assert is_ipv6(host) is ipv6
+
+
+def shared_name_user(tag: str) -> V3User:
+    """The same v3 user name on every modem, each with its own auth and priv keys."""
+    return V3User(
+        user="pnmuser",
+        auth_key=f"auth-key-of-{tag}",
+        priv_key=f"priv-key-of-{tag}",
+        priv_protocol="AES",
+    )
+
+
+def test_v3_keys_of_modems_sharing_a_user_name_never_mix() -> None:
+    """Two agents (distinct engine IDs) with the same user name and different keys, polled
+    concurrently from one process: every request uses its own modem's keys."""
+    with (
+        ModemFarm(1, v3_user=shared_name_user("a")) as farm_a,
+        ModemFarm(1, v3_user=shared_name_user("b")) as farm_b,
+    ):
+        assert farm_a.engine_id != farm_b.engine_id
+        targets = [farm_a[0].v3_target(retries=2), farm_b[0].v3_target(retries=2)]
+        one = SnmpClient()
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(
+                    pool.map(lambda target: one.get(target, pnm.SYS_DESCR)[0], targets * 100)
+                )
+        finally:
+            one.close()
+    assert len(answers) == 200
+    assert all(answer.startswith(b"DOCSIS 3.1 Cable Modem") for answer in answers)
+
+
+def test_v3_keys_changed_on_the_modem_are_used_and_the_old_ones_dropped() -> None:
+    with ModemFarm(1, v3_user=shared_name_user("old")) as farm:
+        old = farm[0].v3_target()
+        one = SnmpClient()
+        try:
+            assert one.get(old, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+
+            farm.set_v3_user(shared_name_user("new"))
+            new = farm[0].v3_target()
+
+            assert one.get(new, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+            with pytest.raises((SnmpRejected, SnmpTimeout)):
+                one.get(fast(old), pnm.CTL_STATUS)  # the agent refuses them now
+            assert one.get(new, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+        finally:
+            one.close()
+
+
+def test_v3_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    user = shared_name_user("logged")
+    with ModemFarm(1, v3_user=user) as farm, caplog.at_level(logging.DEBUG):
+        one = SnmpClient()
+        try:
+            one.get(farm[0].v3_target(), pnm.SYS_DESCR)
+            with pytest.raises((SnmpRejected, SnmpTimeout)):
+                one.get(
+                    fast(replace(farm[0].v3_target(), auth_key="wrong-auth-key")), pnm.SYS_DESCR
+                )
+        finally:
+            one.close()
+    assert user.auth_key not in caplog.text
+    assert user.priv_key not in caplog.text
+    assert "wrong-auth-key" not in caplog.text
