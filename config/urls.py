@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.views import health
 
 api_v1 = [
+    path("audit/", include("audit.api.urls")),
     path("captures/", include("captures.api.urls")),
     path("devices/", include("devices.api.urls")),
     path("monitoring/", include("monitoring.api.urls")),

@@ -1,0 +1,37 @@
+"""GET /api/v1/audit/events/: the trail, newest first, filtered (admins only)."""
+
+from __future__ import annotations
+
+import django_filters
+from rest_framework import permissions, viewsets
+
+from audit.api.serializers import AuditEventSerializer
+from audit.models import AuditEvent, Outcome
+
+
+class CanReadAudit(permissions.IsAdminUser):
+    """Who may read the audit trail: staff (the one place this rule is declared)."""
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(method="filter_actor", help_text="username or user id")
+    action = django_filters.CharFilter(help_text="exact action, e.g. operation.create")
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    outcome = django_filters.ChoiceFilter(choices=Outcome.choices)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["actor", "action", "since", "until", "outcome"]
+
+    def filter_actor(self, queryset, _name, value: str):
+        if value.isdigit():
+            return queryset.filter(actor_id=int(value))
+        return queryset.filter(actor=value)
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = AuditEvent.objects.all()
+    serializer_class = AuditEventSerializer
+    permission_classes = [CanReadAudit]
+    filterset_class = AuditEventFilter
