@@ -133,9 +133,12 @@ def test_rows_are_append_only(staff):
 )
 def test_the_database_refuses_changes_too(sql):
     AuditEvent.objects.create(action="x.y", outcome=Outcome.SUCCESS)
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
     assert AuditEvent.objects.get().action == "x.y"
 
 

@@ -23,6 +23,7 @@ from captures.api.serializers import (
     OperationStatusSerializer,
     TransactionSerializer,
 )
+from captures.api.throttles import OperationStartThrottle
 from captures.models import Operation, Transaction
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class OperationViewSet(
     lookup_field = "operation_id"
     lookup_value_regex = "[0-9a-f]{16}"
     filterset_fields = ["state", "name", "modem"]
+    throttle_classes = [OperationStartThrottle]
 
     @extend_schema(request=OperationStartSerializer, responses={201: OperationSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "devices",
     "captures",
     "monitoring",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "audit.middleware.AuditMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -176,6 +178,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # Rates "N/period" (period: s, m, h, d, optionally with a count: "1/10s"), counted in
+    # the 'default' cache (Redis when REDIS_URL is set) so every web process shares them.
+    "DEFAULT_THROTTLE_RATES": {
+        "seismo_force": env.str("THROTTLE_SEISMO_FORCE", "1/10s"),
+        "operation_start": env.str("THROTTLE_OPERATION_START", "6/m"),
+        "sample_post": env.str("THROTTLE_SAMPLE_POST", "600/m"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "fieldrelay API",
@@ -189,6 +199,10 @@ SPECTACULAR_SETTINGS = {
     # The schema and its UI are for our users too: /health/ is the only public page.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# --- audit -------------------------------------------------------------------------------
+# Proxies (their addresses) whose X-Forwarded-For names the client; empty: REMOTE_ADDR only.
+AUDIT_TRUSTED_PROXIES = env.list("AUDIT_TRUSTED_PROXIES")
 
 # --- auth, i18n, static ------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

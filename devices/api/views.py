@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.api import SharedCacheThrottle
 from devices import seismo_cache, seismo_reads, services, tasks
 from devices.api.serializers import (
     CachedReplySerializer,
@@ -64,6 +65,17 @@ def _force(request: Request) -> bool:
     return request.query_params.get("force", "").lower() in {"1", "true", "yes"}
 
 
+class ForcedReadThrottle(SharedCacheThrottle):
+    """``?force=true`` reads dial the unit: limited per unit, whoever asks."""
+
+    scope = "seismo_force"
+
+    def identity(self, request: Request, view: object) -> str | None:
+        if request.method != "GET" or not _force(request):
+            return None
+        return str(view.kwargs.get("pk"))
+
+
 def _respond(request: Request, reply: Reply, data: object = None) -> Response:
     body = reply.body()
     if data is not None:
@@ -102,6 +114,7 @@ class SeismographViewSet(
 
     queryset = Seismograph.objects.all()
     serializer_class = SeismographSerializer
+    throttle_classes = [ForcedReadThrottle]
 
     def get_permissions(self) -> list[permissions.BasePermission]:
         # Deleting a unit or clearing its cache drops stored history (events erased from

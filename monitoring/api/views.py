@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import SharedCacheThrottle, hashed
 from monitoring import series as series_service
 from monitoring.api.parsers import LineProtocolParser, SampleJSONParser
 from monitoring.api.serializers import (
@@ -54,10 +55,22 @@ class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["kind", "active"]
 
 
+class SamplePostThrottle(SharedCacheThrottle):
+    """Sample posts per token (per user for session logins)."""
+
+    scope = "sample_post"
+
+    def identity(self, request: Request, view: object) -> str | None:
+        token = getattr(request.auth, "pk", None)
+        return f"token:{hashed(token)}" if token is not None else f"user:{request.user.pk}"
+
+
 class SampleIngestView(APIView):
     """Accept a batch of samples: JSON, or InfluxDB line protocol as text/plain."""
 
     parser_classes = [SampleJSONParser, LineProtocolParser]
+    throttle_classes = [SamplePostThrottle]
+    audit_exempt = True  # data, not control; the stored samples are their own record
 
     @extend_schema(
         request={
