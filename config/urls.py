@@ -13,6 +13,8 @@ api_v1 = [
     path("monitoring/", include("monitoring.api.urls")),
 ]
 
+handler404 = "config.api.not_found"
+
 urlpatterns = [
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),

@@ -76,14 +76,6 @@ class ModemSpecSerializer(serializers.Serializer):
         return value
 
 
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "integer", "description": "id of a registered cable modem"},
-            {"$ref": "#/components/schemas/ModemSpecRequest"},
-        ]
-    }
-)
 class ModemField(serializers.Field):
     """``modem``: the id of a registered modem, or an inline ``ModemSpec``."""
 

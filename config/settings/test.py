@@ -11,6 +11,7 @@ WHITENOISE_USE_FINDERS = True
 # (THROTTLE_<SCOPE>) sets one for a process a test starts.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_RATES": {
         scope: rate if env.is_set(f"THROTTLE_{scope.upper()}") else "100000/s"  # noqa: F405
         for scope, rate in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].items()  # noqa: F405

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from config.api import SharedCacheThrottle
+from config.api import SharedCacheThrottle, query_flag
 from devices import seismo_cache, seismo_reads, services, tasks
 from devices.api.serializers import (
     CachedReplySerializer,
@@ -35,7 +35,6 @@ from devices.seismo_reads import Reply
 from devices.seismo_stats import cache_stats
 
 FORCE = OpenApiParameter("force", bool, description="Bypass freshness (still one session).")
-MAX_POINTS = OpenApiParameter("max_points", int, description="Decimate to this many points.")
 REPLIES = {
     200: CachedReplySerializer,
     202: CachedReplySerializer,
@@ -57,12 +56,15 @@ class IsOperator(permissions.BasePermission):
 
 class _MaxPoints(serializers.Serializer):
     max_points = serializers.IntegerField(
-        min_value=16, max_value=200_000, default=DEFAULT_MAX_POINTS
+        min_value=16,
+        max_value=200_000,
+        default=DEFAULT_MAX_POINTS,
+        help_text="Decimate to this many points.",
     )
 
 
 def _force(request: Request) -> bool:
-    return request.query_params.get("force", "").lower() in {"1", "true", "yes"}
+    return query_flag(request, "force")
 
 
 class ForcedReadThrottle(SharedCacheThrottle):
@@ -158,7 +160,7 @@ class SeismographViewSet(
         resource = seismo_reads.waveform_resource(index, force)
         return seismo_reads.serve(self.get_object(), resource, force)
 
-    @extend_schema(parameters=[FORCE, MAX_POINTS], responses=REPLIES)
+    @extend_schema(parameters=[FORCE, _MaxPoints], responses=REPLIES)
     @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)/waveform")
     def waveform(self, request: Request, pk: str, index: str) -> Response | HttpResponse:
         """Samples in physical units with a time axis, min/max-preserving decimation."""

@@ -77,4 +77,4 @@ class IngestResultSerializer(serializers.Serializer):
 
 class IngestErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = serializers.ListField(child=serializers.DictField())
+    errors = serializers.ListField(child=serializers.DictField(), required=False)

@@ -39,6 +39,25 @@ from monitoring.ingest import IngestError, ingest_json, ingest_line_protocol
 from monitoring.lineprotocol import PRECISION_NS
 from monitoring.models import Instrument
 
+SAMPLE = {
+    "type": "object",
+    "properties": {
+        "instrument": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "ts": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+        "values": {"oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "object"}]},
+    },
+    "required": ["instrument", "values"],
+}
+SAMPLES_BODY = {
+    "oneOf": [
+        {"type": "array", "items": SAMPLE},
+        {
+            "type": "object",
+            "properties": {"samples": {"type": "array", "items": SAMPLE}},
+            "required": ["samples"],
+        },
+    ]
+}
 SERIES_RESPONSE = OpenApiResponse(
     OpenApiTypes.OBJECT,
     description='{"instrument": {id, name, kind, channels}, "start", "end", '
@@ -73,10 +92,7 @@ class SampleIngestView(APIView):
     audit_exempt = True  # data, not control; the stored samples are their own record
 
     @extend_schema(
-        request={
-            "application/json": OpenApiTypes.OBJECT,
-            "text/plain": OpenApiTypes.STR,
-        },
+        request={"application/json": SAMPLES_BODY, "text/plain": OpenApiTypes.STR},
         parameters=[
             OpenApiParameter(
                 "precision", str, enum=sorted(PRECISION_NS), description="line protocol only"
@@ -86,11 +102,11 @@ class SampleIngestView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = request.data
+        precision = request.query_params.get("precision", "ns")
+        if precision not in PRECISION_NS:
+            return _bad("precision", f"one of {', '.join(sorted(PRECISION_NS))}")
         try:
             if isinstance(data, str):
-                precision = request.query_params.get("precision", "ns")
-                if precision not in PRECISION_NS:
-                    return _bad("precision", f"one of {', '.join(sorted(PRECISION_NS))}")
                 result = ingest_line_protocol(data, precision=precision)
             else:
                 samples = data.get("samples") if isinstance(data, dict) else data
