@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
-from audit.services import outcome_of, record
+from audit.services import names, outcome_of, record
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,13 @@ class _ApiCall:
         drf_request = context.get("request")
         detail: dict[str, list[str]] = {}
         if drf_request is not None:
-            detail["query"] = sorted(drf_request.query_params)
+            detail["query"] = names(drf_request.query_params)
             data = getattr(drf_request, "_full_data", None)
             if isinstance(data, dict):
-                detail["fields"] = sorted(map(str, data))
+                detail["fields"] = names(data)
         data = getattr(response, "data", None)
         if response.status_code >= 400 and isinstance(data, dict):
-            detail["refused"] = sorted(map(str, data))
+            detail["refused"] = names(data)
         obj = self.obj or self._created(response)
         record(
             request,
@@ -131,11 +131,11 @@ class _AdminCall:
                 detail={"fields": changed} if changed else {},
                 object_type=_label(entry),
                 object_id=entry.object_id or "",
-                object_repr=entry.object_repr[:200],
+                object_repr=entry.object_repr,
             )
         name = request.POST.get("action", "")
         if name and name != "delete_selected":
-            ids = request.POST.getlist("_selected_action")[:MAX_IDS]
+            ids = names(request.POST.getlist("_selected_action"))[:MAX_IDS]
             model_admin = getattr(request.resolver_match.func, "model_admin", None)
             target = {"object_type": model_admin.model._meta.label_lower} if model_admin else {}
             record(

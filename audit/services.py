@@ -11,14 +11,25 @@ import ipaddress
 import logging
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.http import HttpRequest
 
 from audit.models import AuditEvent, Outcome
 
 log = logging.getLogger(__name__)
 
-REPR_MAX = 200
+MAX_NAMES = 50
+LIMITS = {"object_type": 100, "object_id": 100, "object_repr": 200}
+
+
+def clean(text: object, limit: int) -> str:
+    """Printable characters only (PostgreSQL refuses NUL), at most ``limit``."""
+    return "".join(c for c in str(text) if c.isprintable())[:limit]
+
+
+def names(keys) -> list[str]:
+    """Field or parameter names as sent, cleaned, sorted, bounded in count and length."""
+    return sorted({clean(key, 64) for key in keys})[:MAX_NAMES]
 
 
 def outcome_of(status_code: int) -> Outcome:
@@ -53,7 +64,7 @@ def describe(obj: models.Model | None) -> dict[str, str]:
     return {
         "object_type": obj._meta.label_lower,
         "object_id": str(obj.pk),
-        "object_repr": str(obj)[:REPR_MAX],
+        "object_repr": str(obj),
     }
 
 
@@ -70,17 +81,19 @@ def record(
     """Write one event; ``fields`` may set object_type/object_id/object_repr directly."""
     user = getattr(request, "user", None) if request is not None else None
     auth = getattr(request, "auth", None) if request is not None else None
-    values = {**describe(obj), **fields}
-    return AuditEvent.objects.create(
-        actor_id=user.pk if user is not None and user.is_authenticated else None,
-        actor=user.get_username() if user is not None and user.is_authenticated else "",
-        token_name=str(getattr(auth, "name", "") or "")[:100],
-        action=action[:100],
-        method=request.method if request is not None else "",
-        path=request.path[:500] if request is not None else "",
-        address=client_address(request) if request is not None else None,
-        status_code=status_code,
-        outcome=outcome,
-        detail=detail or {},
-        **values,
-    )
+    values = {key: clean(value, LIMITS[key]) for key, value in {**describe(obj), **fields}.items()}
+    # A savepoint: a row that cannot be written must not spoil the caller's transaction.
+    with transaction.atomic():
+        return AuditEvent.objects.create(
+            actor_id=user.pk if user is not None and user.is_authenticated else None,
+            actor=user.get_username() if user is not None and user.is_authenticated else "",
+            token_name=clean(getattr(auth, "name", "") or "", 100),
+            action=clean(action, 100),
+            method=request.method if request is not None else "",
+            path=clean(request.path, 500) if request is not None else "",
+            address=client_address(request) if request is not None else None,
+            status_code=status_code,
+            outcome=outcome,
+            detail=detail or {},
+            **values,
+        )

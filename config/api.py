@@ -20,7 +20,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 _TRUE = {"1", "true", "yes"}
-_FALSE = {"", "0", "false", "no"}
+_FALSE = {"0", "false", "no"}
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])[a-z]*\s*$")
 
@@ -39,8 +39,11 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def query_flag(request: Request, name: str) -> bool:
-    """A boolean query parameter: true/false, 1/0, yes/no; anything else is a 400."""
-    value = request.query_params.get(name, "").strip().lower()
+    """A boolean query parameter: true/false, 1/0, yes/no, absent = false; anything else
+    (an empty value too) is a 400."""
+    if name not in request.query_params:
+        return False
+    value = request.query_params[name].strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:

@@ -29,12 +29,15 @@ ERRORS = {
     "413": OpenApiResponse(ErrorSerializer, description="Request body too large"),
     "415": OpenApiResponse(ErrorSerializer, description="Unsupported request media type"),
     "429": OpenApiResponse(ErrorSerializer, description="Rate limited: see Retry-After"),
+    # Answered by the web server in front (gunicorn, nginx) before the app: no JSON body.
+    "414": OpenApiResponse(description="URI too long"),
 }
 
 
 class AutoSchema(openapi.AutoSchema):
     def _error_codes(self) -> dict[str, OpenApiResponse]:
         codes = {"400": VALIDATION, "401": ERRORS["401"], "403": ERRORS["403"]}
+        codes["414"] = ERRORS["414"]
         paginator = getattr(self.view, "pagination_class", None)
         if "{" in self.path or (paginator and issubclass(paginator, CursorPagination)):
             codes["404"] = ERRORS["404"]  # no such object, or (DRF) a malformed cursor
@@ -55,7 +58,8 @@ class AutoSchema(openapi.AutoSchema):
         responses = super()._get_response_bodies(direction)
         for code, error in self._error_codes().items():
             if code not in responses or "content" not in responses[code]:
-                responses[code] = self._get_response_for_code(error, code, JSON, direction)
+                media = JSON if error.response else None
+                responses[code] = self._get_response_for_code(error, code, media, direction)
         return responses
 
 

@@ -11,19 +11,27 @@ from rest_framework.test import APIClient
 TEN_MB = "x" * (10 * 1024 * 1024)
 
 
-@pytest.mark.django_db
+@pytest.fixture
+def api(db) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_user("integrator"))
+    return client
+
+
 @pytest.mark.parametrize("path", ["/api/v1/devices/seismographs/", "/api/v1/captures/operations/"])
-@pytest.mark.parametrize(
-    ("body", "content_type"),
-    [
-        (json.dumps({"conn_key": TEN_MB}), "application/json"),
-        (f"conn_key={TEN_MB}", "application/x-www-form-urlencoded"),
-    ],
-)
-def test_an_oversize_body_gets_a_json_413(path, body, content_type):
-    api = APIClient()
-    api.force_authenticate(get_user_model().objects.create_user("integrator"))
-    response = api.post(path, body, content_type=content_type)
+def test_an_oversize_body_gets_a_json_413(api, path):
+    body = json.dumps({"conn_key": TEN_MB})
+    response = api.post(path, body, content_type="application/json")
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
     assert "DATA_UPLOAD_MAX_MEMORY_SIZE" in response.json()["detail"]
+
+
+def test_request_bodies_are_json_only(api):
+    response = api.post(
+        "/api/v1/devices/seismographs/",
+        "conn_key=tcp:127.0.0.1:9",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 415
+    assert "application/x-www-form-urlencoded" in response.json()["detail"]

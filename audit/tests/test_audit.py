@@ -72,6 +72,12 @@ def test_refused_and_failed_calls_are_recorded_with_their_outcome(viewer):
     assert (failed.outcome, failed.detail["refused"]) == (Outcome.ERROR, ["conn_key"])
 
 
+def test_names_sent_are_recorded_cleaned(staff):
+    response = token_client(staff).post(SEISMOGRAPHS, {"conn\u0000_key": 1, "x" * 99: 2})
+    assert response.status_code == 400
+    assert AuditEvent.objects.get().detail["fields"] == ["conn_key", "x" * 64]
+
+
 def test_reads_and_anonymous_calls_leave_no_row(viewer):
     token_client(viewer).get(SEISMOGRAPHS)
     APIClient().post(SEISMOGRAPHS, {"conn_key": "tcp:127.0.0.1:9"})

@@ -140,7 +140,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "raw", OpenApiTypes.BOOL, description="1: the stored zstd bytes, as stored"
+                "raw", OpenApiTypes.BOOL, description="true: the stored zstd bytes, as stored"
             )
         ],
         responses={(200, "application/octet-stream"): BINARY, (200, "application/zstd"): BINARY},
