@@ -48,7 +48,7 @@ class AuditMiddleware:
         cls = getattr(view_func, "cls", None) or getattr(view_func, "model_admin", None)
         if getattr(cls, "audit_exempt", False):
             return
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") and hasattr(view_func, "initkwargs"):  # DRF
             request._audit = _ApiCall(view_func, view_kwargs)
         elif request.resolver_match and request.resolver_match.app_name == "admin":
             request._audit = _AdminCall()

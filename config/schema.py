@@ -15,6 +15,7 @@ from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
 JSON = ("application/json",)
+NO_NUL = "^[^\\u0000]*$"
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -49,7 +50,16 @@ class AutoSchema(openapi.AutoSchema):
         return codes
 
     def _get_filter_parameters(self):
-        return _empty_allowed(super()._get_filter_parameters())
+        parameters = _empty_allowed(super()._get_filter_parameters())
+        for parameter in parameters:
+            _no_nul(parameter["schema"])
+        return parameters
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.CharField):
+            _no_nul(schema)
+        return schema
 
     def _get_pagination_parameters(self):
         return _empty_allowed(super()._get_pagination_parameters())
@@ -61,6 +71,13 @@ class AutoSchema(openapi.AutoSchema):
                 media = JSON if error.response else None
                 responses[code] = self._get_response_for_code(error, code, media, direction)
         return responses
+
+
+def _no_nul(schema: dict) -> None:
+    """Django and DRF refuse NUL in any text field or filter (400): say so, on a free-form
+    string (one with a pattern, format or enum is narrower already)."""
+    if schema.get("type") == "string" and not {"pattern", "format", "enum"} & schema.keys():
+        schema["pattern"] = NO_NUL
 
 
 def _empty_allowed(parameters: list[dict]) -> list[dict]:
