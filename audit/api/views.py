@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import django_filters
 from rest_framework import permissions, viewsets
 
@@ -13,11 +15,28 @@ class CanReadAudit(permissions.IsAdminUser):
     """Who may read the audit trail: staff (the one place this rule is declared)."""
 
 
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """Compared in UTC: PostgreSQL takes offsets up to ±15:59 only, ISO 8601 up to ±23:59.
+    A time beyond what UTC can represent is the nearest representable one."""
+
+    def filter(self, qs, value):
+        if value is not None:
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError:
+                value = EARLIEST if value.year == 1 else LATEST
+        return super().filter(qs, value)
+
+
 class AuditEventFilter(django_filters.FilterSet):
     actor = django_filters.CharFilter(method="filter_actor", help_text="username or user id")
     action = django_filters.CharFilter(help_text="exact action, e.g. operation.create")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="at", lookup_expr="lt")
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices)
 
     class Meta:
