@@ -19,10 +19,10 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.models import ApiToken, Scope
+from config.api import query_flag
 
 log = logging.getLogger(__name__)
 DEFAULT_PERMISSIONS = ("view", "add", "change", "delete")
-TRUE_VALUES = {"1", "true", "yes"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def ingest(*perms: str) -> Rule:
 
 def forced(request: Request) -> bool:
     """``?force=true``: bypass caches and ask the device."""
-    return request.query_params.get("force", "").lower() in TRUE_VALUES
+    return query_flag(request, "force")
 
 
 class UndeclaredAccess(Exception):

@@ -6,3 +6,6 @@ class ConfigConfig(AppConfig):
 
     name = "config"
     verbose_name = "Platform"
+
+    def ready(self) -> None:
+        from config import api  # noqa: F401 - registers the throttle rate check

@@ -19,11 +19,14 @@ class DocsView(SpectacularSwaggerView):
 
 
 api_v1 = [
+    path("audit/", include("audit.api.urls")),
     path("captures/", include("captures.api.urls")),
     path("devices/", include("devices.api.urls")),
     path("devices/", include("seismographs.api.urls")),
     path("monitoring/", include("monitoring.api.urls")),
 ]
+
+handler404 = "config.api.not_found"
 
 urlpatterns = [
     path("health/", health, name="health"),

@@ -181,6 +181,8 @@ def ingest_json(samples: list, *, strict: bool = True, now: float | None = None)
             if not isinstance(sample, dict):
                 raise ValueError("each sample is an object")
             key = sample.get("instrument")
+            if isinstance(key, bool) or not isinstance(key, int | str):
+                raise ValueError(f"instrument must be a name or an integer id, got {key!r}")
             instrument = by_id.get(key) if isinstance(key, int) else _known(by_name, key)
             if instrument is None:
                 raise ValueError(f"unknown instrument {key!r}")

@@ -74,6 +74,8 @@ EXPECTED: dict[tuple[str, ...], set[str]] = {
     ("monitoring-instrument-series", "GET"): READ,
     ("monitoring-series", "GET"): READ,
     ("monitoring-samples", "POST"): INGEST,
+    ("audit-event-list", "GET"): {ADMIN},
+    ("audit-event-detail", "GET"): {ADMIN},
     ("schema", "GET"): SCHEMA,
     ("swagger-ui", "GET"): SCHEMA,
 }

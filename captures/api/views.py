@@ -17,14 +17,16 @@ from rest_framework.response import Response
 
 from accounts.permissions import operate, perm, read
 from captures import archive, services, storage
-from captures.api.filters import TransactionFilter
+from captures.api.filters import OperationFilter, TransactionFilter
 from captures.api.serializers import (
     OperationSerializer,
     OperationStartSerializer,
     OperationStatusSerializer,
     TransactionSerializer,
 )
+from captures.api.throttles import OperationStartThrottle
 from captures.models import Operation, Transaction
+from config.api import query_flag, query_int
 
 log = logging.getLogger(__name__)
 BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="file contents")
@@ -40,6 +42,23 @@ class TransactionFeedPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request: Request) -> int:
+        size = query_int(request, self.page_size_query_param, 1, self.page_size)
+        return min(size, self.max_page_size)
+
+    def decode_cursor(self, request: Request):
+        """An empty cursor is none (the schema allows it); a malformed one is DRF's 404."""
+        if not request.query_params.get(self.cursor_query_param):
+            return None
+        return super().decode_cursor(request)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1)
+        return parameters
 
 
 class OperationViewSet(
@@ -58,7 +77,8 @@ class OperationViewSet(
     serializer_class = OperationSerializer
     lookup_field = "operation_id"
     lookup_value_regex = "[0-9a-f]{16}"
-    filterset_fields = ["state", "name", "modem"]
+    filterset_class = OperationFilter
+    throttle_classes = [OperationStartThrottle]
     access = {
         "list": VIEW_OPERATION,
         "retrieve": VIEW_OPERATION,
@@ -135,10 +155,10 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "raw", OpenApiTypes.BOOL, description="1: the stored zstd bytes, as stored"
+                "raw", OpenApiTypes.BOOL, description="true: the stored zstd bytes, as stored"
             )
         ],
-        responses={(200, "application/octet-stream"): BINARY},
+        responses={(200, "application/octet-stream"): BINARY, (200, "application/zstd"): BINARY},
     )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, transaction_id: str):
@@ -152,7 +172,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
                 {"detail": str(exc), "code": "stored_file_damaged"},
                 status=status.HTTP_500_INTERNAL_SERVER_ERROR,
             )
-        if request.query_params.get("raw") in ("1", "true", "yes"):
+        if query_flag(request, "raw"):
             return FileResponse(
                 storage.open_stored(record.stored_path),
                 as_attachment=True,

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "seismographs",
     "captures",
     "monitoring",
+    "audit",
     # Last: its post_migrate seeds the roles once every other app's permissions exist.
     "accounts",
 ]
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "audit.middleware.AuditMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -177,10 +179,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.ActionPermission"],
     # OPTIONS would describe write forms to anyone authenticated: answered 405 instead.
     "DEFAULT_METADATA_CLASS": None,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_FILTER_BACKENDS": ["config.api.StrictFilterBackend"],
+    # JSON only: one request format, documented exactly (form posts read a blank field
+    # as an absent one).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "config.api.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # Rates "N/period" (period: s, m, h, d, optionally with a count: "1/10s"), counted in
+    # the 'default' cache (Redis when REDIS_URL is set) so every web process shares them.
+    "DEFAULT_THROTTLE_RATES": {
+        "seismo_force": env.str("THROTTLE_SEISMO_FORCE", "1/10s"),
+        "operation_start": env.str("THROTTLE_OPERATION_START", "6/m"),
+        "sample_post": env.str("THROTTLE_SAMPLE_POST", "600/m"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "fieldrelay API",
@@ -195,6 +208,10 @@ SPECTACULAR_SETTINGS = {
     # (config.urls declares their rule: any token with the read scope).
     "SERVE_PERMISSIONS": ["accounts.permissions.ActionPermission"],
 }
+
+# --- audit -------------------------------------------------------------------------------
+# Proxies (their addresses) whose X-Forwarded-For names the client; empty: REMOTE_ADDR only.
+AUDIT_TRUSTED_PROXIES = env.list("AUDIT_TRUSTED_PROXIES")
 
 # --- auth, i18n, static ------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -6,3 +6,14 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests serve static files through the finders (live server); nothing is collected.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# Rate limits are tested where they are the subject (tests/test_rate_limits.py); ids and
+# MACs repeat across tests, so elsewhere the limits must not interfere unless a variable
+# (THROTTLE_<SCOPE>) sets one for a process a test starts.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_THROTTLE_RATES": {
+        scope: rate if env.is_set(f"THROTTLE_{scope.upper()}") else "100000/s"  # noqa: F405
+        for scope, rate in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].items()  # noqa: F405
+    },
+}

@@ -27,13 +27,15 @@ def parse_time(value: str, field: str) -> datetime:
             return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         # A "+01:00" offset arrives as " 01:00" when the client did not URL-encode it.
         parsed = datetime.fromisoformat(text.replace(" ", "+") if "T" in text else text)
+        if parsed.tzinfo is None:
+            raise serializers.ValidationError(
+                {field: "needs a time zone, e.g. 2026-01-01T00:00:00Z"}
+            )
+        return parsed.astimezone(UTC)  # (OverflowError at the ends of year 1 and 9999)
     except (ValueError, OverflowError, OSError):
         raise serializers.ValidationError(
             {field: "ISO 8601 with a time zone, or epoch milliseconds"}
         ) from None
-    if parsed.tzinfo is None:
-        raise serializers.ValidationError({field: "needs a time zone, e.g. 2026-01-01T00:00:00Z"})
-    return parsed.astimezone(UTC)
 
 
 class SeriesQuerySerializer(serializers.Serializer):
@@ -78,4 +80,4 @@ class IngestResultSerializer(serializers.Serializer):
 class IngestErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     # DRF takes declared fields off the class, so the name hides nothing at run time.
-    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
+    errors = serializers.ListField(child=serializers.DictField(), required=False)  # type: ignore[assignment]

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import ingest, perm, read
+from config.api import SharedCacheThrottle, hashed
 from monitoring import series as series_service
 from monitoring.api.parsers import LineProtocolParser, SampleJSONParser
 from monitoring.api.serializers import (
@@ -41,6 +42,25 @@ from monitoring.models import Instrument
 
 VIEW = read(perm(Instrument, "view"))
 
+SAMPLE = {
+    "type": "object",
+    "properties": {
+        "instrument": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "ts": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+        "values": {"oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "object"}]},
+    },
+    "required": ["instrument", "values"],
+}
+SAMPLES_BODY = {
+    "oneOf": [
+        {"type": "array", "items": SAMPLE},
+        {
+            "type": "object",
+            "properties": {"samples": {"type": "array", "items": SAMPLE}},
+            "required": ["samples"],
+        },
+    ]
+}
 SERIES_RESPONSE = OpenApiResponse(
     OpenApiTypes.OBJECT,
     description='{"instrument": {id, name, kind, channels}, "start", "end", '
@@ -58,17 +78,26 @@ class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
     access = {"list": VIEW, "retrieve": VIEW}
 
 
+class SamplePostThrottle(SharedCacheThrottle):
+    """Sample posts per token (per user for session logins)."""
+
+    scope = "sample_post"
+
+    def identity(self, request: Request, view: object) -> str | None:
+        token = getattr(request.auth, "pk", None)
+        return f"token:{hashed(token)}" if token is not None else f"user:{request.user.pk}"
+
+
 class SampleIngestView(APIView):
     """Accept a batch of samples: JSON, or InfluxDB line protocol as text/plain."""
 
     parser_classes = [SampleJSONParser, LineProtocolParser]
     access = {"post": ingest(perm(Instrument, "ingest_samples"))}
+    throttle_classes = [SamplePostThrottle]
+    audit_exempt = True  # data, not control; the stored samples are their own record
 
     @extend_schema(
-        request={
-            "application/json": OpenApiTypes.OBJECT,
-            "text/plain": OpenApiTypes.STR,
-        },
+        request={"application/json": SAMPLES_BODY, "text/plain": OpenApiTypes.STR},
         parameters=[
             OpenApiParameter(
                 "precision", str, enum=sorted(PRECISION_NS), description="line protocol only"
@@ -78,11 +107,11 @@ class SampleIngestView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = request.data
+        precision = request.query_params.get("precision", "ns")
+        if precision not in PRECISION_NS:
+            return _bad("precision", f"one of {', '.join(sorted(PRECISION_NS))}")
         try:
             if isinstance(data, str):
-                precision = request.query_params.get("precision", "ns")
-                if precision not in PRECISION_NS:
-                    return _bad("precision", f"one of {', '.join(sorted(PRECISION_NS))}")
                 result = ingest_line_protocol(data, precision=precision)
             else:
                 samples = data.get("samples") if isinstance(data, dict) else data

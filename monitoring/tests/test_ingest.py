@@ -151,6 +151,9 @@ def test_json_batch_by_name_or_id_with_a_list_or_channel_map(integrator_client, 
     ("sample", "message"),
     [
         ({"instrument": "NOPE", "values": [1, 2, 3, 4]}, "unknown instrument"),
+        # JSON true is a Python int (1): never instrument 1.
+        ({"instrument": True, "values": [1, 2, 3, 4]}, "instrument must be a name or an"),
+        ({"instrument": 1.0, "values": [1, 2, 3, 4]}, "instrument must be a name or an"),
         ({"instrument": "10AE", "values": [1, 2, 3]}, "wrong number of channels"),
         ({"instrument": "10AE", "values": [1, 2, 3, "4"]}, "top_out is not a number"),
         ({"instrument": "10AE", "values": [1, 2, 3, 4], "ts": "yesterday"}, "not ISO 8601"),

@@ -129,6 +129,7 @@ def test_closed_ranges_are_cacheable_and_revalidate_with_etag(integrator_client,
         ({"start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"}, "start"),
         ({"start": "yesterday"}, "start"),
         ({"end": "2026-11-01T00:00:00"}, "end"),
+        ({"start": "0001-01-01T00:00:00+05:00"}, "start"),  # before UTC's year 1
         ({"max_points": 2}, "max_points"),
         ({"max_points": 10**9}, "max_points"),
     ],

@@ -23,6 +23,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from accounts.permissions import forced, operate, perm, read
+from config.api import SharedCacheThrottle
 from seismographs import cache as seismo_cache
 from seismographs import reads as seismo_reads
 from seismographs import services, tasks
@@ -38,7 +39,6 @@ from seismographs.reads import Reply
 from seismographs.stats import cache_stats
 
 FORCE = OpenApiParameter("force", bool, description="Bypass freshness (still one session).")
-MAX_POINTS = OpenApiParameter("max_points", int, description="Decimate to this many points.")
 REPLIES = {
     200: CachedReplySerializer,
     202: CachedReplySerializer,
@@ -56,8 +56,22 @@ DEVICE_READ = read(VIEW, forced=operate(VIEW, perm(Seismograph, "force_read")))
 
 class _MaxPoints(serializers.Serializer):
     max_points = serializers.IntegerField(
-        min_value=16, max_value=200_000, default=DEFAULT_MAX_POINTS
+        min_value=16,
+        max_value=200_000,
+        default=DEFAULT_MAX_POINTS,
+        help_text="Decimate to this many points.",
     )
+
+
+class ForcedReadThrottle(SharedCacheThrottle):
+    """``?force=true`` reads dial the unit: limited per unit, whoever asks."""
+
+    scope = "seismo_force"
+
+    def identity(self, request: Request, view: object) -> str | None:
+        if request.method != "GET" or not forced(request):
+            return None
+        return str(view.kwargs.get("pk"))
 
 
 def _respond(request: Request, reply: Reply, data: object = None) -> Response:
@@ -119,6 +133,7 @@ class SeismographViewSet(
         "clear_cache": operate(perm(Seismograph, "clear_cache")),
         "cache_stats": read(VIEW),
     }
+    throttle_classes = [ForcedReadThrottle]
 
     def _serve(self, request: Request, resource: seismo_reads.Resource) -> Response:
         reply = seismo_reads.serve(self.get_object(), resource, forced(request))
@@ -155,7 +170,7 @@ class SeismographViewSet(
         resource = seismo_reads.waveform_resource(index, force)
         return seismo_reads.serve(self.get_object(), resource, force)
 
-    @extend_schema(parameters=[FORCE, MAX_POINTS], responses=REPLIES)
+    @extend_schema(parameters=[FORCE, _MaxPoints], responses=REPLIES)
     @action(detail=True, methods=["get"], url_path=r"events/(?P<index>\d+)/waveform")
     def waveform(self, request: Request, pk: str, index: str) -> Response | HttpResponse:
         """Samples in physical units with a time axis, min/max-preserving decimation."""

@@ -1,0 +1,37 @@
+"""Errors of the API are JSON, including bodies over Django's upload limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+TEN_MB = "x" * (10 * 1024 * 1024)
+
+
+@pytest.fixture
+def api(db) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_user("integrator"))
+    return client
+
+
+@pytest.mark.parametrize("path", ["/api/v1/devices/seismographs/", "/api/v1/captures/operations/"])
+def test_an_oversize_body_gets_a_json_413(api, path):
+    body = json.dumps({"conn_key": TEN_MB})
+    response = api.post(path, body, content_type="application/json")
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert "DATA_UPLOAD_MAX_MEMORY_SIZE" in response.json()["detail"]
+
+
+def test_request_bodies_are_json_only(api):
+    response = api.post(
+        "/api/v1/devices/seismographs/",
+        "conn_key=tcp:127.0.0.1:9",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 415
+    assert "application/x-www-form-urlencoded" in response.json()["detail"]
