@@ -19,7 +19,6 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.models import ApiToken, Scope
-from config.api import query_flag
 
 log = logging.getLogger(__name__)
 DEFAULT_PERMISSIONS = ("view", "add", "change", "delete")
@@ -61,6 +60,8 @@ def ingest(*perms: str) -> Rule:
 
 def forced(request: Request) -> bool:
     """``?force=true``: bypass caches and ask the device."""
+    from config.api import query_flag  # config.api imports DRF's views, which import us
+
     return query_flag(request, "force")
 
 

@@ -212,9 +212,10 @@ def test_session_users_have_every_scope_and_their_role(client):
     """Browser sessions (admin, dashboard) go through the same layer, scopes aside."""
     client.force_login(role_user("viewer", "viewer"))
     assert client.get("/api/v1/devices/modems/").status_code == 200
-    assert client.post("/api/v1/devices/modems/", {}).status_code == 403
+    modems = "/api/v1/devices/modems/"
+    assert client.post(modems, {}, content_type="application/json").status_code == 403
     client.force_login(role_user("operator", "operator"))
-    assert client.post("/api/v1/devices/modems/", {}).status_code == 400
+    assert client.post(modems, {}, content_type="application/json").status_code == 400
 
 
 @pytest.mark.django_db

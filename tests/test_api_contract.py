@@ -12,20 +12,20 @@ import json
 
 import pytest
 import schemathesis
-from captures.tests.factories import make_modem, make_operation, stored_transaction
-from devices.models.seismographs import Seismograph
 from django.contrib.auth import get_user_model
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.config import SchemathesisConfig
 
+from accounts.models import ApiToken, Scope
 from config.wsgi import application
-from conftest import ROOT
 from monitoring.models import Instrument
+from seismographs.models import Seismograph
+from tests.factories import make_modem, make_operation, stored_transaction
+from tests.helpers import ROOT
 
 EXAMPLES_PER_OPERATION = 15
 
@@ -62,7 +62,7 @@ def token(db, settings, wsgi_in_test_transaction) -> str:
     stored_transaction(operation)
     Seismograph.objects.create(conn_key="tcp:127.0.0.1:9")
     Instrument.objects.create(name="10AE")
-    return Token.objects.create(user=admin).key
+    return ApiToken.objects.issue(admin, "contract", set(Scope.values))[1]
 
 
 def test_the_tested_schema_is_the_served_one(token):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
+
+from tests.helpers import role_user
 
 TEN_MB = "x" * (10 * 1024 * 1024)
 
@@ -14,7 +15,7 @@ TEN_MB = "x" * (10 * 1024 * 1024)
 @pytest.fixture
 def api(db) -> APIClient:
     client = APIClient()
-    client.force_authenticate(get_user_model().objects.create_user("integrator"))
+    client.force_authenticate(role_user("field-operator", "operator"))
     return client
 
 

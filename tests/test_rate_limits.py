@@ -7,17 +7,16 @@ import subprocess
 import sys
 
 import pytest
-from captures.tests.factories import make_modem
-from devices.models.seismographs import Seismograph
-from django.contrib.auth import get_user_model
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken, Scope
 from config.api import check_throttle_rates, parse_rate
-from conftest import ROOT, worker_environment
 from monitoring.models import Instrument
+from seismographs.models import Seismograph
+from tests.factories import make_modem
+from tests.helpers import ROOT, role_user, worker_environment
 
 SEISMOGRAPHS = "/api/v1/devices/seismographs/"
 
@@ -36,8 +35,9 @@ def rates(**changes: str):
 
 
 def token_for(username: str) -> str:
-    user = get_user_model().objects.create_user(username)
-    return Token.objects.create(user=user).key
+    """A key of a user who may do all that is limited here (force reads, starts, ingest)."""
+    user = role_user(username, "operator", "integrator")
+    return ApiToken.objects.issue(user, "rate-test", set(Scope.values))[1]
 
 
 def client(key: str) -> APIClient:

@@ -4,16 +4,17 @@ that names who, what, from where and the outcome, and outlives its object."""
 from __future__ import annotations
 
 import pytest
-from captures.tests.factories import COMMUNITY
-from devices.models.seismographs import Seismograph
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken, Scope
 from audit.models import AppendOnlyError, AuditEvent, Outcome
 from captures.models import Operation
 from monitoring.models import Instrument
+from seismographs.models import Seismograph
+from tests.factories import COMMUNITY
+from tests.helpers import role_user
 
 pytestmark = pytest.mark.django_db
 SEISMOGRAPHS = "/api/v1/devices/seismographs/"
@@ -22,14 +23,14 @@ EVENTS = "/api/v1/audit/events/"
 
 def token_client(user, address: str = "192.0.2.10", **extra: str) -> APIClient:
     client = APIClient(REMOTE_ADDR=address, **extra)
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = ApiToken.objects.issue(user, f"audit-test-{address}", set(Scope.values))
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
 @pytest.fixture
 def staff():
-    return get_user_model().objects.create_user("ops-lead", is_staff=True)
+    return role_user("ops-lead", "admin", is_staff=True)
 
 
 @pytest.fixture
@@ -51,17 +52,16 @@ def test_create_and_delete_are_recorded_and_survive_the_object(staff):
         assert (event.actor, event.actor_id) == ("ops-lead", staff.pk)
         assert event.address == "192.0.2.10"
         assert event.outcome == Outcome.SUCCESS
-        assert (event.object_type, event.object_id) == ("devices.seismograph", str(unit_id))
+        assert (event.object_type, event.object_id) == ("seismographs.seismograph", str(unit_id))
         assert "tcp:127.0.0.1:9" in event.object_repr or "north" in event.object_repr
     assert (create.status_code, delete.status_code) == (201, 204)
     assert create.detail["fields"] == ["conn_key", "name"]
 
 
-def test_refused_and_failed_calls_are_recorded_with_their_outcome(viewer):
+def test_refused_and_failed_calls_are_recorded_with_their_outcome(viewer, staff):
     unit = Seismograph.objects.create(conn_key="tcp:127.0.0.1:9")
-    client = token_client(viewer)
-    assert client.post(f"{SEISMOGRAPHS}{unit.pk}/erase/").status_code == 403
-    assert client.post(SEISMOGRAPHS, {"conn_key": "nonsense"}).status_code == 400
+    assert token_client(viewer).post(f"{SEISMOGRAPHS}{unit.pk}/erase/").status_code == 403
+    assert token_client(staff).post(SEISMOGRAPHS, {"conn_key": "nonsense"}).status_code == 400
     denied, failed = AuditEvent.objects.order_by("id")
     assert (denied.action, denied.outcome, denied.status_code) == (
         "seismograph.erase",
@@ -85,24 +85,26 @@ def test_reads_and_anonymous_calls_leave_no_row(viewer):
 
 
 def test_secrets_sent_are_never_recorded(staff):
+    client = token_client(staff)
+    modem = {"mac_address": "aa:bb:cc:dd:ee:77", "ip_address": "127.0.0.1"}
+    registered = client.post("/api/v1/devices/modems/", {**modem, "community": COMMUNITY})
+    assert registered.status_code == 201, registered.content
     body = {
-        "modem": {
-            "mac_address": "aa:bb:cc:dd:ee:77",
-            "ip_address": "127.0.0.1",
-            "snmp": {"version": "v2c", "community": COMMUNITY},
-        },
+        "modem": modem["mac_address"],
         "test": "multi_rxmer",
         "duration_s": 60,
         "sample_interval_s": 10,
     }
-    response = token_client(staff).post("/api/v1/captures/operations/", body, format="json")
+    response = client.post("/api/v1/captures/operations/", body, format="json")
     assert response.status_code == 201
-    event = AuditEvent.objects.get()
+    register, event = AuditEvent.objects.order_by("id")
+    assert register.action == "modem.create"
+    assert COMMUNITY not in str(AuditEvent.objects.values().get(pk=register.pk))
     assert event.action == "operation.create"
     assert event.object_type == "captures.operation"
     operation = Operation.objects.get(operation_id=response.json()["operation_id"])
     assert (event.object_id, event.object_repr) == (str(operation.pk), str(operation))
-    row = str(AuditEvent.objects.values().get())
+    row = str(AuditEvent.objects.values().get(pk=event.pk))
     assert COMMUNITY not in row
 
 
