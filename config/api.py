@@ -9,10 +9,11 @@ import time
 from django.core.cache import cache
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import models
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import pagination, status
+from rest_framework import pagination, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -29,6 +30,26 @@ class RequestTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "request body larger than DATA_UPLOAD_MAX_MEMORY_SIZE"
     default_code = "request_too_large"
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that takes only JSON strings: DRF's own turns 0 into "0", so a
+    number sent where the schema says string would be stored instead of refused."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A model serializer whose text fields refuse non-strings (see StrictCharField)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

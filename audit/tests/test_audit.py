@@ -3,6 +3,8 @@ that names who, what, from where and the outcome, and outlives its object."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
@@ -23,7 +25,7 @@ EVENTS = "/api/v1/audit/events/"
 
 def token_client(user, address: str = "192.0.2.10", **extra: str) -> APIClient:
     client = APIClient(REMOTE_ADDR=address, **extra)
-    _, key = ApiToken.objects.issue(user, f"audit-test-{address}", set(Scope.values))
+    _, key = ApiToken.objects.issue(user, f"audit-test-{uuid.uuid4().hex[:8]}", set(Scope.values))
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 

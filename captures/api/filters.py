@@ -10,14 +10,11 @@ from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema_field
 
 from captures.models import Operation, OperationName, OperationState, PnmTestType, Transaction
-from devices.links.pnm import format_mac
+from devices.links.pnm import MAC_PATTERN, format_mac
 
 # A modem id, or a MAC as aa:bb:cc:dd:ee:ff, aa-bb-..., aabbccddeeff or aabb.ccdd.eeff.
 # The schema publishes this pattern and the filter applies the same one.
-MODEM_REF = (
-    r"^(?:[0-9]+|[0-9A-Fa-f]{2}(?:[:.-]?[0-9A-Fa-f]{2}){5}"
-    r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})$"
-)
+MODEM_REF = rf"^(?:[0-9]+|{MAC_PATTERN})$"
 
 
 def validate_modem_ref(value: str) -> None:

@@ -12,12 +12,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_ipv46_address
 from django.db.models import ProtectedError
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.permissions import operate, perm, read
-from devices.links.pnm import format_mac
+from config.api import StrictCharField, StrictModelSerializer
+from devices.links.pnm import MAC_PATTERN, format_mac
 from devices.models.modems import CableModem, SnmpVersion
 
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
@@ -32,23 +34,63 @@ def normalized_mac(value: str) -> str:
         raise DjangoValidationError(_("not a MAC address")) from None
 
 
-def _secret(max_length: int = 128) -> serializers.CharField:
-    return serializers.CharField(
+# What the schema promises is what the validators accept, so every schema-valid value passes.
+MAC_SCHEMA = {"type": "string", "pattern": f"^(?:{MAC_PATTERN})$"}
+IP_SCHEMA = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+
+
+@extend_schema_field(MAC_SCHEMA)
+class MacField(StrictCharField):
+    """A MAC in any common spelling."""
+
+
+@extend_schema_field(IP_SCHEMA)
+class IpField(serializers.IPAddressField):
+    """An IPv4 or IPv6 address."""
+
+
+@extend_schema_field(MAC_SCHEMA)
+class MacFilter(django_filters.CharFilter):
+    """``mac``: any common spelling."""
+
+
+@extend_schema_field(IP_SCHEMA)
+class IpFilter(django_filters.CharFilter):
+    """``ip``: an exact IPv4 or IPv6 address."""
+
+
+# SNMPv3 keys: empty (not set) or 8 characters at least (RFC 3414 passphrase minimum).
+V3_KEY_PATTERN = r"^(?:|[^\x00]{8,128})$"
+
+
+@extend_schema_field({"type": "string", "pattern": V3_KEY_PATTERN})
+class V3KeyField(StrictCharField):
+    """An SNMPv3 key: blank, or long enough for the USM key derivation."""
+
+    def to_internal_value(self, data: object) -> str:
+        value = super().to_internal_value(data)
+        if value and len(value) < 8:
+            raise serializers.ValidationError(_("must be at least 8 characters"))
+        return value
+
+
+def _secret(field: type[StrictCharField] = StrictCharField) -> serializers.CharField:
+    return field(
         write_only=True,
         required=False,
         allow_blank=True,
-        max_length=max_length,
+        max_length=128,
         trim_whitespace=False,
         style={"input_type": "password"},
     )
 
 
-class ModemSerializer(serializers.ModelSerializer):
-    mac_address = serializers.CharField(max_length=20, help_text="any common MAC spelling")
-    ip_address = serializers.IPAddressField(protocol="both")
+class ModemSerializer(StrictModelSerializer):
+    mac_address = MacField(max_length=20, help_text="any common MAC spelling")
+    ip_address = IpField(protocol="both")
     community = _secret()
-    auth_key = _secret()
-    priv_key = _secret()
+    auth_key = _secret(V3KeyField)
+    priv_key = _secret(V3KeyField)
     secrets_set = serializers.SerializerMethodField()
 
     class Meta:
@@ -110,9 +152,6 @@ class ModemSerializer(serializers.ModelSerializer):
             errors["community"] = _("required for SNMP v2c")
         if version == SnmpVersion.V3 and not merged["snmp_username"]:
             errors["snmp_username"] = _("required for SNMP v3")
-        for key in ("auth_key", "priv_key"):
-            if attrs.get(key) and len(attrs[key]) < 8:
-                errors[key] = _("must be at least 8 characters")
         if errors:
             raise serializers.ValidationError(errors)
         # The other version's fields go: no stale secret is kept that nothing uses.
@@ -122,10 +161,8 @@ class ModemSerializer(serializers.ModelSerializer):
 
 
 class ModemFilter(django_filters.FilterSet):
-    mac = django_filters.CharFilter(
-        method="filter_mac", validators=[normalized_mac], help_text="MAC, any spelling"
-    )
-    ip = django_filters.CharFilter(
+    mac = MacFilter(method="filter_mac", validators=[normalized_mac], help_text="MAC, any spelling")
+    ip = IpFilter(
         field_name="ip_address", validators=[validate_ipv46_address], help_text="exact address"
     )
     vendor = django_filters.CharFilter(lookup_expr="icontains", help_text="from sysDescr")

@@ -137,6 +137,12 @@ class OfdmChannel:
 
 # --- names ---------------------------------------------------------------------------------
 _MAC_RE = re.compile(r"^[0-9a-f]{12}$")
+# The spellings an API publishes as accepted: aa:bb:cc:dd:ee:ff, aa-bb-..., aabbccddeeff,
+# aabb.ccdd.eeff (normalize_mac takes these and a few looser ones).
+MAC_PATTERN = (
+    r"[0-9A-Fa-f]{2}(?:[:.-]?[0-9A-Fa-f]{2}){5}"
+    r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}"
+)
 _DEFAULT_NAME_RE = re.compile(
     r"^(?P<prefix>[A-Za-z]+)_(?P<mac>[0-9A-Fa-f]{12})_(?P<epoch>\d{1,12})$"
 )
