@@ -86,7 +86,8 @@ def query_int(request: Request, name: str, minimum: int, default: int | None) ->
 class StrictFilterBackend(DjangoFilterBackend):
     """django-filter ignores a filter whose value it cannot use (``?active=maybe``) and
     lists everything; here that is a 400 naming the filter. An empty value (``?modem=``)
-    still means no filter, as the schema says (allowEmptyValue)."""
+    still means no filter, as the schema says (allowEmptyValue); so does a blank one, which
+    the form strips to empty."""
 
     def get_filterset(self, request: Request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
@@ -95,7 +96,7 @@ class StrictFilterBackend(DjangoFilterBackend):
         unused = [
             name
             for name in filterset.filters
-            if request.query_params.get(name, "") != ""
+            if request.query_params.get(name, "").strip() != ""
             and filterset.form.cleaned_data.get(name) in (None, "")
         ]
         if unused:

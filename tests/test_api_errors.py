@@ -36,3 +36,19 @@ def test_request_bodies_are_json_only(api):
     )
     assert response.status_code == 415
     assert "application/x-www-form-urlencoded" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("operation=", 200),  # empty: no filter, as the schema says
+        ("operation=%C2%A0", 200),  # blank (a no-break space): the form strips it to empty
+        ("state=maybe", 400),  # a value the filter cannot use is refused, not ignored
+    ],
+)
+def test_a_filter_value_is_used_or_refused(api, query, status):
+    path = "operations" if query.startswith("state") else "transactions"
+    response = api.get(f"/api/v1/captures/{path}/?{query}")
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert "state" in response.json()
