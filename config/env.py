@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +20,22 @@ from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+NETWORK_SCHEMES = ("postgres", "postgresql", "redis", "rediss")
+
+
+def _check_range(name: str, number: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 class Env:
@@ -55,36 +72,61 @@ class Env:
             return False
         raise ImproperlyConfigured(f"{name} must be a boolean (true/false, 1/0), got {value!r}")
 
-    def int(self, name: builtins.str, default: int, minimum: int | None = None) -> int:
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int,
+        minimum: builtins.int | None = None,
+        maximum: builtins.int | None = None,
+    ) -> builtins.int:
         value = self._raw(name)
         if value is None or value == "":
             return default
         try:
-            number = int(value)
+            number = builtins.int(value)
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-        if minimum is not None and number < minimum:
-            raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+        _check_range(name, number, minimum, maximum)
         return number
 
-    def float(self, name: builtins.str, default: float) -> float:
+    def float(
+        self,
+        name: builtins.str,
+        default: builtins.float,
+        minimum: builtins.float | None = None,
+        maximum: builtins.float | None = None,
+    ) -> builtins.float:
         value = self._raw(name)
         if value is None or value == "":
             return default
         try:
-            return float(value)
+            number = builtins.float(value)
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
+        _check_range(name, number, minimum, maximum)
+        return number
+
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]
+    ) -> builtins.str:
+        """One of a fixed set of words, compared without regard to case."""
+        value = self.str(name, default)
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
     def list(
-        self, name: builtins.str, default: list[builtins.str] | None = None
-    ) -> list[builtins.str]:
+        self, name: builtins.str, default: builtins.list[builtins.str] | None = None
+    ) -> builtins.list[builtins.str]:
         value = self._raw(name)
         if value is None or value == "":
             return list(default or [])
         return [item.strip() for item in value.split(",") if item.strip()]
 
-    def networks(self, name: builtins.str) -> list[builtins.str]:
+    def networks(self, name: builtins.str) -> builtins.list[builtins.str]:
         """A comma-separated list of networks in CIDR notation (a bare address is a /32)."""
         networks = []
         for item in self.list(name):
@@ -96,7 +138,7 @@ class Env:
                 ) from None
         return networks
 
-    def token(self, name: builtins.str, min_length: int = 16) -> builtins.str:
+    def token(self, name: builtins.str, min_length: builtins.int = 16) -> builtins.str:
         """A shared secret (empty when unset); the message never repeats its value."""
         value = self.str(name)
         if value and not re.fullmatch(rf"[A-Za-z0-9._~+/-]{{{min_length},256}}", value):
@@ -112,12 +154,30 @@ class Env:
     def url(
         self, name: builtins.str, default: builtins.str, schemes: tuple[builtins.str, ...]
     ) -> builtins.str:
+        """A URL with one of ``schemes``, a valid port, and for Redis a host and database number.
+
+        (PostgreSQL may leave the host out: libpq then uses its local socket.)
+        """
         value = self.str(name, default)
-        scheme = urlsplit(value).scheme
-        if scheme not in schemes:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
             raise ImproperlyConfigured(
-                f"{name} must be a URL with scheme {' or '.join(schemes)}, got {scheme or value!r}"
+                f"{name} must be a URL with scheme {' or '.join(schemes)}://, "
+                f"got {_redacted(value)!r}"
             )
+        if parts.scheme in NETWORK_SCHEMES:
+            try:
+                parts.port  # noqa: B018 - raises on a malformed or out-of-range port
+            except ValueError:
+                raise ImproperlyConfigured(f"{name} has a malformed port") from None
+            if not parts.hostname and parts.scheme.startswith("redis"):
+                raise ImproperlyConfigured(f"{name} must name a host, got {_redacted(value)!r}")
+        if parts.scheme in ("redis", "rediss"):
+            db = parts.path.strip("/")
+            if db and not (db.isdigit() and builtins.int(db) < 16):
+                raise ImproperlyConfigured(
+                    f"{name} must end with a database number 0-15 (redis://host:6379/0), got /{db}"
+                )
         return value
 
     def database(self, name: builtins.str, default: builtins.str) -> dict[builtins.str, Any]:

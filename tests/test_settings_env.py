@@ -43,11 +43,34 @@ def test_reads_typed_values():
         ("DATABASE_URL", "postgres://host:port/db", lambda env: env.database("DATABASE_URL", "")),
         ("DATABASE_URL", "postgres://host:5432/", lambda env: env.database("DATABASE_URL", "")),
         ("BROKER", "amqp://x", lambda env: env.url("BROKER", "", ("redis",))),
+        ("REDIS_URL", "myredis", lambda env: env.url("REDIS_URL", "", ("redis",))),
+        ("REDIS_URL", "redis:///0", lambda env: env.url("REDIS_URL", "", ("redis",))),
+        ("REDIS_URL", "redis://r:6379/cache", lambda env: env.url("REDIS_URL", "", ("redis",))),
+        ("REDIS_URL", "redis://r:99999/0", lambda env: env.url("REDIS_URL", "", ("redis",))),
+        ("LEVEL", "99", lambda env: env.int("LEVEL", 3, minimum=1, maximum=22)),
+        ("WAIT_S", "-1", lambda env: env.float("WAIT_S", 1.0, minimum=0)),
+        ("WAIT_S", "nan", lambda env: env.float("WAIT_S", 1.0)),
+        ("WAIT_S", "inf", lambda env: env.float("WAIT_S", 1.0)),
+        ("LOG_LEVEL", "LOUD", lambda env: env.choice("LOG_LEVEL", "INFO", ("INFO", "DEBUG"))),
     ],
 )
 def test_malformed_values_name_the_variable(name, value, read):
     with pytest.raises(ImproperlyConfigured, match=name):
         read(Env({name: value}))
+
+
+def test_a_password_never_appears_in_the_message():
+    with pytest.raises(ImproperlyConfigured) as refused:
+        Env({"BROKER": "amqp://fr:s3cret-pass@mq:5672//"}).url("BROKER", "", ("redis",))
+    assert "s3cret-pass" not in str(refused.value)
+
+
+def test_choices_and_bounds_accept_good_values():
+    env = Env({"LOG_LEVEL": "warning", "LEVEL": "22", "WAIT_S": "0"})
+    assert env.choice("LOG_LEVEL", "INFO", ("INFO", "WARNING")) == "WARNING"
+    assert env.int("LEVEL", 3, minimum=1, maximum=22) == 22
+    assert env.float("WAIT_S", 1.0, minimum=0) == 0.0
+    assert env.url("R", "redis://cache.internal:6379/15", ("redis",)).endswith("/15")
 
 
 def test_database_urls():
@@ -98,6 +121,27 @@ def test_start_up_stops_on_malformed_variable():
     result = _django_check({"DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "perhaps"})
     assert result.returncode != 0
     assert "DEBUG must be a boolean" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"REDIS_URL": "myredis"}, "REDIS_URL must be a URL with scheme redis or rediss://"),
+        ({"PNM_ZSTD_LEVEL": "99"}, "PNM_ZSTD_LEVEL must be at most 22, got 99"),
+        ({"PNM_POLL_INTERVAL_S": "-5"}, "PNM_POLL_INTERVAL_S must be at least 0.05, got -5.0"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING"),
+        (
+            {"CELERY_TASK_SOFT_TIME_LIMIT": "600", "CELERY_TASK_TIME_LIMIT": "600"},
+            "CELERY_TASK_SOFT_TIME_LIMIT (600) must be below CELERY_TASK_TIME_LIMIT (600)",
+        ),
+    ],
+)
+def test_start_up_names_the_bad_variable(variables, message):
+    """One line naming the variable, whatever role starts: settings are read first."""
+    result = _django_check({"DJANGO_SETTINGS_MODULE": "config.settings.local", **variables})
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert message in last_line, result.stderr
 
 
 def test_production_refuses_the_development_secret():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import Env
 from config.queues import Queue
 
@@ -89,7 +91,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (live, shared, short-lived state) -------------------------------------------
-REDIS_URL = env.url("REDIS_URL", "", ("redis", "rediss", "")) if env.is_set("REDIS_URL") else ""
+REDIS_URL = env.url("REDIS_URL", "", ("redis", "rediss")) if env.is_set("REDIS_URL") else ""
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -114,6 +116,11 @@ CELERY_BROKER_URL = env.url(
 )
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_SOFT_TIME_LIMIT ({CELERY_TASK_SOFT_TIME_LIMIT}) must be below "
+        f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}): the soft limit lets a task clean up"
+    )
 # Longer than any task or retry countdown, so a late-acked message is never redelivered
 # while it is still running (the Redis transport's default is one hour).
 CELERY_VISIBILITY_TIMEOUT = max(2 * CELERY_TASK_TIME_LIMIT, 7200)
@@ -234,7 +241,7 @@ FIELDRELAY_STORAGE_ROOT = env.path("FIELDRELAY_STORAGE_ROOT", VAR_DIR / "storage
 # Where receivers write files in flight, before a worker stages them.
 FIELDRELAY_SPOOL_DIR = env.path("FIELDRELAY_SPOOL_DIR", VAR_DIR / "spool")
 
-LOG_LEVEL = env.str("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -250,31 +257,31 @@ LOGGING = {
     },
 }
 # Each reachability probe of /health/ gives up after this many seconds.
-HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", 2.0)
+HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", 2.0, minimum=0.1, maximum=60)
 
 # --- captures ------------------------------------------------------------------------------
 # The TFTP receiver listens here; modems are told to upload to PNM_TFTP_DEST_HOST (the
 # address they can reach, which differs from 0.0.0.0), path PNM_TFTP_DEST_PATH.
 PNM_TFTP_LISTEN_HOST = env.str("PNM_TFTP_LISTEN_HOST", "127.0.0.1")
-PNM_TFTP_LISTEN_PORT = env.int("PNM_TFTP_LISTEN_PORT", 6969, minimum=0)
+PNM_TFTP_LISTEN_PORT = env.int("PNM_TFTP_LISTEN_PORT", 6969, minimum=0, maximum=65535)
 PNM_TFTP_DEST_HOST = env.str("PNM_TFTP_DEST_HOST", "127.0.0.1")
 PNM_TFTP_DEST_PATH = env.str("PNM_TFTP_DEST_PATH", "")
 PNM_MAX_UPLOAD_BYTES = env.int("PNM_MAX_UPLOAD_BYTES", 4 * 1024 * 1024, minimum=1024)
-PNM_ZSTD_LEVEL = env.int("PNM_ZSTD_LEVEL", 3, minimum=1)
+PNM_ZSTD_LEVEL = env.int("PNM_ZSTD_LEVEL", 3, minimum=1, maximum=22)
 # SNMP: per-request timeout and retries; the capture must reach sampleReady within
 # PNM_MEASURE_DEADLINE_S and its upload arrive within PNM_UPLOAD_DEADLINE_S after that.
-PNM_SNMP_TIMEOUT_S = env.float("PNM_SNMP_TIMEOUT_S", 1.0)
-PNM_SNMP_RETRIES = env.int("PNM_SNMP_RETRIES", 1, minimum=0)
-PNM_MEASURE_DEADLINE_S = env.float("PNM_MEASURE_DEADLINE_S", 30.0)
-PNM_UPLOAD_DEADLINE_S = env.float("PNM_UPLOAD_DEADLINE_S", 30.0)
+PNM_SNMP_TIMEOUT_S = env.float("PNM_SNMP_TIMEOUT_S", 1.0, minimum=0.05, maximum=60)
+PNM_SNMP_RETRIES = env.int("PNM_SNMP_RETRIES", 1, minimum=0, maximum=10)
+PNM_MEASURE_DEADLINE_S = env.float("PNM_MEASURE_DEADLINE_S", 30.0, minimum=1)
+PNM_UPLOAD_DEADLINE_S = env.float("PNM_UPLOAD_DEADLINE_S", 30.0, minimum=1)
 # After this many failed ticks in a row the operation is failed.
 PNM_MAX_CONSECUTIVE_FAILURES = env.int("PNM_MAX_CONSECUTIVE_FAILURES", 3, minimum=1)
-PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0)
+PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
 # With the snmp worker on the threads pool, a trigger task may wait this long (at most one
 # poll interval) for its file before handing over to poll tasks: a capture whose file comes
 # promptly then costs one task instead of two (captures.arrivals). 0 = never wait, as a
 # prefork worker should (its processes would be blocked). Needs the Redis cache.
-PNM_ARRIVAL_WAIT_S = env.float("PNM_ARRIVAL_WAIT_S", 0.0)
+PNM_ARRIVAL_WAIT_S = env.float("PNM_ARRIVAL_WAIT_S", 0.0, minimum=0)
 
 # --- monitoring ---------------------------------------------------------------------------
 # Full-rate samples are kept this long; older data keeps the first sample per interval.
@@ -286,7 +293,7 @@ MONITORING_MAX_BATCH_BYTES = env.int("MONITORING_MAX_BATCH_BYTES", 32 * 1024 * 1
 # Day partitions (PostgreSQL) are created this many days ahead by the flush.
 MONITORING_PARTITIONS_AHEAD_DAYS = env.int("MONITORING_PARTITIONS_AHEAD_DAYS", 2, minimum=1)
 # The flush gives up (and retries next minute) when a lock is not granted this fast.
-MONITORING_FLUSH_LOCK_TIMEOUT_S = env.float("MONITORING_FLUSH_LOCK_TIMEOUT_S", 5.0)
+MONITORING_FLUSH_LOCK_TIMEOUT_S = env.float("MONITORING_FLUSH_LOCK_TIMEOUT_S", 5.0, minimum=0.1)
 # Series over ranges up to this long read raw samples; longer ones read the snapshot table.
 MONITORING_SERIES_RAW_MAX_S = env.int("MONITORING_SERIES_RAW_MAX_S", 3 * 3600, minimum=60)
 MONITORING_SERIES_MAX_POINTS = env.int("MONITORING_SERIES_MAX_POINTS", 20_000, minimum=4)
@@ -294,8 +301,10 @@ MONITORING_SERIES_MAX_POINTS = env.int("MONITORING_SERIES_MAX_POINTS", 20_000, m
 MONITORING_SERIES_CACHE_S = env.int("MONITORING_SERIES_CACHE_S", 600, minimum=0)
 # The stream listener (manage.py ingest_listener).
 MONITORING_LISTENER_HOST = env.str("MONITORING_LISTENER_HOST", "127.0.0.1")
-MONITORING_LISTENER_PORT = env.int("MONITORING_LISTENER_PORT", 8094, minimum=0)
-MONITORING_LISTENER_BATCH_S = env.float("MONITORING_LISTENER_BATCH_S", 1.0)
+MONITORING_LISTENER_PORT = env.int("MONITORING_LISTENER_PORT", 8094, minimum=0, maximum=65535)
+MONITORING_LISTENER_BATCH_S = env.float(
+    "MONITORING_LISTENER_BATCH_S", 1.0, minimum=0.01, maximum=60
+)
 MONITORING_LISTENER_DUMP = env.str("MONITORING_LISTENER_DUMP", "")
 # Access control: the first line of a connection carries fieldrelay_token=<token> (a comment
 # line or a tag); connections from outside the allow-list (CIDRs) are refused at once. A
@@ -314,9 +323,9 @@ MONITORING_LISTENER_MAX_BYTES_PER_S = env.int(
 
 # --- seismographs ------------------------------------------------------------------------------
 # The API waits at most this long for a unit before answering 202 with a task to poll.
-SEISMO_API_WAIT_S = env.float("SEISMO_API_WAIT_S", 3.0)
+SEISMO_API_WAIT_S = env.float("SEISMO_API_WAIT_S", 3.0, minimum=0)
 # The event list is re-probed (count + stamp check) when older than this.
-SEISMO_EVENTS_TTL_S = env.float("SEISMO_EVENTS_TTL_S", 60.0)
+SEISMO_EVENTS_TTL_S = env.float("SEISMO_EVENTS_TTL_S", 60.0, minimum=0)
 SEISMO_MONITOR_TTL_S = env.int("SEISMO_MONITOR_TTL_S", 30, minimum=1)
 # How long an unconfirmed start/stop monitoring is shown as pending (start takes ~40 s).
 SEISMO_MONITOR_PENDING_S = env.int("SEISMO_MONITOR_PENDING_S", 90, minimum=1)
@@ -328,15 +337,15 @@ SEISMO_OFFLINE_RETRY_S = env.int("SEISMO_OFFLINE_RETRY_S", 300, minimum=1)
 # limit, a 60 s record at 4096 sps takes ~500 s at 38400 baud); a queued task waits this
 # long for a busy unit.
 SEISMO_LOCK_TTL_S = env.int("SEISMO_LOCK_TTL_S", CELERY_TASK_TIME_LIMIT + 60, minimum=10)
-SEISMO_LOCK_WAIT_S = env.float("SEISMO_LOCK_WAIT_S", 120.0)
+SEISMO_LOCK_WAIT_S = env.float("SEISMO_LOCK_WAIT_S", 120.0, minimum=0)
 # A write (config, start/stop, erase) not started by then is dropped, never run late: a
 # message redelivered hours after a worker crash must not erase events recorded since.
-SEISMO_COMMAND_EXPIRES_S = env.float("SEISMO_COMMAND_EXPIRES_S", SEISMO_LOCK_WAIT_S + 60)
+SEISMO_COMMAND_EXPIRES_S = env.float("SEISMO_COMMAND_EXPIRES_S", SEISMO_LOCK_WAIT_S + 60, minimum=1)
 # Link deadlines: per exchange, per 5A chunk, and the silence that ends a 5A stream.
-SEISMO_LINK_TIMEOUT_S = env.float("SEISMO_LINK_TIMEOUT_S", 10.0)
-SEISMO_CHUNK_TIMEOUT_S = env.float("SEISMO_CHUNK_TIMEOUT_S", 10.0)
-SEISMO_IDLE_GAP_S = env.float("SEISMO_IDLE_GAP_S", 1.5)
+SEISMO_LINK_TIMEOUT_S = env.float("SEISMO_LINK_TIMEOUT_S", 10.0, minimum=0.1)
+SEISMO_CHUNK_TIMEOUT_S = env.float("SEISMO_CHUNK_TIMEOUT_S", 10.0, minimum=0.1)
+SEISMO_IDLE_GAP_S = env.float("SEISMO_IDLE_GAP_S", 1.5, minimum=0.05)
 # Retries of transient link errors (noise, a dropped line), with exponential backoff.
 SEISMO_TASK_RETRIES = env.int("SEISMO_TASK_RETRIES", 1, minimum=0)
-SEISMO_RETRY_BACKOFF_S = env.float("SEISMO_RETRY_BACKOFF_S", 2.0)
-SEISMO_ZSTD_LEVEL = env.int("SEISMO_ZSTD_LEVEL", 3, minimum=1)
+SEISMO_RETRY_BACKOFF_S = env.float("SEISMO_RETRY_BACKOFF_S", 2.0, minimum=0)
+SEISMO_ZSTD_LEVEL = env.int("SEISMO_ZSTD_LEVEL", 3, minimum=1, maximum=22)
