@@ -28,20 +28,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ["scope_read", "scope_operate", "scope_ingest", "revoked"]
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user"]
-    fields = ["user", "name", "scope_read", "scope_operate", "scope_ingest", "expires"]
-    readonly_fields = ["prefix", "created", "last_used", "revoked"]
+    fields = ("user", "name", "scope_read", "scope_operate", "scope_ingest", "expires")
+    readonly_fields = ("prefix", "created", "last_used", "revoked")
     actions = ["revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
-        return self.fields if obj is None else [*self.fields, *self.readonly_fields]
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        return self.fields if obj is None else (*self.fields, *self.readonly_fields)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ApiToken | None = None
+    ) -> tuple[str, ...]:
         # A token stays its user's: issue a new one for someone else.
-        return self.readonly_fields if obj is None else ["user", *self.readonly_fields]
+        return self.readonly_fields if obj is None else ("user", *self.readonly_fields)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
         if not change:
-            request.new_token_key = obj.set_new_key()
+            obj.issued_key = obj.set_new_key()
         super().save_model(request, obj, form, change)
 
     def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue=None):
@@ -50,7 +52,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "token": obj,
-            "key": request.new_token_key,
+            "key": obj.issued_key,
             "changelist_url": reverse("admin:accounts_apitoken_changelist"),
             "title": "API token created",
         }

@@ -32,7 +32,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def issue(
         self, user, name: str, scopes: set[str], expires: datetime | None = None
     ) -> tuple[ApiToken, str]:
@@ -75,6 +75,9 @@ class ApiToken(models.Model):
     revoked = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ApiTokenQuerySet.as_manager()
+    # The clear key of a token just issued in the admin, in memory only, for the page that
+    # shows it once (never saved: the table keeps its hash).
+    issued_key: str = ""
 
     class Meta:
         ordering = ["user", "name"]

@@ -72,11 +72,11 @@ class UndeclaredAccess(Exception):
 def rule_for(view: object, request: Request) -> Rule | None:
     """The rule of the handler this request reaches; None when the view has no handler for
     the method (DRF then answers 405). Raises UndeclaredAccess for a handler with no rule."""
-    method = request.method.lower()
+    method = (request.method or "").lower()
     if method == "options":  # metadata is switched off (DEFAULT_METADATA_CLASS): 405
         return None
     if hasattr(view, "action_map"):  # a viewset: the action this method is routed to
-        key = view.action
+        key = getattr(view, "action", None)
         if key is None:
             return None
     else:

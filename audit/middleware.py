@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Callable
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
@@ -26,6 +27,11 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 ADMIN_FLAGS = {ADDITION: "addition", CHANGE: "change", DELETION: "deletion"}
 MAX_IDS = 100
 
+# The audit call each state-changing request will record once its response exists.
+_pending: weakref.WeakKeyDictionary[HttpRequest, _ApiCall | _AdminCall] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class AuditMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -33,7 +39,7 @@ class AuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        pending = getattr(request, "_audit", None)
+        pending = _pending.pop(request, None)
         user = getattr(request, "user", None)
         if pending is not None and user is not None and user.is_authenticated:
             try:
@@ -49,9 +55,9 @@ class AuditMiddleware:
         if getattr(cls, "audit_exempt", False):
             return
         if request.path.startswith("/api/") and hasattr(view_func, "initkwargs"):  # DRF
-            request._audit = _ApiCall(view_func, view_kwargs)
+            _pending[request] = _ApiCall(view_func, view_kwargs)
         elif request.resolver_match and request.resolver_match.app_name == "admin":
-            request._audit = _AdminCall()
+            _pending[request] = _AdminCall()
 
 
 class _ApiCall:
@@ -75,7 +81,7 @@ class _ApiCall:
                 self.obj = None
 
     def __call__(self, request: HttpRequest, response: HttpResponse) -> None:
-        method = request.method.lower()
+        method = (request.method or "").lower()
         name = self.name or (request.resolver_match.url_name if request.resolver_match else "")
         action = f"{name}.{self.verb(method) or method}"
         context = getattr(response, "renderer_context", None) or {}
@@ -120,6 +126,8 @@ class _AdminCall:
 
     def __call__(self, request: HttpRequest, response: HttpResponse) -> None:
         outcome = outcome_of(response.status_code)
+        if request.user.pk is None:  # the middleware records authenticated requests only
+            return
         entries = LogEntry.objects.filter(pk__gt=self.mark, user_id=request.user.pk)
         for entry in entries.select_related("content_type").order_by("pk"):
             changed = _changed_fields(entry)
@@ -136,7 +144,8 @@ class _AdminCall:
         name = request.POST.get("action", "")
         if name and name != "delete_selected":
             ids = names(request.POST.getlist("_selected_action"))[:MAX_IDS]
-            model_admin = getattr(request.resolver_match.func, "model_admin", None)
+            match = request.resolver_match
+            model_admin = getattr(match.func, "model_admin", None) if match else None
             target = {"object_type": model_admin.model._meta.label_lower} if model_admin else {}
             record(
                 request,

@@ -89,7 +89,7 @@ def record(
             actor=user.get_username() if user is not None and user.is_authenticated else "",
             token_name=clean(getattr(auth, "name", "") or "", 100),
             action=clean(action, 100),
-            method=request.method if request is not None else "",
+            method=(request.method or "") if request is not None else "",
             path=clean(request.path, 500) if request is not None else "",
             address=client_address(request) if request is not None else None,
             status_code=status_code,

@@ -43,7 +43,7 @@ class ChannelTallyInline(admin.TabularInline):
     model = ChannelTally
     extra = 0
     can_delete = False
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "channel_id",
         "planned",
         "triggered",
@@ -52,7 +52,7 @@ class ChannelTallyInline(admin.TabularInline):
         "missed",
         "failed",
         "cancelled",
-    ]
+    )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -64,7 +64,7 @@ class OutcomeReasonInline(admin.TabularInline):
     model = OutcomeReason
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["outcome", "reason", "count"]
+    fields = readonly_fields = ("outcome", "reason", "count")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -38,9 +38,9 @@ def enabled() -> bool:
 def announce(capture_pk: int) -> None:
     """The receiver has the complete file of ``capture_pk`` (called once it is marked);
     nothing to do when no trigger task waits (``enabled``)."""
-    if not enabled():
-        return
     client = _redis()
+    if client is None or settings.PNM_ARRIVAL_WAIT_S <= 0:
+        return
     key = _key(capture_pk)
     with client.pipeline() as pipe:
         pipe.rpush(key, 1)

@@ -107,7 +107,8 @@ class Progress:
 
 
 def _epoch(value: object) -> datetime:
-    return datetime.fromtimestamp(int(value or 0), tz=UTC)
+    """A PyPNM time stamp (seconds, as a number or a numeric string; absent: 0)."""
+    return datetime.fromtimestamp(int(str(value or 0)), tz=UTC)
 
 
 def _load(root: Path, name: str) -> dict:
@@ -221,7 +222,7 @@ class Importer:
         family = op.get("operation") or {}
         mac = metadata.get("mac_address") or sample["mac_address"]
         default_name, default_mode = TEST_OPERATION.get(
-            sample.get("pnm_test_type"), ("multi_rxmer", "continuous")
+            str(sample.get("pnm_test_type")), ("multi_rxmer", "continuous")
         )
         status = op.get("operation_status") or {}
         created = _epoch(op.get("created"))

@@ -205,11 +205,12 @@ def plan_channels(operation: Operation, available: list[int]) -> list[int]:
 
 
 def _planned_channels(operation_pk: int) -> list[int]:
-    return list(
+    planned = (
         ChannelTally.objects.filter(operation_id=operation_pk, channel_id__isnull=False)
         .order_by("channel_id")
         .values_list("channel_id", flat=True)
     )
+    return [channel_id for channel_id in planned if channel_id is not None]
 
 
 NOT_DISPATCHED = "not dispatched in time"
@@ -453,7 +454,8 @@ def _settle_rest(operation: Operation, outcome: str, reason: str) -> None:
             _tally(operation.pk, outcome, reason, operation.planned_ticks - early)
         return
     for row in rows:
-        if row.planned > row.settled:
+        # (a channel-less row holds no ticks once channels are known)
+        if row.channel_id is not None and row.planned > row.settled:
             _tally(operation.pk, outcome, reason, row.planned - row.settled, [row.channel_id])
 
 

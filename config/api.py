@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from typing import overload
 
 from django.core.cache import cache
 from django.core.checks import Error, Tags, register
@@ -72,6 +73,10 @@ def query_flag(request: Request, name: str) -> bool:
     raise ValidationError({name: ["true or false"]})
 
 
+@overload
+def query_int(request: Request, name: str, minimum: int, default: int) -> int: ...
+@overload
+def query_int(request: Request, name: str, minimum: int, default: None) -> int | None: ...
 def query_int(request: Request, name: str, minimum: int, default: int | None) -> int | None:
     """An integer query parameter of at least ``minimum`` (missing or empty: ``default``);
     anything else is a 400."""
@@ -89,14 +94,14 @@ class StrictFilterBackend(DjangoFilterBackend):
     still means no filter, as the schema says (allowEmptyValue); so does a blank one, which
     the form strips to empty."""
 
-    def get_filterset(self, request: Request, queryset, view):
+    def get_filterset(self, request: HttpRequest, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
         if filterset is None or not filterset.is_valid():
             return filterset
         unused = [
             name
             for name in filterset.filters
-            if request.query_params.get(name, "").strip() != ""
+            if request.GET.get(name, "").strip() != ""
             and filterset.form.cleaned_data.get(name) in (None, "")
         ]
         if unused:
@@ -147,7 +152,7 @@ def check_throttle_rates(app_configs, **kwargs) -> list[Error]:
     errors = []
     for scope, rate in api_settings.DEFAULT_THROTTLE_RATES.items():
         try:
-            parse_rate(rate)
+            parse_rate(str(rate))
         except ValueError as exc:
             errors.append(Error(f"THROTTLE_{scope.upper()}: {exc}", id="fieldrelay.E101"))
     return errors
@@ -177,10 +182,10 @@ class SharedCacheThrottle(BaseThrottle):
         ident = self.identity(request, view)
         if ident is None:
             return True
-        limit, period = parse_rate(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
+        limit, period = parse_rate(str(api_settings.DEFAULT_THROTTLE_RATES[self.scope]))
         now = time.time()
         base = f"throttle:{self.scope}:{ident}"
-        start = cache.get_or_set(f"{base}:start", now, timeout=period)
+        start = float(cache.get_or_set(f"{base}:start", now, timeout=period) or now)
         key = f"{base}:{start:.6f}"
         cache.add(key, 0, timeout=period + 1)
         try:

@@ -21,5 +21,5 @@ def backoff_s(
     drawn uniformly from its top ``jitter`` fraction (1.0: anywhere from 0, 0.0: exactly the
     ceiling).
     """
-    ceiling = min(maximum_s, base_s * 2**attempt)
+    ceiling = min(maximum_s, base_s * 2.0**attempt)
     return ceiling - _random.uniform(0, ceiling * jitter)

@@ -287,11 +287,11 @@ class LineListener(Ingester):
         now = time.monotonic()
         conn.last_read = now
         self._charge(selector, conn, len(chunk), now)
-        data = conn.rest + chunk
+        data: bytes | None = conn.rest + chunk
         if not conn.authenticated:
-            data = self._authenticate(selector, conn, data)
-            if data is None:
-                return
+            data = self._authenticate(selector, conn, conn.rest + chunk)
+        if data is None:
+            return
         cut = data.rfind(b"\n") + 1
         conn.rest = data[cut:]
         if cut and self._take(conn, data[:cut]) > self.max_bad_lines:
@@ -363,7 +363,7 @@ class LineListener(Ingester):
         for conn in self._paused:
             if conn.sock.fileno() < 0:
                 continue
-            if now >= conn.paused_until:
+            if conn.paused_until is None or now >= conn.paused_until:
                 conn.paused_until = None
                 conn.last_read = now
                 selector.register(conn.sock, selectors.EVENT_READ, conn)

@@ -32,7 +32,8 @@ RETRY_KINDS = {"checksum", "dropped"}
 
 
 def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> dict[str, Any]:
-    kwargs = task.request.kwargs
+    kwargs = dict(task.request.kwargs or {})
+    task_id = str(task.request.id)
     attempt = kwargs.get("attempt", 0)
     try:
         result = work()
@@ -58,38 +59,48 @@ def _run(task: Task, device_id: int, resource: str, work: Callable[[], Any]) -> 
     except Exception:
         # A bug or a database outage: the task fails loudly, but it must not leave its
         # flight marker behind for requests to wait on.
-        seismo_cache.release_flight(device_id, resource, task.request.id)
+        seismo_cache.release_flight(device_id, resource, task_id)
         raise
     else:
         outcome = {"ok": True, "result": result}
-    seismo_cache.release_flight(device_id, resource, task.request.id)
+    seismo_cache.release_flight(device_id, resource, task_id)
     return outcome
 
 
 # Names are those of the devices app the tasks were first registered in, so messages
 # already queued under them are still run; the task-status endpoint knows ours by it.
 TASK_PREFIX = "devices.tasks."
-_OPTIONS = {"queue": Queue.SERIAL, "bind": True, "ignore_result": False, "max_retries": None}
 
 
-@shared_task(name="devices.tasks.refresh_info", **_OPTIONS)
+def _serial_task(name: str) -> Any:
+    """A bound task on the serial queue whose result a client polls."""
+    return shared_task(
+        name=TASK_PREFIX + name,
+        queue=Queue.SERIAL,
+        bind=True,
+        ignore_result=False,
+        max_retries=None,
+    )
+
+
+@_serial_task("refresh_info")
 def refresh_info(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     return _run(self, device_id, "info", lambda: services.refresh_info(device_id, requested_at))
 
 
-@shared_task(name="devices.tasks.sync_events", **_OPTIONS)
+@_serial_task("sync_events")
 def sync_events(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     return _run(self, device_id, "events", lambda: services.sync_events(device_id, requested_at))
 
 
-@shared_task(name="devices.tasks.refresh_monitor", **_OPTIONS)
+@_serial_task("refresh_monitor")
 def refresh_monitor(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     return _run(
         self, device_id, "monitor", lambda: services.refresh_monitor(device_id, requested_at)
     )
 
 
-@shared_task(name="devices.tasks.fetch_waveform", **_OPTIONS)
+@_serial_task("fetch_waveform")
 def fetch_waveform(
     self: Task, device_id: int, index: int, force: bool, requested_at: float, attempt: int = 0
 ) -> dict:
@@ -104,7 +115,7 @@ def fetch_waveform(
     )
 
 
-@shared_task(name="devices.tasks.set_monitoring", **_OPTIONS)
+@_serial_task("set_monitoring")
 def set_monitoring(
     self: Task, device_id: int, start: bool, requested_at: float, attempt: int = 0
 ) -> dict:
@@ -112,7 +123,7 @@ def set_monitoring(
     return _run(self, device_id, flight, lambda: services.set_monitoring(device_id, start))
 
 
-@shared_task(name="devices.tasks.write_config", **_OPTIONS)
+@_serial_task("write_config")
 def write_config(
     self: Task, device_id: int, changes: dict, requested_at: float, attempt: int = 0
 ) -> dict:
@@ -120,7 +131,7 @@ def write_config(
     return _run(self, device_id, flight, lambda: services.write_config(device_id, changes))
 
 
-@shared_task(name="devices.tasks.erase_device", **_OPTIONS)
+@_serial_task("erase_device")
 def erase_device(self: Task, device_id: int, requested_at: float, attempt: int = 0) -> dict:
     flight = seismo_cache.command_flight("erase")
     return _run(self, device_id, flight, lambda: services.erase(device_id))

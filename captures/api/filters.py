@@ -34,7 +34,7 @@ class ModemRefFilter(django_filters.CharFilter):
             return queryset
         if value.isdigit():
             return queryset.filter(modem_id=int(value))
-        return queryset.filter(**{self.field_name: format_mac(value)})
+        return queryset.filter(**{str(self.field_name): format_mac(value)})
 
 
 class OperationFilter(django_filters.FilterSet):

@@ -177,6 +177,13 @@ CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- REST API ----------------------------------------------------------------------------
+# Rates "N/period" (period: s, m, h, d, optionally with a count: "1/10s"), counted in the
+# 'default' cache (Redis when REDIS_URL is set) so every web process shares them.
+THROTTLE_RATES: dict[str, str] = {
+    "seismo_force": env.str("THROTTLE_SEISMO_FORCE", "1/10s"),
+    "operation_start": env.str("THROTTLE_OPERATION_START", "6/m"),
+    "sample_post": env.str("THROTTLE_SAMPLE_POST", "600/m"),
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiTokenAuthentication",
@@ -194,13 +201,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    # Rates "N/period" (period: s, m, h, d, optionally with a count: "1/10s"), counted in
-    # the 'default' cache (Redis when REDIS_URL is set) so every web process shares them.
-    "DEFAULT_THROTTLE_RATES": {
-        "seismo_force": env.str("THROTTLE_SEISMO_FORCE", "1/10s"),
-        "operation_start": env.str("THROTTLE_OPERATION_START", "6/m"),
-        "sample_post": env.str("THROTTLE_SAMPLE_POST", "600/m"),
-    },
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "fieldrelay API",

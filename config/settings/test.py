@@ -14,6 +14,6 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_RATES": {
         scope: rate if env.is_set(f"THROTTLE_{scope.upper()}") else "100000/s"  # noqa: F405
-        for scope, rate in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].items()  # noqa: F405
+        for scope, rate in THROTTLE_RATES.items()  # noqa: F405
     },
 }

@@ -11,9 +11,9 @@ from django.http import HttpRequest
 from devices.models import CableModem
 
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
-ADDRESS_FIELDS = ["mac_address", "ip_address", "snmp_port"]
-GROUPING_FIELDS = ["cmts", "tag"]
-CREDENTIAL_FIELDS = [
+ADDRESS_FIELDS = ("mac_address", "ip_address", "snmp_port")
+GROUPING_FIELDS = ("cmts", "tag")
+CREDENTIAL_FIELDS = (
     "snmp_version",
     "community",
     "snmp_username",
@@ -21,7 +21,7 @@ CREDENTIAL_FIELDS = [
     "auth_key",
     "priv_protocol",
     "priv_key",
-]
+)
 
 
 class CableModemForm(forms.ModelForm):
@@ -66,7 +66,7 @@ class CableModemAdmin(admin.ModelAdmin):
     ]
     list_filter = ["snmp_version", "vendor", "model", "cmts"]
     search_fields = ["mac_address", "ip_address", "cmts", "tag"]
-    readonly_fields = [
+    readonly_fields = (
         "sys_descr",
         "hw_rev",
         "vendor",
@@ -76,7 +76,7 @@ class CableModemAdmin(admin.ModelAdmin):
         "sys_descr_updated",
         "created",
         "updated",
-    ]
+    )
     fieldsets = [
         (None, {"fields": ADDRESS_FIELDS}),
         ("Grouping", {"fields": GROUPING_FIELDS}),

@@ -71,7 +71,7 @@ class ForcedReadThrottle(SharedCacheThrottle):
     def identity(self, request: Request, view: object) -> str | None:
         if request.method != "GET" or not forced(request):
             return None
-        return str(view.kwargs.get("pk"))
+        return str(getattr(view, "kwargs", {}).get("pk"))
 
 
 def _respond(request: Request, reply: Reply, data: object = None) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -21,10 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stream = None
+        stream: TextIO | None = None
         if not options["no_progress"]:
-            stream = self.stderr
-            stream.ending = ""  # the bar redraws one line with \r
+            self.stderr.ending = ""  # the bar redraws one line with \r
+            stream = cast(TextIO, self.stderr)  # an OutputWrapper is a TextIOBase
         try:
             report = import_data_dir(
                 options["data_dir"], level=options["level"], progress_stream=stream
