@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -23,11 +23,25 @@ _FALSE = {"0", "false", "no", "off", ""}
 NETWORK_SCHEMES = ("postgres", "postgresql", "redis", "rediss")
 
 
-def _check_range(name: str, number: float, minimum: float | None, maximum: float | None) -> None:
+_N = TypeVar("_N", int, float)
+
+
+def _in_range(name: str, number: _N, minimum: _N | None, maximum: _N | None) -> _N:
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
     if maximum is not None and number > maximum:
         raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}")
+    return number
+
+
+def _finite(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 def _redacted(url: str) -> str:
@@ -86,8 +100,7 @@ class Env:
             number = builtins.int(value)
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-        _check_range(name, number, minimum, maximum)
-        return number
+        return _in_range(name, number, minimum, maximum)
 
     def float(
         self,
@@ -99,14 +112,7 @@ class Env:
         value = self._raw(name)
         if value is None or value == "":
             return default
-        try:
-            number = builtins.float(value)
-        except ValueError:
-            raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
-        _check_range(name, number, minimum, maximum)
-        return number
+        return _in_range(name, _finite(name, value), minimum, maximum)
 
     def choice(
         self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]
