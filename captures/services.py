@@ -215,6 +215,7 @@ def _planned_channels(operation_pk: int) -> list[int]:
 
 NOT_DISPATCHED = "not dispatched in time"
 MODEM_BUSY = "modem busy"
+CMTS_FULL = "CMTS at its in-flight cap"
 NEVER_SETTLED = "never settled (its worker was lost)"
 
 
@@ -302,10 +303,20 @@ def capture_collected(capture: Capture) -> None:
 
 def tick_skipped(operation_pk: int, tick: int, reason: str = MODEM_BUSY) -> None:
     """The tick did not run (the modem was busy): its untriggered channels are skipped."""
-    log.info("operation pk=%s tick %s skipped: %s", operation_pk, tick, reason)
+    _tick_not_run(operation_pk, tick, Outcome.SKIPPED, reason)
+
+
+def tick_missed(operation_pk: int, tick: int, reason: str) -> None:
+    """The tick could not be admitted (its CMTS was at its cap): its untriggered channels
+    are missed."""
+    _tick_not_run(operation_pk, tick, Outcome.MISSED, reason)
+
+
+def _tick_not_run(operation_pk: int, tick: int, outcome: str, reason: str) -> None:
+    log.info("operation pk=%s tick %s %s: %s", operation_pk, tick, outcome, reason)
     channel_ids = _untriggered(operation_pk, tick)
     if channel_ids != []:
-        _tally(operation_pk, Outcome.SKIPPED, reason, channel_ids=channel_ids)
+        _tally(operation_pk, outcome, reason, channel_ids=channel_ids)
 
 
 NAME_ATTEMPTS = 5

@@ -63,6 +63,9 @@ def trigger_capture(
         # Another capture (often our own previous tick) holds the modem: skip this tick,
         # counted as skipped, not as a modem failure.
         services.tick_skipped(operation_pk, claimed.number)
+    except triggering.CmtsFull:
+        # Admission control: beyond the CMTS's cap a tick is counted missed, not queued.
+        services.tick_missed(operation_pk, claimed.number, services.CMTS_FULL)
     except TRANSIENT as exc:
         reason = _describe(exc, claimed.operation.modem)
         kind = type(exc).__name__

@@ -15,6 +15,7 @@ own if a task dies.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field, replace
 
@@ -39,6 +40,10 @@ class ModemLocked(Exception):
     """Another capture holds this modem (a modem runs one PNM test at a time)."""
 
 
+class CmtsFull(Exception):
+    """The modem's CMTS already has its cap of captures in flight (PNM_MAX_IN_FLIGHT_PER_CMTS)."""
+
+
 class NoChannels(Exception):
     """The modem has no (requested) OFDM downstream channel."""
 
@@ -55,7 +60,7 @@ class Measurement:
     modem_pk: int
     tick: int
     final: bool
-    lock: str  # the token of our per-modem lock
+    lock: str  # the token of our per-modem lock (and of our CMTS slot)
     capture_pk: int
     if_index: int
     channel_id: int
@@ -65,6 +70,7 @@ class Measurement:
     seen_running: bool = False
     step: int = 0
     retries: int = 0  # transient SNMP errors in a row on this capture's polls
+    cmts_slot: str = ""  # the lease key of the CMTS slot this tick holds ("": uncapped)
 
 
 def lock_key(modem_pk: int) -> str:
@@ -85,14 +91,41 @@ def lock_modem(modem_pk: int) -> str:
     return lease.token
 
 
-def unlock_modem(modem_pk: int, token: str) -> None:
-    """Release the lease if it is still ours (it may have expired and been taken since)."""
-    locks.attach(lock_key(modem_pk), token, _lock_ttl()).release()
+def take_cmts_slot(cmts: str, token: str) -> str:
+    """One of the ``PNM_MAX_IN_FLIGHT_PER_CMTS`` slots of ``cmts``, taken under the modem
+    lock's token: its lease key, or "" when the modem has no CMTS or the cap is off.
+
+    A slot is a lease (``core.locks``) like the modem lock, held and freed with it, so a dead
+    worker's slot frees itself when the lease runs out. Raises ``CmtsFull`` when every slot
+    is held: the tick is then missed, never queued.
+    """
+    cap = settings.PNM_MAX_IN_FLIGHT_PER_CMTS
+    if not cmts or cap == 0:
+        return ""
+    first = secrets.randbelow(cap)  # spreads the probes over the slots
+    for offset in range(cap):
+        key = f"pnm:cmts-slot:{cmts}:{(first + offset) % cap}"
+        if locks.acquire(key, _lock_ttl(), token=token) is not None:
+            return key
+    raise CmtsFull(f"CMTS {cmts!r} has {cap} captures in flight")
 
 
-def _extend_lock(modem_pk: int, token: str) -> None:
+def _leases(modem_pk: int, token: str, cmts_slot: str) -> list[locks.Lease]:
+    keys = [lock_key(modem_pk), *([cmts_slot] if cmts_slot else [])]
+    return [locks.attach(key, token, _lock_ttl()) for key in keys]
+
+
+def unlock_modem(modem_pk: int, token: str, cmts_slot: str = "") -> None:
+    """Release the modem lock (and CMTS slot) if still ours (they may have expired and
+    been taken since)."""
+    for lease in _leases(modem_pk, token, cmts_slot):
+        lease.release()
+
+
+def _extend_lock(modem_pk: int, token: str, cmts_slot: str) -> None:
     """Each channel's measurement gets the full lease time from its trigger."""
-    locks.attach(lock_key(modem_pk), token, _lock_ttl()).renew()
+    for lease in _leases(modem_pk, token, cmts_slot):
+        lease.renew()
 
 
 def _target(modem: CableModem) -> SnmpTarget:
@@ -129,15 +162,17 @@ def run_tick(tick: Tick) -> Measurement | None:
         )
     token = lock_modem(modem.pk)
     measurement = None
+    cmts_slot = ""
     try:
+        cmts_slot = take_cmts_slot(modem.cmts, token)
         pnm.prepare_upload(snmp, target, settings.PNM_TFTP_DEST_HOST, settings.PNM_TFTP_DEST_PATH)
         plan = [[available[channel_id].if_index, channel_id] for channel_id in planned]
         measurement = _trigger_next(
-            operation, tick.number, tick.final, token, plan, ready_checked=True
+            operation, tick.number, tick.final, token, plan, cmts_slot, ready_checked=True
         )
     finally:
         if measurement is None:
-            unlock_modem(modem.pk, token)
+            unlock_modem(modem.pk, token, cmts_slot)
     return measurement
 
 
@@ -160,6 +195,7 @@ def _trigger_next(
     final: bool,
     token: str,
     plan: list[list[int]],
+    cmts_slot: str,
     *,
     ready_checked: bool = False,
 ) -> Measurement | None:
@@ -179,7 +215,7 @@ def _trigger_next(
         if capture is None:
             continue  # this (tick, channel) was triggered by an earlier delivery
         if not ready_checked:  # a later channel: the lock was taken a measurement ago
-            _extend_lock(modem.pk, token)
+            _extend_lock(modem.pk, token, cmts_slot)
         expectation = expectations.register(capture, modem, test)
         try:
             pnm.start_capture(
@@ -210,6 +246,7 @@ def _trigger_next(
             expectation=expectation.to_dict(),
             started=time.time(),
             remaining=plan[position + 1 :],
+            cmts_slot=cmts_slot,
         )
     return None
 
@@ -270,7 +307,12 @@ def poll(measurement: Measurement) -> Measurement | None:
                     retries=0,
                 )
     return _trigger_next(
-        operation, measurement.tick, measurement.final, measurement.lock, measurement.remaining
+        operation,
+        measurement.tick,
+        measurement.final,
+        measurement.lock,
+        measurement.remaining,
+        measurement.cmts_slot,
     )
 
 
@@ -280,7 +322,8 @@ def retry_step(measurement: Measurement) -> Measurement:
 
 
 def end_tick(measurement: Measurement) -> None:
-    """The tick's measurements are over: free the modem, settle a final tick."""
-    unlock_modem(measurement.modem_pk, measurement.lock)
+    """The tick's measurements are over: free the modem and its CMTS slot, settle a final
+    tick."""
+    unlock_modem(measurement.modem_pk, measurement.lock, measurement.cmts_slot)
     if measurement.final:
         services.final_tick_settled(measurement.operation_pk)

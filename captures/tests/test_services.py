@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from captures import services, staging, storage
+from captures import services, staging, storage, triggering
 from captures.models import CaptureState, Operation, OperationState, Transaction
 from captures.tests.helpers import assert_accounted
 from tests.factories import make_operation, uploaded_capture
@@ -232,3 +232,40 @@ def test_two_ticks_in_one_second_get_distinct_file_names():
     assert first.file_name.endswith("_1700000000.bin")
     assert second.file_name.endswith("_1700000001.bin")
     assert again is None  # the same (tick, channel) twice: no second row
+
+
+def test_a_cmts_admits_its_cap_of_captures_and_frees_a_slot_with_its_lock(settings):
+    """Slots are leases under the modem lock's token: the (cap + 1)-th is refused until one
+    is released, modems without a CMTS (or with the cap off) take none."""
+    settings.PNM_MAX_IN_FLIGHT_PER_CMTS = 2
+    cmts = f"hub-{os.getpid()}-{id(settings)}"
+    first = triggering.take_cmts_slot(cmts, "token-a")
+    second = triggering.take_cmts_slot(cmts, "token-b")
+    assert first.startswith(f"pnm:cmts-slot:{cmts}:")
+    assert second.startswith(f"pnm:cmts-slot:{cmts}:")
+    assert first != second
+    with pytest.raises(triggering.CmtsFull, match="2 captures in flight"):
+        triggering.take_cmts_slot(cmts, "token-c")
+    assert triggering.take_cmts_slot("", "token-c") == ""
+
+    triggering.unlock_modem(999_999, "token-a", first)
+
+    assert triggering.take_cmts_slot(cmts, "token-c") == first
+    settings.PNM_MAX_IN_FLIGHT_PER_CMTS = 0
+    assert triggering.take_cmts_slot(cmts, "token-d") == ""
+    for token, key in (("token-b", second), ("token-c", first)):
+        triggering.unlock_modem(999_999, token, key)
+
+
+def test_a_tick_beyond_the_cmts_cap_is_missed_with_its_reason():
+    operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
+    services.plan_channels(operation, [193, 194])
+    assert operation.started_at is not None
+    first = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=5))
+    assert first is not None
+
+    services.tick_missed(operation.pk, first.number, services.CMTS_FULL)
+
+    after = Operation.objects.get(pk=operation.pk)
+    assert (after.expected, after.missed, after.skipped, after.failed) == (4, 2, 0, 0)
+    assert reasons(after) == {("missed", services.CMTS_FULL): 2}

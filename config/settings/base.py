@@ -277,6 +277,9 @@ PNM_MEASURE_DEADLINE_S = env.float("PNM_MEASURE_DEADLINE_S", 30.0, minimum=1)
 PNM_UPLOAD_DEADLINE_S = env.float("PNM_UPLOAD_DEADLINE_S", 30.0, minimum=1)
 # After this many failed ticks in a row the operation is failed.
 PNM_MAX_CONSECUTIVE_FAILURES = env.int("PNM_MAX_CONSECUTIVE_FAILURES", 3, minimum=1)
+# At most this many captures in flight at once on one CMTS (the modems' ``cmts`` field);
+# ticks beyond it are counted missed. 0: no cap. Modems without a CMTS are not capped.
+PNM_MAX_IN_FLIGHT_PER_CMTS = env.int("PNM_MAX_IN_FLIGHT_PER_CMTS", 32, minimum=0, maximum=10_000)
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
 # With the snmp worker on the threads pool, a trigger task may wait this long (at most one
 # poll interval) for its file before handing over to poll tasks: a capture whose file comes
