@@ -77,7 +77,7 @@ def main() -> None:
         names = make_instruments()
         port = free_port()
         listener = serve(["manage.py", "ingest_listener", "--port", str(port)], env)
-        stop, flood_result = threading.Event(), {}
+        stop, flood_result = threading.Event(), dict[str, float]()
         lags: list[tuple[float, float]] = []
         try:
             wait_for(lambda: _accepts(port), "the listener")

@@ -9,15 +9,33 @@ stopped operation well within one sample interval (1 s at the least).
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
 from django_celery_beat.schedulers import DatabaseScheduler
+
+from config.probe import BEAT_HEARTBEAT_EVERY_S, record_beat
+
+log = logging.getLogger(__name__)
 
 CHANGE_CHECK_INTERVAL_S = 1.0
 
 
 class Scheduler(DatabaseScheduler):
     _last_change_check = float("-inf")
+    _last_heartbeat = float("-inf")
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Each loop of beat: also the heartbeat its health probe reads (config.probe)."""
+        now = time.monotonic()
+        if now - self._last_heartbeat >= BEAT_HEARTBEAT_EVERY_S:
+            self._last_heartbeat = now
+            try:
+                record_beat()
+            except Exception:  # a cache outage must not stop the schedules
+                log.exception("beat: heartbeat not recorded")
+        return super().tick(*args, **kwargs)
 
     def schedule_changed(self) -> bool:
         now = time.monotonic()

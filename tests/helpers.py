@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -108,9 +108,12 @@ class WorkerProcess:
         self._log.close()
 
 
+T = TypeVar("T")
+
+
 def wait_until(
-    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
-) -> object:
+    predicate: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05
+) -> T:
     """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -135,7 +138,8 @@ def worker_round_trip(timeout: float = 30.0) -> str:
     token = uuid.uuid4().hex
     result: AsyncResult = app.send_task("celery.accumulate", args=[token], ignore_result=False)
     assert result.get(timeout=timeout) == [token]
-    return TaskResult.objects.get(task_id=result.id).worker or ""
+    # (django-celery-results ships no stubs: its model's fields are untyped to mypy)
+    return str(getattr(TaskResult.objects.get(task_id=result.id), "worker", "") or "")
 
 
 def role_user(username: str, *roles: str, **fields: Any) -> Any:

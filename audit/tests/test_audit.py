@@ -4,6 +4,7 @@ that names who, what, from where and the outcome, and outlives its object."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -23,7 +24,7 @@ SEISMOGRAPHS = "/api/v1/devices/seismographs/"
 EVENTS = "/api/v1/audit/events/"
 
 
-def token_client(user, address: str = "192.0.2.10", **extra: str) -> APIClient:
+def token_client(user, address: str = "192.0.2.10", **extra: Any) -> APIClient:
     client = APIClient(REMOTE_ADDR=address, **extra)
     _, key = ApiToken.objects.issue(user, f"audit-test-{uuid.uuid4().hex[:8]}", set(Scope.values))
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
@@ -194,7 +195,9 @@ def test_the_api_filters_events_for_staff_only(staff, viewer):
     assert actions(action="seismograph.monitor_start", outcome="success") == [
         "seismograph.monitor_start"
     ]
-    first = AuditEvent.objects.order_by("at").first().at.isoformat()
+    earliest = AuditEvent.objects.order_by("at").first()
+    assert earliest is not None
+    first = earliest.at.isoformat()
     assert len(actions(since=first)) == 2
     assert actions(until=first) == []
     assert client.get(EVENTS, {"since": "yesterday"}).status_code == 400

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from captures.analysis import ChannelSeries
 from captures.analysis_plots import file_png
 from captures.pnm import parse
+from captures.pnm.ofdm import ChannelEstimation
 from captures.pypnm_import import import_data_dir
 from captures.tests.test_pypnm_interop import (
     DEMO_1,
@@ -124,7 +125,9 @@ def test_heatmap_rows_are_the_captures_in_time_order(
 def test_group_delay_of_channel_estimation(imported: Path, operator_client: APIClient) -> None:
     response = operator_client.get(url(OP_CHAN), {"type": "group-delay"})
     (channel,) = json.loads(body(response))["channels"]
-    expected = parse((SAMPLES / "channel_estimation.bin").read_bytes()).group_delay_s
+    estimation = parse((SAMPLES / "channel_estimation.bin").read_bytes())
+    assert isinstance(estimation, ChannelEstimation)
+    expected = estimation.group_delay_s
     assert (channel["channel_id"], channel["unit"], channel["captures"]) == (34, "s", 1)
     assert np.allclose(channel["avg"], expected, atol=1e-12)
     assert 1e-6 < np.mean(channel["avg"]) < 5e-6

@@ -18,6 +18,15 @@ from tests.factories import make_operation, uploaded_capture
 pytestmark = pytest.mark.django_db
 
 
+def claim(operation: Operation, seconds: float, *, after_end: bool = False) -> services.Tick:
+    """Claim the tick due ``seconds`` after the operation's start (or end); it must exist."""
+    origin = operation.ends_at if after_end else operation.started_at
+    assert origin is not None
+    tick = services.claim_tick(operation.pk, origin + timedelta(seconds=seconds))
+    assert tick is not None
+    return tick
+
+
 def test_a_tick_delivered_twice_is_claimed_once():
     operation = make_operation(duration_s=30, sample_interval_s=10)
     now = timezone.now()
@@ -65,7 +74,7 @@ def reasons(operation: Operation) -> dict[tuple[str, str], int]:
 
 def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
     operation = make_operation(duration_s=30, sample_interval_s=10)  # 4 ticks
-    first = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=10))
+    first = claim(operation, 10)
     # The first tick fails before the modem's channels are known: one unit, no channel.
     services.tick_failed(operation.pk, "modem did not answer", "SnmpTimeout", tick=first.number)
 
@@ -75,7 +84,7 @@ def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
     after = Operation.objects.get(pk=operation.pk)
     assert after.planned_ticks == 4
     assert after.expected == 1 + 2 * 3  # the failed tick, then 3 ticks x 2 channels
-    second = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=20))
+    second = claim(operation, 20)
     services.tick_skipped(operation.pk, second.number)
     assert Operation.objects.get(pk=operation.pk).skipped == 2  # both channels
 
@@ -91,10 +100,10 @@ def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
 def test_a_tick_lost_with_its_worker_is_missed_and_the_operation_not_complete():
     operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
     services.plan_channels(operation, [193])
-    first = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=5))
+    first = claim(operation, 5)
     capture, _ = uploaded_capture(operation, tick=first.number, channel_id=193)
     staging.stage_capture(capture.pk)
-    final = services.claim_tick(operation.pk, operation.ends_at + timedelta(seconds=6))
+    final = claim(operation, 6, after_end=True)
     assert final.final
 
     # The final tick's worker died: nothing settles it, so the operation stays running ...
@@ -260,9 +269,7 @@ def test_a_cmts_admits_its_cap_of_captures_and_frees_a_slot_with_its_lock(settin
 def test_a_tick_beyond_the_cmts_cap_is_missed_with_its_reason():
     operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
     services.plan_channels(operation, [193, 194])
-    assert operation.started_at is not None
-    first = services.claim_tick(operation.pk, operation.started_at + timedelta(seconds=5))
-    assert first is not None
+    first = claim(operation, 5)
 
     services.tick_missed(operation.pk, first.number, services.CMTS_FULL)
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
+import pytest
 from django.db import connection, transaction
 
 from monitoring.models import MAX_CHANNELS
@@ -118,6 +119,7 @@ class ListenerProcess:
         self._reader.start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # started with stdout=PIPE
         for text in self.proc.stdout:
             self.output.append(text)
             found = re.search(r"listening on [\d.]+:(\d+)", text)
@@ -127,8 +129,9 @@ class ListenerProcess:
     def text(self) -> str:
         return "".join(self.output)
 
-    def stop(self) -> dict | None:
-        """Stop it (SIGTERM, then SIGKILL); the snapshot it printed on the way out."""
+    def stop(self) -> dict:
+        """Stop it (SIGTERM, then SIGKILL); the snapshot it printed on the way out (the test
+        fails when there is none: a listener that stops must say what it counted)."""
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=15)
@@ -139,4 +142,4 @@ class ListenerProcess:
         for text in self.output:
             if text.startswith("listener stopped: "):
                 return ast.literal_eval(text.removeprefix("listener stopped: "))
-        return None
+        pytest.fail("the listener printed no snapshot when it stopped:\n" + self.text()[-2000:])

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from core.ingester import read_dump
+from core.ingester import Item, read_dump
 from monitoring.ingest import forward_item
 from monitoring.listener import LineListener
 from monitoring.models import Instrument
@@ -41,10 +41,16 @@ def _forward(item):
         connection.close()
 
 
+class BeatingListener(LineListener):
+    """A listener whose heartbeats the test reads."""
+
+    beats: list[dict]
+
+
 @pytest.fixture
 def listener(tmp_path):
     beats: list[dict] = []
-    listener = LineListener(
+    listener = BeatingListener(
         "instruments-test",
         _forward,
         heartbeat=lambda name, snapshot: beats.append(snapshot),
@@ -106,7 +112,7 @@ def test_stream_is_stored_and_its_replay_stores_the_same_rows(listener):
 
 
 def test_listener_stops_promptly_and_emits_what_it_had(tmp_path):
-    items = []
+    items: list[Item] = []
     listener = LineListener("stop-test", items.append, port=0, batch_s=60)
     thread = threading.Thread(target=listener.run)
     thread.start()

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
 from config.env import Env
+from core.ingester import Item
 from monitoring.listener import MAX_LINE_BYTES, LineListener, token_in_first_line
 from monitoring.models import Instrument, Sample
 from monitoring.tests.helpers import ListenerProcess
@@ -22,14 +23,20 @@ from tests.helpers import wait_until
 TOKEN = "s3cret-Token_0123456789"
 
 
+class RecordingListener(LineListener):
+    """A listener that forwards into ``items``, for the test to read."""
+
+    items: list[Item]
+
+
 @pytest.fixture
 def start():
     """Start in-process listeners (forwarding into a list); stopped at the end."""
     started = []
 
-    def start(**options) -> LineListener:
-        items = []
-        listener = LineListener("limits-test", items.append, port=0, batch_s=0.05, **options)
+    def start(**options) -> RecordingListener:
+        items: list[Item] = []
+        listener = RecordingListener("limits-test", items.append, port=0, batch_s=0.05, **options)
         listener.items = items
         thread = threading.Thread(target=listener.run)
         thread.start()
@@ -44,7 +51,7 @@ def start():
         assert not thread.is_alive()
 
 
-def received(listener: LineListener) -> list[bytes]:
+def received(listener: RecordingListener) -> list[bytes]:
     return b"".join(item.payload for item in listener.items).splitlines()
 
 

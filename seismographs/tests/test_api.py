@@ -203,6 +203,7 @@ def test_admin_pages_and_waveform_plot(warm, admin_client):
         admin_client.get(f"/admin/seismographs/seismowaveform/{row.pk}/delete/").status_code == 403
     )
     event = SeismoEvent.objects.first()
+    assert event is not None
     assert (
         admin_client.post(f"/admin/seismographs/seismoevent/{event.pk}/delete/").status_code == 403
     )
