@@ -21,7 +21,7 @@ LOCK_ARGS = --universal --python-version 3.11 --generate-hashes --quiet \
 	--custom-compile-command "make lock"
 PIP = pip install --quiet --disable-pip-version-check
 
-.PHONY: venv demo test test-py312 lint lock lock-check typecheck format bench clean
+.PHONY: venv demo test test-py312 lint lock lock-check typecheck format bench clean lab-cert image-check
 
 venv: $(STAMP)
 
@@ -90,3 +90,21 @@ bench: $(STAMP)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache .mypy_cache
+
+# A self-signed certificate for a lab (docker/certs/, git-ignored): `make lab-cert NAME=host`.
+NAME ?= localhost
+lab-cert:
+	mkdir -p docker/certs
+	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=$(NAME)" \
+		-addext "subjectAltName=DNS:$(NAME),DNS:localhost,IP:127.0.0.1" \
+		-keyout docker/certs/privkey.pem -out docker/certs/fullchain.pem
+	chmod 600 docker/certs/privkey.pem
+
+# The real image on a real Docker daemon (slow: ~10 min on vfs; not in CI, see prod-smoke).
+# docker-here.sh starts a daemon and builds the python:3.11-slim stand-in when missing.
+DOCKER_HERE ?= ../shared/tools/docker-here.sh
+image-check: $(STAMP)
+	bash $(DOCKER_HERE) daemon
+	bash $(DOCKER_HERE) python-base
+	docker build --network host -f docker/Dockerfile -t fieldrelay:local .
+	IMAGE=fieldrelay:local $(BIN)/python docker/image_check.py

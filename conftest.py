@@ -74,7 +74,14 @@ def start_worker(
     started: list[WorkerProcess] = []
     logs = tmp_path_factory.mktemp("worker-logs")
 
-    def start(queues: str = ALL_QUEUES, pool: str = "solo", **env: str) -> WorkerProcess:
+    def start(
+        queues: str = ALL_QUEUES,
+        pool: str = "solo",
+        *,
+        concurrency: int = 4,
+        include: str = "",
+        **env: str,
+    ) -> WorkerProcess:
         if not started:
             _purge_broker()  # nothing left over from an earlier module
         name = f"test{len(started)}-{os.getpid()}@%h"
@@ -85,6 +92,8 @@ def start_worker(
                 logs / f"worker{len(started)}.log",
                 worker_environment(**env),
                 pool=pool,
+                concurrency=concurrency,
+                include=include,
             )
         started.append(worker)
         worker.wait_ready()

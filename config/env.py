@@ -11,6 +11,7 @@ import ipaddress
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -190,6 +191,30 @@ class Env:
         """Parse ``postgres://user:pass@host:port/db`` or ``sqlite:///path`` into DATABASES."""
         value = self.url(name, default, ("postgres", "postgresql", "sqlite"))
         return parse_database_url(name, value)
+
+
+def process_role(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """What this process is, for names the operator sees (PostgreSQL's application_name):
+    FIELDRELAY_ROLE if set, else read off the command line (``celery ... worker -n snmp@%h``
+    is ``worker-snmp``, ``manage.py tftp_receiver`` is ``tftp_receiver``)."""
+    argv = sys.argv if argv is None else argv
+    role = (os.environ if environ is None else environ).get("FIELDRELAY_ROLE", "").strip()
+    if role:
+        return role
+    program = Path(argv[0]).name if argv else ""
+    # (``python -m celery`` leaves .../celery/__main__.py in argv[0])
+    if "gunicorn" in argv[0]:
+        return "web"
+    if "celery" in argv[0]:
+        for verb in ("worker", "beat", "flower"):
+            if verb in argv:
+                if verb == "worker" and "-n" in argv[:-1]:
+                    return f"worker-{argv[argv.index('-n') + 1].split('@')[0]}"
+                return verb
+        return "celery"
+    if program == "manage.py" and len(argv) > 1:
+        return argv[1]
+    return program.removesuffix(".py") or "python"
 
 
 def parse_database_url(name: str, value: str) -> dict[str, Any]:

@@ -53,7 +53,15 @@ class WorkerProcess:
     """A ``celery worker`` subprocess; stopped (and reaped) by ``stop``."""
 
     def __init__(
-        self, queues: str, name: str, log_path: Path, env: dict[str, str], pool: str = "solo"
+        self,
+        queues: str,
+        name: str,
+        log_path: Path,
+        env: dict[str, str],
+        pool: str = "solo",
+        *,
+        concurrency: int = 4,
+        include: str = "",
     ) -> None:
         self.name = name
         self.log_path = log_path
@@ -68,7 +76,8 @@ class WorkerProcess:
                 "worker",
                 "-P",
                 pool,
-                *(["-c", "4"] if pool == "threads" else []),
+                *(["-c", str(concurrency)] if pool == "threads" else []),
+                *(["-I", include] if include else []),
                 "-Q",
                 queues,
                 "-n",

@@ -187,3 +187,22 @@ def test_production_serves_collected_static_files(tmp_path):
     )
     served = _python(env, "-c", probe)
     assert served.stdout.startswith("200 text/css"), served.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "role"),
+    [
+        (["/usr/local/bin/gunicorn", "config.wsgi:application"], "web"),
+        (["/usr/local/bin/celery", "-A", "config", "worker", "-Q", "snmp", "-n", "snmp@%h"],
+         "worker-snmp"),
+        (["/venv/lib/python3.11/site-packages/celery/__main__.py", "-A", "config", "beat"],
+         "beat"),
+        (["celery", "-A", "config", "flower"], "flower"),
+        (["manage.py", "tftp_receiver"], "tftp_receiver"),
+    ],
+)  # fmt: skip
+def test_each_process_names_its_role_for_pg_stat_activity(argv, role):
+    from config.env import process_role
+
+    assert process_role(argv, {}) == role
+    assert process_role(argv, {"FIELDRELAY_ROLE": "worker-snmp-7"}) == "worker-snmp-7"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import Env
+from config.env import Env, process_role
 from config.queues import Queue
 
 env = Env()
@@ -88,6 +88,24 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"].update(
         {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # pg_stat_activity names each process's connections after its role (compose sets
+    # FIELDRELAY_ROLE; otherwise it is read off the command line).
+    DATABASES["default"]["OPTIONS"]["application_name"] = f"fieldrelay-{process_role()}"
+    # The connection budget: one pool per process, at most DB_POOL_MAX_SIZE server connections
+    # however many threads it runs (a threads worker's 16 share them; a thread that finds
+    # them all busy waits up to DB_POOL_TIMEOUT_S, then its query fails, saying so). A
+    # single-threaded process (prefork child, gunicorn sync worker) uses one. 0: no pool.
+    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", 4, minimum=0, maximum=100)
+    DB_POOL_TIMEOUT_S = env.float("DB_POOL_TIMEOUT_S", 30.0, minimum=0.1)
+    if DB_POOL_MAX_SIZE:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT_S,
+            "max_idle": 300,
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (live, shared, short-lived state) -------------------------------------------

@@ -13,7 +13,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must list the host names the site answers to")
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Whether a request came over https is gunicorn's to say (wsgi.url_scheme): it believes
+# X-Forwarded-Proto only from FORWARDED_ALLOW_IPS, the TLS proxy's address. Django's
+# SECURE_PROXY_SSL_HEADER would believe it from anyone, so it is not set.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
 # The container probe asks over plain HTTP on 127.0.0.1 (config.probe web).
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]
