@@ -21,7 +21,7 @@ LOCK_ARGS = --universal --python-version 3.11 --generate-hashes --quiet \
 	--custom-compile-command "make lock"
 PIP = pip install --quiet --disable-pip-version-check
 
-.PHONY: venv demo test test-py312 lint lock lock-check typecheck format bench clean lab-cert image-check
+.PHONY: venv demo test test-py312 lint lock lock-check typecheck format bench clean lab-cert image-check prod-smoke
 
 venv: $(STAMP)
 
@@ -107,4 +107,9 @@ image-check: $(STAMP)
 	bash $(DOCKER_HERE) daemon
 	bash $(DOCKER_HERE) python-base
 	docker build --network host -f docker/Dockerfile -t fieldrelay:local .
-	IMAGE=fieldrelay:local $(BIN)/python docker/image_check.py
+	IMAGE=fieldrelay:local $(BIN)/python docker/deploy_check.py --docker
+
+# The same deployment without Docker (CI): the wheel in a fresh venv, every compose role's
+# command and probe, production settings, Debian's nginx in front (docker/deploy_check.py).
+prod-smoke: $(STAMP)
+	$(BIN)/python docker/deploy_check.py --local
