@@ -101,7 +101,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     if DB_POOL_MAX_SIZE:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
         DATABASES["default"]["OPTIONS"]["pool"] = {
-            "min_size": 1,
+            "min_size": 0,  # opened on demand: a single-threaded process keeps one
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": DB_POOL_TIMEOUT_S,
             "max_idle": 300,
