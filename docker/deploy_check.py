@@ -59,7 +59,7 @@ LISTENER_TOKEN = secrets.token_urlsafe(24)
 
 
 def log(message: str) -> None:
-    print(f"[image-check {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[deploy-check {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run(*args: str, check: bool = True, timeout: float = 600) -> str:
@@ -99,7 +99,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 def on_this_host(value: str) -> str:
     """A compose URL with this machine's services in place of the compose service names."""
     value = re.sub(r"@(postgres|redis):", "@127.0.0.1:", value)
-    value = re.sub(r"//(postgres|redis):", "//127.0.0.1:", value)
+    value = re.sub(r"//(postgres|redis):(?=\d)", "//127.0.0.1:", value)
     return re.sub(r"(redis://127\.0\.0\.1:6379/)(\d+)", lambda m: f"{m[1]}{11 + int(m[2])}", value)
 
 
@@ -204,6 +204,7 @@ class LocalRunner:
             STATIC_ROOT=str(work / "static"),
         )
         self.procs: dict[str, subprocess.Popen] = {}
+        self.roles: dict[str, dict] = {}
         wheels = work / "wheel"
         run(
             sys.executable,
@@ -271,6 +272,7 @@ class LocalRunner:
         self._run(role["command"], role)
 
     def start(self, name: str, role: dict) -> None:
+        self.roles[name] = role
         command = [arg for arg in role["command"] if not arg.startswith("--db=")]
         log_file = (self.work / f"{name}.log").open("wb")
         self.procs[name] = subprocess.Popen(
@@ -300,13 +302,10 @@ class LocalRunner:
         return (self.work / f"{name}.log").read_text(errors="replace")[-3000:]
 
     def manage(self, *args: str, **env: str) -> None:
-        subprocess.run(
-            [self.python, "manage.py", *args],
-            cwd=self.work / "app",
-            env={**self.env, **env},
-            check=True,
-            capture_output=True,
-            timeout=120,
+        """A management command as the web role would run it (its environment)."""
+        self._run(
+            ["python", "manage.py", *args],
+            {**self.roles["web"], "environment": {**self.roles["web"]["environment"], **env}},
         )
 
     def cleanup(self) -> None:
@@ -490,8 +489,8 @@ def check_pnm_capture(env: dict[str, str], tftp_port: int) -> None:
             modem=register_modem(farm[0]),
             name="multi_rxmer",
             measure_mode="continuous",
-            duration_s=2,
-            sample_interval_s=2,
+            duration_s=6,  # two ticks, far enough apart for production's 1 s poll interval
+            sample_interval_s=6,
             channel_ids=[193],
         )
         deadline = time.monotonic() + 120
@@ -504,7 +503,8 @@ def check_pnm_capture(env: dict[str, str], tftp_port: int) -> None:
         uploads = len(farm[0].uploads)
     finally:
         farm.stop()
-    assert done.state == "completed", (done.state, done.last_error)
+    reasons = list(done.reasons.values_list("outcome", "reason", "count"))
+    assert done.state == "completed", (done.state, done.last_error, reasons)
     assert stored == done.expected == done.collected == uploads >= 2, (stored, done.expected)
     log(f"tftp on {tftp_port}: {uploads} uploads received, {stored} transactions stored")
 
