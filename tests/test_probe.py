@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from config.probe import allowed_host, bound_ports
-from tests.helpers import ROOT, wait_until, worker_environment
+from tests.helpers import ROOT, stop_process, wait_until, worker_environment
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -50,15 +50,6 @@ def serve(args: list[str], log: Path, **env: str) -> subprocess.Popen:
     )
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def test_a_concrete_host_is_sent_whatever_allowed_hosts_holds():
     assert allowed_host("*, *.example.net, .example.net, fr.example.net") == "fr.example.net"
     assert allowed_host("") == "localhost"
@@ -92,7 +83,7 @@ def test_web_probe_passes_production_settings_over_plain_http(tmp_path):
         ok = wait_until(lambda: green("web", **production), timeout=60, interval=0.5)
         assert ok.stdout.strip() == f"ok: web: /health/ 200 on port {port}"
     finally:
-        stop(web)
+        stop_process(web)
     down = probe("web", **production)
     assert down.returncode == 1
     assert "Connection refused" in down.stdout
@@ -125,7 +116,7 @@ def test_tftp_probe_wants_the_socket_and_a_fresh_heartbeat(tmp_path):
         ok = wait_until(lambda: green("tftp", **env), timeout=60, interval=0.5)
         assert f"udp port {port} bound, heartbeat fresh (pid {receiver.pid})" in ok.stdout
     finally:
-        stop(receiver)
+        stop_process(receiver)
 
 
 def test_beat_probe_reads_the_schedulers_heartbeat(tmp_path):
@@ -139,4 +130,4 @@ def test_beat_probe_reads_the_schedulers_heartbeat(tmp_path):
         age = int(ok.stdout.split("heartbeat ")[1].split(" s ago")[0])
         assert age <= time.time() - started
     finally:
-        stop(beat)
+        stop_process(beat)

@@ -19,7 +19,7 @@ from captures.receiving import build_receiver
 from captures.tests.helpers import WORKER_ENV
 from devices.links.tftp import TftpReceiver
 from simulators.modem import ModemFarm
-from tests.helpers import ROOT, WorkerProcess, wait_until, worker_environment
+from tests.helpers import ROOT, WorkerProcess, stop_process, wait_until, worker_environment
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +58,7 @@ def beat(tmp_path: Path) -> Iterator[subprocess.Popen]:
     log_path = tmp_path / "beat.log"
     wait_until(lambda: "beat: Starting..." in log_path.read_text(errors="replace"), timeout=60)
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    stop_process(proc, 10)
     log.close()
 
 
