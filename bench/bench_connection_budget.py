@@ -49,12 +49,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def celery(role: str, *args: str) -> list[str]:
+def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "config", *args, "-l", "WARNING"]
 
 
 def worker(name: str, queues: str, pool: str, concurrency: int) -> list[str]:
-    return celery(name, "worker", "-P", pool, "-c", str(concurrency), "-Q", queues, "-n",
+    return celery("worker", "-P", pool, "-c", str(concurrency), "-Q", queues, "-n",
                   f"{name}@%h", "-I", "config.tests.budget_tasks", "--without-gossip",
                   "--without-mingle")  # fmt: skip
 
@@ -67,7 +67,7 @@ def processes(web_port: int) -> dict[str, list[str]]:
     roles |= {
         "worker-serial": worker("serial", "serial", "prefork", PREFORK),
         "worker-ingest": worker("ingest", "ingest,maintenance,default", "prefork", PREFORK),
-        "beat": celery("beat", "beat", "--pidfile=", "-s", str(SCHEDULE)),
+        "beat": celery("beat", "--pidfile=", "-s", str(SCHEDULE)),
         "web": [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", "3",
                 "--bind", f"127.0.0.1:{web_port}", "--log-level", "warning"],
         "tftp": [sys.executable, "manage.py", "tftp_receiver", "--host", "127.0.0.1",
@@ -126,7 +126,9 @@ def offer(factor: int) -> tuple[int, float]:
     return done, time.monotonic() - started
 
 
-def run(url: str, tag: str, pool: str, roles: dict[str, list[str]]) -> dict:
+def run(
+    url: str, tag: str, pool: str, roles: dict[str, list[str]], web_port: int | None = None
+) -> dict:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -155,8 +157,6 @@ def run(url: str, tag: str, pool: str, roles: dict[str, list[str]]) -> dict:
         sampler = threading.Thread(target=sample, args=(tag, peaks, totals, stop))
         sampler.start()
         answered: list[int] = []
-        web_port = next((int(c[c.index("--bind") + 1].split(":")[1]) for c in roles.values()
-                         if "--bind" in c), None)  # fmt: skip
         clients = [
             threading.Thread(target=web_clients, args=(web_port, stop, answered))
             for _ in range(8 if web_port else 0)
@@ -193,7 +193,8 @@ def main() -> None:
         if room < NEEDED:
             sys.exit(f"PostgreSQL has room for {room} more connections; the bench needs {NEEDED}")
         tag = f"b{os.getpid()}"
-        budget = run(url, tag, "4", processes(free_port()))
+        web_port = free_port()
+        budget = run(url, tag, "4", processes(web_port), web_port)
         anchor = run(url, f"{tag}a", "0", {"worker-snmp-0": worker("anchor", "snmp", "threads",
                                                                     SNMP_THREADS)})  # fmt: skip
     print(f"{'role':<16} {'processes':>9} {'peak connections':>17}")

@@ -177,9 +177,9 @@ class Env:
                 parts.port  # noqa: B018 - raises on a malformed or out-of-range port
             except ValueError:
                 raise ImproperlyConfigured(f"{name} has a malformed port") from None
-            if not parts.hostname and parts.scheme.startswith("redis"):
-                raise ImproperlyConfigured(f"{name} must name a host, got {_redacted(value)!r}")
         if parts.scheme in ("redis", "rediss"):
+            if not parts.hostname:
+                raise ImproperlyConfigured(f"{name} must name a host, got {_redacted(value)!r}")
             db = parts.path.strip("/")
             if db and not (db.isdigit() and builtins.int(db) < 16):
                 raise ImproperlyConfigured(
@@ -201,11 +201,12 @@ def process_role(argv: list[str] | None = None, environ: Mapping[str, str] | Non
     role = (os.environ if environ is None else environ).get("FIELDRELAY_ROLE", "").strip()
     if role:
         return role
-    program = Path(argv[0]).name if argv else ""
+    first = argv[0] if argv else ""
+    program = Path(first).name
     # (``python -m celery`` leaves .../celery/__main__.py in argv[0])
-    if "gunicorn" in argv[0]:
+    if "gunicorn" in first:
         return "web"
-    if "celery" in argv[0]:
+    if "celery" in first:
         for verb in ("worker", "beat", "flower"):
             if verb in argv:
                 if verb == "worker" and "-n" in argv[:-1]:

@@ -25,6 +25,7 @@ and the ingest worker stores it (a Transaction row).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -62,8 +63,16 @@ def log(message: str) -> None:
     print(f"[deploy-check {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run(*args: str, check: bool = True, timeout: float = 600) -> str:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+def run(
+    *args: str,
+    check: bool = True,
+    timeout: float = 600,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and result.returncode != 0:
         raise SystemExit(f"{shlex.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
@@ -235,7 +244,7 @@ class LocalRunner:
         (work / "app").mkdir()
         (work / "home").mkdir()
         shutil.copy(ROOT / "manage.py", work / "app" / "manage.py")  # as the image has it
-        self._run(["python", "manage.py", "collectstatic", "--noinput", "-v", "0"], {})
+        self._run(["python", "manage.py", "collectstatic", "--noinput", "-v", "0"], self.env)
 
     def _command(self, command: list[str]) -> list[str]:
         program, *rest = command
@@ -253,23 +262,11 @@ class LocalRunner:
             env["FLOWER_DB"] = str(self.work / "flower.db")
         return env
 
-    def _run(self, command: list[str], role: dict) -> str:
-        env = self._role_env(role) if role else self.env
-        result = subprocess.run(
-            self._command(command),
-            cwd=self.work / "app",
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SystemExit(f"{shlex.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
+    def _run(self, command: list[str], env: dict[str, str]) -> str:
+        return run(*self._command(command), cwd=self.work / "app", env=env)
 
     def run_once(self, role: dict) -> None:
-        self._run(role["command"], role)
+        self._run(role["command"], self._role_env(role))
 
     def start(self, name: str, role: dict) -> None:
         self.roles[name] = role
@@ -303,10 +300,7 @@ class LocalRunner:
 
     def manage(self, *args: str, **env: str) -> None:
         """A management command as the web role would run it (its environment)."""
-        self._run(
-            ["python", "manage.py", *args],
-            {**self.roles["web"], "environment": {**self.roles["web"]["environment"], **env}},
-        )
+        self._run(["python", "manage.py", *args], {**self._role_env(self.roles["web"]), **env})
 
     def cleanup(self) -> None:
         for proc in self.procs.values():
@@ -392,19 +386,19 @@ def start_proxy(work: Path) -> subprocess.Popen:
     return proxy
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are what check_proxy looks at, not something to follow."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def fetch(url: str, auth: str | None = None) -> tuple[int, dict[str, str], bytes]:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # our lab certificate
     request = urllib.request.Request(url)
     if auth:
-        import base64
-
         request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
     opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
     try:
         with opener.open(request, timeout=15) as response:

@@ -89,8 +89,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # pg_stat_activity names each process's connections after its role (compose sets
-    # FIELDRELAY_ROLE; otherwise it is read off the command line).
+    # pg_stat_activity names each process's connections after its role (read off the
+    # command line, e.g. fieldrelay-worker-snmp; FIELDRELAY_ROLE overrides it).
     DATABASES["default"]["OPTIONS"]["application_name"] = f"fieldrelay-{process_role()}"
     # The connection budget: one pool per process, at most DB_POOL_MAX_SIZE server connections
     # however many threads it runs (a threads worker's 16 share them; a thread that finds
