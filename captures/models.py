@@ -121,6 +121,11 @@ class Operation(models.Model):
     # Set once the final tick's trigger has finished (succeeded or failed): only then can
     # "no open captures" mean the operation is complete.
     final_tick_done = models.BooleanField(default=False)
+    # The tick whose captures are being measured and the token of the modem lease its poll
+    # chain holds: when that lease is gone while this is set, the chain died (the sweeper
+    # settles the tick). Cleared when the chain ends.
+    inflight_tick = models.PositiveIntegerField(null=True, blank=True)
+    inflight_lease = models.CharField(max_length=64, blank=True, default="")
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)

@@ -30,6 +30,7 @@ from captures.models import (
     OutcomeReason,
     Transaction,
 )
+from core import locks
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,77 @@ NOT_DISPATCHED = "not dispatched in time"
 MODEM_BUSY = "modem busy"
 CMTS_FULL = "CMTS at its in-flight cap"
 NEVER_SETTLED = "never settled (its worker was lost)"
+WORKER_LOST = "WorkerLost"
+
+
+def modem_lock_key(modem_pk: int) -> str:
+    """The per-modem lease (``core.locks``) a tick holds while it measures."""
+    return f"pnm:modem-lock:{modem_pk}"
+
+
+def tick_in_flight(operation_pk: int, tick: int, lease: str) -> None:
+    """``tick`` is measuring under the modem lease ``lease``: if that lease runs out before
+    ``tick_over``, the sweeper settles the tick (``abandon_lost_ticks``)."""
+    Operation.objects.filter(pk=operation_pk).update(inflight_tick=tick, inflight_lease=lease)
+
+
+def tick_over(operation_pk: int, lease: str, *, final: bool) -> None:
+    """The poll chain of the tick measuring under ``lease`` ended by itself."""
+    Operation.objects.filter(pk=operation_pk, inflight_lease=lease).update(
+        inflight_tick=None, inflight_lease=""
+    )
+    if final:
+        final_tick_settled(operation_pk)
+
+
+def abandon_lost_ticks(limit: int = 1000) -> int:
+    """Settle the ticks whose poll chain stopped renewing its modem lease (its worker was
+    killed, or stalled beyond PNM_LEASE_TTL_S): their open captures and the channels they
+    had not triggered yet fail as ``WorkerLost``. Returns the ticks settled."""
+    inflight = (
+        Operation.objects.filter(state=OperationState.RUNNING)
+        .exclude(inflight_lease="")
+        .values_list("pk", "modem_id", "inflight_tick", "inflight_lease")[:limit]
+    )
+    abandoned = 0
+    for operation_pk, modem_pk, tick, lease in inflight:
+        if tick is not None and locks.holder(modem_lock_key(modem_pk)) != lease:
+            abandoned += _abandon_tick(operation_pk, tick, lease)
+    return abandoned
+
+
+def _abandon_tick(operation_pk: int, tick: int, lease: str) -> bool:
+    reason = (
+        f"tick {tick} abandoned: its modem lease was not renewed within PNM_LEASE_TTL_S "
+        f"({settings.PNM_LEASE_TTL_S:g} s); its worker died or stalled, or Redis lost the lease"
+    )
+    with transaction.atomic():
+        operation = one_or_none(
+            Operation.objects.select_for_update().filter(
+                pk=operation_pk, state=OperationState.RUNNING, inflight_lease=lease
+            )
+        )
+        if operation is None:
+            return False  # its chain ended meanwhile, or a later tick took over
+        operation.inflight_tick, operation.inflight_lease = None, ""
+        operation.last_error = reason
+        operation.save(update_fields=["inflight_tick", "inflight_lease", "last_error", "updated"])
+        failed = [
+            channel_id
+            for capture_pk, channel_id in Capture.objects.filter(
+                operation_id=operation_pk, tick=tick, state=CaptureState.PENDING
+            ).values_list("pk", "channel_id")
+            if Capture.objects.filter(pk=capture_pk, state=CaptureState.PENDING).update(
+                state=CaptureState.FAILED, error=reason
+            )
+        ]
+        failed += _untriggered(operation_pk, tick) or []
+        if failed:
+            _tally(operation_pk, Outcome.FAILED, WORKER_LOST, channel_ids=failed)
+    log.warning("operation %s: %s", operation.operation_id, reason)
+    if tick >= operation.total_ticks:
+        final_tick_settled(operation_pk)
+    return True
 
 
 def _tally(
@@ -526,6 +598,7 @@ NO_END_TIME = (
 
 @dataclass
 class SweepResult:
+    abandoned: int = 0  # ticks whose poll chain died (``abandon_lost_ticks``)
     expired: int = 0
     failed: int = 0  # running operations that could not go on (no end time)
     rescheduled: int = 0
@@ -535,11 +608,12 @@ class SweepResult:
 
 
 def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
-    """The sweeper's work: expire overdue captures, restore lost schedules, find
-    operations whose final tick was lost and uploads whose staging was lost.
+    """The sweeper's work: settle ticks whose worker died, expire overdue captures, restore
+    lost schedules, find operations whose final tick was lost and uploads whose staging
+    was lost.
     Idempotent, so two sweeps at once do no harm."""
     now = now or timezone.now()
-    result = SweepResult()
+    result = SweepResult(abandoned=abandon_lost_ticks(limit))
     lost_tick_after = timedelta(seconds=4 * settings.PNM_MEASURE_DEADLINE_S + 60)
     overdue = Capture.objects.filter(state=CaptureState.PENDING, deadline__lt=now)
     for capture_pk, file_name in overdue.values_list("pk", "file_name")[:limit]:

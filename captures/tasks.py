@@ -112,6 +112,9 @@ def trigger_poll(self, measurement: dict) -> str:
         return "duplicate"
     try:
         following = triggering.poll(current)
+    except triggering.LeaseLost as exc:
+        log.warning("operation pk=%s tick %s: %s", current.operation_pk, current.tick, exc)
+        return "lease lost"  # the sweeper settles the tick (services.abandon_lost_ticks)
     except TRANSIENT as exc:
         if current.retries < TRIGGER_RETRIES:
             countdown = backoff_s(current.retries, 0.5, maximum_s=10)
@@ -212,6 +215,7 @@ def sweep_operations() -> dict:
     for capture_pk in result.restage:
         stage_capture.delay(capture_pk)
     return {
+        "abandoned": result.abandoned,
         "expired": result.expired,
         "rescheduled": result.rescheduled,
         "completed": result.completed,

@@ -8,8 +8,10 @@ against a deadline. The file itself arrives at the receiver, which queues the st
 The wait does not hold a worker: ``run_tick`` triggers the first channel and returns a
 ``Measurement``; each ``poll`` (one GET, run by a short follow-up task) returns the next
 step, the next channel's ``Measurement`` once this one is over, or None when the tick is
-done. The per-modem lock is held from the first SET until ``end_tick`` and expires on its
-own if a task dies.
+done. The per-modem lock is a short lease (PNM_LEASE_TTL_S) taken before the first SET
+and renewed by every poll until ``end_tick``: when a worker dies mid-measurement the lease
+runs out within seconds, the modem is free for the next tick, and the sweeper settles the
+tick the dead chain had in flight (``services.abandon_lost_ticks``).
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from devices.models import CableModem
 
 log = logging.getLogger(__name__)
 
-LOCK_SLACK_S = 30
-
 
 class ModemLocked(Exception):
     """Another capture holds this modem (a modem runs one PNM test at a time)."""
@@ -42,6 +42,11 @@ class ModemLocked(Exception):
 
 class CmtsFull(Exception):
     """The modem's CMTS already has its cap of captures in flight (PNM_MAX_IN_FLIGHT_PER_CMTS)."""
+
+
+class LeaseLost(Exception):
+    """A poll chain's modem lease ran out (its worker stalled or died): the chain stops and
+    the sweeper settles its tick."""
 
 
 class NoChannels(Exception):
@@ -73,19 +78,15 @@ class Measurement:
     cmts_slot: str = ""  # the lease key of the CMTS slot this tick holds ("": uncapped)
 
 
-def lock_key(modem_pk: int) -> str:
-    return f"pnm:modem-lock:{modem_pk}"
-
-
-def _lock_ttl() -> int:
-    """One measurement and its setup: the lock outlives a dead task by at most this."""
-    return int(settings.PNM_MEASURE_DEADLINE_S + LOCK_SLACK_S)
+def _lease_ttl() -> float:
+    """A dead chain holds its modem at most this long."""
+    return float(settings.PNM_LEASE_TTL_S)
 
 
 def lock_modem(modem_pk: int) -> str:
     """Take the per-modem lease (``core.locks``); its token, which travels in the
     measurement so the poll tasks can renew and release it."""
-    lease = locks.acquire(lock_key(modem_pk), _lock_ttl())
+    lease = locks.acquire(services.modem_lock_key(modem_pk), _lease_ttl())
     if lease is None:
         raise ModemLocked(f"modem {modem_pk} is busy with another capture")
     return lease.token
@@ -105,14 +106,14 @@ def take_cmts_slot(cmts: str, token: str) -> str:
     first = secrets.randbelow(cap)  # spreads the probes over the slots
     for offset in range(cap):
         key = f"pnm:cmts-slot:{cmts}:{(first + offset) % cap}"
-        if locks.acquire(key, _lock_ttl(), token=token) is not None:
+        if locks.acquire(key, _lease_ttl(), token=token) is not None:
             return key
     raise CmtsFull(f"CMTS {cmts!r} has {cap} captures in flight")
 
 
 def _leases(modem_pk: int, token: str, cmts_slot: str) -> list[locks.Lease]:
-    keys = [lock_key(modem_pk), *([cmts_slot] if cmts_slot else [])]
-    return [locks.attach(key, token, _lock_ttl()) for key in keys]
+    keys = [services.modem_lock_key(modem_pk), *([cmts_slot] if cmts_slot else [])]
+    return [locks.attach(key, token, _lease_ttl()) for key in keys]
 
 
 def unlock_modem(modem_pk: int, token: str, cmts_slot: str = "") -> None:
@@ -122,10 +123,15 @@ def unlock_modem(modem_pk: int, token: str, cmts_slot: str = "") -> None:
         lease.release()
 
 
-def _extend_lock(modem_pk: int, token: str, cmts_slot: str) -> None:
-    """Each channel's measurement gets the full lease time from its trigger."""
-    for lease in _leases(modem_pk, token, cmts_slot):
+def _renew_leases(modem_pk: int, token: str, cmts_slot: str) -> bool:
+    """Another PNM_LEASE_TTL_S for the modem lease and CMTS slot; False when the modem
+    lease is no longer ours (it ran out: the sweeper owns the tick now)."""
+    modem_lease, *slot = _leases(modem_pk, token, cmts_slot)
+    if not modem_lease.renew():
+        return False
+    for lease in slot:
         lease.renew()
+    return True
 
 
 def _target(modem: CableModem) -> SnmpTarget:
@@ -173,6 +179,8 @@ def run_tick(tick: Tick) -> Measurement | None:
     finally:
         if measurement is None:
             unlock_modem(modem.pk, token, cmts_slot)
+    if measurement is not None:
+        services.tick_in_flight(operation.pk, tick.number, token)
     return measurement
 
 
@@ -214,8 +222,6 @@ def _trigger_next(
         capture = services.create_capture(operation, tick, channel_id, if_index, file_name)
         if capture is None:
             continue  # this (tick, channel) was triggered by an earlier delivery
-        if not ready_checked:  # a later channel: the lock was taken a measurement ago
-            _extend_lock(modem.pk, token, cmts_slot)
         expectation = expectations.register(capture, modem, test)
         try:
             pnm.start_capture(
@@ -234,6 +240,8 @@ def _trigger_next(
                 services.update_metadata(operation, ofdm_channels=None)  # walk again next tick
             raise
         services.capture_triggered(capture)
+        # The measurement starts now; a lease lost during a slow setup shows at the first poll.
+        _renew_leases(modem.pk, token, cmts_slot)
         return Measurement(
             operation_pk=operation.pk,
             modem_pk=modem.pk,
@@ -254,7 +262,7 @@ def _trigger_next(
 def claim_step(measurement: Measurement) -> bool:
     """True once per (capture, step): a poll task delivered twice does its work once."""
     key = f"pnm:poll:{measurement.capture_pk}:{measurement.step}"
-    return cache.add(key, 1, timeout=_lock_ttl())
+    return cache.add(key, 1, timeout=int(settings.PNM_MEASURE_DEADLINE_S) + 60)
 
 
 def poll(measurement: Measurement) -> Measurement | None:
@@ -263,7 +271,12 @@ def poll(measurement: Measurement) -> Measurement | None:
     Returns the next step: this capture again (not ready yet), the next channel's
     measurement (this one ended: ready, failed, timed out, or its file already came), or
     None when the tick is over. SNMP errors propagate (the task retries or counts them).
+    Raises ``LeaseLost`` when the modem lease ran out: nothing more is triggered.
     """
+    if not _renew_leases(measurement.modem_pk, measurement.lock, measurement.cmts_slot):
+        raise LeaseLost(
+            f"modem {measurement.modem_pk}: its lease ran out before poll {measurement.step}"
+        )
     states = services.one_or_none(
         Capture.objects.filter(pk=measurement.capture_pk).values_list("state", "operation__state")
     )
@@ -325,5 +338,4 @@ def end_tick(measurement: Measurement) -> None:
     """The tick's measurements are over: free the modem and its CMTS slot, settle a final
     tick."""
     unlock_modem(measurement.modem_pk, measurement.lock, measurement.cmts_slot)
-    if measurement.final:
-        services.final_tick_settled(measurement.operation_pk)
+    services.tick_over(measurement.operation_pk, measurement.lock, final=measurement.final)

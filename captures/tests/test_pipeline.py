@@ -270,7 +270,9 @@ def test_a_poll_delivered_twice_runs_once(pnm_worker, farm):
     trigger_poll.delay(measurement)  # and once more, late, through the broker
 
     wait_until(lambda: Operation.objects.get(pk=operation.pk).collected == 2, timeout=30)
-    wait_until(lambda: locks.holder(triggering.lock_key(operation.modem_id)) is None, timeout=10)
+    wait_until(
+        lambda: locks.holder(services.modem_lock_key(operation.modem_id)) is None, timeout=10
+    )
     worker_drained()
     after = Operation.objects.get(pk=operation.pk)
     assert sim[0].triggers == 2  # one per channel: the duplicate started no second chain
@@ -288,13 +290,13 @@ def test_the_deadline_passes_while_polling(pnm_worker, farm):
 
     trigger_capture.delay(operation.pk)
     wait_until(lambda: operation.captures.exists(), timeout=20)
-    assert locks.holder(triggering.lock_key(operation.modem_id))  # held while it measures
+    assert locks.holder(services.modem_lock_key(operation.modem_id))  # held while it measures
 
     failed = wait_until(
         lambda: operation.captures.filter(state=CaptureState.FAILED).first(), timeout=20
     )
-    # Freed by the poll chain at the deadline, not by the lock's own expiry (33 s).
-    wait_until(lambda: locks.holder(triggering.lock_key(operation.modem_id)) is None, timeout=5)
+    # Freed by the poll chain at the deadline, not by the lease running out (PNM_LEASE_TTL_S, 10 s).
+    wait_until(lambda: locks.holder(services.modem_lock_key(operation.modem_id)) is None, timeout=5)
     assert failed.error.startswith("channel 193: RXMER on ifIndex ")
     assert "BUSY after" in failed.error
     after = Operation.objects.get(pk=operation.pk)

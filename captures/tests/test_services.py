@@ -13,6 +13,7 @@ from django_celery_beat.models import PeriodicTask
 from captures import services, staging, storage, triggering
 from captures.models import CaptureState, Operation, OperationState, Transaction
 from captures.tests.helpers import assert_accounted
+from core import locks
 from tests.factories import make_operation, uploaded_capture
 
 pytestmark = pytest.mark.django_db
@@ -276,3 +277,71 @@ def test_a_tick_beyond_the_cmts_cap_is_missed_with_its_reason():
     after = Operation.objects.get(pk=operation.pk)
     assert (after.expected, after.missed, after.skipped, after.failed) == (4, 2, 0, 0)
     assert reasons(after) == {("missed", services.CMTS_FULL): 2}
+
+
+def in_flight(operation: Operation, tick: int, channel_id: int, lease: str):
+    """A capture of ``tick`` triggered and measuring under the modem lease ``lease``."""
+    capture = services.create_capture(operation, tick, channel_id, 3, f"lost-{tick}-{channel_id}")
+    assert capture is not None
+    services.capture_triggered(capture)
+    services.tick_in_flight(operation.pk, tick, lease)
+    return capture
+
+
+def test_a_tick_whose_lease_ran_out_is_settled_by_the_sweeper():
+    operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
+    services.plan_channels(operation, [193, 194])
+    first = claim(operation, 5)
+    lease = locks.acquire(services.modem_lock_key(operation.modem_id), 30)
+    assert lease is not None
+    capture = in_flight(operation, first.number, 193, lease.token)
+
+    assert services.sweep().abandoned == 0  # its chain still renews the lease
+    assert Operation.objects.get(pk=operation.pk).inflight_lease == lease.token
+
+    lease.release()  # as if it ran out: the worker died mid-measurement
+    assert services.sweep().abandoned == 1
+    assert services.sweep().abandoned == 0  # settled once
+
+    capture.refresh_from_db()
+    assert capture.state == CaptureState.FAILED
+    assert "abandoned: its modem lease" in capture.error
+    after = Operation.objects.get(pk=operation.pk)
+    assert after.state == OperationState.RUNNING
+    # 193 was measuring, 194 never triggered: both lost with the worker.
+    assert (after.triggered, after.failed, after.collected) == (1, 2, 0)
+    assert reasons(after) == {("failed", services.WORKER_LOST): 2}
+    assert (after.inflight_tick, after.inflight_lease) == (None, "")
+    assert "abandoned: its modem lease" in after.last_error
+    assert after.consecutive_failures == 0  # our crash says nothing about the modem
+
+
+def test_a_chain_ending_late_does_not_clear_a_newer_ticks_record():
+    operation = make_operation(duration_s=30, sample_interval_s=10)
+    services.tick_in_flight(operation.pk, 2, "newer-token")
+
+    services.tick_over(operation.pk, "older-token", final=False)
+
+    assert Operation.objects.get(pk=operation.pk).inflight_lease == "newer-token"
+    services.tick_over(operation.pk, "newer-token", final=False)
+    assert Operation.objects.get(pk=operation.pk).inflight_tick is None
+
+
+def test_a_final_tick_lost_with_its_worker_completes_the_operation_at_the_next_sweep():
+    """Not an hour later (the give-up rule): the lease says at once that the chain is dead."""
+    operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
+    services.plan_channels(operation, [193])
+    first = claim(operation, 5)
+    stored, _ = uploaded_capture(operation, tick=first.number, channel_id=193)
+    staging.stage_capture(stored.pk)
+    final = claim(operation, 6, after_end=True)
+    in_flight(operation, final.number, 193, "a-lease-nobody-holds")
+
+    result = services.sweep()
+
+    assert result.abandoned == 1
+    done = Operation.objects.get(pk=operation.pk)
+    assert done.state == OperationState.COMPLETED_PARTIAL
+    assert (done.expected, done.collected, done.failed, done.shortfall) == (2, 1, 1, 1)
+    assert reasons(done) == {("failed", services.WORKER_LOST): 1}
+    assert_accounted(done)

@@ -299,6 +299,15 @@ PNM_MAX_CONSECUTIVE_FAILURES = env.int("PNM_MAX_CONSECUTIVE_FAILURES", 3, minimu
 # ticks beyond it are counted missed. 0: no cap. Modems without a CMTS are not capped.
 PNM_MAX_IN_FLIGHT_PER_CMTS = env.int("PNM_MAX_IN_FLIGHT_PER_CMTS", 32, minimum=0, maximum=10_000)
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
+# A capture's per-modem lease (and CMTS slot) lives this long unless its poll chain renews
+# it (every poll): a worker killed mid-measurement frees its modem after at most this, and
+# the sweeper then settles the capture it had in flight as failed (WorkerLost).
+PNM_LEASE_TTL_S = env.float("PNM_LEASE_TTL_S", 10.0, minimum=0.5, maximum=3600)
+if PNM_LEASE_TTL_S < 3 * PNM_POLL_INTERVAL_S:
+    raise ImproperlyConfigured(
+        f"PNM_LEASE_TTL_S ({PNM_LEASE_TTL_S}) must be at least 3 x PNM_POLL_INTERVAL_S "
+        f"({PNM_POLL_INTERVAL_S}): the polls that renew the lease run once per interval"
+    )
 # With the snmp worker on the threads pool, a trigger task may wait this long (at most one
 # poll interval) for its file before handing over to poll tasks: a capture whose file comes
 # promptly then costs one task instead of two (captures.arrivals). 0 = never wait, as a
