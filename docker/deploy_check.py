@@ -508,6 +508,13 @@ def main() -> int:
     if not docker and sys.argv[1:] != ["--local"]:
         print("usage: deploy_check.py --docker | --local")
         return 2
+    missing = [tool for tool in ("nginx", "/usr/bin/chromium") if shutil.which(tool) is None]
+    if missing:
+        print(
+            f"deploy_check needs {' and '.join(missing)}: install Debian's nginx-light and "
+            "run .ci/browser-setup.sh (.ci/run does both)"
+        )
+        return 2
     started = time.monotonic()
     env = settings_env()
     prepare_services()
