@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.core.cache import cache
+from django.db import close_old_connections
 from django.utils import timezone
 
 from captures import services
@@ -66,6 +67,7 @@ class CacheExpectationStore:
     def match(self, file_name: str, peer_ip: str) -> Expectation | None:
         """The oldest live expectation whose capture still waits for its file (the row
         decides: a stopped operation's captures are cancelled, their uploads refused)."""
+        close_old_connections()  # the receiver's threads live long: drop a broken connection
         live = [
             expectation
             for expectation in map(

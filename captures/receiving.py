@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from django.conf import settings
+from django.db import close_old_connections
 
 from captures import arrivals, services, storage
 from captures.expectations import CacheExpectationStore
@@ -25,6 +26,7 @@ def forward(item: Item) -> None:
     """Mark the capture uploaded and queue its staging; a file nobody wants is deleted."""
     from captures.tasks import stage_capture  # tasks import this module's neighbours
 
+    close_old_connections()  # a long-running thread: drop a connection a restart broke
     capture_pk = item.meta["context"]["capture"]
     if services.mark_uploaded(capture_pk, str(item.path)):
         stage_capture.delay(capture_pk)

@@ -26,8 +26,11 @@ from core.retry import backoff_s
 
 log = logging.getLogger(__name__)
 
-FORWARD_ATTEMPTS = 5
+# A failing forward is retried for about 26 s in all (0.2 s doubling, at most 5 s apart):
+# long enough to ride out a database or broker restart, the source waiting meanwhile.
+FORWARD_ATTEMPTS = 10
 FORWARD_BACKOFF_S = 0.2
+FORWARD_BACKOFF_MAX_S = 5.0
 _LATENCY_WINDOW = 2048
 
 
@@ -228,7 +231,9 @@ class Ingester(ABC):
                 if lost:
                     self._park_failed(item)
                     return
-                time.sleep(backoff_s(attempt - 1, FORWARD_BACKOFF_S, jitter=0.0))
+                time.sleep(
+                    backoff_s(attempt - 1, FORWARD_BACKOFF_S, FORWARD_BACKOFF_MAX_S, jitter=0.0)
+                )
             else:
                 self.metrics.forward_latency.add((time.monotonic() - started) * 1000)
                 return

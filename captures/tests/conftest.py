@@ -7,6 +7,8 @@ The modems (real SNMP agents) and the receiver run as threads of the test proces
 from __future__ import annotations
 
 import gc
+import importlib
+import re
 import subprocess
 import sys
 import threading
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 
 from captures.receiving import build_receiver
 from captures.tests.helpers import WORKER_ENV
@@ -28,38 +31,93 @@ def pnm_worker(start_worker) -> WorkerProcess:
     return start_worker(**WORKER_ENV)
 
 
+def start_beat(folder: Path, env: dict[str, str]) -> subprocess.Popen:
+    """celery beat with our database scheduler (config.beat), checking for changes every
+    second, logging to ``folder/beat.log``; returns once it runs."""
+    log_path = folder / "beat.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--max-interval",
+                "1",
+                "--pidfile=",
+                "-s",
+                str(folder / "beat-schedule"),
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # Operations started before beat runs would have their first ticks late (missed).
+        wait_until(lambda: "beat: Starting..." in log_path.read_text(errors="replace"), 60)
+    except BaseException:
+        stop_process(proc, 10)
+        raise
+    return proc
+
+
 @pytest.fixture
 def beat(tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """celery beat with our database scheduler (config.beat), checking for changes every
-    second."""
-    log = (tmp_path / "beat.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "--max-interval",
-            "1",
-            "--pidfile=",
-            "-s",
-            str(tmp_path / "beat-schedule"),
-            "-l",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=worker_environment(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    # Operations started before beat runs would have their first ticks late (missed).
-    log_path = tmp_path / "beat.log"
-    wait_until(lambda: "beat: Starting..." in log_path.read_text(errors="replace"), timeout=60)
+    proc = start_beat(tmp_path, worker_environment())
     yield proc
     stop_process(proc, 10)
-    log.close()
+
+
+def seed_sweeper() -> None:
+    """The sweeper's periodic task, as ``captures`` migration 0002 seeds it."""
+    seeding = importlib.import_module("captures.migrations.0002_sweeper_schedule")
+    seeding.seed(django_apps, None)
+
+
+@pytest.fixture
+def own_pipeline(start_worker, tmp_path: Path) -> Iterator[Callable[..., int]]:
+    """Factory: a worker, beat and ``manage.py tftp_receiver`` as processes of their own,
+    with ``env`` on top of the fast PNM timings and a spool in ``tmp_path/spool``, for
+    tests that take a service away from under them. Returns the receiver's port."""
+    processes: list[subprocess.Popen] = []
+
+    def start(**env: str) -> int:
+        env = {**WORKER_ENV, "FIELDRELAY_SPOOL_DIR": str(tmp_path / "spool"), **env}
+        seed_sweeper()  # an earlier transactional test's flush took the migration's row
+        processes.append(start_worker(**env).proc)
+        processes.append(start_beat(tmp_path, worker_environment(**env)))
+        log_path = tmp_path / "tftp.log"
+        with log_path.open("wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "manage.py",
+                        "tftp_receiver",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        "0",
+                    ],
+                    cwd=ROOT,
+                    env=worker_environment(**env),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        listening = wait_until(
+            lambda: re.search(r"listening on 127\.0\.0\.1:(\d+)", log_path.read_text()), 30
+        )
+        return int(listening.group(1))
+
+    yield start
+    for proc in processes:
+        stop_process(proc, 10)
 
 
 @pytest.fixture

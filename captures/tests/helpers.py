@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from captures.models import Operation
+from pathlib import Path
+
+from captures.models import CaptureState, Operation, OperationState, Transaction
+from simulators.modem import SimulatedModem
 
 # Fast, bounded timings for the worker under test (production defaults are seconds).
 WORKER_ENV = {
@@ -29,3 +32,20 @@ def assert_accounted(operation: Operation) -> None:
     assert sum(row.count for row in operation.reasons.exclude(outcome="triggered")) == (
         operation.settled - operation.collected
     )
+
+
+def assert_outage_survived(operation: Operation, modem: SimulatedModem, spool: Path) -> None:
+    """After a service went away mid-run: the operation ended truthfully, and every file
+    the receiver took from ``modem`` is stored and recorded, none left in ``spool``."""
+    assert_accounted(operation)
+    assert operation.state in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL)
+    assert (operation.state == OperationState.COMPLETED) == (operation.shortfall == 0)
+    assert not operation.captures.filter(state__in=(CaptureState.PENDING, CaptureState.UPLOADED))
+    recorded = set(
+        Transaction.objects.filter(capture__operation=operation).values_list(
+            "capture__file_name", flat=True
+        )
+    )
+    assert {upload.file_name for upload in modem.uploads if upload.ok} <= recorded
+    assert operation.collected == len(recorded)
+    assert [path for path in spool.rglob("*") if path.is_file()] == []

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from core.ingester import Ingester, Item, read_dump, replay
+from core.ingester import FORWARD_ATTEMPTS, Ingester, Item, read_dump, replay
 
 
 class ListSource(Ingester):
@@ -81,10 +81,10 @@ def test_forward_failures_are_retried_then_parked_for_replay(tmp_path, monkeypat
 
     dump = tmp_path / "source.jsonl"
     source = ListSource(make_items(3), flaky, dump_path=dump)
-    run_until_forwarded(source, attempts, 1 + 5 + 1 + 1)
+    run_until_forwarded(source, attempts, 1 + FORWARD_ATTEMPTS + 1 + 1)
     # k0 failed once then went through; k1 failed every attempt; k2 went through.
     assert attempts.count("k0") == 2
-    assert attempts.count("k1") == 5
+    assert attempts.count("k1") == FORWARD_ATTEMPTS == 10
     assert source.snapshot()["lost"] == 1
     parked = list(read_dump(tmp_path / "failed-test-source.jsonl"))
     assert [item.key for item in parked] == ["k1"]
