@@ -98,14 +98,20 @@ def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
     assert_accounted(stopped)
 
 
-def test_a_tick_lost_with_its_worker_is_missed_and_the_operation_not_complete():
-    operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
+def at_final_tick() -> tuple[Operation, services.Tick]:
+    """Two ticks on channel 193: the first one's file stored, the final one claimed."""
+    operation = make_operation(duration_s=10, sample_interval_s=10)
     services.plan_channels(operation, [193])
     first = claim(operation, 5)
     capture, _ = uploaded_capture(operation, tick=first.number, channel_id=193)
     staging.stage_capture(capture.pk)
     final = claim(operation, 6, after_end=True)
     assert final.final
+    return operation, final
+
+
+def test_a_tick_lost_with_its_worker_is_missed_and_the_operation_not_complete():
+    operation, _final = at_final_tick()
 
     # The final tick's worker died: nothing settles it, so the operation stays running ...
     assert not services.final_tick_settled(operation.pk)
@@ -329,12 +335,7 @@ def test_a_chain_ending_late_does_not_clear_a_newer_ticks_record():
 
 def test_a_final_tick_lost_with_its_worker_completes_the_operation_at_the_next_sweep():
     """Not an hour later (the give-up rule): the lease says at once that the chain is dead."""
-    operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
-    services.plan_channels(operation, [193])
-    first = claim(operation, 5)
-    stored, _ = uploaded_capture(operation, tick=first.number, channel_id=193)
-    staging.stage_capture(stored.pk)
-    final = claim(operation, 6, after_end=True)
+    operation, final = at_final_tick()
     in_flight(operation, final.number, 193, "a-lease-nobody-holds")
 
     result = services.sweep()
