@@ -326,6 +326,16 @@ def main() -> None:
             + f", measurement {args.delay} s, polls every {args.poll} s"
         )
         print(f"  transactions: {len(rows)}; operations: {states}")
+        totals = Operation.objects.filter(pk__in=operations).aggregate(
+            **{
+                outcome: django.db.models.Sum(outcome)
+                for outcome in ("expected", "collected", "skipped", "missed", "failed")
+            }
+        )
+        print(
+            "  planned captures and their outcomes: "
+            + ", ".join(f"{outcome} {count}" for outcome, count in totals.items())
+        )
         if stamps and window[1] > window[0]:
             print(f"  steady captures/s: {steady / (window[1] - window[0]):.1f}")
             print(
