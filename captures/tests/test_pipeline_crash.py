@@ -34,7 +34,9 @@ def measuring(operation: Operation):
     return operation.captures.filter(tick=tick, state=CaptureState.PENDING).first()
 
 
-def test_a_worker_killed_mid_measurement_loses_one_capture_and_says_so(start_worker, beat, farm):
+def test_a_worker_killed_mid_measurement_loses_one_capture_and_says_so(
+    start_worker, beat, farm, operator_client
+):
     # A 4 s measurement: the sweeper settles the capture (lease 1.5 s) before its file
     # would come; the modem has finished it before the next tick, 5 s on.
     sim = farm(1, measure_delay_s=4.0)
@@ -70,3 +72,13 @@ def test_a_worker_killed_mid_measurement_loses_one_capture_and_says_so(start_wor
     later = done.captures.filter(tick__gt=lost.tick, triggered_at__gt=killed_at)
     assert later.filter(state=CaptureState.STORED).exists()
     assert (done.inflight_tick, done.inflight_lease) == (None, "")
+    # What an integration reads says the same.
+    status = operator_client.get(f"/api/v1/captures/operations/{done.operation_id}/status/")
+    assert status.status_code == 200
+    body = status.json()
+    assert (body["state"], body["failed"], body["shortfall"]) == (
+        "completed_partial",
+        done.failed,
+        done.shortfall,
+    )
+    assert body["reasons"]["failed"] == {services.WORKER_LOST: 1}
