@@ -245,14 +245,15 @@ def abandon_lost_ticks(limit: int = 1000) -> int:
     """Settle the ticks whose poll chain stopped renewing its modem lease (its worker was
     killed, or stalled beyond PNM_LEASE_TTL_S): their open captures and the channels they
     had not triggered yet fail as ``WorkerLost``. Returns the ticks settled."""
-    inflight = (
-        Operation.objects.filter(state=OperationState.RUNNING)
+    inflight = list(
+        Operation.objects.filter(state=OperationState.RUNNING, inflight_tick__isnull=False)
         .exclude(inflight_lease="")
         .values_list("pk", "modem_id", "inflight_tick", "inflight_lease")[:limit]
     )
+    held = locks.holders([modem_lock_key(modem_pk) for _, modem_pk, _, _ in inflight])
     abandoned = 0
     for operation_pk, modem_pk, tick, lease in inflight:
-        if tick is not None and locks.holder(modem_lock_key(modem_pk)) != lease:
+        if tick is not None and held[modem_lock_key(modem_pk)] != lease:
             abandoned += _abandon_tick(operation_pk, tick, lease)
     return abandoned
 

@@ -109,12 +109,24 @@ def attach(key: str, token: str, ttl_s: float) -> Lease:
 
 def holder(key: str) -> str | None:
     """The token holding ``key`` now, or None when it is free."""
-    redis = cache_redis(key)
+    return holders([key])[key]
+
+
+def holders(keys: list[str]) -> dict[str, str | None]:
+    """The token holding each of ``keys`` now (None: free), in one round trip."""
+    if not keys:
+        return {}
+    redis = cache_redis(keys[0])
     if redis is None:
-        return caches["default"].get(key)
-    client, full_key = redis
-    value = client.get(full_key)
-    return value.decode() if isinstance(value, bytes) else value
+        found = caches["default"].get_many(keys)
+        return {key: found.get(key) for key in keys}
+    client, _ = redis
+    backend = caches["default"]
+    values = client.mget([backend.make_and_validate_key(key) for key in keys])
+    return {
+        key: value.decode() if isinstance(value, bytes) else value
+        for key, value in zip(keys, values, strict=True)
+    }
 
 
 @contextmanager

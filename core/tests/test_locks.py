@@ -31,6 +31,16 @@ def backend(request, settings, tmp_path) -> Iterator[str]:
     cache.delete(KEY)
 
 
+def test_holders_reads_many_keys_at_once(backend):
+    other = f"{KEY}:other"
+    cache.delete(other)
+    lease = locks.acquire(KEY, 30)
+    assert lease is not None
+    assert locks.holders([KEY, other]) == {KEY: lease.token, other: None}
+    assert locks.holders([]) == {}
+    assert lease.release()
+
+
 def test_one_owner_at_a_time(backend):
     lease = locks.acquire(KEY, 30)
     assert lease is not None
