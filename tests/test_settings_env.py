@@ -134,6 +134,11 @@ def test_start_up_stops_on_malformed_variable():
             {"CELERY_TASK_SOFT_TIME_LIMIT": "600", "CELERY_TASK_TIME_LIMIT": "600"},
             "CELERY_TASK_SOFT_TIME_LIMIT (600) must be below CELERY_TASK_TIME_LIMIT (600)",
         ),
+        (  # 1 s poll + 3 tries of 5 s: a lease of 10 s would run out inside one slow poll
+            {"PNM_SNMP_TIMEOUT_S": "5", "PNM_SNMP_RETRIES": "2"},
+            "PNM_LEASE_TTL_S (10.0) must exceed PNM_POLL_INTERVAL_S + PNM_SNMP_TIMEOUT_S x "
+            "(PNM_SNMP_RETRIES + 1) (16 s)",
+        ),
     ],
 )
 def test_start_up_names_the_bad_variable(variables, message):

@@ -308,6 +308,14 @@ if PNM_LEASE_TTL_S < 3 * PNM_POLL_INTERVAL_S:
         f"PNM_LEASE_TTL_S ({PNM_LEASE_TTL_S}) must be at least 3 x PNM_POLL_INTERVAL_S "
         f"({PNM_POLL_INTERVAL_S}): the polls that renew the lease run once per interval"
     )
+# Between two renewals pass one poll interval and one SNMP request with its retries.
+_ONE_POLL_S = PNM_POLL_INTERVAL_S + PNM_SNMP_TIMEOUT_S * (PNM_SNMP_RETRIES + 1)
+if PNM_LEASE_TTL_S <= _ONE_POLL_S:
+    raise ImproperlyConfigured(
+        f"PNM_LEASE_TTL_S ({PNM_LEASE_TTL_S}) must exceed PNM_POLL_INTERVAL_S + "
+        f"PNM_SNMP_TIMEOUT_S x (PNM_SNMP_RETRIES + 1) ({_ONE_POLL_S:g} s): a poll whose SNMP "
+        "request is slow would otherwise lose its own lease"
+    )
 # With the snmp worker on the threads pool, a trigger task may wait this long (at most one
 # poll interval) for its file before handing over to poll tasks: a capture whose file comes
 # promptly then costs one task instead of two (captures.arrivals). 0 = never wait, as a
