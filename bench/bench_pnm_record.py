@@ -37,9 +37,10 @@ def fill(operation, upto: int, start: int) -> None:
             cursor.execute(
                 """
                 INSERT INTO captures_capture
-                    (operation_id, tick, channel_id, if_index, file_name, state, spool_path,
-                     triggered_at, deadline, error)
-                SELECT %s, g, 193, 3, 'fill_' || g || '.bin', 'stored', '', now(), now(), ''
+                    (operation_id, tick, test, channel_id, if_index, file_name, state,
+                     spool_path, triggered_at, deadline, error)
+                SELECT %s, g, 'DS_OFDM_RXMER_PER_SUBCAR', 193, 3, 'fill_' || g || '.bin',
+                       'stored', '', now(), now(), ''
                 FROM generate_series(%s, %s) g
                 """,
                 [operation.pk, low, high - 1],
@@ -71,14 +72,15 @@ def fill(operation, upto: int, start: int) -> None:
 
 def measure(operation, first_tick: int) -> list[float]:
     """Milliseconds to record each of SAMPLES new transactions."""
-    from captures import services, staging, storage
+    from captures import staging, storage
     from captures.models import Capture, CaptureState
+    from tests.factories import rxmer_capture
 
     stored = storage.StoredFile("pnm/x/bench.zst", 7628, 4050, "0" * 64, 3)
     timings = []
     for offset in range(SAMPLES):
         tick = first_tick + offset
-        capture = services.create_capture(operation, tick, 194, 4, f"bench_{tick}.bin")
+        capture = rxmer_capture(operation, tick, 194, f"bench_{tick}.bin")
         assert capture is not None  # every tick is new
         Capture.objects.filter(pk=capture.pk).update(state=CaptureState.UPLOADED)
         capture.state = CaptureState.UPLOADED

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from captures import services
 from captures.models import Capture, CaptureState
-from devices.links.pnm import PnmTest, normalize_mac
+from devices.links.pnm import normalize_mac
 from devices.links.tftp import Expectation, lookup_key
 from devices.models import CableModem
 
@@ -29,13 +29,14 @@ def _cache_key(lookup: str) -> str:
     return PREFIX + lookup
 
 
-def register(capture: Capture, modem: CableModem, test: PnmTest) -> Expectation:
-    """Expect ``capture.file_name`` (or the MIB default name) from the modem's address."""
+def register(capture: Capture, modem: CableModem) -> Expectation:
+    """Expect ``capture.file_name`` (or the MIB default name of its file) from the modem's
+    address."""
     expectation = Expectation(
         file_name=capture.file_name,
         peer_ip=modem.ip_address,
         mac=normalize_mac(modem.mac_address),
-        test=test.value,
+        test=capture.test,
         expires_at=capture.deadline.timestamp(),
         context={"capture": capture.pk, "operation": capture.operation_id},
     )

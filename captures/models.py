@@ -13,6 +13,8 @@ import secrets
 from django.db import models
 from django.db.models import Q
 
+from devices.links.pnm import PnmTest
+
 
 def new_hex_id() -> str:
     """A 16-hex id, the form users know from PyPNM records."""
@@ -20,34 +22,68 @@ def new_hex_id() -> str:
 
 
 class PnmTestType(models.TextChoices):
-    """The PNM test of one file, spelled as PyPNM's ``pnm_test_type``."""
+    """The PNM test of one file, spelled as PyPNM's ``pnm_test_type`` (a trigger of
+    US_PRE_EQUALIZER_COEF yields two files: the coefficients and the last update)."""
 
     DS_OFDM_RXMER_PER_SUBCAR = "DS_OFDM_RXMER_PER_SUBCAR"
     DS_OFDM_CHAN_EST_COEF = "DS_OFDM_CHAN_EST_COEF"
+    DS_CONSTELLATION_DISP = "DS_CONSTELLATION_DISP"
+    DS_OFDM_FEC_SUMMARY = "DS_OFDM_FEC_SUMMARY"
+    DS_HISTOGRAM = "DS_HISTOGRAM"
+    DS_OFDM_MODULATION_PROFILE = "DS_OFDM_MODULATION_PROFILE"
+    US_PRE_EQUALIZER_COEF = "US_PRE_EQUALIZER_COEF"
+    US_PRE_EQUALIZER_COEF_LAST_UPDATE = "US_PRE_EQUALIZER_COEF_LAST_UPDATE"
+    SPECTRUM_ANALYZER = "SPECTRUM_ANALYZER"
+    DS_OFDM_SYMBOL_CAPTURE = "DS_OFDM_SYMBOL_CAPTURE"
+
+
+# The tests a worker can trigger (``devices.links.pnm.PnmTest``): an operation's ``test``.
+TRIGGER_TESTS = [(test.value, test.name.replace("_", " ").title()) for test in PnmTest]
 
 
 class OperationName(models.TextChoices):
     MULTI_RXMER = "multi_rxmer"
     MULTI_DS_CHANNEL_ESTIMATION = "multi_ds_channel_estimation"
+    MULTI_CONSTELLATION_DISPLAY = "multi_constellation_display"
+    MULTI_FEC_SUMMARY = "multi_fec_summary"
+    MULTI_HISTOGRAM = "multi_histogram"
+    MULTI_MODULATION_PROFILE = "multi_modulation_profile"
+    MULTI_US_PRE_EQUALIZATION = "multi_us_pre_equalization"
+    MULTI_SPECTRUM_ANALYZER = "multi_spectrum_analyzer"
+    SINGLE_CAPTURE = "single_capture"  # one tick of any test (POST .../captures/)
 
 
-# The one test each operation family captures on every tick.
-OPERATION_TEST: dict[str, PnmTestType] = {
-    OperationName.MULTI_RXMER: PnmTestType.DS_OFDM_RXMER_PER_SUBCAR,
-    OperationName.MULTI_DS_CHANNEL_ESTIMATION: PnmTestType.DS_OFDM_CHAN_EST_COEF,
+# The test each multi-capture family triggers on every tick (ofdm_performance_1 adds
+# modulation-profile and FEC-summary captures to multi_rxmer's RxMER: ``captures.plans``).
+# Symbol capture is single-capture only: a repeated symbol dump answers no question.
+OPERATION_TEST: dict[str, PnmTest] = {
+    OperationName.MULTI_RXMER: PnmTest.RXMER,
+    OperationName.MULTI_DS_CHANNEL_ESTIMATION: PnmTest.CHANNEL_ESTIMATION,
+    OperationName.MULTI_CONSTELLATION_DISPLAY: PnmTest.CONSTELLATION,
+    OperationName.MULTI_FEC_SUMMARY: PnmTest.FEC_SUMMARY,
+    OperationName.MULTI_HISTOGRAM: PnmTest.HISTOGRAM,
+    OperationName.MULTI_MODULATION_PROFILE: PnmTest.MODULATION_PROFILE,
+    OperationName.MULTI_US_PRE_EQUALIZATION: PnmTest.US_PRE_EQUALIZER,
+    OperationName.MULTI_SPECTRUM_ANALYZER: PnmTest.SPECTRUM_ANALYZER,
 }
 
 
 class MeasureMode(models.TextChoices):
-    CONTINUOUS = "continuous"  # multi_rxmer: RxMER every tick
-    STANDARD = "standard"  # multi_ds_channel_estimation
+    CONTINUOUS = "continuous"  # the family's test every tick
+    STANDARD = "standard"  # multi_ds_channel_estimation (PyPNM's name for the same)
+    # RxMER every tick, one modulation profile around the middle, FEC summaries at each
+    # 600 s mark and at the end (PyPNM's OFDM performance-1)
+    OFDM_PERFORMANCE_1 = "ofdm_performance_1"
+    SINGLE = "single"  # single_capture: one tick
 
 
-# Measure modes each family accepts (PyPNM's OFDM performance-1 needs mod-profile and
-# FEC-summary captures, which are not built yet).
-OPERATION_MODES = {
-    OperationName.MULTI_RXMER: (MeasureMode.CONTINUOUS,),
+# Measure modes each family accepts (the first is the default).
+OPERATION_MODES: dict[str, tuple[str, ...]] = dict.fromkeys(
+    OPERATION_TEST, (MeasureMode.CONTINUOUS,)
+) | {
+    OperationName.MULTI_RXMER: (MeasureMode.CONTINUOUS, MeasureMode.OFDM_PERFORMANCE_1),
     OperationName.MULTI_DS_CHANNEL_ESTIMATION: (MeasureMode.STANDARD,),
+    OperationName.SINGLE_CAPTURE: (MeasureMode.SINGLE,),
 }
 
 
@@ -86,6 +122,11 @@ class Operation(models.Model):
     operation_id = models.CharField(max_length=16, unique=True, default=new_hex_id)
     name = models.CharField(max_length=40, choices=OperationName.choices)
     measure_mode = models.CharField(max_length=32, choices=MeasureMode.choices)
+    # The test triggered every tick (a multi family's own, or a single capture's; empty
+    # for an imported holder of PyPNM records of mixed tests).
+    test = models.CharField(max_length=40, choices=TRIGGER_TESTS, blank=True, default="")
+    # Per trigger test, its parameters as ``pnm.validate_parameters`` completed them.
+    parameters = models.JSONField(default=dict, blank=True)
     modem = models.ForeignKey(
         "devices.CableModem", on_delete=models.PROTECT, related_name="operations"
     )
@@ -149,13 +190,15 @@ class Operation(models.Model):
         return f"{self.operation_id} {self.name} {self.state}"
 
     @property
-    def test_type(self) -> str:
-        return OPERATION_TEST[self.name]
+    def pnm_test(self) -> PnmTest:
+        return PnmTest(self.test)
 
     @property
     def total_ticks(self) -> int:
         """Ticks at 0, interval, 2*interval, ... within the duration, plus the final capture
-        (beat fires the first one at the start time)."""
+        (beat fires the first one at the start time); a single capture has one."""
+        if self.measure_mode == MeasureMode.SINGLE:
+            return 1
         return self.duration_s // self.sample_interval_s + 1
 
     @property
@@ -200,14 +243,16 @@ SETTLED_OUTCOMES = (
 
 
 class ChannelTally(models.Model):
-    """One channel's plan and outcome counters in an operation.
+    """The plan and outcome counters of one (file test, channel) of an operation: a "slot".
 
-    ``channel_id`` NULL holds the ticks that settled before the modem's channel list was
-    known (one unit per tick); its ``planned`` grows with them. Rows are written with the
+    ``channel_id`` NULL (``test`` empty) holds the ticks that settled before the modem's
+    channel list was known (one unit per tick); its ``planned`` grows with them. Channel 0
+    is a test that runs once per modem (histogram, spectrum). Rows are written with the
     operation row locked, so that one row is never made twice.
     """
 
     operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="channels")
+    test = models.CharField(max_length=40, choices=PnmTestType.choices, blank=True)
     channel_id = models.PositiveIntegerField(null=True, blank=True)
     planned = models.PositiveIntegerField(default=0)
     triggered = models.PositiveIntegerField(default=0)
@@ -218,16 +263,16 @@ class ChannelTally(models.Model):
     cancelled = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["channel_id"]
+        ordering = ["test", "channel_id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["operation", "channel_id"],
-                name="channel_tally_one_per_channel",
+                fields=["operation", "test", "channel_id"],
+                name="channel_tally_one_per_slot",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.operation_id} channel {self.channel_id}"
+        return f"{self.operation_id} {self.test} channel {self.channel_id}"
 
     @property
     def settled(self) -> int:
@@ -264,13 +309,17 @@ class CaptureState(models.TextChoices):
 
 
 class Capture(models.Model):
-    """One file a trigger asked a modem for: (operation, tick, channel) is unique."""
+    """One file a trigger asked a modem for: (operation, tick, test, channel) is unique.
+
+    A trigger asks for one file, except upstream pre-equalisation (two: its captures share
+    the trigger, ``if_index`` and tick)."""
 
     # Indexed by the (operation, tick, channel_id) constraint; no separate FK index.
     operation = models.ForeignKey(
         Operation, on_delete=models.CASCADE, related_name="captures", db_index=False
     )
     tick = models.PositiveIntegerField()
+    test = models.CharField(max_length=40, choices=PnmTestType.choices)  # of the file
     channel_id = models.PositiveIntegerField()
     if_index = models.PositiveIntegerField()
     file_name = models.CharField(max_length=200, unique=True)
@@ -283,10 +332,11 @@ class Capture(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["tick", "channel_id"]
+        ordering = ["tick", "test", "channel_id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["operation", "tick", "channel_id"], name="capture_one_per_tick_channel"
+                fields=["operation", "tick", "test", "channel_id"],
+                name="capture_one_per_tick_slot",
             ),
         ]
         indexes = [

@@ -29,6 +29,7 @@ from django.db.models import Max
 
 from captures import storage
 from captures.models import (
+    OPERATION_TEST,
     Capture,
     CaptureGroup,
     CaptureState,
@@ -37,6 +38,7 @@ from captures.models import (
     Transaction,
 )
 from captures.pnm import PnmFormatError, parse
+from devices.links.pnm import PnmTest
 from devices.models import CableModem
 
 MANIFESTS = ("operation_capture.json", "capture_group.json", "transactions.json")
@@ -57,6 +59,15 @@ TEST_OPERATION = {
     "DS_OFDM_RXMER_PER_SUBCAR": ("multi_rxmer", "continuous"),
     "DS_OFDM_CHAN_EST_COEF": ("multi_ds_channel_estimation", "standard"),
 }
+
+
+def _trigger_test(name: str, sample: dict) -> str:
+    """The test an imported operation triggered: its family's, else its files' if that is
+    a test we trigger ("" for a holder of mixed records)."""
+    if name in OPERATION_TEST:
+        return OPERATION_TEST[name].value
+    value = str(sample.get("pnm_test_type"))
+    return value if value in {test.value for test in PnmTest} else ""
 
 
 class ImportFailed(Exception):
@@ -237,6 +248,7 @@ class Importer:
             operation_id=op_id,
             name=family.get("name", default_name),
             measure_mode=family.get("measure_mode", default_mode),
+            test=_trigger_test(family.get("name", default_name), sample),
             modem=self._modem(mac),
             capture_group=group,
             metadata={
@@ -286,6 +298,7 @@ class Importer:
             holder = Operation.objects.create(
                 name=UNASSIGNED,
                 measure_mode=UNASSIGNED,
+                test="",
                 modem=modem,
                 capture_group=group,
                 metadata={"mac_address": modem.mac_address, IMPORT_KEY: marker},
@@ -344,6 +357,7 @@ class Importer:
                 capture = Capture.objects.create(
                     operation=operation,
                     tick=(last or 0) + 1,
+                    test=record["pnm_test_type"],
                     channel_id=channel_id,
                     if_index=0,
                     file_name=name,

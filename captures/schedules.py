@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from celery import current_app
+from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 TRIGGER_TASK = "captures.tasks.trigger_capture"
@@ -31,6 +33,12 @@ def install(operation) -> PeriodicTask:
         },
     )
     return task
+
+
+def run_once(operation) -> None:
+    """A single capture has no schedule: its one tick is sent once the row is committed
+    (the sweeper sends it again if it was lost: ``services.sweep``)."""
+    transaction.on_commit(lambda: current_app.send_task(TRIGGER_TASK, args=[operation.pk]))
 
 
 def remove(operation) -> None:

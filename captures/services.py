@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -18,12 +19,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from captures import schedules
+from captures import plans, schedules
 from captures.models import (
+    OPERATION_TEST,
     Capture,
     CaptureGroup,
     CaptureState,
     ChannelTally,
+    MeasureMode,
     Operation,
     OperationState,
     Outcome,
@@ -31,6 +34,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
+from devices.links import pnm
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
@@ -62,15 +66,22 @@ def start_operation(
     measure_mode: str,
     duration_s: int,
     sample_interval_s: int,
+    test: str = "",
+    parameters: dict | None = None,
     channel_ids: list[int] | None = None,
 ) -> Operation:
-    """Create the group, the running operation and its beat schedule, atomically."""
+    """Create the group, the running operation and its beat schedule (a single capture has
+    none: its one tick is sent now), atomically. ``test``: the family's own unless given
+    (a single capture's); ``parameters``: per trigger test, as
+    ``pnm.validate_parameters`` completed them."""
     now = timezone.now()
     with transaction.atomic():
         group = CaptureGroup.objects.create()
         operation = Operation.objects.create(
             name=name,
             measure_mode=measure_mode,
+            test=test or OPERATION_TEST[name].value,
+            parameters=parameters or {},
             modem=modem,
             capture_group=group,
             metadata={"mac_address": modem.mac_address, "system_description": {}},
@@ -86,7 +97,10 @@ def start_operation(
         # ``plan_channels``, when the channel list is known).
         operation.planned_ticks = operation.expected = operation.total_ticks
         operation.save(update_fields=["planned_ticks", "expected"])
-        schedules.install(operation)
+        if operation.measure_mode == MeasureMode.SINGLE:
+            schedules.run_once(operation)
+        else:
+            schedules.install(operation)
     log.info("operation %s started on modem %s", operation.operation_id, modem.mac_address)
     return operation
 
@@ -125,7 +139,8 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
         final = now >= operation.ends_at or operation.last_tick + 1 >= total
         number = total if final else operation.last_tick + 1
         if number > operation.last_tick + 1:  # their time passed without being dispatched
-            _tally(operation.pk, Outcome.MISSED, NOT_DISPATCHED, number - operation.last_tick - 1)
+            missed = range(operation.last_tick + 1, number)
+            _tally_ticks(operation, missed, Outcome.MISSED, NOT_DISPATCHED)
         operation.last_tick = number
         operation.last_tick_at = now
         operation.time_remaining = time_remaining(operation, now)
@@ -178,16 +193,25 @@ def update_metadata(operation: Operation, **values) -> None:
     operation.metadata = metadata
 
 
-def plan_channels(operation: Operation, available: list[int]) -> list[int]:
-    """The channels this operation captures on every tick: fixed the first time the
-    modem's channel list is read (``available``, already narrowed to the requested ones),
-    with what the ticks settled before that already counted on the channel-less row."""
-    planned = _planned_channels(operation.pk)
-    if planned or not available:
+Slot = tuple[str, int]  # (file test type, channel id): one planned capture per tick
+
+
+def test_slots(test: pnm.PnmTest, channel_ids: list[int]) -> list[Slot]:
+    """The captures one trigger of ``test`` asks for on each of ``channel_ids``."""
+    return [(spec.test_type, channel_id) for channel_id in channel_ids for spec in test.files]
+
+
+def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) -> list[Slot]:
+    """The slots this operation captures: fixed the first time the modem's channels are
+    read (``available``, per test, already narrowed to the requested ones), each planned
+    for the ticks whose plan (``captures.plans``) holds its test, minus the ticks the
+    channel-less row already counted (ticks 1..early)."""
+    planned = _planned_slots(operation.pk)
+    if planned or not any(available.values()):
         return planned
     with transaction.atomic():
         locked = one_or_none(Operation.objects.select_for_update().filter(pk=operation.pk))
-        planned = _planned_channels(operation.pk)
+        planned = _planned_slots(operation.pk)
         if locked is None or planned:
             return planned
         early = sum(
@@ -195,23 +219,26 @@ def plan_channels(operation: Operation, available: list[int]) -> list[int]:
                 "planned", flat=True
             )
         )
-        each = locked.planned_ticks - early
-        ChannelTally.objects.bulk_create(
-            ChannelTally(operation=locked, channel_id=channel_id, planned=each)
-            for channel_id in available
-        )
-        locked.expected = early + each * len(available)
+        counts = plans.test_counts(locked, range(early + 1, locked.total_ticks + 1))
+        rows = [
+            ChannelTally(operation=locked, test=slot_test, channel_id=channel_id, planned=count)
+            for test, channel_ids in available.items()
+            if (count := counts[test])
+            for slot_test, channel_id in test_slots(test, sorted(channel_ids))
+        ]
+        ChannelTally.objects.bulk_create(rows)
+        locked.expected = early + sum(row.planned for row in rows)
         locked.save(update_fields=["expected", "updated"])
-    return sorted(available)
+    return sorted((row.test, row.channel_id) for row in rows if row.channel_id is not None)
 
 
-def _planned_channels(operation_pk: int) -> list[int]:
+def _planned_slots(operation_pk: int) -> list[Slot]:
     planned = (
         ChannelTally.objects.filter(operation_id=operation_pk, channel_id__isnull=False)
-        .order_by("channel_id")
-        .values_list("channel_id", flat=True)
+        .order_by("test", "channel_id")
+        .values_list("test", "channel_id")
     )
-    return [channel_id for channel_id in planned if channel_id is not None]
+    return [(test, channel_id) for test, channel_id in planned if channel_id is not None]
 
 
 NOT_DISPATCHED = "not dispatched in time"
@@ -274,54 +301,60 @@ def _abandon_tick(operation_pk: int, tick: int, lease: str) -> bool:
         operation.inflight_tick, operation.inflight_lease = None, ""
         operation.last_error = reason
         operation.save(update_fields=["inflight_tick", "inflight_lease", "last_error", "updated"])
-        failed = [
-            channel_id
-            for capture_pk, channel_id in Capture.objects.filter(
+        failed = Counter(
+            (test, channel_id)
+            for capture_pk, test, channel_id in Capture.objects.filter(
                 operation_id=operation_pk, tick=tick, state=CaptureState.PENDING
-            ).values_list("pk", "channel_id")
+            ).values_list("pk", "test", "channel_id")
             if Capture.objects.filter(pk=capture_pk, state=CaptureState.PENDING).update(
                 state=CaptureState.FAILED, error=reason
             )
-        ]
-        failed += _untriggered(operation_pk, tick) or []
+        )
+        failed.update(_untriggered(operation, tick) or {})
         if failed:
-            _tally(operation_pk, Outcome.FAILED, WORKER_LOST, channel_ids=failed)
+            _tally(operation_pk, Outcome.FAILED, WORKER_LOST, failed)
     log.warning("operation %s: %s", operation.operation_id, reason)
     if tick >= operation.total_ticks:
         final_tick_settled(operation_pk)
     return True
 
 
-def _tally(
-    operation_pk: int,
-    outcome: str,
-    reason: str,
-    ticks: int = 1,
-    channel_ids: list[int] | None = None,
-) -> int:
-    """Count ``ticks`` ticks of ``outcome`` on ``channel_ids`` (None: every planned channel,
-    or the channel-less row while no channel is planned). Returns the captures counted.
+def _tally(operation_pk: int, outcome: str, reason: str, slots: Mapping[Slot, int]) -> int:
+    """Count ``outcome`` on planned slots (slot -> captures). Returns the captures counted.
 
     Counts only while the operation runs: the row lock this takes orders it with
     ``_finish``, which settles whatever is left. Runs in the caller's transaction.
     """
     with transaction.atomic():
-        if not _lock_running(operation_pk):
+        if _lock_running(operation_pk) is None:
             return 0
-        if channel_ids is None:
-            channel_ids = _planned_channels(operation_pk)
-            if not channel_ids:
-                row, _ = ChannelTally.objects.get_or_create(
-                    operation_id=operation_pk, channel_id=None
-                )
-                ChannelTally.objects.filter(pk=row.pk).update(
-                    planned=F("planned") + ticks, **{outcome: F(outcome) + ticks}
-                )
-                return _count_operation(operation_pk, outcome, reason, ticks)
-        ChannelTally.objects.filter(operation_id=operation_pk, channel_id__in=channel_ids).update(
-            **{outcome: F(outcome) + ticks}
+        rows: dict[tuple[str, int], list[int]] = {}
+        for (test, channel_id), count in slots.items():
+            rows.setdefault((test, count), []).append(channel_id)
+        for (test, count), channel_ids in rows.items():
+            ChannelTally.objects.filter(
+                operation_id=operation_pk, test=test, channel_id__in=channel_ids
+            ).update(**{outcome: F(outcome) + count})
+        return _count_operation(operation_pk, outcome, reason, sum(slots.values()))
+
+
+def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) -> int:
+    """Count whole ticks that never ran as ``outcome``: the slots their plans hold, or one
+    unit per tick on the channel-less row while no slot is planned."""
+    with transaction.atomic():
+        if _lock_running(operation.pk) is None:
+            return 0
+        planned = _planned_slots(operation.pk)
+        if planned:
+            counts = plans.test_counts(operation, ticks)
+            per_file = {spec.test_type: counts[test] for test in counts for spec in test.files}
+            slots = {slot: per_file[slot[0]] for slot in planned if per_file.get(slot[0])}
+            return _tally(operation.pk, outcome, reason, slots)
+        row, _ = ChannelTally.objects.get_or_create(operation_id=operation.pk, channel_id=None)
+        ChannelTally.objects.filter(pk=row.pk).update(
+            planned=F("planned") + len(ticks), **{outcome: F(outcome) + len(ticks)}
         )
-        return _count_operation(operation_pk, outcome, reason, ticks * len(channel_ids))
+        return _count_operation(operation.pk, outcome, reason, len(ticks))
 
 
 def _count_operation(operation_pk: int, outcome: str, reason: str, count: int) -> int:
@@ -342,97 +375,112 @@ def _count_operation(operation_pk: int, outcome: str, reason: str, count: int) -
     return count
 
 
-def _lock_running(operation_pk: int) -> bool:
+def _lock_running(operation_pk: int) -> Operation | None:
     """Lock the operation's row (until the transaction ends) if it is running."""
-    running = Operation.objects.select_for_update().filter(
-        pk=operation_pk, state=OperationState.RUNNING
+    return one_or_none(
+        Operation.objects.select_for_update().filter(pk=operation_pk, state=OperationState.RUNNING)
     )
-    return bool(list(running.values_list("pk", flat=True)))
 
 
-def _untriggered(operation_pk: int, tick: int) -> list[int] | None:
-    """The planned channels of ``tick`` that have no capture (None: none planned yet)."""
-    planned = _planned_channels(operation_pk)
+def _untriggered(operation: Operation, tick: int) -> Counter[Slot] | None:
+    """The planned slots of ``tick`` that have no capture (None: none planned yet)."""
+    planned = _planned_slots(operation.pk)
     if not planned:
         return None
+    due = {spec.test_type for test in plans.tick_tests(operation, tick) for spec in test.files}
     captured = set(
-        Capture.objects.filter(operation_id=operation_pk, tick=tick).values_list(
-            "channel_id", flat=True
+        Capture.objects.filter(operation_id=operation.pk, tick=tick).values_list(
+            "test", "channel_id"
         )
     )
-    return [channel_id for channel_id in planned if channel_id not in captured]
+    return Counter(slot for slot in planned if slot[0] in due and slot not in captured)
+
+
+def _count_tick_rest(operation: Operation, tick: int, outcome: str, reason: str) -> int:
+    """Count the planned captures of ``tick`` that were not triggered as ``outcome``."""
+    slots = _untriggered(operation, tick)
+    if slots is None:
+        return _tally_ticks(operation, range(tick, tick + 1), outcome, reason)
+    return _tally(operation.pk, outcome, reason, slots) if slots else 0
 
 
 def capture_triggered(capture: Capture) -> None:
     """The modem accepted the trigger of ``capture``."""
-    _tally(capture.operation_id, Outcome.TRIGGERED, "", channel_ids=[capture.channel_id])
+    _tally(capture.operation_id, Outcome.TRIGGERED, "", {(capture.test, capture.channel_id): 1})
 
 
 def capture_collected(capture: Capture) -> None:
     """``capture``'s file is stored: counted, and the failures in a row are over."""
-    if _tally(capture.operation_id, Outcome.COLLECTED, "", channel_ids=[capture.channel_id]):
+    slot = {(capture.test, capture.channel_id): 1}
+    if _tally(capture.operation_id, Outcome.COLLECTED, "", slot):
         Operation.objects.filter(pk=capture.operation_id).update(consecutive_failures=0)
 
 
-def tick_skipped(operation_pk: int, tick: int, reason: str = MODEM_BUSY) -> None:
-    """The tick did not run (the modem was busy): its untriggered channels are skipped."""
-    _tick_not_run(operation_pk, tick, Outcome.SKIPPED, reason)
+def tick_skipped(operation: Operation, tick: int, reason: str = MODEM_BUSY) -> None:
+    """The tick did not run (the modem was busy): its untriggered slots are skipped."""
+    _tick_not_run(operation, tick, Outcome.SKIPPED, reason)
 
 
-def tick_missed(operation_pk: int, tick: int, reason: str) -> None:
-    """The tick could not be admitted (its CMTS was at its cap): its untriggered channels
+def tick_missed(operation: Operation, tick: int, reason: str) -> None:
+    """The tick could not be admitted (its CMTS was at its cap): its untriggered slots
     are missed."""
-    _tick_not_run(operation_pk, tick, Outcome.MISSED, reason)
+    _tick_not_run(operation, tick, Outcome.MISSED, reason)
 
 
-def _tick_not_run(operation_pk: int, tick: int, outcome: str, reason: str) -> None:
-    log.info("operation pk=%s tick %s %s: %s", operation_pk, tick, outcome, reason)
-    channel_ids = _untriggered(operation_pk, tick)
-    if channel_ids != []:
-        _tally(operation_pk, outcome, reason, channel_ids=channel_ids)
+def _tick_not_run(operation: Operation, tick: int, outcome: str, reason: str) -> None:
+    log.info("operation %s tick %s %s: %s", operation.operation_id, tick, outcome, reason)
+    _count_tick_rest(operation, tick, outcome, reason)
 
 
 NAME_ATTEMPTS = 5
 
 
-def create_capture(
+def create_captures(
     operation: Operation,
     tick: int,
+    test: pnm.PnmTest,
     channel_id: int,
     if_index: int,
-    file_name: str | Callable[[int], str],
-) -> Capture | None:
-    """The row for one expected file; None if this (tick, channel) was already triggered.
+    file_name: Callable[[str, int], str],
+    measure_s: float,
+) -> list[Capture] | None:
+    """The rows of the files one trigger of ``test`` asks for (one per ``test.files``), or
+    None if this (tick, test, channel) was already triggered.
 
-    ``file_name`` may be a function of a second offset: PyPNM-style names carry the epoch
-    second, so a late tick landing in the same second as the next one takes the next
-    free second instead of colliding.
+    ``file_name(file_test_type, offset)``: PyPNM-style names carry the epoch second, so a
+    late tick landing in the same second as the next one takes the next free second
+    instead of colliding. ``measure_s``: how long the measurement may take.
     """
     now = timezone.now()
-    deadline = now + timedelta(
-        seconds=settings.PNM_MEASURE_DEADLINE_S + settings.PNM_UPLOAD_DEADLINE_S
-    )
-    names = file_name if callable(file_name) else lambda _offset: file_name
+    deadline = now + timedelta(seconds=measure_s + settings.PNM_UPLOAD_DEADLINE_S)
+    first_test = test.files[0].test_type
     for offset in range(NAME_ATTEMPTS):
         try:
             with transaction.atomic():
-                # Under the operation's row lock: ``_finish`` either sees this capture (and
-                # cancels it) or comes first (and none is made).
-                if not _lock_running(operation.pk):
+                # Under the operation's row lock: ``_finish`` either sees these captures
+                # (and cancels them) or comes first (and none is made).
+                if _lock_running(operation.pk) is None:
                     return None
-                return Capture.objects.create(
-                    operation=operation,
-                    tick=tick,
-                    channel_id=channel_id,
-                    if_index=if_index,
-                    file_name=names(offset),
-                    triggered_at=now,
-                    deadline=deadline,
-                )
+                return [
+                    Capture.objects.create(
+                        operation=operation,
+                        tick=tick,
+                        test=spec.test_type,
+                        channel_id=channel_id,
+                        if_index=if_index,
+                        file_name=file_name(spec.test_type, offset),
+                        triggered_at=now,
+                        deadline=deadline,
+                    )
+                    for spec in test.files
+                ]
         except IntegrityError:
-            if Capture.objects.filter(operation=operation, tick=tick, channel_id=channel_id):
+            if Capture.objects.filter(
+                operation=operation, tick=tick, test=first_test, channel_id=channel_id
+            ):
                 return None
-    raise IntegrityError(f"no free file name for {names(0)} after {NAME_ATTEMPTS} tries")
+    name = file_name(first_test, 0)
+    raise IntegrityError(f"no free file name for {name} after {NAME_ATTEMPTS} tries")
 
 
 def tick_failed(
@@ -441,20 +489,20 @@ def tick_failed(
     kind: str,
     *,
     tick: int | None = None,
-    channel_ids: list[int] | None = None,
+    slots: Mapping[Slot, int] | None = None,
 ) -> Operation | None:
-    """Count a failure of ``kind`` (an error class) on ``channel_ids``, or on the channels
-    ``tick`` had not triggered yet; fail the operation after PNM_MAX_CONSECUTIVE_FAILURES
-    failures in a row. Only a counted failure sets ``last_error``."""
+    """Count a failure of ``kind`` (an error class) on ``slots``, or on the slots ``tick``
+    had not triggered yet; fail the operation after PNM_MAX_CONSECUTIVE_FAILURES failures
+    in a row. Only a counted failure sets ``last_error``."""
     log.warning("operation pk=%s: %s", operation_pk, reason)
     with transaction.atomic():
         operation = one_or_none(Operation.objects.select_for_update().filter(pk=operation_pk))
         if operation is None or operation.is_terminal:
             return operation
-        if channel_ids is None and tick is not None:
-            channel_ids = _untriggered(operation_pk, tick)
-        if channel_ids != []:
-            _tally(operation_pk, Outcome.FAILED, kind, channel_ids=channel_ids)
+        if slots is not None:
+            _tally(operation_pk, Outcome.FAILED, kind, slots)
+        elif tick is not None:
+            _count_tick_rest(operation, tick, Outcome.FAILED, kind)
         operation.refresh_from_db()
         operation.consecutive_failures += 1
         operation.last_error = reason
@@ -472,14 +520,17 @@ def tick_failed(
 def fail_capture(capture_pk: int, reason: str, kind: str) -> bool:
     """Mark an open capture failed (no file, or a bad one) and count it as ``kind``; False
     if it was not open any more (already stored, failed or cancelled)."""
-    capture = one_or_none(Capture.objects.filter(pk=capture_pk).only("operation_id", "channel_id"))
+    capture = one_or_none(
+        Capture.objects.filter(pk=capture_pk).only("operation_id", "test", "channel_id")
+    )
     if capture is None:
         return False
     changed = Capture.objects.filter(pk=capture_pk, state__in=OPEN_CAPTURE_STATES).update(
         state=CaptureState.FAILED, error=reason[:2000]
     )
     if changed:
-        tick_failed(capture.operation_id, reason, kind, channel_ids=[capture.channel_id])
+        slot = {(capture.test, capture.channel_id): 1}
+        tick_failed(capture.operation_id, reason, kind, slots=slot)
     return bool(changed)
 
 
@@ -535,12 +586,17 @@ def _settle_rest(operation: Operation, outcome: str, reason: str) -> None:
     if not any(row.channel_id is not None for row in rows):
         early = sum(row.planned for row in rows)
         if operation.planned_ticks > early:
-            _tally(operation.pk, outcome, reason, operation.planned_ticks - early)
+            never_run = range(early + 1, operation.planned_ticks + 1)
+            _tally_ticks(operation, never_run, outcome, reason)
         return
-    for row in rows:
-        # (a channel-less row holds no ticks once channels are known)
-        if row.channel_id is not None and row.planned > row.settled:
-            _tally(operation.pk, outcome, reason, row.planned - row.settled, [row.channel_id])
+    # (a channel-less row holds no ticks once channels are known)
+    rest = {
+        (row.test, row.channel_id): row.planned - row.settled
+        for row in rows
+        if row.channel_id is not None and row.planned > row.settled
+    }
+    if rest:
+        _tally(operation.pk, outcome, reason, rest)
 
 
 def stop_operation(operation: Operation) -> bool:
@@ -636,7 +692,10 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
             result.failed += _fail_running(operation.pk, NO_END_TIME)
         elif now >= operation.ends_at + timedelta(seconds=2 * operation.sample_interval_s):
             result.late_final.append(operation.pk)
-        elif operation.schedule_name not in scheduled:
+        elif (
+            operation.measure_mode != MeasureMode.SINGLE
+            and operation.schedule_name not in scheduled
+        ):
             schedules.install(operation)
             result.rescheduled += 1
     return result

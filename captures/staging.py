@@ -62,7 +62,7 @@ def stage_capture(capture_pk: int) -> Transaction | None:
         )
         return None
     try:
-        check_header(data, operation.test_type)
+        check_header(data, capture.test)
     except NotStaged as exc:
         services.fail_capture(capture.pk, f"{spool.name}: {exc}", type(exc).__name__)
         spool.unlink(missing_ok=True)
@@ -100,7 +100,7 @@ def _record(
                 modem=operation.modem,
                 timestamp=now,
                 mac_address=operation.modem.mac_address,
-                pnm_test_type=operation.test_type,
+                pnm_test_type=capture.test,
                 channel_id=capture.channel_id,
                 filename=stored_name,
                 **stored.transaction_fields(),

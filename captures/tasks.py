@@ -62,10 +62,10 @@ def trigger_capture(
     except triggering.ModemLocked:
         # Another capture (often our own previous tick) holds the modem: skip this tick,
         # counted as skipped, not as a modem failure.
-        services.tick_skipped(operation_pk, claimed.number)
+        services.tick_skipped(claimed.operation, claimed.number)
     except triggering.CmtsFull:
         # Admission control: beyond the CMTS's cap a tick is counted missed, not queued.
-        services.tick_missed(operation_pk, claimed.number, services.CMTS_FULL)
+        services.tick_missed(claimed.operation, claimed.number, services.CMTS_FULL)
     except TRANSIENT as exc:
         reason = _describe(exc, claimed.operation.modem)
         kind = type(exc).__name__
@@ -152,14 +152,15 @@ def _poll_failed(current: triggering.Measurement, exc: Exception) -> None:
 
 def _await_upload(measurement: triggering.Measurement) -> None:
     """End the tick here if its last file arrives before the first poll would be due
-    (``captures.arrivals``: threads workers only); otherwise poll as usual."""
+    (``captures.arrivals``: threads workers only, one-file triggers); otherwise poll as
+    usual."""
     interval = settings.PNM_POLL_INTERVAL_S
-    if not arrivals.enabled():
+    if not arrivals.enabled() or len(measurement.captures) != 1:
         _poll_later(measurement)
         return
     started = time.monotonic()
     wait_s = min(settings.PNM_ARRIVAL_WAIT_S, interval)
-    if arrivals.wait(measurement.capture_pk, wait_s) and not measurement.remaining:
+    if arrivals.wait(measurement.captures[0], wait_s) and not measurement.remaining:
         triggering.end_tick(measurement)  # the file is in and no channel is left
         return
     _poll_later(measurement, max(0.0, interval - (time.monotonic() - started)))

@@ -1,14 +1,17 @@
 """One tick of an operation on its modem: the SNMP side of a PNM capture.
 
-Order (reference §2.1, with the field lessons): sysDescr once per operation, walk the OFDM
-channels, point the bulk upload at our TFTP receiver, then per channel record the expected
-file, register it with the receiver, set FileName + FileEnable and poll MeasStatus
-against a deadline. The file itself arrives at the receiver, which queues the staging task.
+Order (reference §2.1, with the field lessons): sysDescr once per operation, walk the
+channels of each test's scope (OFDM downstream, OFDMA upstream, the MAC-layer interface, or
+index 0), point the bulk upload at our TFTP receiver, then per (test, channel) of the
+tick's plan (``captures.plans``) record the expected files, register them with the
+receiver, set the test's parameters, file name(s) and enable (``pnm.start_capture``) and
+poll MeasStatus against a deadline. The files arrive at the receiver, which queues the
+staging task.
 
-The wait does not hold a worker: ``run_tick`` triggers the first channel and returns a
-``Measurement``; each ``poll`` (one GET, run by a short follow-up task) returns the next
-step, the next channel's ``Measurement`` once this one is over, or None when the tick is
-done. The per-modem lock is a short lease (PNM_LEASE_TTL_S) taken before the first SET
+The wait does not hold a worker: ``run_tick`` triggers the first (test, channel) and
+returns a ``Measurement``; each ``poll`` (one GET, run by a short follow-up task) returns
+the next step, the next trigger's ``Measurement`` once this one is over, or None when the
+tick is done. The per-modem lock is a short lease (PNM_LEASE_TTL_S) taken before the first SET
 and renewed by every poll until ``end_tick``: when a worker dies mid-measurement the lease
 runs out within seconds, the modem is free for the next tick, and the sweeper settles the
 tick the dead chain had in flight (``services.abandon_lost_ticks``).
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from django.conf import settings
 from django.core.cache import cache
 
-from captures import expectations, services
+from captures import expectations, plans, services
 from captures.models import Capture, CaptureState, Operation, OperationState
 from captures.services import Tick
 from core import locks
@@ -50,7 +53,7 @@ class LeaseLost(Exception):
 
 
 class NoChannels(Exception):
-    """The modem has no (requested) OFDM downstream channel."""
+    """The modem has no (requested) channel of a test's scope."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Measurement:
     """A triggered capture being waited for, and what its tick still has to do.
 
     Plain JSON fields: it travels as the argument of the follow-up poll tasks. ``step``
-    numbers the polls of one capture, so a poll delivered twice is run once.
+    numbers the polls of one trigger, so a poll delivered twice is run once.
     """
 
     operation_pk: int
@@ -66,12 +69,14 @@ class Measurement:
     tick: int
     final: bool
     lock: str  # the token of our per-modem lock (and of our CMTS slot)
-    capture_pk: int
+    test: str  # the PnmTest triggered
+    captures: list[int]  # the captures (files) of this trigger: pre-eq asks for two
     if_index: int
     channel_id: int
-    expectation: dict  # Expectation.to_dict(): forgotten again if the measurement fails
+    expectations: list[dict]  # Expectation.to_dict() each: forgotten if the measurement fails
     started: float  # epoch seconds of the trigger: the deadlines count from here
-    remaining: list[list[int]] = field(default_factory=list)  # [if_index, channel_id] after this
+    deadline_s: float  # how long the measurement may take
+    remaining: list[list] = field(default_factory=list)  # [test, if_index, channel_id] after this
     seen_running: bool = False
     step: int = 0
     retries: int = 0  # transient SNMP errors in a row on this capture's polls
@@ -139,7 +144,7 @@ def _target(modem: CableModem) -> SnmpTarget:
 
 
 def run_tick(tick: Tick) -> Measurement | None:
-    """Set up the modem and trigger the first channel of one tick.
+    """Set up the modem and trigger the first test and channel of one tick.
 
     The channels are read (and planned, on the first tick) before the per-modem lock is
     taken: reads do not disturb another capture, and a skipped tick knows its channels.
@@ -154,25 +159,34 @@ def run_tick(tick: Tick) -> Measurement | None:
     if not operation.metadata.get("system_description"):
         description = pnm.read_system_description(snmp, target)
         services.record_system_description(operation, description)
-    available = {channel.channel_id: channel for channel in _ofdm_channels(operation, snmp, target)}
-    if operation.channel_ids:
-        wanted = set(operation.channel_ids)
-        available = {key: channel for key, channel in available.items() if key in wanted}
-    planned = services.plan_channels(operation, sorted(available))
-    gone = [channel_id for channel_id in planned if channel_id not in available]
+    available = {
+        test: _wanted(operation, test, _channels(operation, test.scope, snmp, target))
+        for test in plans.operation_tests(operation)
+    }
+    planned = services.plan_slots(
+        operation, {test: sorted(channels) for test, channels in available.items()}
+    )
+    plan = [
+        [test.value, available[test][channel_id].if_index, channel_id]
+        for test in plans.tick_tests(operation, tick.number)
+        for channel_id in _planned_channels(test, planned)
+        if channel_id in available[test]
+    ]
+    gone = sorted(
+        {
+            (slot_test, channel_id)
+            for slot_test, channel_id in planned
+            if not any(channel_id in available[test] for test in _tests_of(slot_test, available))
+        }
+    )
     if not planned or gone:
-        raise NoChannels(
-            f"modem {modem.mac_address} has no OFDM downstream channel"
-            + (f" {gone}" if gone else "")
-            + (f" among {operation.channel_ids}" if operation.channel_ids and not gone else "")
-        )
+        raise NoChannels(_no_channels(operation, gone))
     token = lock_modem(modem.pk)
     measurement = None
     cmts_slot = ""
     try:
         cmts_slot = take_cmts_slot(modem.cmts, token)
         pnm.prepare_upload(snmp, target, settings.PNM_TFTP_DEST_HOST, settings.PNM_TFTP_DEST_PATH)
-        plan = [[available[channel_id].if_index, channel_id] for channel_id in planned]
         measurement = _trigger_next(
             operation, tick.number, tick.final, token, plan, cmts_slot, ready_checked=True
         )
@@ -184,17 +198,58 @@ def run_tick(tick: Tick) -> Measurement | None:
     return measurement
 
 
-def _ofdm_channels(operation, snmp, target) -> list[pnm.OfdmChannel]:
-    """The modem's OFDM channels, walked once per operation (like sysDescr) and walked
-    again after a trigger was refused (an ifIndex may have changed)."""
-    known = operation.metadata.get("ofdm_channels")
+def _channels(operation, scope: pnm.Scope, snmp, target) -> list[pnm.Channel]:
+    """The modem's channels of ``scope``, walked once per operation (like sysDescr) and
+    walked again after a trigger was refused (an ifIndex may have changed)."""
+    known = operation.metadata.get("channels", {}).get(scope.value)
     if known:
-        return [pnm.OfdmChannel(if_index, channel_id) for if_index, channel_id in known]
-    channels = pnm.ofdm_channels(snmp, target)
-    services.update_metadata(
-        operation, ofdm_channels=[[c.if_index, c.channel_id] for c in channels]
-    )
-    return channels
+        return [pnm.Channel(if_index, channel_id) for if_index, channel_id in known]
+    found = pnm.channels(snmp, target, scope)
+    rows = [[channel.if_index, channel.channel_id] for channel in found]
+    walked = {**operation.metadata.get("channels", {}), scope.value: rows}
+    services.update_metadata(operation, channels=walked)
+    return found
+
+
+def _wanted(operation, test: pnm.PnmTest, found: list[pnm.Channel]) -> dict[int, pnm.Channel]:
+    """``found`` by channel id, narrowed to the operation's ``channel_ids`` for tests that
+    run per channel (a once-per-modem test has channel 0 only)."""
+    by_id = {channel.channel_id: channel for channel in found}
+    if operation.channel_ids and test.scope in PER_CHANNEL:
+        wanted = set(operation.channel_ids)
+        return {key: channel for key, channel in by_id.items() if key in wanted}
+    return by_id
+
+
+PER_CHANNEL = (pnm.Scope.DS_OFDM, pnm.Scope.US_OFDMA)
+
+
+def _tests_of(slot_test: str, available: dict) -> list[pnm.PnmTest]:
+    """The trigger tests (of this operation) whose files include ``slot_test``."""
+    return [test for test in available if any(f.test_type == slot_test for f in test.files)]
+
+
+def _planned_channels(test: pnm.PnmTest, planned: list[services.Slot]) -> list[int]:
+    """The planned channels of ``test`` (its first file names the trigger's slots)."""
+    first = test.files[0].test_type
+    return [channel_id for slot_test, channel_id in planned if slot_test == first]
+
+
+def _no_channels(operation, gone: list[services.Slot]) -> str:
+    scopes = sorted({test.scope.value for test in plans.operation_tests(operation)})
+    text = f"modem {operation.modem.mac_address} has no {' / '.join(scopes)} channel"
+    if gone:
+        return text + f" {[channel_id for _, channel_id in gone]} (planned, now gone)"
+    if operation.channel_ids:
+        return text + f" among {operation.channel_ids}"
+    return text
+
+
+def measure_deadline_s(test: pnm.PnmTest, parameters: dict) -> float:
+    """How long a triggered measurement may take: PNM_MEASURE_DEADLINE_S, plus the time
+    the MIB gives the CM for the test itself (a histogram's TimeOut, a FEC summary's 10
+    minutes or 24 hours, a symbol capture's trigger timeout)."""
+    return settings.PNM_MEASURE_DEADLINE_S + pnm.measure_time_s(test, parameters)
 
 
 def _trigger_next(
@@ -202,44 +257,52 @@ def _trigger_next(
     tick: int,
     final: bool,
     token: str,
-    plan: list[list[int]],
+    plan: list[list],
     cmts_slot: str,
     *,
     ready_checked: bool = False,
 ) -> Measurement | None:
-    """Trigger the first channel of ``plan`` not yet triggered in this tick; None if none.
+    """Trigger the first (test, channel) of ``plan`` not yet triggered in this tick; None
+    if none.
 
     ``ready_checked``: CtlStatus was read ready just now (by ``prepare_upload``).
     """
     modem = operation.modem
-    test = pnm.PnmTest(operation.test_type)
-    for position, (if_index, channel_id) in enumerate(plan):
+    for position, (test_value, if_index, channel_id) in enumerate(plan):
+        test = pnm.PnmTest(test_value)
+        parameters = pnm.validate_parameters(test, operation.parameters.get(test.value))
+        deadline_s = measure_deadline_s(test, parameters)
         epoch = int(time.time())
 
-        def file_name(offset: int, c: int = channel_id, e: int = epoch) -> str:
-            return pnm.stored_file_name(test, modem.mac_address, c, e + offset)
+        def file_name(file_test: str, offset: int, c: int = channel_id, e: int = epoch) -> str:
+            return pnm.stored_file_name(file_test, modem.mac_address, c, e + offset)
 
-        capture = services.create_capture(operation, tick, channel_id, if_index, file_name)
-        if capture is None:
-            continue  # this (tick, channel) was triggered by an earlier delivery
-        expectation = expectations.register(capture, modem, test)
+        captures = services.create_captures(
+            operation, tick, test, channel_id, if_index, file_name, deadline_s
+        )
+        if captures is None:
+            continue  # this (tick, test, channel) was triggered by an earlier delivery
+        expected = [expectations.register(capture, modem) for capture in captures]
         try:
             pnm.start_capture(
                 client(),
                 _target(modem),
                 test,
                 if_index,
-                capture.file_name,
+                [capture.file_name for capture in captures],
+                parameters=parameters,
                 check_ready=not ready_checked,
             )
         except SnmpError as exc:
             # Not triggered (as far as we know): forget it, so a retry can trigger it afresh.
-            expectations.forget(expectation)
-            capture.delete()
+            for expectation in expected:
+                expectations.forget(expectation)
+            Capture.objects.filter(pk__in=[capture.pk for capture in captures]).delete()
             if isinstance(exc, SnmpRejected):
-                services.update_metadata(operation, ofdm_channels=None)  # walk again next tick
+                services.update_metadata(operation, channels=None)  # walk again next tick
             raise
-        services.capture_triggered(capture)
+        for capture in captures:
+            services.capture_triggered(capture)
         # The measurement starts now; a lease lost during a slow setup shows at the first poll.
         _renew_leases(modem.pk, token, cmts_slot)
         return Measurement(
@@ -248,11 +311,13 @@ def _trigger_next(
             tick=tick,
             final=final,
             lock=token,
-            capture_pk=capture.pk,
+            test=test.value,
+            captures=[capture.pk for capture in captures],
             if_index=if_index,
             channel_id=channel_id,
-            expectation=expectation.to_dict(),
+            expectations=[expectation.to_dict() for expectation in expected],
             started=time.time(),
+            deadline_s=deadline_s,
             remaining=plan[position + 1 :],
             cmts_slot=cmts_slot,
         )
@@ -260,16 +325,16 @@ def _trigger_next(
 
 
 def claim_step(measurement: Measurement) -> bool:
-    """True once per (capture, step): a poll task delivered twice does its work once."""
-    key = f"pnm:poll:{measurement.capture_pk}:{measurement.step}"
-    return cache.add(key, 1, timeout=int(settings.PNM_MEASURE_DEADLINE_S) + 60)
+    """True once per (trigger, step): a poll task delivered twice does its work once."""
+    key = f"pnm:poll:{measurement.captures[0]}:{measurement.step}"
+    return cache.add(key, 1, timeout=int(measurement.deadline_s) + 60)
 
 
 def poll(measurement: Measurement) -> Measurement | None:
-    """One MeasStatus GET of a triggered capture, judged by ``pnm.judge_poll``.
+    """One MeasStatus GET of a triggered test, judged by ``pnm.judge_poll``.
 
-    Returns the next step: this capture again (not ready yet), the next channel's
-    measurement (this one ended: ready, failed, timed out, or its file already came), or
+    Returns the next step: this trigger again (not ready yet), the next (test, channel)'s
+    measurement (this one ended: ready, failed, timed out, or its files already came), or
     None when the tick is over. SNMP errors propagate (the task retries or counts them).
     Raises ``LeaseLost`` when the modem lease ran out: nothing more is triggered.
     """
@@ -277,21 +342,25 @@ def poll(measurement: Measurement) -> Measurement | None:
         raise LeaseLost(
             f"modem {measurement.modem_pk}: its lease ran out before poll {measurement.step}"
         )
-    states = services.one_or_none(
-        Capture.objects.filter(pk=measurement.capture_pk).values_list("state", "operation__state")
+    rows = list(
+        Capture.objects.filter(pk__in=measurement.captures)
+        .order_by()
+        .values_list("pk", "state", "operation__state")
     )
-    if states is None or states[1] != OperationState.RUNNING:
+    if not rows or rows[0][2] != OperationState.RUNNING:
         return None  # stopped, failed or finished meanwhile: nothing more to trigger
-    if states[0] != CaptureState.PENDING and not measurement.remaining:
-        return None  # the usual end: the file came, and it was the tick's last channel
-    capture = services.one_or_none(
-        Capture.objects.select_related("operation__modem").filter(pk=measurement.capture_pk)
+    pending = [pk for pk, state, _ in rows if state == CaptureState.PENDING]
+    if not pending and not measurement.remaining:
+        return None  # the usual end: the files came, and it was the tick's last trigger
+    operation = services.one_or_none(
+        Operation.objects.select_related("modem").filter(
+            pk=measurement.operation_pk, state=OperationState.RUNNING
+        )
     )
-    if capture is None or capture.operation.state != OperationState.RUNNING:
+    if operation is None:
         return None
-    operation = capture.operation
-    if capture.state == CaptureState.PENDING:
-        test = pnm.PnmTest(operation.test_type)
+    if pending:
+        test = pnm.PnmTest(measurement.test)
         value, enable = pnm.read_meas_status(
             client(), _target(operation.modem), test, measurement.if_index
         )
@@ -303,14 +372,18 @@ def poll(measurement: Measurement) -> Measurement | None:
                 enable,
                 seen_running=measurement.seen_running,
                 elapsed_s=time.time() - measurement.started,
-                deadline_s=settings.PNM_MEASURE_DEADLINE_S,
+                deadline_s=measurement.deadline_s,
                 poll_s=settings.PNM_POLL_INTERVAL_S,
             )
         except (pnm.CaptureTimeout, pnm.CaptureFailed) as exc:
-            expectations.forget(Expectation.from_dict(measurement.expectation))
-            services.fail_capture(
-                capture.pk, f"channel {measurement.channel_id}: {exc}", type(exc).__name__
-            )
+            for expectation in measurement.expectations:
+                expectations.forget(Expectation.from_dict(expectation))
+            for capture_pk in pending:
+                services.fail_capture(
+                    capture_pk,
+                    f"channel {measurement.channel_id}: {exc}",
+                    type(exc).__name__,
+                )
         else:
             if not verdict.ready:
                 return replace(

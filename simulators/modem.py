@@ -50,7 +50,7 @@ from pysnmp.smi.instrum import AbstractMibInstrumController
 from devices.links import pnm
 from devices.links.pnm import CtlStatus, MeasStatus, PnmTest
 from devices.links.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpTarget
-from simulators.pnm_files import pnm_file
+from simulators.pnm_files import snmp_spectrum_rows, upload_file
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,33 @@ class Upload:
 
 @dataclass
 class _Test:
-    """One (test, ifIndex) row of the modem's PNM tables."""
+    """One (test, ifIndex) row of the modem's PNM tables (the spectrum analyser's scalars
+    are its row 0)."""
 
-    file_name: bytes = b""
+    test: PnmTest
+    file_names: list[bytes]  # one per file the test uploads
+    params: dict[int, int]  # parameter and armed columns -> value (the MIB defaults first)
     enable: int = pnm.FALSE
     status: MeasStatus = MeasStatus.INACTIVE
+
+    def parameters(self) -> dict[str, int | str]:
+        """The test's parameters by name, as the CM holds them now."""
+        values: dict[str, int | str] = {}
+        for parameter in self.test.spec.parameters:
+            value = self.params[parameter.column]
+            names = {number: name for name, number in parameter.choices}
+            values[parameter.name] = names.get(value, value) if names else value
+        return values
+
+
+def _new_row(test: PnmTest, status: MeasStatus) -> _Test:
+    defaults = pnm.validate_parameters(test, None)
+    params = {p.column: int(p.wire(defaults[p.name])) for p in test.spec.parameters}
+    params.update({column: pnm.FALSE for column, _ in test.spec.arm})
+    return _Test(test, [b""] * len(test.files), params, status=status)
+
+
+IF_TYPES = {pnm.Scope.DS_OFDM: 277, pnm.Scope.US_OFDMA: 278, pnm.Scope.MAC_LAYER: 127}
 
 
 class SimulatedModem:
@@ -127,6 +149,8 @@ class SimulatedModem:
         measure_delay_s: float,
         failure: Failure = Failure.NONE,
         channels: tuple[tuple[int, int], ...] = ((3, 193), (4, 194)),
+        ofdma_channels: tuple[tuple[int, int], ...] = ((80, 41),),
+        mac_layer_if_index: int = 2,
         sys_descr: str = DEFAULT_SYS_DESCR,
     ) -> None:
         self.farm = farm
@@ -138,28 +162,38 @@ class SimulatedModem:
         )
         self.measure_delay_s = measure_delay_s
         self.failure = failure
-        self.channels = channels
+        self.channels = channels  # OFDM downstream (ifIndex, channel id)
+        self.ofdma_channels = ofdma_channels  # OFDMA upstream (ifIndex, channel id)
+        self.mac_layer_if_index = mac_layer_if_index
+        # A test that ends in this MeasStatus (error, resourceUnavailable ...), no file.
+        self.failing_tests: dict[PnmTest, MeasStatus] = {}
         self.sys_descr = sys_descr
         self.ctl_status = CtlStatus.READY
         self.dest_type = 1
         self.dest_ip = b"\0\0\0\0"
         self.dest_path = b""
         self.upload_control = 2  # noAutoUpload until told otherwise
+        first_status = (
+            MeasStatus.SAMPLE_READY
+            if failure is Failure.STALE_SAMPLE_READY
+            else MeasStatus.INACTIVE
+        )
         self.tests = {
-            (test, if_index): _Test(
-                status=MeasStatus.SAMPLE_READY
-                if failure is Failure.STALE_SAMPLE_READY
-                else MeasStatus.INACTIVE
-            )
+            (test, if_index): _new_row(test, first_status)
             for test in PnmTest
-            for if_index, _ in channels
+            for if_index, _ in self.interfaces(test.scope)
         }
-        # OID -> ((test, ifIndex), column) of the test tables, for ``get``.
-        self._cells: dict[Oid, tuple[tuple[PnmTest, int], str]] = {
-            _oid(getattr(test, f"{column}_oid")(if_index)): ((test, if_index), column)
-            for test, if_index in self.tests
-            for column in _COLUMNS
-        }
+        # OID -> ((test, ifIndex), what, which) of the test tables, for ``get`` and ``set``:
+        # what is "file_name" (which: the file), "enable", "meas_status" or "param" (which:
+        # the column).
+        self._cells: dict[Oid, tuple[tuple[PnmTest, int], str, int]] = {}
+        for test, if_index in self.tests:
+            spec = test.spec
+            cells = [("enable", spec.enable_column, 0), ("meas_status", spec.meas_status_column, 0)]
+            cells += [("file_name", f.file_name_column, n) for n, f in enumerate(test.files)]
+            cells += [("param", column, column) for column in self.tests[(test, if_index)].params]
+            for what, column, which in cells:
+                self._cells[_oid(spec.column(column, if_index))] = ((test, if_index), what, which)
         self.bulk_files: list[tuple[int, bytes, int]] = []  # (row, name, upload status)
         self._next_bulk_row = 1
         self.triggers = 0
@@ -207,14 +241,33 @@ class SimulatedModem:
             **options,
         )
 
+    def interfaces(self, scope: pnm.Scope) -> list[tuple[int, int]]:
+        """(ifIndex, channel id) of the interfaces a test of ``scope`` runs on."""
+        if scope is pnm.Scope.DS_OFDM:
+            return list(self.channels)
+        if scope is pnm.Scope.US_OFDMA:
+            return list(self.ofdma_channels)
+        if scope is pnm.Scope.MAC_LAYER:
+            return [(self.mac_layer_if_index, 0)]
+        return [(0, 0)]
+
     # --- MIB -------------------------------------------------------------------------------
     def _values(self) -> dict[Oid, Any]:
-        """The modem's MIB now (small: about 30 objects)."""
+        """The modem's MIB now (about 100 objects; more while the spectrum analyser runs)."""
         values: dict[Oid, Any] = {oid: value(self) for oid, value in _SCALARS.items()}
-        for if_index, channel_id in self.channels:
-            values[_oid(f"{pnm.OFDM_CHANNEL_ID}.{if_index}")] = v2c.Unsigned32(channel_id)
-        for oid, (key, column) in self._cells.items():
-            values[oid] = _COLUMNS[column](self.tests[key])
+        for table, rows in (
+            (pnm.OFDM_CHANNEL_ID, self.channels),
+            (pnm.OFDMA_CHANNEL_ID, self.ofdma_channels),
+        ):
+            for if_index, channel_id in rows:
+                values[_oid(f"{table}.{if_index}")] = v2c.Unsigned32(channel_id)
+        for scope, if_type in IF_TYPES.items():
+            for if_index, _ in self.interfaces(scope):
+                values[_oid(f"{pnm.IF_TYPE}.{if_index}")] = v2c.Integer(if_type)
+        for oid, (key, what, which) in self._cells.items():
+            values[oid] = _cell(self.tests[key], what, which)
+        for centre, data in self.spectrum_rows():
+            values[_oid(f"{pnm.SPECTRUM_AMPLITUDE_DATA}.{centre}")] = v2c.OctetString(data)
         for row, name, status in self.bulk_files:
             values[_oid(f"{BULK_FILE_TABLE}.1.{row}")] = v2c.Unsigned32(row)
             values[_oid(f"{BULK_FILE_TABLE}.2.{row}")] = v2c.OctetString(name)
@@ -229,9 +282,17 @@ class SimulatedModem:
             return scalar(self)
         cell = self._cells.get(oid)
         if cell is not None:
-            key, column = cell
-            return _COLUMNS[column](self.tests[key])
+            key, what, which = cell
+            return _cell(self.tests[key], what, which)
         return self._values().get(oid)
+
+    def spectrum_rows(self) -> list[tuple[int, bytes]]:
+        """docsIf3CmSpectrumAnalysisMeasAmplitudeData while the analyser is enabled (the
+        SNMP-only spectrum), swept as its parameters say."""
+        row = self.tests[(PnmTest.SPECTRUM_ANALYZER, 0)]
+        if row.params[pnm.SPECTRUM_ENABLE_COLUMN] != pnm.TRUE:
+            return []
+        return _spectrum_rows(tuple(sorted(row.parameters().items())))
 
     def get_next(self, oid: Oid) -> tuple[Oid, Any] | None:
         values = self._values()
@@ -248,23 +309,26 @@ class SimulatedModem:
             self._set_bulk(oid, value, idx)
             return
         cell = self._cells.get(oid)
-        (test, if_index), column = cell if cell is not None else ((None, 0), None)
-        if test is not None and column == "file_name":
+        if cell is None or cell[1] == "meas_status":
+            if self.get(oid) is not None:
+                raise smi_error.NotWritableError(name=oid, idx=idx)
+            raise smi_error.NoCreationError(name=oid, idx=idx)
+        key, what, which = cell
+        row = self.tests[key]
+        if what == "file_name":
             _require_type(value, v2c.OctetString, oid, idx)
             self._require_ready(oid, idx)
-            self.tests[(test, if_index)].file_name = bytes(value)[:255]
-            return
-        if test is not None and column == "enable":
+            row.file_names[which] = bytes(value)[:255]
+        elif what == "param":
+            self._require_ready(oid, idx)
+            row.params[which] = _parameter_value(row.test, which, value, oid, idx)
+        else:
             _require_type(value, v2c.Integer, oid, idx)
             if int(value) not in (pnm.TRUE, pnm.FALSE):
                 raise smi_error.WrongValueError(name=oid, idx=idx)
             if int(value) == pnm.TRUE:
                 self._require_ready(oid, idx)
-                self._trigger(test, if_index)
-            return
-        if self.get(oid) is not None:
-            raise smi_error.NotWritableError(name=oid, idx=idx)
-        raise smi_error.NoCreationError(name=oid, idx=idx)
+                self._trigger(*key)
 
     def _require_ready(self, oid: Oid, idx: int) -> None:
         if self.ctl_status is not CtlStatus.READY:
@@ -294,40 +358,46 @@ class SimulatedModem:
     def _trigger(self, test: PnmTest, if_index: int) -> None:
         row = self.tests[(test, if_index)]
         row.enable = pnm.TRUE
+        delay = self.measure_delay_s
+        if test is PnmTest.HISTOGRAM:  # it collects for its TimeOut (the MIB)
+            delay = max(delay, float(row.parameters()["timeout_s"]))
         self.ctl_status = CtlStatus.TEST_IN_PROGRESS
         self.triggers += 1
         triggered_at = time.time()
         loop = self.farm.loop
         if self.failure is Failure.STALE_SAMPLE_READY:
             row.status = MeasStatus.SAMPLE_READY  # left over from the previous test
-            loop.call_later(
-                min(STALE_S, self.measure_delay_s / 2), _set_status, row, MeasStatus.BUSY
-            )
+            loop.call_later(min(STALE_S, delay / 2), _set_status, row, MeasStatus.BUSY)
         else:
             row.status = MeasStatus.BUSY
-        loop.call_later(self.measure_delay_s, self._finish, test, if_index, triggered_at)
+        loop.call_later(delay, self._finish, test, if_index, triggered_at)
 
     def _finish(self, test: PnmTest, if_index: int, triggered_at: float) -> None:
         row = self.tests[(test, if_index)]
-        row.status = MeasStatus.SAMPLE_READY
         row.enable = pnm.FALSE  # the CM resets FileEnable/TrigEnable when the test ends
         self.ctl_status = CtlStatus.READY
-        channel_id = dict(self.channels)[if_index]
-        epoch = int(time.time())
-        name = row.file_name.decode("ascii", "replace")
-        if not name or self.failure is Failure.IGNORE_FILE_NAME:
-            name = pnm.default_file_name(test, self.mac, epoch)
-        bulk_row = self._add_bulk_file(name.encode())
-        if self.upload_control != 3 or self.failure is Failure.NO_UPLOAD:
+        if test in self.failing_tests:
+            row.status = self.failing_tests[test]
             return
-        data = pnm_file(
-            test,
-            channel_id=channel_id,
-            mac=self.mac,
-            capture_time=epoch,
-            seed=self.index * 1_000_003 + self.triggers,
-        )
-        self.farm.upload(self, bulk_row, name, data, triggered_at)
+        row.status = MeasStatus.SAMPLE_READY
+        channel_id = dict(self.interfaces(test.scope))[if_index]
+        epoch = int(time.time())
+        for spec, requested in zip(test.files, row.file_names, strict=True):
+            name = requested.decode("ascii", "replace")
+            if not name or self.failure is Failure.IGNORE_FILE_NAME:
+                name = pnm.default_file_name(spec.test_type, self.mac, epoch)
+            bulk_row = self._add_bulk_file(name.encode())
+            if self.upload_control != 3 or self.failure is Failure.NO_UPLOAD:
+                continue
+            data = upload_file(
+                spec.test_type,
+                channel_id=channel_id,
+                mac=self.mac,
+                capture_time=epoch,
+                seed=self.index * 1_000_003 + self.triggers,
+                parameters=row.parameters(),
+            )
+            self.farm.upload(self, bulk_row, name, data, triggered_at)
 
     def _add_bulk_file(self, name: bytes) -> int:
         row = self._next_bulk_row
@@ -374,11 +444,49 @@ _SCALARS: dict[Oid, Callable[[SimulatedModem], Any]] = {
     _oid(pnm.BULK_UPLOAD_CONTROL): lambda m: v2c.Integer(m.upload_control),
     _oid(pnm.CTL_STATUS): lambda m: v2c.Integer(int(m.ctl_status)),
 }
-_COLUMNS: dict[str, Callable[[_Test], Any]] = {
-    "file_name": lambda row: v2c.OctetString(row.file_name),
-    "enable": lambda row: v2c.Integer(row.enable),
-    "meas_status": lambda row: v2c.Integer(int(row.status)),
-}
+
+
+def _cell(row: _Test, what: str, which: int) -> Any:
+    """A test-table cell as the agent answers it."""
+    if what == "file_name":
+        return v2c.OctetString(row.file_names[which])
+    if what == "enable":
+        return v2c.Integer(row.enable)
+    if what == "meas_status":
+        return v2c.Integer(int(row.status))
+    parameter = _PARAMETERS[row.test].get(which)
+    if parameter is None or parameter.choices or parameter.signed:
+        return v2c.Integer(row.params[which])  # an armed TruthValue, an enum, Integer32
+    return v2c.Gauge32(row.params[which])
+
+
+_PARAMETERS = {test: {p.column: p for p in test.spec.parameters} for test in PnmTest}
+
+
+@functools.lru_cache(maxsize=8)
+def _spectrum_rows(parameters: tuple[tuple[str, int | str], ...]) -> list[tuple[int, bytes]]:
+    """The amplitude rows of one sweep setting (a walk reads the MIB once per row)."""
+    return snmp_spectrum_rows(dict(parameters))
+
+
+def _parameter_value(test: PnmTest, column: int, value: Any, oid: Oid, idx: int) -> int:
+    """A parameter (or armed column) SET checked as the CM would: its SMI type, range and
+    named values (wrongType, wrongValue)."""
+    parameter = _PARAMETERS[test].get(column)
+    gauge = parameter is not None and not (parameter.choices or parameter.signed)
+    expected = v2c.Gauge32 if gauge else v2c.Integer
+    if value.tagSet != expected.tagSet:
+        raise smi_error.WrongTypeError(name=oid, idx=idx)
+    number = int(value)
+    if parameter is None:
+        allowed = number in (pnm.TRUE, pnm.FALSE)
+    elif parameter.choices:
+        allowed = number in dict(parameter.choices).values()
+    else:
+        allowed = parameter.minimum <= number <= parameter.maximum
+    if not allowed:
+        raise smi_error.WrongValueError(name=oid, idx=idx)
+    return number
 
 
 _BULK_OIDS = frozenset(

@@ -3,18 +3,46 @@
 Layouts from shared/reference/docsis-pnm.md §3 (big-endian): the 10-byte "PNN" header
 (``!3sBBBI``: magic, type, major, minor, capture time) then, for RxMER (PNN4) and channel
 estimation (PNN2), ``!B6sIHBI``: channel id, CM MAC, subcarrier-zero frequency (Hz), first
-active subcarrier index, spacing (kHz), data length, and the data at offset 28.
-Deterministic for a given seed, so tests can compare bytes.
+active subcarrier index, spacing (kHz), data length, and the data at offset 28. Those two
+are synthetic (seeded per modem and trigger, so tests can compare bytes); every other test
+uploads a real sample (``simulators/samples``) with its channel id, MAC and capture time
+patched in, the spectrum built to the requested frequencies and the FEC summary to the
+requested type.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from devices.links.pnm import PnmTest, normalize_mac
+from devices.links.pnm import FILE_SPECS, WINDOW_FUNCTIONS, PnmTest, normalize_mac
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+# PNN type -> (sample file, offset of the channel id (None: no channel), offset of the MAC)
+SAMPLE_FILES: dict[int, tuple[str, int | None, int]] = {
+    1: ("synthetic_symbol_capture.bin", 10, 11),
+    3: ("const_display.bin", 10, 11),
+    5: ("histogram.bin", None, 10),
+    6: ("us_pre_equalizer_coef.bin", 10, 11),
+    7: ("us_pre_equalizer_coef_last.bin", 10, 11),
+    8: ("fec_summary.bin", 6, 7),  # 6-byte header: no capture time
+    9: ("spectrum_analyzer.bin", 10, 11),
+    10: ("modulation_profile.bin", 10, 11),
+}
+FEC_HEAD = struct.Struct(
+    "!3sBBBB6sBB"
+)  # magic, type, major, minor, channel, MAC, sum type, profiles
+FEC_SET = struct.Struct("!IIII")  # timestamp, codewords, corrected, uncorrectable
+FEC_STEPS = {"10min": (2, 600, 1), "24h": (3, 1440, 60)}  # sum type, sets, seconds apart
+SPECTRUM_HEAD = struct.Struct(
+    "!B6sIIIHHHI"
+)  # ch, MAC, first, last, span, bins, ENBW, window, length
+SNMP_SEGMENT_HEAD = struct.Struct("!5I")  # centre, span, bins, bin spacing, resolution bandwidth
 
 COMMON_HEADER = struct.Struct("!3sBBBI")
 OFDM_HEADER = struct.Struct("!B6sIHBI")
@@ -83,7 +111,7 @@ def pnm_file(
 ) -> bytes:
     """The file ``test`` uploads: header, then RxMER (1 B) or I/Q (4 B) per subcarrier."""
     data = _VALUES[test](subcarriers, seed=seed).tobytes()
-    header = COMMON_HEADER.pack(b"PNN", test.spec.pnn_type, 1, 0, capture_time)
+    header = COMMON_HEADER.pack(b"PNN", test.files[0].pnn_type, 1, 0, capture_time)
     header += OFDM_HEADER.pack(
         channel_id,
         bytes.fromhex(normalize_mac(mac)),
@@ -103,3 +131,136 @@ def rxmer_file(**options: Any) -> bytes:
 def channel_estimation_file(**options: Any) -> bytes:
     """A PNN2 channel-estimation file, 28 + 4 * ``subcarriers`` bytes."""
     return pnm_file(PnmTest.CHANNEL_ESTIMATION, **options)
+
+
+@functools.cache
+def sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
+def patched_sample(pnn_type: int, *, channel_id: int, mac: str, capture_time: int) -> bytes:
+    """A sample file of ``pnn_type`` with this modem's channel id, MAC and capture time."""
+    name, channel_at, mac_at = SAMPLE_FILES[pnn_type]
+    data = bytearray(sample(name))
+    if pnn_type != 8:
+        struct.pack_into("!I", data, 6, capture_time)
+    if channel_at is not None:
+        data[channel_at] = channel_id & 0xFF
+    data[mac_at : mac_at + 6] = bytes.fromhex(normalize_mac(mac))
+    return bytes(data)
+
+
+def _fec_profiles() -> list[tuple[int, np.ndarray]]:
+    """The sample FEC summary's (profile id, sets as an (n, 4) uint32 array)."""
+    data = sample(SAMPLE_FILES[8][0])
+    profiles, offset = [], FEC_HEAD.size
+    for _ in range(FEC_HEAD.unpack_from(data)[-1]):
+        profile_id, count = struct.unpack_from("!BH", data, offset)
+        offset += 3
+        sets = np.frombuffer(data, ">u4", count * 4, offset).reshape(count, 4)
+        profiles.append((profile_id, sets))
+        offset += count * FEC_SET.size
+    return profiles
+
+
+def fec_summary_file(*, channel_id: int, mac: str, capture_time: int, summary_type: str) -> bytes:
+    """A FEC summary ending at ``capture_time``: 600 one-second sets per profile (10 min) or
+    1440 sets 60 s apart (24 h), the sample's counters repeated as needed."""
+    code, count, step = FEC_STEPS[summary_type]
+    profiles = _fec_profiles()
+    head = FEC_HEAD.pack(
+        b"PNN", 8, 1, 0, channel_id & 0xFF, bytes.fromhex(normalize_mac(mac)), code, len(profiles)
+    )
+    parts = [head]
+    times = capture_time - step * np.arange(count - 1, -1, -1, dtype=np.int64)
+    for profile_id, sets in profiles:
+        counters = np.resize(sets[:, 1:], (count, 3))
+        rows = np.column_stack([times, counters]).astype(">u4")
+        parts += [struct.pack("!BH", profile_id, count), rows.tobytes()]
+    return b"".join(parts)
+
+
+def _sample_amplitudes() -> np.ndarray:
+    """The sample spectrum's amplitudes (int16, 0.01 dB), flattened."""
+    data = sample(SAMPLE_FILES[9][0])
+    length = SPECTRUM_HEAD.unpack_from(data, 10)[-1]
+    return np.frombuffer(data, ">i2", length // 2, 10 + SPECTRUM_HEAD.size)
+
+
+def spectrum_segments(parameters: Mapping[str, Any]) -> list[int]:
+    """The segment centre frequencies the analyser sweeps for ``parameters``."""
+    first, last = parameters["first_segment_center_hz"], parameters["last_segment_center_hz"]
+    span = parameters["segment_span_hz"]
+    return list(range(first, last + 1, span))
+
+
+def spectrum_file(
+    *, channel_id: int, mac: str, capture_time: int, parameters: Mapping[str, Any]
+) -> bytes:
+    """A PNN9 file swept as ``parameters`` ask: one segment per centre frequency, the sample's
+    amplitudes repeated to fill them."""
+    centres, bins = spectrum_segments(parameters), parameters["bins_per_segment"]
+    amplitudes = np.resize(_sample_amplitudes(), len(centres) * bins).astype(">i2").tobytes()
+    window = dict(WINDOW_FUNCTIONS)[parameters["window_function"]]
+    head = SPECTRUM_HEAD.pack(
+        channel_id & 0xFF,
+        bytes.fromhex(normalize_mac(mac)),
+        centres[0],
+        centres[-1],
+        parameters["segment_span_hz"],
+        bins,
+        parameters["noise_bandwidth"],
+        window,
+        len(amplitudes),
+    )
+    return COMMON_HEADER.pack(b"PNN", 9, 1, 0, capture_time) + head + amplitudes
+
+
+def snmp_spectrum_rows(parameters: Mapping[str, Any]) -> list[tuple[int, bytes]]:
+    """docsIf3CmSpectrumAnalysisMeasAmplitudeData rows (centre frequency, AmplitudeData):
+    a ``>5I`` head (centre, span, bins, bin spacing, resolution bandwidth) and the bins."""
+    centres, bins = spectrum_segments(parameters), parameters["bins_per_segment"]
+    span = parameters["segment_span_hz"]
+    spacing = span // bins
+    values = np.resize(_sample_amplitudes(), len(centres) * bins).astype(">i2").reshape(-1, bins)
+    return [
+        (
+            centre,
+            SNMP_SEGMENT_HEAD.pack(
+                centre, span, bins, spacing, spacing * parameters["noise_bandwidth"] // 100
+            )
+            + row.tobytes(),
+        )
+        for centre, row in zip(centres, values, strict=True)
+    ]
+
+
+def upload_file(
+    file_type: str,
+    *,
+    channel_id: int,
+    mac: str,
+    capture_time: int,
+    seed: int,
+    parameters: Mapping[str, Any],
+) -> bytes:
+    """The bytes a simulated modem uploads for one file of a test (``file_type``: the file's
+    test type; ``parameters``: the test's, complete)."""
+    if file_type in _VALUES:
+        return pnm_file(
+            PnmTest(file_type), channel_id=channel_id, mac=mac, capture_time=capture_time, seed=seed
+        )
+    if file_type == PnmTest.FEC_SUMMARY:
+        return fec_summary_file(
+            channel_id=channel_id,
+            mac=mac,
+            capture_time=capture_time,
+            summary_type=str(parameters["summary_type"]),
+        )
+    if file_type == PnmTest.SPECTRUM_ANALYZER:
+        return spectrum_file(
+            channel_id=channel_id, mac=mac, capture_time=capture_time, parameters=parameters
+        )
+    return patched_sample(
+        FILE_SPECS[file_type].pnn_type, channel_id=channel_id, mac=mac, capture_time=capture_time
+    )

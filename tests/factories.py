@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -37,13 +38,30 @@ def make_operation(modem: CableModem | None = None, **options) -> Operation:
     return services.start_operation(modem=modem or make_modem(), **options)
 
 
+def rxmer_capture(
+    operation: Operation, tick: int, channel_id: int, name: str | Callable[[int], str]
+) -> Capture | None:
+    """The row of one RxMER file (``services.create_captures``; None if already made)."""
+    names = name if callable(name) else lambda _offset: name
+    made = services.create_captures(
+        operation,
+        tick,
+        PnmTest.RXMER,
+        channel_id,
+        channel_id - 190,
+        lambda _test, offset: names(offset),
+        measure_s=30,
+    )
+    return made[0] if made else None
+
+
 def uploaded_capture(
     operation: Operation, tick: int = 1, channel_id: int = 193, data: bytes | None = None
 ) -> tuple[Capture, bytes]:
     """A capture whose file sits complete in the spool, as the receiver leaves it."""
     mac = operation.modem.mac_address
     name = stored_file_name(PnmTest.RXMER, mac, channel_id, int(time.time()) + tick)
-    capture = services.create_capture(operation, tick, channel_id, channel_id - 190, name)
+    capture = rxmer_capture(operation, tick, channel_id, name)
     if data is None:
         data = pnm_file(
             PnmTest.RXMER, channel_id=channel_id, mac=mac, capture_time=1_700_000_000, seed=tick

@@ -15,15 +15,20 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
+from rest_framework.reverse import reverse
 
 from captures import services
 from captures.models import (
     OPERATION_MODES,
+    OPERATION_TEST,
+    Capture,
     ChannelTally,
+    MeasureMode,
     Operation,
     OperationName,
     Transaction,
 )
+from devices.links import pnm
 from devices.links.pnm import format_mac
 from devices.models.modems import CableModem
 
@@ -113,12 +118,31 @@ class ModemField(serializers.Field):
         return value.pk
 
 
+MULTI_NAMES = [(name, label) for name, label in OperationName.choices if name in OPERATION_TEST]
+
+
+class ParametersField(serializers.DictField):
+    """A test's parameters: checked and completed by ``pnm.validate_parameters``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(required=False, allow_empty=True, **kwargs)
+
+
+def validated_parameters(test: pnm.PnmTest, parameters: dict | None) -> dict[str, dict]:
+    """``{test: parameters}``, completed with the test's defaults; 400 on bad input."""
+    try:
+        return {test.value: pnm.validate_parameters(test, parameters)}
+    except pnm.InvalidParameters as exc:
+        raise serializers.ValidationError({"parameters": exc.errors}) from None
+
+
 class OperationStartSerializer(serializers.Serializer):
     modem = ModemField()
-    test = serializers.ChoiceField(choices=OperationName.choices)
+    test = serializers.ChoiceField(choices=MULTI_NAMES, help_text="the multi-capture family")
     duration_s = serializers.IntegerField(min_value=1, max_value=7 * 86400)
     sample_interval_s = serializers.IntegerField(min_value=1, max_value=86400)
     measure_mode = serializers.CharField(required=False, max_length=32)
+    parameters = ParametersField(help_text="the test's parameters (see README)")
     channel_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=255),
         required=False,
@@ -138,6 +162,11 @@ class OperationStartSerializer(serializers.Serializer):
                 {"measure_mode": _("one of %(modes)s for this test") % {"modes": list(modes)}}
             )
         attrs["measure_mode"] = mode
+        test = OPERATION_TEST[attrs["test"]]
+        attrs["parameters"] = validated_parameters(test, attrs.get("parameters"))
+        if mode == MeasureMode.OFDM_PERFORMANCE_1:
+            for extra in (pnm.PnmTest.MODULATION_PROFILE, pnm.PnmTest.FEC_SUMMARY):
+                attrs["parameters"] |= validated_parameters(extra, None)
         return attrs
 
     def create(self, validated_data: dict) -> Operation:
@@ -145,19 +174,56 @@ class OperationStartSerializer(serializers.Serializer):
             modem=validated_data["modem"],
             name=validated_data["test"],
             measure_mode=validated_data["measure_mode"],
+            test=OPERATION_TEST[validated_data["test"]].value,
+            parameters=validated_data["parameters"],
             duration_s=validated_data["duration_s"],
             sample_interval_s=validated_data["sample_interval_s"],
             channel_ids=validated_data.get("channel_ids"),
         )
 
 
+class CaptureStartSerializer(serializers.Serializer):
+    """A single capture: one trigger of ``test`` on each of the modem's channels of its
+    scope (or the requested ``channel_ids``), as soon as a worker takes it."""
+
+    modem = ModemField()
+    test = serializers.ChoiceField(choices=[test.value for test in pnm.PnmTest])
+    parameters = ParametersField(help_text="the test's parameters (see README)")
+    channel_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=255),
+        required=False,
+        allow_empty=True,
+        max_length=64,
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs["parameters"] = validated_parameters(
+            pnm.PnmTest(attrs["test"]), attrs.get("parameters")
+        )
+        return attrs
+
+    def create(self, validated_data: dict) -> Operation:
+        return services.start_operation(
+            modem=validated_data["modem"],
+            name=OperationName.SINGLE_CAPTURE,
+            measure_mode=MeasureMode.SINGLE,
+            test=validated_data["test"],
+            parameters=validated_data["parameters"],
+            duration_s=1,
+            sample_interval_s=1,
+            channel_ids=validated_data.get("channel_ids"),
+        )
+
+
 class ChannelTallySerializer(serializers.ModelSerializer):
-    """One channel's plan and outcomes (``channel_id`` null: ticks settled before the
-    modem's channel list was known, one unit per tick)."""
+    """One (file test, channel)'s plan and outcomes (``channel_id`` null: ticks settled
+    before the modem's channel list was known, one unit per tick; 0: a test run once per
+    modem)."""
 
     class Meta:
         model = ChannelTally
         fields = [
+            "test",
             "channel_id",
             "planned",
             "triggered",
@@ -255,7 +321,12 @@ class OperationSerializer(AccountingFields, serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_operation(self, operation: Operation) -> dict:
-        return {"name": operation.name, "measure_mode": operation.measure_mode}
+        return {
+            "name": operation.name,
+            "measure_mode": operation.measure_mode,
+            "test": operation.test,
+            "parameters": operation.parameters,
+        }
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_operation_status(self, operation: Operation) -> dict:
@@ -299,3 +370,66 @@ class TransactionSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_compression(self, record: Transaction) -> dict:
         return record.compression
+
+
+class CaptureFileSerializer(serializers.ModelSerializer):
+    """One file of a single capture: its state and, once stored, its transaction's links
+    (the same endpoints as a multi-capture's transactions)."""
+
+    transaction_id = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Capture
+        fields = ["test", "channel_id", "state", "error", "file_name", "transaction_id", "links"]
+        read_only_fields = fields
+
+    def get_transaction_id(self, capture: Capture) -> str | None:
+        record = getattr(capture, "transaction", None)
+        return record.transaction_id if record else None
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_links(self, capture: Capture) -> dict[str, str]:
+        record = getattr(capture, "transaction", None)
+        if record is None:
+            return {}
+        request = self.context.get("request")
+        names = {
+            "transaction": "transaction-detail",
+            "download": "transaction-download",
+            "parsed": "transaction-parsed",
+            "plot": "transaction-plot",
+        }
+        return {
+            key: reverse(name, args=[record.transaction_id], request=request)
+            for key, name in names.items()
+        }
+
+
+class SingleCaptureSerializer(AccountingFields, serializers.ModelSerializer):
+    """A single capture: its request, state, accounting and files."""
+
+    capture_id = serializers.CharField(source="operation_id")
+    capture_group_id = serializers.CharField(source="capture_group.capture_group_id")
+    created = serializers.SerializerMethodField()
+    files = CaptureFileSerializer(source="captures", many=True)
+
+    class Meta:
+        model = Operation
+        fields = [
+            "capture_id",
+            "capture_group_id",
+            "created",
+            "modem",
+            "test",
+            "parameters",
+            "channel_ids",
+            "state",
+            "last_error",
+            *ACCOUNTING_FIELDS,
+            "files",
+        ]
+        read_only_fields = fields
+
+    def get_created(self, operation: Operation) -> int:
+        return epoch(operation.created)

@@ -1,9 +1,10 @@
 from rest_framework.routers import SimpleRouter
 
-from captures.api.views import OperationViewSet, TransactionViewSet
+from captures.api.views import OperationViewSet, SingleCaptureViewSet, TransactionViewSet
 
 router = SimpleRouter()
 router.register("operations", OperationViewSet, basename="operation")
+router.register("captures", SingleCaptureViewSet, basename="capture")
 router.register("transactions", TransactionViewSet, basename="transaction")
 
 urlpatterns = router.urls

@@ -14,18 +14,21 @@ from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from accounts.permissions import operate, perm, read
 from captures import archive, services, storage
 from captures.api.filters import OperationFilter, TransactionFilter
 from captures.api.serializers import (
+    CaptureStartSerializer,
     OperationSerializer,
     OperationStartSerializer,
     OperationStatusSerializer,
+    SingleCaptureSerializer,
     TransactionSerializer,
 )
 from captures.api.throttles import OperationStartThrottle
-from captures.models import Operation, Transaction
+from captures.models import Operation, OperationName, Transaction
 from config.api import query_flag, query_int
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,7 @@ class OperationViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Multi-capture operations (multi_rxmer, multi_ds_channel_estimation)."""
+    """Multi-capture operations (``multi_*``; single captures are listed here too)."""
 
     queryset = (
         Operation.objects.select_related("capture_group")
@@ -129,6 +132,47 @@ class OperationViewSet(
         name = f"{operation.name}_{operation.modem.mac_hex}_{operation.operation_id}.zip"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class SingleCaptureViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Single captures: one trigger of any PNM test, now (an operation of one tick)."""
+
+    queryset = (
+        Operation.objects.filter(name=OperationName.SINGLE_CAPTURE)
+        .select_related("capture_group")
+        .prefetch_related("channels", "reasons", "captures__transaction")
+        .order_by("-id")
+    )
+    serializer_class = SingleCaptureSerializer
+    lookup_field = "operation_id"
+    lookup_url_kwarg = "capture_id"
+    lookup_value_regex = "[0-9a-f]{16}"
+    filterset_class = OperationFilter
+    throttle_classes = [OperationStartThrottle]
+    access = {
+        "list": VIEW_OPERATION,
+        "retrieve": VIEW_OPERATION,
+        "create": operate(perm(Operation, "add")),
+    }
+
+    @extend_schema(request=CaptureStartSerializer, responses={201: SingleCaptureSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        """Start a single capture; poll its ``status_url`` until ``state`` is terminal."""
+        start = CaptureStartSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        operation = start.save()
+        body = SingleCaptureSerializer(operation, context={"request": request}).data
+        location = reverse("capture-detail", args=[operation.operation_id], request=request)
+        return Response(
+            {**body, "status_url": location},
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
 
 
 def _logged_abort(chunks: Iterator[bytes], operation_id: str) -> Iterator[bytes]:

@@ -46,7 +46,12 @@ def test_start_creates_rows_and_fixed_rate_schedule(operator_client):
     body = response.json()
     assert re.fullmatch(r"[0-9a-f]{16}", body["operation_id"])
     assert re.fullmatch(r"[0-9a-f]{16}", body["capture_group_id"])
-    assert body["operation"] == {"name": "multi_rxmer", "measure_mode": "continuous"}
+    assert body["operation"] == {
+        "name": "multi_rxmer",
+        "measure_mode": "continuous",
+        "test": "DS_OFDM_RXMER_PER_SUBCAR",
+        "parameters": {"DS_OFDM_RXMER_PER_SUBCAR": {}},
+    }
     assert body["operation_status"]["state"] == "running"
     assert body["metadata"]["mac_address"] == MODEM_MAC
     assert body["modem"] == modem.pk
@@ -82,7 +87,23 @@ def test_an_all_digit_mac_is_a_mac_not_an_id(operator_client):
         ({"modem": {"mac_address": "02:00:5e:00:09:99", "ip_address": "10.9.9.9"}}, ["modem"]),
         ({"duration_s": 5, "sample_interval_s": 10}, ["duration_s"]),
         ({"test": "multi_everything"}, ["test"]),
-        ({"measure_mode": "ofdm_performance_1"}, ["measure_mode"]),
+        ({"measure_mode": "single"}, ["measure_mode"]),
+        (
+            {"test": "multi_ds_channel_estimation", "measure_mode": "ofdm_performance_1"},
+            ["measure_mode"],
+        ),
+        ({"test": "single_capture"}, ["test"]),  # single captures start at …/captures/
+        ({"parameters": {"timeout_s": 5}}, ["parameters", "timeout_s"]),  # RxMER takes none
+        (
+            {"test": "multi_fec_summary", "parameters": {"summary_type": "1h"}},
+            ["parameters", "summary_type"],
+        ),
+        ({"test": "multi_histogram", "parameters": {"timeout_s": 0}}, ["parameters", "timeout_s"]),
+        (
+            {"test": "multi_histogram", "parameters": {"timeout_s": "ten"}},
+            ["parameters", "timeout_s"],
+        ),
+        ({"parameters": ["not", "an", "object"]}, ["parameters"]),
         ({"sample_interval_s": 0}, ["sample_interval_s"]),
         ({"channel_ids": [193, 999]}, ["channel_ids"]),
     ],

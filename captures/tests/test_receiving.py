@@ -11,7 +11,7 @@ from captures import expectations, services
 from captures.models import CaptureState
 from devices.links.pnm import PnmTest, default_file_name, stored_file_name
 from simulators.pnm_files import pnm_file
-from tests.factories import make_modem, make_operation
+from tests.factories import make_modem, make_operation, rxmer_capture
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -27,9 +27,9 @@ def upload(receiver, name: str, data: bytes, tmp_path) -> None:
 def expect(operation, tick: int = 1):
     modem = operation.modem
     name = stored_file_name(PnmTest.RXMER, modem.mac_address, 193, 1_700_000_000 + tick)
-    capture = services.create_capture(operation, tick, 193, 3, name)
+    capture = rxmer_capture(operation, tick, 193, name)
     assert capture is not None
-    return capture, expectations.register(capture, modem, PnmTest.RXMER)
+    return capture, expectations.register(capture, modem)
 
 
 def test_expected_upload_is_marked_uploaded(receiver, tmp_path, monkeypatch):

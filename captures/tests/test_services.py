@@ -14,7 +14,12 @@ from captures import services, staging, storage, triggering
 from captures.models import CaptureState, Operation, OperationState, Transaction
 from captures.tests.helpers import assert_accounted
 from core import locks
-from tests.factories import make_operation, uploaded_capture
+from devices.links.pnm import PnmTest
+from simulators.pnm_files import pnm_file
+from tests.factories import make_operation, rxmer_capture, uploaded_capture
+
+RXMER = PnmTest.RXMER
+MER = RXMER.value
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +61,7 @@ def test_the_tick_after_the_duration_is_the_final_one_and_drops_the_schedule():
     # Ticks 1-3 were never dispatched: missed when the final one jumped over them.
     assert Operation.objects.get(pk=operation.pk).missed == 3
     assert not services.final_tick_settled(operation.pk)  # the final tick has no outcome yet
-    services.tick_skipped(operation.pk, final.number)
+    services.tick_skipped(operation, final.number)
     assert services.final_tick_settled(operation.pk)
 
     done = Operation.objects.get(pk=operation.pk)
@@ -79,14 +84,15 @@ def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
     # The first tick fails before the modem's channels are known: one unit, no channel.
     services.tick_failed(operation.pk, "modem did not answer", "SnmpTimeout", tick=first.number)
 
-    assert services.plan_channels(operation, [193, 194]) == [193, 194]
-    assert services.plan_channels(operation, [193, 194, 195]) == [193, 194]  # fixed
+    assert services.plan_slots(operation, {RXMER: [193, 194]}) == [(MER, 193), (MER, 194)]
+    fixed = services.plan_slots(operation, {RXMER: [193, 194, 195]})
+    assert fixed == [(MER, 193), (MER, 194)]
 
     after = Operation.objects.get(pk=operation.pk)
     assert after.planned_ticks == 4
     assert after.expected == 1 + 2 * 3  # the failed tick, then 3 ticks x 2 channels
     second = claim(operation, 20)
-    services.tick_skipped(operation.pk, second.number)
+    services.tick_skipped(operation, second.number)
     assert Operation.objects.get(pk=operation.pk).skipped == 2  # both channels
 
     assert services.stop_operation(after)
@@ -101,7 +107,7 @@ def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
 def at_final_tick() -> tuple[Operation, services.Tick]:
     """Two ticks on channel 193: the first one's file stored, the final one claimed."""
     operation = make_operation(duration_s=10, sample_interval_s=10)
-    services.plan_channels(operation, [193])
+    services.plan_slots(operation, {RXMER: [193]})
     first = claim(operation, 5)
     capture, _ = uploaded_capture(operation, tick=first.number, channel_id=193)
     staging.stage_capture(capture.pk)
@@ -149,14 +155,19 @@ def test_duplicate_staging_records_one_transaction():
 
 
 def test_wrong_test_type_in_header_fails_the_capture():
-    operation = make_operation(name="multi_ds_channel_estimation", measure_mode="standard")
-    capture, _ = uploaded_capture(operation)  # an RxMER file for a ChanEst operation
+    operation = make_operation()
+    chan_est = pnm_file(
+        PnmTest.CHANNEL_ESTIMATION, channel_id=193, mac="02:00:5e:00:00:01", capture_time=1
+    )
+    capture, _ = uploaded_capture(operation, data=chan_est)  # for an RxMER capture
 
     assert staging.stage_capture(capture.pk) is None
 
     capture.refresh_from_db()
     assert capture.state == CaptureState.FAILED
-    assert "expected DS_OFDM_CHAN_EST_COEF" in capture.error
+    assert (
+        "expected DS_OFDM_RXMER_PER_SUBCAR, the header says DS_OFDM_CHAN_EST_COEF" in capture.error
+    )
     assert Operation.objects.get(pk=operation.pk).failed == 1
 
 
@@ -196,7 +207,7 @@ def test_sweeper_restores_a_lost_schedule_and_expires_overdue_captures():
     operation = make_operation(duration_s=600, sample_interval_s=10)
     PeriodicTask.objects.filter(name=operation.schedule_name).delete()
     uploaded_capture(operation)
-    pending = services.create_capture(operation, 2, 194, 4, "late.bin")
+    pending = rxmer_capture(operation, 2, 194, "late.bin")
     assert pending is not None
     type(pending).objects.filter(pk=pending.pk).update(deadline=timezone.now())
 
@@ -239,9 +250,9 @@ def test_two_ticks_in_one_second_get_distinct_file_names():
     def name(offset: int) -> str:
         return f"ds_ofdm_rxmer_per_subcar_020000000000_193_{1_700_000_000 + offset}.bin"
 
-    first = services.create_capture(operation, 1, 193, 3, name)
-    second = services.create_capture(operation, 2, 193, 3, name)
-    again = services.create_capture(operation, 2, 193, 3, name)
+    first = rxmer_capture(operation, 1, 193, name)
+    second = rxmer_capture(operation, 2, 193, name)
+    again = rxmer_capture(operation, 2, 193, name)
 
     assert first is not None
     assert second is not None
@@ -275,10 +286,10 @@ def test_a_cmts_admits_its_cap_of_captures_and_frees_a_slot_with_its_lock(settin
 
 def test_a_tick_beyond_the_cmts_cap_is_missed_with_its_reason():
     operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
-    services.plan_channels(operation, [193, 194])
+    services.plan_slots(operation, {RXMER: [193, 194]})
     first = claim(operation, 5)
 
-    services.tick_missed(operation.pk, first.number, services.CMTS_FULL)
+    services.tick_missed(operation, first.number, services.CMTS_FULL)
 
     after = Operation.objects.get(pk=operation.pk)
     assert (after.expected, after.missed, after.skipped, after.failed) == (4, 2, 0, 0)
@@ -287,7 +298,7 @@ def test_a_tick_beyond_the_cmts_cap_is_missed_with_its_reason():
 
 def in_flight(operation: Operation, tick: int, channel_id: int, lease: str):
     """A capture of ``tick`` triggered and measuring under the modem lease ``lease``."""
-    capture = services.create_capture(operation, tick, channel_id, 3, f"lost-{tick}-{channel_id}")
+    capture = rxmer_capture(operation, tick, channel_id, f"lost-{tick}-{channel_id}")
     assert capture is not None
     services.capture_triggered(capture)
     services.tick_in_flight(operation.pk, tick, lease)
@@ -296,7 +307,7 @@ def in_flight(operation: Operation, tick: int, channel_id: int, lease: str):
 
 def test_a_tick_whose_lease_ran_out_is_settled_by_the_sweeper():
     operation = make_operation(duration_s=10, sample_interval_s=10)  # 2 ticks
-    services.plan_channels(operation, [193, 194])
+    services.plan_slots(operation, {RXMER: [193, 194]})
     first = claim(operation, 5)
     lease = locks.acquire(services.modem_lock_key(operation.modem_id), 30)
     assert lease is not None

@@ -55,7 +55,7 @@ _FINISHED_MEMORY = 10_000
 class Expectation:
     """An upload we wait for. JSON-able through ``to_dict``/``from_dict`` (cache storage).
 
-    ``mac`` (12 hex) and ``test`` (a ``PnmTest`` value) let the MIB default name of that
+    ``mac`` (12 hex) and ``test`` (the file's test type) let the MIB default name of that
     modem's test match too; ``expires_at`` is epoch seconds (0 = no expiry); ``context`` is
     the caller's own ids (operation, channel ...), passed through to the emitted item.
     """
@@ -91,7 +91,7 @@ def lookup_key(file_name: str, peer_ip: str) -> str:
     parsed = parse_default_file_name(file_name)
     if parsed is not None:
         test, mac, _epoch = parsed
-        return f"default:{peer_ip}:{test.value}:{mac}"
+        return f"default:{peer_ip}:{test}:{mac}"
     return f"name:{peer_ip}:{file_name}"
 
 

@@ -125,7 +125,7 @@ def test_trigger_to_received_file(
     assert item.meta["peer"] == modem.address
     fields = header(data)
     assert fields["magic"] == b"PNN"
-    assert fields["type"] == test.spec.pnn_type
+    assert fields["type"] == test.files[0].pnn_type
     assert fields["channel"] == channel_id
     assert fields["mac"] == pnm.normalize_mac(modem.mac)
     assert pnm_files.DATA_OFFSET + fields["length"] == len(data)
