@@ -30,6 +30,7 @@ SPEED_OF_LIGHT_M_S = 299_792_458.0
 VELOCITY_FACTOR = 0.87
 ECHO_GUARD_TAPS = 3
 TAP_PLOT_US = 2.0  # micro-reflections lie within a few µs of the main tap
+TAP_PLOT_FLOOR_DB = -80.0
 
 
 def signed_offsets(main: int, n: int) -> np.ndarray:
@@ -113,6 +114,7 @@ class PreEqResult:
         magnitude = np.abs(self.taps)
         with np.errstate(divide="ignore"):
             taps_db = 20 * np.log10(magnitude / magnitude.max()) if magnitude.size else magnitude
+        taps_db[~np.isfinite(taps_db)] = np.nan  # a zero tap is -inf dB: missing in JSON
         return {
             "analysis": self.kind,
             "test_type": parsed.header.test_type,
@@ -207,7 +209,7 @@ class PreEqResult:
                     f"(≈{echo['distance_m']} m at {VELOCITY_FACTOR} c)"
                 )
             axes[2].set_title(text, fontsize=9)
-            axes[2].set_ylim(bottom=max(float(np.nanmin(level[np.isfinite(level)])), -80.0))
+            axes[2].set_ylim(TAP_PLOT_FLOOR_DB, 3)
             shown_us = max(
                 TAP_PLOT_US, 1.5 * abs(echo["delay_us"]) if isinstance(echo, dict) else 0
             )
