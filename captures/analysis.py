@@ -1,4 +1,5 @@
-"""Analysis of an operation's captures: min-avg-max, heat map, group delay.
+"""Analysis of an operation's captures (min-avg-max, heat map, group delay, OFDM profile
+performance) and of one transaction's file (``captures.analyses``).
 
 Captures are read one at a time (decompress → parse → fold into per-channel arrays), so
 memory grows with channels x subcarriers (x captures for a heat map), never with the
@@ -21,17 +22,36 @@ import zstandard
 from django.db.models import QuerySet
 
 from captures import storage
+from captures.analyses import FileAnalysis, analyse_file, analyse_snmp_spectrum
+from captures.analyses.fec import FecTotals
+from captures.analyses.profile_performance import (
+    ChannelRxMer,
+    ProfilePerformanceResult,
+    channel_performance,
+)
 from captures.models import Operation, Transaction
-from captures.pnm import ChannelEstimation, PnmFile, PnmFormatError, RxMer, parse
+from captures.pnm import (
+    ChannelEstimation,
+    FecSummary,
+    ModulationProfile,
+    PnmFile,
+    PnmFormatError,
+    RxMer,
+    parse,
+    parse_snmp_spectrum,
+)
 from captures.pnm.common import json_list
 
 READ_BATCH = 200
+# PyPNM's name for the SNMP-only spectrum (AmplitudeData walk): no PNN header of its own.
+SNMP_SPECTRUM_TEST_TYPE = "SPECTRUM_ANALYZER_SNMP_AMP_DATA"
 
 
 class AnalysisType(enum.StrEnum):
     MIN_AVG_MAX = "min-avg-max"
     HEATMAP = "heatmap"
     GROUP_DELAY = "group-delay"
+    OFDM_PROFILE_PERFORMANCE = "ofdm-profile-performance"
 
 
 class AnalysisError(ValueError):
@@ -66,14 +86,27 @@ class UnreadableFile(OSError):
     """The stored file exists but does not decompress (damaged on disk)."""
 
 
-def load_transaction(record: Transaction) -> PnmFile:
-    """The stored file of one transaction, decompressed and parsed."""
+def read_transaction(record: Transaction) -> bytes:
+    """The stored file of one transaction, decompressed."""
     reader = storage.iter_decompressed if record.is_compressed else storage.iter_stored
     try:
-        data = b"".join(reader(record.stored_path))
+        return b"".join(reader(record.stored_path))
     except zstandard.ZstdError as exc:
         raise UnreadableFile(f"{record.stored_path} does not decompress: {exc}") from None
-    return parse(data)
+
+
+def load_transaction(record: Transaction) -> PnmFile:
+    """The stored file of one transaction, decompressed and parsed."""
+    return parse(read_transaction(record))
+
+
+def analyse_transaction(record: Transaction) -> FileAnalysis:
+    """The analysis of one transaction's file, chosen by its type (the SNMP spectrum by the
+    transaction's test type, since that file has no header)."""
+    data = read_transaction(record)
+    if record.pnm_test_type == SNMP_SPECTRUM_TEST_TYPE:
+        return analyse_snmp_spectrum(parse_snmp_spectrum(data), int(record.timestamp.timestamp()))
+    return analyse_file(parse(data))
 
 
 def operation_transactions(operation: Operation) -> QuerySet[Transaction]:
@@ -161,25 +194,82 @@ def analyse(operation: Operation, analysis: AnalysisType) -> AnalysisResult:
         measure = measure_for(analysis, parsed)
         if measure is None or not isinstance(parsed, RxMer | ChannelEstimation):
             continue  # e.g. a FEC summary in an RxMER operation: not part of this analysis
-        frequencies = parsed.grid.frequencies()
-        series = channels.get(parsed.channel_id)
-        if series is None:
-            series = channels[parsed.channel_id] = ChannelSeries(
-                parsed.channel_id, measure, frequencies
-            )
-        elif not np.array_equal(series.frequency_hz, frequencies):
-            skipped.append(
-                {"transaction_id": record.transaction_id, "reason": "subcarrier grid changed"}
-            )
-            continue
-        timestamp = int(record.timestamp.timestamp())
-        series.add(measure.read(parsed), timestamp, keep_rows)
+        _fold(channels, parsed, measure, record, skipped, keep_rows)
         del parsed
     if not channels:
         raise AnalysisError(f"operation {operation.operation_id} has no captures for {analysis}")
     return AnalysisResult(
         operation.operation_id, analysis, [channels[k] for k in sorted(channels)], skipped
     )
+
+
+def _fold(
+    channels: dict[int, ChannelSeries],
+    parsed: RxMer | ChannelEstimation,
+    measure: Measure,
+    record: Transaction,
+    skipped: list[dict[str, str]],
+    keep_rows: bool = False,
+) -> None:
+    """Add one capture to its channel's series (a changed subcarrier grid is skipped)."""
+    frequencies = parsed.grid.frequencies()
+    series = channels.get(parsed.channel_id)
+    if series is None:
+        series = channels[parsed.channel_id] = ChannelSeries(
+            parsed.channel_id, measure, frequencies
+        )
+    elif not np.array_equal(series.frequency_hz, frequencies):
+        skipped.append(
+            {"transaction_id": record.transaction_id, "reason": "subcarrier grid changed"}
+        )
+        return
+    series.add(measure.read(parsed), int(record.timestamp.timestamp()), keep_rows)
+
+
+def analyse_profile_performance(operation: Operation) -> ProfilePerformanceResult:
+    """Each channel's latest modulation profile against the mean of its RxMER captures and
+    the sum of its FEC summaries, reading one file at a time."""
+    rxmer: dict[int, ChannelSeries] = {}
+    modulation: dict[int, ModulationProfile] = {}
+    fec: dict[int, dict[int, FecTotals]] = {}
+    skipped: list[dict[str, str]] = []
+    for record in operation_transactions(operation).iterator(chunk_size=READ_BATCH):
+        try:
+            parsed = load_transaction(record)
+        except (PnmFormatError, OSError) as exc:
+            skipped.append({"transaction_id": record.transaction_id, "reason": str(exc)})
+            continue
+        if isinstance(parsed, RxMer):
+            _fold(rxmer, parsed, RXMER_DB, record, skipped)
+        elif isinstance(parsed, ModulationProfile):
+            modulation[parsed.channel_id] = parsed  # time order: the latest wins
+        elif isinstance(parsed, FecSummary):
+            totals = fec.setdefault(parsed.channel_id, {})
+            for profile in parsed.profiles:
+                added = FecTotals.of(profile.profile_id, profile.records)
+                known = totals.get(profile.profile_id)
+                totals[profile.profile_id] = added if known is None else known + added
+        del parsed
+    channels = [
+        channel_performance(
+            modulation[channel_id],
+            ChannelRxMer(
+                channel_id,
+                rxmer[channel_id].frequency_hz,
+                rxmer[channel_id].average(),
+                rxmer[channel_id].captures,
+            ),
+            fec.get(channel_id, {}),
+        )
+        for channel_id in sorted(modulation)
+        if channel_id in rxmer
+    ]
+    if not channels:
+        raise AnalysisError(
+            f"operation {operation.operation_id} has no modulation profile with RxMER "
+            "captures of the same channel"
+        )
+    return ProfilePerformanceResult(operation.operation_id, channels, skipped)
 
 
 def _digits(measure: Measure) -> int:

@@ -1,12 +1,14 @@
-"""A ZIP of stored PNM files, produced chunk by chunk for a streaming response.
+"""A ZIP of stored PNM files (or of any chunked members), produced chunk by chunk for a
+streaming response.
 
-zipfile writes to a non-seekable stream with data descriptors, so each file is
-decompressed and deflated in chunks and handed out as soon as it is written: memory use
-is one chunk, not the archive.
+zipfile writes to a non-seekable stream with data descriptors, so each member is
+deflated in chunks and handed out as soon as it is written: memory use is one chunk, not
+the archive. A member's chunks are only produced when the archive reaches it.
 """
 
 from __future__ import annotations
 
+import itertools
 import zipfile
 from collections.abc import Iterable, Iterator
 
@@ -40,20 +42,29 @@ class _Pipe:
         return data
 
 
-def stream_zip(entries: Iterable[tuple[str, str]]) -> Iterator[bytes]:
-    """ZIP bytes for ``(archive name, stored relative path)`` pairs; missing files skipped."""
+def stream_members(members: Iterable[tuple[str, Iterable[bytes]]]) -> Iterator[bytes]:
+    """ZIP bytes for ``(archive name, chunks)`` pairs, in order."""
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, relative_path in entries:
-            try:
-                chunks = storage.iter_decompressed(relative_path)
-                first = next(chunks, b"")
-            except FileNotFoundError:
-                continue
+        for name, chunks in members:
             with archive.open(name, mode="w", force_zip64=True) as member:
-                member.write(first)
                 for chunk in chunks:
                     member.write(chunk)
                     yield pipe.drain()
             yield pipe.drain()
     yield pipe.drain()
+
+
+def _stored_members(entries: Iterable[tuple[str, str]]) -> Iterator[tuple[str, Iterable[bytes]]]:
+    for name, relative_path in entries:
+        try:
+            chunks = storage.iter_decompressed(relative_path)
+            first = next(chunks, b"")
+        except FileNotFoundError:
+            continue
+        yield name, itertools.chain((first,), chunks)
+
+
+def stream_zip(entries: Iterable[tuple[str, str]]) -> Iterator[bytes]:
+    """ZIP bytes for ``(archive name, stored relative path)`` pairs; missing files skipped."""
+    return stream_members(_stored_members(entries))

@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, ...], set[str]] = {
     ("transaction-download", "GET"): READ,
     ("transaction-parsed", "GET"): READ,
     ("transaction-plot", "GET"): READ,
+    ("transaction-analysis", "GET"): READ,
     ("modem-list", "GET"): READ,
     ("modem-list", "POST"): CAPTURE_WRITE,
     ("modem-detail", "GET"): READ,

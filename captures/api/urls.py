@@ -14,6 +14,7 @@ from django.urls import re_path  # noqa: E402
 
 from captures.api.analysis_views import (  # noqa: E402
     OperationAnalysisView,
+    TransactionAnalysisView,
     TransactionParsedView,
     TransactionPlotView,
 )
@@ -29,6 +30,11 @@ urlpatterns += [
         r"transactions/(?P<transaction_id>[0-9a-f]{16})/parsed",
         TransactionParsedView.as_view(),
         name="transaction-parsed",
+    ),
+    api_path(
+        r"transactions/(?P<transaction_id>[0-9a-f]{16})/analysis",
+        TransactionAnalysisView.as_view(),
+        name="transaction-analysis",
     ),
     re_path(  # a file name: no trailing slash
         r"^transactions/(?P<transaction_id>[0-9a-f]{16})/plot\.png$",
