@@ -233,6 +233,12 @@ SPECTACULAR_SETTINGS = {
     # The schema and its UI are for our users too: /health/ is the only public page
     # (config.urls declares their rule: any token with the read scope).
     "SERVE_PERMISSIONS": ["accounts.permissions.ActionPermission"],
+    # Several fields are named "test": a file's test type, a trigger test, an operation family.
+    "ENUM_NAME_OVERRIDES": {
+        "PnmFileTestEnum": "captures.models.PnmTestType",
+        "PnmTriggerTestEnum": "captures.models.TRIGGER_TESTS",
+        "OperationFamilyEnum": "captures.api.serializers.MULTI_NAMES",
+    },
 }
 
 # --- audit -------------------------------------------------------------------------------
