@@ -6,15 +6,17 @@ Real SNMP and TFTP over 127.0.0.1, a real worker, PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
 
 from captures import services
+from captures.analysis import read_transaction
 from captures.models import TERMINAL_STATES, Operation, OperationState, Transaction
 from captures.pnm import parse
 from captures.tests.helpers import assert_accounted
-from devices.links.pnm import PnmTest, Scope
+from devices.links.pnm import MeasStatus, PnmTest, Scope
 from tests.factories import register_modem
 from tests.helpers import wait_until
 
@@ -107,3 +109,89 @@ def test_a_single_capture_of_every_test_is_stored_parsed_and_plotted(
         plot = operator_client.get(entry["links"]["plot"])
         assert plot.status_code == 200
         assert plot.content.startswith(PNG_MAGIC)
+
+
+def start_multi(modem, name: str, mode: str, duration_s: int, interval_s: int) -> Operation:
+    return services.start_operation(
+        modem=modem,
+        name=name,
+        measure_mode=mode,
+        duration_s=duration_s,
+        sample_interval_s=interval_s,
+    )
+
+
+def test_ofdm_performance_1_keeps_rxmer_profiles_and_fec_summaries_in_one_group(
+    pnm_worker, beat, farm, viewer_client
+):
+    """Three ticks at 0, 2 and 4 s on two channels: RxMER on each, the modulation profile
+    on the middle one (2), FEC summaries on the final one: 3x2 + 2 + 2 = 10 files."""
+    sim = farm(1)
+    operation = start_multi(register_modem(sim[0]), "multi_rxmer", "ofdm_performance_1", 4, 2)
+
+    done = finished(operation.operation_id)
+
+    assert done.state == OperationState.COMPLETED, done.last_error
+    assert_accounted(done)
+    assert (done.planned_ticks, done.expected, done.collected) == (3, 10, 10)
+    records = Transaction.objects.filter(capture__operation=done)
+    assert {record.capture_group_id for record in records} == {done.capture_group_id}
+    by_test: dict[str, list[int]] = {}
+    for record in records:
+        by_test.setdefault(record.pnm_test_type, []).append(record.capture.tick)
+    assert sorted(by_test[PnmTest.RXMER.value]) == [1, 1, 2, 2, 3, 3]
+    assert by_test[PnmTest.MODULATION_PROFILE.value] == [2, 2]
+    assert by_test[PnmTest.FEC_SUMMARY.value] == [3, 3]
+
+    analysis = viewer_client.get(
+        f"/api/v1/captures/operations/{done.operation_id}/analysis/",
+        {"type": "ofdm-profile-performance"},
+    )
+    assert analysis.status_code == 200, analysis.content
+    body = b"".join(analysis.streaming_content) if analysis.streaming else analysis.content
+    result = json.loads(body)
+    channels = {channel["channel_id"]: channel for channel in result["channels"]}
+    assert sorted(channels) == [193, 194]
+    for channel in channels.values():
+        assert channel["rxmer_captures"] == 3  # the mean over the run's three RxMER files
+        assert channel["profiles"], channel
+        assert all(profile["fec"] for profile in channel["profiles"])  # from the FEC summary
+
+
+def test_upstream_pre_equalisation_stores_both_files_of_every_trigger(pnm_worker, beat, farm):
+    sim = farm(1)
+    operation = start_multi(register_modem(sim[0]), "multi_us_pre_equalization", "continuous", 2, 2)
+
+    done = finished(operation.operation_id)
+
+    assert done.state == OperationState.COMPLETED, done.last_error
+    assert_accounted(done)
+    ((_, ofdma_channel),) = sim[0].ofdma_channels
+    per_slot = {
+        (row.test, row.channel_id): (row.planned, row.collected) for row in done.channels.all()
+    }
+    assert per_slot == {
+        ("US_PRE_EQUALIZER_COEF", ofdma_channel): (2, 2),
+        ("US_PRE_EQUALIZER_COEF_LAST_UPDATE", ofdma_channel): (2, 2),
+    }
+    records = Transaction.objects.filter(capture__operation=done)
+    kinds = sorted(parse(read_transaction(record)).header.file_type for record in records)
+    assert kinds == [6, 6, 7, 7]  # coefficients and last update, twice
+
+
+def test_a_test_the_modem_ends_in_error_fails_with_its_reason(pnm_worker, farm, operator_client):
+    sim = farm(1)
+    sim.call(sim[0].failing_tests.__setitem__, PnmTest.CONSTELLATION, MeasStatus.ERROR)
+    modem = register_modem(sim[0])
+
+    started = operator_client.post(
+        CAPTURES, {"modem": modem.pk, "test": PnmTest.CONSTELLATION.value}, format="json"
+    )
+
+    done = finished(started.json()["capture_id"])
+    assert done.state == OperationState.FAILED
+    assert_accounted(done)
+    assert (done.expected, done.collected, done.failed) == (2, 0, 2)
+    reasons = operator_client.get(f"{CAPTURES}{done.operation_id}/").json()["reasons"]
+    assert reasons == {"failed": {"CaptureFailed": 2}}
+    assert "measurement ended with ERROR" in done.last_error
