@@ -41,10 +41,11 @@ from captures.pnm import (
     parse_snmp_spectrum,
 )
 from captures.pnm.common import json_list
+from devices.links.pnm import PnmTest
 
 READ_BATCH = 200
 # PyPNM's name for the SNMP-only spectrum (AmplitudeData walk): no PNN header of its own.
-SNMP_SPECTRUM_TEST_TYPE = "SPECTRUM_ANALYZER_SNMP_AMP_DATA"
+SNMP_SPECTRUM_TEST_TYPE = PnmTest.SPECTRUM_ANALYZER_SNMP.value  # no header: typed by its record
 
 
 class AnalysisType(enum.StrEnum):

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from captures.analysis import load_transaction
+from captures.analysis import SNMP_SPECTRUM_TEST_TYPE, analyse_transaction, load_transaction
 from captures.models import Transaction
 from captures.pnm import PnmFormatError
 
@@ -22,7 +22,10 @@ def parsed_panel(record: Transaction) -> SafeString:
     if record.pk is None:
         return format_html("<p>{}</p>", "no file yet")
     try:
-        summary = load_transaction(record).as_dict(data=False)
+        if record.pnm_test_type == SNMP_SPECTRUM_TEST_TYPE:  # no header: its analysis
+            summary = analyse_transaction(record).as_dict()
+        else:
+            summary = load_transaction(record).as_dict(data=False)
     except (PnmFormatError, OSError) as exc:
         return format_html("<p>the stored file cannot be read: {}</p>", str(exc))
     plot_url = reverse("transaction-plot", kwargs={"transaction_id": record.transaction_id})

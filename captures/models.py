@@ -35,6 +35,7 @@ class PnmTestType(models.TextChoices):
     US_PRE_EQUALIZER_COEF_LAST_UPDATE = "US_PRE_EQUALIZER_COEF_LAST_UPDATE"
     SPECTRUM_ANALYZER = "SPECTRUM_ANALYZER"
     DS_OFDM_SYMBOL_CAPTURE = "DS_OFDM_SYMBOL_CAPTURE"
+    SPECTRUM_ANALYZER_SNMP_AMP_DATA = "SPECTRUM_ANALYZER_SNMP_AMP_DATA"  # walked, no header
 
 
 # The tests a worker can trigger (``devices.links.pnm.PnmTest``): an operation's ``test``.

@@ -20,6 +20,8 @@ from captures.models import Capture, CaptureState, Operation, Transaction
 from captures.pnm.cursor import Cursor
 from captures.pnm.errors import PnmFormatError
 from captures.pnm.header import read_header
+from captures.pnm.spectrum import parse_snmp_spectrum
+from devices.links.pnm import PnmTest
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,14 @@ class NotStaged(Exception):
 
 
 def check_header(data: bytes, expected_test_type: str) -> None:
-    """The PNN/PNM header must announce the test we triggered."""
+    """The PNN/PNM header must announce the test we triggered (the SNMP-only spectrum has
+    no header: its segments must parse)."""
+    if expected_test_type == PnmTest.SPECTRUM_ANALYZER_SNMP:
+        try:
+            parse_snmp_spectrum(data)
+        except PnmFormatError as exc:
+            raise NotStaged(f"not an SNMP amplitude walk: {exc}") from None
+        return
     try:
         header = read_header(Cursor(data))
     except PnmFormatError as exc:

@@ -24,10 +24,12 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 
-from captures import expectations, plans, services
+from captures import expectations, plans, services, storage
 from captures.models import Capture, CaptureState, Operation, OperationState
 from captures.services import Tick
 from core import locks
@@ -282,6 +284,9 @@ def _trigger_next(
         )
         if captures is None:
             continue  # this (tick, test, channel) was triggered by an earlier delivery
+        if test.spec.walked:
+            _walk(operation, captures[0], parameters)
+            continue
         expected = [expectations.register(capture, modem) for capture in captures]
         try:
             pnm.start_capture(
@@ -322,6 +327,24 @@ def _trigger_next(
             cmts_slot=cmts_slot,
         )
     return None
+
+
+def _walk(operation: Operation, capture: Capture, parameters: dict) -> None:
+    """A test read over SNMP, not uploaded (the SNMP-only spectrum): its bytes go to the
+    spool and on to staging exactly as a received upload does."""
+    try:
+        data = pnm.spectrum_amplitude_walk(client(), _target(operation.modem), parameters)
+    except SnmpError:
+        capture.delete()  # not measured: a retry measures afresh
+        raise
+    services.capture_triggered(capture)
+    path = storage.usable_spool_dir() / capture.file_name
+    path.write_bytes(data)
+    if services.mark_uploaded(capture.pk, str(path)):
+        transaction.on_commit(lambda: current_app.send_task(STAGE_TASK, args=[capture.pk]))
+
+
+STAGE_TASK = "captures.tasks.stage_capture"
 
 
 def claim_step(measurement: Measurement) -> bool:

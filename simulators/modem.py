@@ -181,6 +181,7 @@ class SimulatedModem:
         self.tests = {
             (test, if_index): _new_row(test, first_status)
             for test in PnmTest
+            if not test.spec.walked  # the SNMP-only spectrum shares the analyser's scalars
             for if_index, _ in self.interfaces(test.scope)
         }
         # OID -> ((test, ifIndex), what, which) of the test tables, for ``get`` and ``set``:

@@ -27,6 +27,7 @@ from accounts.permissions import perm, read
 from captures.analyses import FileAnalysis
 from captures.analyses.base import csv_bytes
 from captures.analysis import (
+    SNMP_SPECTRUM_TEST_TYPE,
     AnalysisError,
     AnalysisResult,
     AnalysisType,
@@ -233,8 +234,11 @@ def _transaction_file(transaction_id: str, read: Callable[[Transaction], object]
         raise UnparseableFile(f"the stored file cannot be read: {exc}") from None
 
 
-def _parsed_transaction(transaction_id: str):
-    return _transaction_file(transaction_id, load_transaction)
+def _walked(transaction_id: str) -> bool:
+    """Whether the transaction is the header-less SNMP spectrum: nothing parses it as a PNM
+    file, so its analysis (which holds the same figures) stands in for it."""
+    record = get_object_or_404(Transaction, transaction_id=transaction_id)
+    return record.pnm_test_type == SNMP_SPECTRUM_TEST_TYPE
 
 
 class TransactionParsedView(_JsonErrorsMixin, APIView):
@@ -260,7 +264,9 @@ class TransactionParsedView(_JsonErrorsMixin, APIView):
     def get(self, request: Request, transaction_id: str) -> Response:
         query = ParsedQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        parsed = _parsed_transaction(transaction_id)
+        if _walked(transaction_id):
+            return Response(_transaction_file(transaction_id, analyse_transaction).as_dict())
+        parsed = _transaction_file(transaction_id, load_transaction)
         return Response(parsed.as_dict(data=query.validated_data["data"]))
 
 
@@ -278,7 +284,11 @@ class TransactionPlotView(_JsonErrorsMixin, APIView):
         },
     )
     def get(self, request: Request, transaction_id: str) -> HttpResponse:
-        return HttpResponse(file_png(_parsed_transaction(transaction_id)), content_type="image/png")
+        if _walked(transaction_id):
+            png = _transaction_file(transaction_id, analyse_transaction).png()
+        else:
+            png = file_png(_transaction_file(transaction_id, load_transaction))
+        return HttpResponse(png, content_type="image/png")
 
 
 class TransactionAnalysisView(_JsonErrorsMixin, APIView):

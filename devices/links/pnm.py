@@ -133,6 +133,7 @@ class TestSpec:
     files: tuple[FileSpec, ...]
     parameters: tuple[Parameter, ...] = ()
     arm: tuple[tuple[int, int], ...] = ()  # (column, Integer32 value) set with the parameters
+    walked: bool = False  # no upload: the worker walks the result (spectrum_amplitude_walk)
 
     def column(self, number: int, if_index: int) -> str:
         return f"{self.table}.{number}.{if_index}"
@@ -150,6 +151,8 @@ class PnmTest(enum.StrEnum):
     US_PRE_EQUALIZER = "US_PRE_EQUALIZER_COEF"
     SPECTRUM_ANALYZER = "SPECTRUM_ANALYZER"
     SYMBOL_CAPTURE = "DS_OFDM_SYMBOL_CAPTURE"
+    # The same analyser without a file: its amplitude table is walked (PyPNM's name)
+    SPECTRUM_ANALYZER_SNMP = "SPECTRUM_ANALYZER_SNMP_AMP_DATA"
 
     @property
     def spec(self) -> TestSpec:
@@ -199,6 +202,17 @@ MAX_FREQUENCY_HZ = 1_794_000_000  # top of the DOCSIS 3.1 downstream band
 MAX_SPECTRUM_SEGMENTS = 1000  # bounds one capture's size (a 256-bin segment is ~0.5 kB)
 FEC_SUMMARY_TYPES = (("10min", 2), ("24h", 3))  # docsPnmCmDsOfdmFecSumType
 FEC_SUMMARY_DURATION_S = {"10min": 600, "24h": 86_400}
+
+SPECTRUM_PARAMETERS = (
+    Parameter("inactivity_timeout_s", 2, 300, 0, 86_400, signed=True, unit="s"),
+    Parameter("first_segment_center_hz", 3, 93_000_000, 0, MAX_FREQUENCY_HZ, unit="Hz"),
+    Parameter("last_segment_center_hz", 4, 993_000_000, 0, MAX_FREQUENCY_HZ, unit="Hz"),
+    Parameter("segment_span_hz", 5, 7_500_000, 1_000_000, 900_000_000, unit="Hz"),
+    Parameter("bins_per_segment", 6, 256, 2, 2048, unit="bins"),
+    Parameter("noise_bandwidth", 7, 150, 50, 500, unit="hundredths of a bin"),
+    Parameter("window_function", 8, "hann", choices=WINDOW_FUNCTIONS),
+    Parameter("number_of_averages", 9, 1, 1, 1000),
+)
 
 # Columns and defaults from DOCS-PNM-MIB-2024-07-05 and DOCS-IF3-MIB (see reference §2.2).
 _SPECS = {
@@ -275,16 +289,7 @@ _SPECS = {
         SPECTRUM_FILE_ENABLE_COLUMN,
         11,
         _file(PnmTest.SPECTRUM_ANALYZER.value, 12, "PNMSpecAnData", 9),
-        (
-            Parameter("inactivity_timeout_s", 2, 300, 0, 86_400, signed=True, unit="s"),
-            Parameter("first_segment_center_hz", 3, 93_000_000, 0, MAX_FREQUENCY_HZ, unit="Hz"),
-            Parameter("last_segment_center_hz", 4, 993_000_000, 0, MAX_FREQUENCY_HZ, unit="Hz"),
-            Parameter("segment_span_hz", 5, 7_500_000, 1_000_000, 900_000_000, unit="Hz"),
-            Parameter("bins_per_segment", 6, 256, 2, 2048, unit="bins"),
-            Parameter("noise_bandwidth", 7, 150, 50, 500, unit="hundredths of a bin"),
-            Parameter("window_function", 8, "hann", choices=WINDOW_FUNCTIONS),
-            Parameter("number_of_averages", 9, 1, 1, 1000),
-        ),
+        SPECTRUM_PARAMETERS,
         arm=((SPECTRUM_ENABLE_COLUMN, TRUE),),
     ),
     # docsPnmCmDsOfdmSymCapEntry: TrigEnable .1, TrigEnableTimeout .2, MeasStatus .8,
@@ -297,6 +302,17 @@ _SPECS = {
         8,
         _file(PnmTest.SYMBOL_CAPTURE.value, 9, "PNMSymCap", 1),
         (Parameter("trigger_timeout_s", 2, 60, 1, 3600, unit="s"),),
+    ),
+    # docsIf3CmSpectrumAnalysisCtrlCmd with FileEnable false; the rows of
+    # docsIf3CmSpectrumAnalysisMeasAmplitudeData are the result (no PNN header, no name)
+    PnmTest.SPECTRUM_ANALYZER_SNMP: TestSpec(
+        SPECTRUM_CTRL,
+        Scope.MODEM,
+        SPECTRUM_ENABLE_COLUMN,
+        11,
+        _file(PnmTest.SPECTRUM_ANALYZER_SNMP.value, 0, "", 0),
+        SPECTRUM_PARAMETERS,
+        walked=True,
     ),
 }
 FILE_SPECS = {spec.test_type: spec for test in PnmTest for spec in test.files}
@@ -331,7 +347,7 @@ def validate_parameters(
         name: cast(int | str, given.get(name, parameter.default))
         for name, parameter in known.items()
     }
-    if not errors and test is PnmTest.SPECTRUM_ANALYZER:
+    if not errors and test.spec.parameters is SPECTRUM_PARAMETERS:
         errors.update(_spectrum_errors(values))
     if errors:
         raise InvalidParameters(errors)
@@ -715,7 +731,7 @@ def spectrum_amplitude_walk(
     (one row per segment: a ``>5I`` head, then int16 bins in 0.01 dB). The rows concatenated
     are what ``captures.pnm.parse_snmp_spectrum`` reads. Each request has the target's
     timeout; the walk stops after MAX_SPECTRUM_SEGMENTS rows."""
-    test = PnmTest.SPECTRUM_ANALYZER
+    test = PnmTest.SPECTRUM_ANALYZER_SNMP
     values = validate_parameters(test, parameters)
     spec = test.spec
     pairs: list[tuple[str, Any]] = [
