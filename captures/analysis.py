@@ -181,17 +181,25 @@ class AnalysisResult:
     skipped: list[dict[str, str]]
 
 
-def analyse(operation: Operation, analysis: AnalysisType) -> AnalysisResult:
-    """Fold every capture of ``operation`` into per-channel series, one file at a time."""
-    channels: dict[int, ChannelSeries] = {}
-    skipped: list[dict[str, str]] = []
-    keep_rows = analysis is AnalysisType.HEATMAP
+def _parsed_files(
+    operation: Operation, skipped: list[dict[str, str]]
+) -> Iterator[tuple[Transaction, PnmFile]]:
+    """The operation's files parsed one at a time; an unreadable one is noted in ``skipped``."""
     for record in operation_transactions(operation).iterator(chunk_size=READ_BATCH):
         try:
             parsed = load_transaction(record)
         except (PnmFormatError, OSError) as exc:
             skipped.append({"transaction_id": record.transaction_id, "reason": str(exc)})
             continue
+        yield record, parsed
+
+
+def analyse(operation: Operation, analysis: AnalysisType) -> AnalysisResult:
+    """Fold every capture of ``operation`` into per-channel series, one file at a time."""
+    channels: dict[int, ChannelSeries] = {}
+    skipped: list[dict[str, str]] = []
+    keep_rows = analysis is AnalysisType.HEATMAP
+    for record, parsed in _parsed_files(operation, skipped):
         measure = measure_for(analysis, parsed)
         if measure is None or not isinstance(parsed, RxMer | ChannelEstimation):
             continue  # e.g. a FEC summary in an RxMER operation: not part of this analysis
@@ -234,12 +242,7 @@ def analyse_profile_performance(operation: Operation) -> ProfilePerformanceResul
     modulation: dict[int, ModulationProfile] = {}
     fec: dict[int, dict[int, FecTotals]] = {}
     skipped: list[dict[str, str]] = []
-    for record in operation_transactions(operation).iterator(chunk_size=READ_BATCH):
-        try:
-            parsed = load_transaction(record)
-        except (PnmFormatError, OSError) as exc:
-            skipped.append({"transaction_id": record.transaction_id, "reason": str(exc)})
-            continue
+    for record, parsed in _parsed_files(operation, skipped):
         if isinstance(parsed, RxMer):
             _fold(rxmer, parsed, RXMER_DB, record, skipped)
         elif isinstance(parsed, ModulationProfile):

@@ -10,6 +10,19 @@ from captures.pnm import ChannelEstimation, RxMer
 from captures.pnm.common import json_list
 
 
+def _per_subcarrier(kind: str, parsed: RxMer | ChannelEstimation) -> dict[str, object]:
+    """What both per-subcarrier analyses say first: the file, its grid and its figures."""
+    return {
+        "analysis": kind,
+        "channel_id": parsed.channel_id,
+        "mac_address": parsed.mac_address,
+        "capture_time": parsed.header.capture_time,
+        "grid": parsed.grid.as_dict(),
+        "summary": parsed.stats(),
+        "frequency_hz": parsed.grid.frequencies().tolist(),
+    }
+
+
 @dataclass(eq=False)
 class RxMerResult:
     """RxMER in dB per active subcarrier; excluded subcarriers (0xFF) are missing."""
@@ -18,16 +31,9 @@ class RxMerResult:
     parsed: RxMer
 
     def as_dict(self) -> dict[str, object]:
-        parsed = self.parsed
         return {
-            "analysis": self.kind,
-            "channel_id": parsed.channel_id,
-            "mac_address": parsed.mac_address,
-            "capture_time": parsed.header.capture_time,
-            "grid": parsed.grid.as_dict(),
-            "summary": parsed.stats(),
-            "frequency_hz": parsed.grid.frequencies().tolist(),
-            "rxmer_db": json_list(parsed.values_db, 2),
+            **_per_subcarrier(self.kind, self.parsed),
+            "rxmer_db": json_list(self.parsed.values_db, 2),
         }
 
     def csv_rows(self) -> Iterator[list[object]]:
@@ -65,13 +71,7 @@ class ChannelEstimationResult:
     def as_dict(self) -> dict[str, object]:
         parsed = self.parsed
         return {
-            "analysis": self.kind,
-            "channel_id": parsed.channel_id,
-            "mac_address": parsed.mac_address,
-            "capture_time": parsed.header.capture_time,
-            "grid": parsed.grid.as_dict(),
-            "summary": parsed.stats(),
-            "frequency_hz": parsed.grid.frequencies().tolist(),
+            **_per_subcarrier(self.kind, parsed),
             "magnitude_db": json_list(parsed.magnitude_db),
             "group_delay_us": json_list(parsed.group_delay_s * 1e6, 6),
         }

@@ -136,12 +136,10 @@ def validated_parameters(test: pnm.PnmTest, parameters: dict | None) -> dict[str
         raise serializers.ValidationError({"parameters": exc.errors}) from None
 
 
-class OperationStartSerializer(serializers.Serializer):
+class StartFields(serializers.Serializer):
+    """What every start request names: the modem, the test's parameters, the channels."""
+
     modem = ModemField()
-    test = serializers.ChoiceField(choices=MULTI_NAMES, help_text="the multi-capture family")
-    duration_s = serializers.IntegerField(min_value=1, max_value=7 * 86400)
-    sample_interval_s = serializers.IntegerField(min_value=1, max_value=86400)
-    measure_mode = serializers.CharField(required=False, max_length=32)
     parameters = ParametersField(help_text="the test's parameters (see README)")
     channel_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=255),
@@ -149,6 +147,13 @@ class OperationStartSerializer(serializers.Serializer):
         allow_empty=True,
         max_length=64,
     )
+
+
+class OperationStartSerializer(StartFields):
+    test = serializers.ChoiceField(choices=MULTI_NAMES, help_text="the multi-capture family")
+    duration_s = serializers.IntegerField(min_value=1, max_value=7 * 86400)
+    sample_interval_s = serializers.IntegerField(min_value=1, max_value=86400)
+    measure_mode = serializers.CharField(required=False, max_length=32)
 
     def validate(self, attrs: dict) -> dict:
         if attrs["duration_s"] < attrs["sample_interval_s"]:
@@ -182,19 +187,11 @@ class OperationStartSerializer(serializers.Serializer):
         )
 
 
-class CaptureStartSerializer(serializers.Serializer):
+class CaptureStartSerializer(StartFields):
     """A single capture: one trigger of ``test`` on each of the modem's channels of its
     scope (or the requested ``channel_ids``), as soon as a worker takes it."""
 
-    modem = ModemField()
     test = serializers.ChoiceField(choices=[test.value for test in pnm.PnmTest])
-    parameters = ParametersField(help_text="the test's parameters (see README)")
-    channel_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=0, max_value=255),
-        required=False,
-        allow_empty=True,
-        max_length=64,
-    )
 
     def validate(self, attrs: dict) -> dict:
         attrs["parameters"] = validated_parameters(

@@ -14,6 +14,7 @@ from django_celery_beat.models import PeriodicTask
 
 from captures import services, storage, triggering
 from captures.models import (
+    OPERATION_MODES,
     TERMINAL_STATES,
     CaptureState,
     Operation,
@@ -30,15 +31,20 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def start(
-    modem, duration_s: int = 4, interval_s: int = 2, name: str = "multi_rxmer", channel_ids=None
+    modem,
+    duration_s: int = 4,
+    interval_s: int = 2,
+    name: str = "multi_rxmer",
+    channel_ids=None,
+    mode: str = "",
 ) -> Operation:
     """By default three ticks (0 s, 2 s, the final at 4 s): a tick (two channels) takes
-    about a second here, so none finds the modem still busy with the one before."""
-    mode = "continuous" if name == "multi_rxmer" else "standard"
+    about a second here, so none finds the modem still busy with the one before. ``mode``:
+    the family's first measure mode unless given."""
     return services.start_operation(
         modem=modem,
         name=name,
-        measure_mode=mode,
+        measure_mode=mode or OPERATION_MODES[name][0],
         duration_s=duration_s,
         sample_interval_s=interval_s,
         channel_ids=channel_ids,

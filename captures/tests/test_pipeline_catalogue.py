@@ -11,14 +11,13 @@ import struct
 
 import pytest
 
-from captures import services
 from captures.analysis import read_transaction
-from captures.models import TERMINAL_STATES, Operation, OperationState, Transaction
+from captures.models import Operation, OperationState, Transaction
 from captures.pnm import parse, parse_snmp_spectrum
 from captures.tests.helpers import assert_accounted
+from captures.tests.test_pipeline import finished, start
 from devices.links.pnm import MeasStatus, PnmTest, Scope, validate_parameters
 from tests.factories import register_modem
-from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -30,18 +29,6 @@ PARAMETERS: dict[PnmTest, dict] = {
     PnmTest.HISTOGRAM: {"timeout_s": 1},
     PnmTest.FEC_SUMMARY: {"summary_type": "10min"},
 }
-
-
-def finished(operation_id: str, timeout: float = 60) -> Operation:
-    """Wait for a terminal state; the sweeper is run here as beat would every 10 s."""
-
-    def poll():
-        services.sweep()
-        return Operation.objects.filter(
-            operation_id=operation_id, state__in=TERMINAL_STATES
-        ).first()
-
-    return wait_until(poll, timeout=timeout, interval=0.2)
 
 
 def expected_files(modem, test: PnmTest) -> list[tuple[str, int]]:
@@ -71,7 +58,7 @@ def test_a_single_capture_of_every_test_is_stored_parsed_and_plotted(
     assert started.status_code == 201, started.content
     capture_id = started.json()["capture_id"]
     assert started["Location"].endswith(f"{CAPTURES}{capture_id}/")
-    done = finished(capture_id)
+    done = finished(Operation.objects.get(operation_id=capture_id))
     assert done.state == OperationState.COMPLETED, done.last_error
     assert_accounted(done)
     wanted = expected_files(sim[0], test)
@@ -119,25 +106,15 @@ def test_a_single_capture_of_every_test_is_stored_parsed_and_plotted(
         assert plot.content.startswith(PNG_MAGIC)
 
 
-def start_multi(modem, name: str, mode: str, duration_s: int, interval_s: int) -> Operation:
-    return services.start_operation(
-        modem=modem,
-        name=name,
-        measure_mode=mode,
-        duration_s=duration_s,
-        sample_interval_s=interval_s,
-    )
-
-
 def test_ofdm_performance_1_keeps_rxmer_profiles_and_fec_summaries_in_one_group(
     pnm_worker, beat, farm, viewer_client
 ):
     """Three ticks at 0, 2 and 4 s on two channels: RxMER on each, the modulation profile
     on the middle one (2), FEC summaries on the final one: 3x2 + 2 + 2 = 10 files."""
     sim = farm(1)
-    operation = start_multi(register_modem(sim[0]), "multi_rxmer", "ofdm_performance_1", 4, 2)
+    operation = start(register_modem(sim[0]), name="multi_rxmer", mode="ofdm_performance_1")
 
-    done = finished(operation.operation_id)
+    done = finished(operation)
 
     assert done.state == OperationState.COMPLETED, done.last_error
     assert_accounted(done)
@@ -168,9 +145,9 @@ def test_ofdm_performance_1_keeps_rxmer_profiles_and_fec_summaries_in_one_group(
 
 def test_upstream_pre_equalisation_stores_both_files_of_every_trigger(pnm_worker, beat, farm):
     sim = farm(1)
-    operation = start_multi(register_modem(sim[0]), "multi_us_pre_equalization", "continuous", 2, 2)
+    operation = start(register_modem(sim[0]), 2, 2, name="multi_us_pre_equalization")
 
-    done = finished(operation.operation_id)
+    done = finished(operation)
 
     assert done.state == OperationState.COMPLETED, done.last_error
     assert_accounted(done)
@@ -196,7 +173,7 @@ def test_a_test_the_modem_ends_in_error_fails_with_its_reason(pnm_worker, farm, 
         CAPTURES, {"modem": modem.pk, "test": PnmTest.CONSTELLATION.value}, format="json"
     )
 
-    done = finished(started.json()["capture_id"])
+    done = finished(Operation.objects.get(operation_id=started.json()["capture_id"]))
     assert done.state == OperationState.FAILED
     assert_accounted(done)
     assert (done.expected, done.collected, done.failed) == (2, 0, 2)
