@@ -266,7 +266,7 @@ def test_parameter_columns_types_ranges_and_defaults_are_the_mib_s(test: PnmTest
                 assert int(parameter.wire(name)) == number
         else:
             assert (parameter.minimum, parameter.maximum) == (column.minimum, column.maximum)
-            assert int(parameter.wire(column.maximum)) == column.maximum
+            assert int(parameter.wire(parameter.maximum)) == parameter.maximum  # fits its type
     armed = {spec.column(column, row.if_index): value for column, value in spec.arm}
     assert armed == row.armed
 
