@@ -336,6 +336,20 @@ class SimulatedModem:
         self._require_ready(oid, idx)
         return functools.partial(self._trigger, *key)
 
+    def check_pdu(self, var_binds: list[tuple[Oid, Any]]) -> list[Callable[[], None]]:
+        """The changes of a whole SET PDU, each varbind checked against the state before it;
+        a second trigger in one PDU is inconsistentValue (one test at a time)."""
+        changes: list[Callable[[], None]] = []
+        triggered = False
+        for idx, (oid, value) in enumerate(var_binds):
+            change = self.check_set(oid, value, idx)
+            if isinstance(change, functools.partial) and change.func == self._trigger:
+                if triggered:
+                    raise smi_error.InconsistentValueError(name=oid, idx=idx)
+                triggered = True
+            changes.append(change)
+        return changes
+
     def _require_ready(self, oid: Oid, idx: int) -> None:
         if self.ctl_status is not CtlStatus.READY:
             raise smi_error.InconsistentValueError(name=oid, idx=idx)
@@ -571,10 +585,7 @@ class _FarmController(AbstractMibInstrumController):  # type: ignore[misc]  # as
         for idx, (name, value) in enumerate(var_binds):
             if ctx["acFun"]("write", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
                 raise smi_error.NoAccessError(name=name, idx=idx)
-        changes = [
-            modem.check_set(tuple(name), value, idx) for idx, (name, value) in enumerate(var_binds)
-        ]
-        for change in changes:
+        for change in modem.check_pdu([(tuple(name), value) for name, value in var_binds]):
             change()
         return [(name, _echo(modem, name, value)) for name, value in var_binds]
 

@@ -604,3 +604,17 @@ def test_the_mib_default_name_of_each_file_parses_back_to_its_test(
         file_type, mac, epoch = parsed
         assert (file_type, mac) == (spec.test_type, pnm.normalize_mac(modem.mac))
         assert started <= epoch <= int(time.time())
+
+
+def test_two_triggers_in_one_pdu_are_refused(farm: ModemFarm, snmp: SnmpClient) -> None:
+    """One test at a time: the second trigger of a PDU is inconsistentValue, and neither
+    starts."""
+    modem, target = farm[RAW], farm[RAW].target()
+    wait_ready(snmp, target)
+    triggers = modem.triggers
+    rxmer_4 = f"{PNM_CM}.5.1.1.4"
+    with pytest.raises(SnmpRejected) as rejected:
+        snmp.set(target, (CONST_TRIG_ENABLE, Integer32(1)), (rxmer_4, Integer32(1)))
+    assert (rejected.value.status, rejected.value.oid) == ("inconsistentValue", rxmer_4)
+    assert modem.triggers == triggers
+    assert pnm.ctl_status(snmp, target) is CtlStatus.READY
