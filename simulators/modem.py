@@ -10,7 +10,8 @@ address, to the destination set over SNMP (docsPnmBulkDest*).
 
 Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive → busy →
 sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
-triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file.
+triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file,
+a SET PDU applied whole or not at all (RFC 3416).
 Per-modem knobs: ``measure_delay_s`` and ``failure`` (see ``Failure``).
 """
 
