@@ -10,7 +10,8 @@ address, to the destination set over SNMP (docsPnmBulkDest*).
 
 Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive → busy →
 sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
-triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file.
+triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file,
+a SET PDU applied whole or not at all (RFC 3416).
 Per-modem knobs: ``measure_delay_s`` and ``failure`` (see ``Failure``).
 """
 
@@ -305,10 +306,15 @@ class SimulatedModem:
 
     def set(self, oid: Oid, value: Any, idx: int) -> None:
         """Apply one SET; raise the SMI error a real CM would answer."""
+        self.check_set(oid, value, idx)()
+
+    def check_set(self, oid: Oid, value: Any, idx: int) -> Callable[[], None]:
+        """Check one SET varbind as the CM would (raise its SMI error) and return the change
+        without making it: a PDU is applied only once every varbind passed (RFC 3416 §4.2.5),
+        so a refused PDU neither leaves half its values set nor starts a test."""
         if oid in _BULK_OIDS:
             self._require_ready(oid, idx)
-            self._set_bulk(oid, value, idx)
-            return
+            return self._bulk_change(oid, value, idx)
         cell = self._cells.get(oid)
         if cell is None or cell[1] == "meas_status":
             if self.get(oid) is not None:
@@ -317,43 +323,56 @@ class SimulatedModem:
         key, what, which = cell
         row = self.tests[key]
         if what == "file_name":
-            _require_type(value, v2c.OctetString, oid, idx)
+            name = _admin_string(value, oid, idx)
             self._require_ready(oid, idx)
-            row.file_names[which] = bytes(value)[:255]
-        elif what == "param":
+            return functools.partial(row.file_names.__setitem__, which, name)
+        if what == "param":
             self._require_ready(oid, idx)
-            row.params[which] = _parameter_value(row.test, which, value, oid, idx)
-        else:
-            _require_type(value, v2c.Integer, oid, idx)
-            if int(value) not in (pnm.TRUE, pnm.FALSE):
-                raise smi_error.WrongValueError(name=oid, idx=idx)
-            if int(value) == pnm.TRUE:
-                self._require_ready(oid, idx)
-                self._trigger(*key)
+            number = _parameter_value(row.test, which, value, oid, idx)
+            return functools.partial(row.params.__setitem__, which, number)
+        _require_type(value, v2c.Integer, oid, idx)
+        if int(value) not in (pnm.TRUE, pnm.FALSE):
+            raise smi_error.WrongValueError(name=oid, idx=idx)
+        if int(value) == pnm.FALSE:
+            return _unchanged
+        self._require_ready(oid, idx)
+        return functools.partial(self._trigger, *key)
+
+    def check_pdu(self, var_binds: list[tuple[Oid, Any]]) -> list[Callable[[], None]]:
+        """The changes of a whole SET PDU, each varbind checked against the state before it;
+        a second trigger in one PDU is inconsistentValue (one test at a time)."""
+        changes: list[Callable[[], None]] = []
+        triggered = False
+        for idx, (oid, value) in enumerate(var_binds):
+            change = self.check_set(oid, value, idx)
+            if isinstance(change, functools.partial) and change.func == self._trigger:
+                if triggered:
+                    raise smi_error.InconsistentValueError(name=oid, idx=idx)
+                triggered = True
+            changes.append(change)
+        return changes
 
     def _require_ready(self, oid: Oid, idx: int) -> None:
         if self.ctl_status is not CtlStatus.READY:
             raise smi_error.InconsistentValueError(name=oid, idx=idx)
 
-    def _set_bulk(self, oid: Oid, value: Any, idx: int) -> None:
+    def _bulk_change(self, oid: Oid, value: Any, idx: int) -> Callable[[], None]:
         if oid == _oid(pnm.BULK_DEST_IP_TYPE):
             _require_type(value, v2c.Integer, oid, idx)
             if int(value) not in (1, 2):
                 raise smi_error.WrongValueError(name=oid, idx=idx)
-            self.dest_type = int(value)
-        elif oid == _oid(pnm.BULK_DEST_IP):
+            return functools.partial(setattr, self, "dest_type", int(value))
+        if oid == _oid(pnm.BULK_DEST_IP):
             _require_type(value, v2c.OctetString, oid, idx)
             if len(bytes(value)) not in (0, 4, 16):
                 raise smi_error.WrongLengthError(name=oid, idx=idx)
-            self.dest_ip = bytes(value)
-        elif oid == _oid(pnm.BULK_DEST_PATH):
-            _require_type(value, v2c.OctetString, oid, idx)
-            self.dest_path = bytes(value)[:255]
-        else:
-            _require_type(value, v2c.Integer, oid, idx)
-            if int(value) not in (1, 2, 3):
-                raise smi_error.WrongValueError(name=oid, idx=idx)
-            self.upload_control = int(value)
+            return functools.partial(setattr, self, "dest_ip", bytes(value))
+        if oid == _oid(pnm.BULK_DEST_PATH):
+            return functools.partial(setattr, self, "dest_path", _admin_string(value, oid, idx))
+        _require_type(value, v2c.Integer, oid, idx)
+        if int(value) not in (1, 2, 3):
+            raise smi_error.WrongValueError(name=oid, idx=idx)
+        return functools.partial(setattr, self, "upload_control", int(value))
 
     # --- the measurement ---------------------------------------------------------------------
     def _trigger(self, test: PnmTest, if_index: int) -> None:
@@ -501,6 +520,18 @@ def _require_type(value: Any, expected: type, oid: Oid, idx: int) -> None:
         raise smi_error.WrongTypeError(name=oid, idx=idx)
 
 
+def _admin_string(value: Any, oid: Oid, idx: int) -> bytes:
+    """An SnmpAdminString SET: SIZE (0..255), so a longer value is wrongLength (not cut)."""
+    _require_type(value, v2c.OctetString, oid, idx)
+    if len(bytes(value)) > 255:
+        raise smi_error.WrongLengthError(name=oid, idx=idx)
+    return bytes(value)
+
+
+def _unchanged() -> None:
+    """The change of a FileEnable/TrigEnable false: nothing (a running test is not stopped)."""
+
+
 class _Drop(snmp_error.PySnmpError):  # type: ignore[misc]  # pysnmp ships no types
     """Raised to answer nothing: the command responder swallows non-SMI pysnmp errors."""
 
@@ -556,8 +587,8 @@ class _FarmController(AbstractMibInstrumController):  # type: ignore[misc]  # as
         for idx, (name, value) in enumerate(var_binds):
             if ctx["acFun"]("write", (name, value), snmpEngine=ctx["snmpEngine"], idx=idx):
                 raise smi_error.NoAccessError(name=name, idx=idx)
-        for idx, (name, value) in enumerate(var_binds):
-            modem.set(tuple(name), value, idx)
+        for change in modem.check_pdu([(tuple(name), value) for name, value in var_binds]):
+            change()
         return [(name, _echo(modem, name, value)) for name, value in var_binds]
 
 
