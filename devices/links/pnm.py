@@ -604,6 +604,8 @@ def start_capture(
     enable must come last. ``ModemBusy`` if not ready; ``InvalidParameters`` before any
     I/O. ``check_ready=False`` skips the CtlStatus GET when ``prepare_upload`` just did it.
     """
+    if test.spec.walked:
+        raise ValueError(f"{test.name} uploads no file: read it with spectrum_amplitude_walk")
     names = [file_names] if isinstance(file_names, str) else list(file_names)
     if len(names) != len(test.files):
         raise ValueError(f"{test.name} uploads {len(test.files)} file(s), got {len(names)} names")

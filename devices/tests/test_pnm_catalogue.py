@@ -200,6 +200,18 @@ MIB: dict[PnmTest, Row] = {
     ),
 }
 
+# The SNMP-only spectrum: the same analyser scalars with FileEnable false; Enable (.1) starts
+# the sweep, whose result is walked (docsIf3CmSpectrumAnalysisMeasAmplitudeData): no file.
+MIB[PnmTest.SPECTRUM_ANALYZER_SNMP] = Row(
+    Scope.MODEM,
+    0,
+    "1.3.6.1.4.1.4491.2.1.20.1.34.1.0",
+    "1.3.6.1.4.1.4491.2.1.20.1.34.11.0",
+    (),
+    MIB[PnmTest.SPECTRUM_ANALYZER].parameters,
+    {},
+)
+
 # File test type -> (the MIB's default-name prefix from the FileName DESCRIPTION, PNN type
 # byte from the file-type table of reference §3).
 FILES = {
@@ -213,6 +225,7 @@ FILES = {
     "DS_OFDM_FEC_SUMMARY": ("PNMFecSum", 8),
     "SPECTRUM_ANALYZER": ("PNMSpecAnData", 9),
     "DS_OFDM_MODULATION_PROFILE": ("PNMModProfile", 10),
+    "SPECTRUM_ANALYZER_SNMP_AMP_DATA": ("", 0),  # walked rows: no default name, no header
 }
 TEST_FILES = {  # which files each trigger uploads, in order
     PnmTest.RXMER: ["DS_OFDM_RXMER_PER_SUBCAR"],
@@ -224,6 +237,7 @@ TEST_FILES = {  # which files each trigger uploads, in order
     PnmTest.US_PRE_EQUALIZER: ["US_PRE_EQUALIZER_COEF", "US_PRE_EQUALIZER_COEF_LAST_UPDATE"],
     PnmTest.SPECTRUM_ANALYZER: ["SPECTRUM_ANALYZER"],
     PnmTest.SYMBOL_CAPTURE: ["DS_OFDM_SYMBOL_CAPTURE"],
+    PnmTest.SPECTRUM_ANALYZER_SNMP: ["SPECTRUM_ANALYZER_SNMP_AMP_DATA"],
 }
 by_test = pytest.mark.parametrize("test", list(PnmTest), ids=lambda test: test.name)
 
@@ -247,6 +261,11 @@ def test_enable_status_and_file_name_oids_are_the_mib_s(test: PnmTest) -> None:
     assert test.scope is row.scope
     assert test.enable_oid(row.if_index) == row.enable
     assert test.meas_status_oid(row.if_index) == row.meas_status
+    if test.spec.walked:  # no file, so no file-name column: start_capture refuses it
+        assert row.file_names == ()
+        with pytest.raises(ValueError, match="uploads no file"):
+            pnm.start_capture(None, None, test, 0, [])  # type: ignore[arg-type]  # no I/O
+        return
     names = [test.file_name_oid(row.if_index, n) for n in range(len(test.files))]
     assert names == list(row.file_names)
 
@@ -299,6 +318,7 @@ DEFAULTS = {
     },
     PnmTest.SYMBOL_CAPTURE: {"trigger_timeout_s": 60},
 }
+DEFAULTS[PnmTest.SPECTRUM_ANALYZER_SNMP] = DEFAULTS[PnmTest.SPECTRUM_ANALYZER]
 
 
 @by_test
@@ -416,7 +436,7 @@ def test_cross_field_rules_wait_for_valid_fields() -> None:
 
 
 # --- MIB default file names --------------------------------------------------------------------
-@pytest.mark.parametrize("file_type", sorted(FILES))
+@pytest.mark.parametrize("file_type", sorted(name for name, (prefix, _) in FILES.items() if prefix))
 def test_each_mib_default_name_parses_back_to_its_file(file_type: str) -> None:
     prefix = FILES[file_type][0]
     mib_example = f"{prefix}_0010181A2D11_1403405123"  # the DESCRIPTIONs' example, upper case
