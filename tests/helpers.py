@@ -178,3 +178,12 @@ def token_client(user: Any, scopes: tuple[str, ...] | None = None, name: str = "
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
+
+
+def assert_400_naming(response: Any, path: list[str]) -> None:
+    """A 400 whose JSON body names the refused field along ``path`` (nested keys)."""
+    assert response.status_code == 400, response.content
+    errors = response.json()
+    for key in path:
+        assert key in errors, errors
+        errors = errors[key]

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from captures.models import Operation, OperationState
 from devices.models import CableModem
 from tests.factories import COMMUNITY, make_modem, make_operation, stored_transaction
-from tests.helpers import role_user, token_client
+from tests.helpers import assert_400_naming, role_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -112,11 +112,7 @@ def test_bad_start_is_400_naming_the_field(operator_client, changes, path):
     make_modem()
     response = operator_client.post(OPERATIONS, start_body(**changes), format="json")
 
-    assert response.status_code == 400, response.content
-    errors = response.json()
-    for key in path:
-        assert key in errors, errors
-        errors = errors[key]
+    assert_400_naming(response, path)
     assert not Operation.objects.exists()
 
 

@@ -7,6 +7,7 @@ from django_celery_beat.models import PeriodicTask
 
 from captures.models import Operation
 from tests.factories import make_modem, make_operation
+from tests.helpers import assert_400_naming
 
 pytestmark = pytest.mark.django_db
 
@@ -114,11 +115,7 @@ def test_bad_input_is_400_naming_the_field(operator_client, changes, path):
 
     response = operator_client.post(CAPTURES, body, format="json")
 
-    assert response.status_code == 400, response.content
-    errors = response.json()
-    for key in path:
-        assert key in errors, errors
-        errors = errors[key]
+    assert_400_naming(response, path)
     assert not Operation.objects.exists()
 
 
