@@ -28,6 +28,10 @@ def route_task(
     if task is None:
         from celery import current_app
 
+        if name not in current_app.tasks:
+            # Sent by name from a process that never imported the task modules (the web
+            # process starting a single capture): import them once, as a worker does.
+            current_app.loader.import_default_modules()
         task = current_app.tasks.get(name)
     queue = getattr(task, "queue", None)
     return {"queue": str(queue)} if queue else None

@@ -85,3 +85,27 @@ def test_reliability_settings():
     # Off unless CELERY_TASK_EVENTS: Flower switches them on while it watches.
     assert conf.worker_send_task_events is False
     assert conf.task_send_sent_event is False
+
+
+def test_a_task_sent_by_name_from_a_web_process_goes_to_its_queue():
+    """The web process (no worker, task modules not imported) sends a single capture's
+    trigger by name: it must reach the snmp workers, not the default queue."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import django; django.setup();"
+        "from config.queues import route_task;"
+        "print(route_task('captures.tasks.trigger_capture', [], {}, {}))"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.local", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "{'queue': 'snmp'}", result.stderr
