@@ -4,7 +4,6 @@ and on the modem changelist an action that starts a single capture."""
 from __future__ import annotations
 
 import ipaddress
-import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -214,7 +213,7 @@ class StartCaptureForm(forms.Form):
             try:
                 parameters = pnm.validate_parameters(test, cleaned.get("parameters") or None)
             except pnm.InvalidParameters as exc:
-                self.add_error("parameters", json.dumps(exc.errors))
+                self.add_error("parameters", [f"{k}: {why}" for k, why in exc.errors.items()])
             else:
                 cleaned["parameters"] = {test.value: parameters}
         return cleaned
