@@ -234,11 +234,25 @@ def _transaction_file(transaction_id: str, read: Callable[[Transaction], object]
         raise UnparseableFile(f"the stored file cannot be read: {exc}") from None
 
 
-def _walked(transaction_id: str) -> bool:
+def _walked(record: Transaction) -> bool:
     """Whether the transaction is the header-less SNMP spectrum: nothing parses it as a PNM
     file, so its analysis (which holds the same figures) stands in for it."""
-    record = get_object_or_404(Transaction, transaction_id=transaction_id)
     return record.pnm_test_type == SNMP_SPECTRUM_TEST_TYPE
+
+
+def _summary(data: bool) -> Callable[[Transaction], dict]:
+    def read(record: Transaction) -> dict:
+        if _walked(record):
+            return analyse_transaction(record).as_dict()
+        return load_transaction(record).as_dict(data=data)
+
+    return read
+
+
+def _plot(record: Transaction) -> bytes:
+    if _walked(record):
+        return analyse_transaction(record).png()
+    return file_png(load_transaction(record))
 
 
 class TransactionParsedView(_JsonErrorsMixin, APIView):
@@ -264,10 +278,8 @@ class TransactionParsedView(_JsonErrorsMixin, APIView):
     def get(self, request: Request, transaction_id: str) -> Response:
         query = ParsedQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        if _walked(transaction_id):
-            return Response(_transaction_file(transaction_id, analyse_transaction).as_dict())
-        parsed = _transaction_file(transaction_id, load_transaction)
-        return Response(parsed.as_dict(data=query.validated_data["data"]))
+        read = _summary(query.validated_data["data"])
+        return Response(_transaction_file(transaction_id, read))
 
 
 class TransactionPlotView(_JsonErrorsMixin, APIView):
@@ -284,10 +296,7 @@ class TransactionPlotView(_JsonErrorsMixin, APIView):
         },
     )
     def get(self, request: Request, transaction_id: str) -> HttpResponse:
-        if _walked(transaction_id):
-            png = _transaction_file(transaction_id, analyse_transaction).png()
-        else:
-            png = file_png(_transaction_file(transaction_id, load_transaction))
+        png = _transaction_file(transaction_id, _plot)
         return HttpResponse(png, content_type="image/png")
 
 
