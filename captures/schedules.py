@@ -35,10 +35,13 @@ def install(operation) -> PeriodicTask:
     return task
 
 
-def run_once(operation) -> None:
+def run_once(operation, label: str = "") -> None:
     """A single capture has no schedule: its one tick is sent once the row is committed
-    (the sweeper sends it again if it was lost: ``services.sweep``)."""
-    transaction.on_commit(lambda: current_app.send_task(TRIGGER_TASK, args=[operation.pk]))
+    (the sweeper sends it again if it was lost: ``services.sweep``). ``label`` is the name
+    Flower shows for the task (Celery's ``shadow``), e.g. the campaign it belongs to."""
+    transaction.on_commit(
+        lambda: current_app.send_task(TRIGGER_TASK, args=[operation.pk], shadow=label or None)
+    )
 
 
 def remove(operation) -> None:

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from captures import plans, schedules
+from captures import plans, schedules, signals
 from captures.models import (
     OPERATION_TEST,
     Capture,
@@ -69,11 +69,13 @@ def start_operation(
     test: str = "",
     parameters: dict | None = None,
     channel_ids: list[int] | None = None,
+    label: str = "",
 ) -> Operation:
     """Create the group, the running operation and its beat schedule (a single capture has
     none: its one tick is sent now), atomically. ``test``: the family's own unless given
     (a single capture's); ``parameters``: per trigger test, as
-    ``pnm.validate_parameters`` completed them."""
+    ``pnm.validate_parameters`` completed them; ``label``: a single capture's task name
+    in Flower."""
     now = timezone.now()
     with transaction.atomic():
         group = CaptureGroup.objects.create()
@@ -98,7 +100,7 @@ def start_operation(
         operation.planned_ticks = operation.expected = operation.total_ticks
         operation.save(update_fields=["planned_ticks", "expected"])
         if operation.measure_mode == MeasureMode.SINGLE:
-            schedules.run_once(operation)
+            schedules.run_once(operation, label)
         else:
             schedules.install(operation)
     log.info("operation %s started on modem %s", operation.operation_id, modem.mac_address)
@@ -631,6 +633,7 @@ def _finish(operation: Operation, state: str, error: str) -> None:
     )
     schedules.remove(operation)
     operation.refresh_from_db()
+    signals.operation_finished.send(sender=Operation, operation=operation)
     log.info(
         "operation %s %s: %d of %d planned captures collected; skipped %d, missed %d, "
         "failed %d, cancelled %d",

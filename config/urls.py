@@ -20,6 +20,7 @@ class DocsView(SpectacularSwaggerView):
 
 api_v1 = [
     path("audit/", include("audit.api.urls")),
+    path("captures/campaigns/", include("campaigns.api.urls")),
     path("captures/", include("captures.api.urls")),
     path("devices/", include("devices.api.urls")),
     path("devices/", include("seismographs.api.urls")),

@@ -71,7 +71,7 @@ class ZipRenderer(_BinaryRenderer):
     format = "zip"
 
 
-class _JsonErrorsMixin(APIView):
+class JsonErrorsMixin(APIView):
     """Errors are JSON whatever output was asked for; an unknown ``format`` is a 400."""
 
     def perform_content_negotiation(
@@ -171,7 +171,7 @@ def _operation_response(result: AnalysisResult, output: str, name: str) -> HttpR
     )
 
 
-class OperationAnalysisView(_JsonErrorsMixin, APIView):
+class OperationAnalysisView(JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer, CsvRenderer, PngRenderer, ZipRenderer]
     access = {"get": read(perm(Operation, "view"), perm(Transaction, "view"))}
 
@@ -255,7 +255,7 @@ def _plot(record: Transaction) -> bytes:
     return file_png(load_transaction(record))
 
 
-class TransactionParsedView(_JsonErrorsMixin, APIView):
+class TransactionParsedView(JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer]
     access = {"get": read(perm(Transaction, "view"))}
 
@@ -282,7 +282,7 @@ class TransactionParsedView(_JsonErrorsMixin, APIView):
         return Response(_transaction_file(transaction_id, read))
 
 
-class TransactionPlotView(_JsonErrorsMixin, APIView):
+class TransactionPlotView(JsonErrorsMixin, APIView):
     renderer_classes = [PngRenderer, JSONRenderer]
     access = {"get": read(perm(Transaction, "view"))}
 
@@ -300,7 +300,7 @@ class TransactionPlotView(_JsonErrorsMixin, APIView):
         return HttpResponse(png, content_type="image/png")
 
 
-class TransactionAnalysisView(_JsonErrorsMixin, APIView):
+class TransactionAnalysisView(JsonErrorsMixin, APIView):
     renderer_classes = [JSONRenderer, CsvRenderer, PngRenderer, ZipRenderer]
     access = {"get": read(perm(Transaction, "view"))}
 

@@ -149,6 +149,46 @@ class StartFields(serializers.Serializer):
     )
 
 
+def multi_plan(attrs: dict) -> dict:
+    """``start_operation``'s arguments (all but the modem) for a multi-capture family,
+    from checked request fields; 400 on a combination the family refuses."""
+    if attrs["duration_s"] < attrs["sample_interval_s"]:
+        raise serializers.ValidationError({"duration_s": _("must be at least sample_interval_s")})
+    modes = OPERATION_MODES[attrs["test"]]
+    mode = attrs.get("measure_mode") or modes[0]
+    if mode not in modes:
+        raise serializers.ValidationError(
+            {"measure_mode": _("one of %(modes)s for this test") % {"modes": list(modes)}}
+        )
+    test = OPERATION_TEST[attrs["test"]]
+    parameters = validated_parameters(test, attrs.get("parameters"))
+    if mode == MeasureMode.OFDM_PERFORMANCE_1:
+        for extra in (pnm.PnmTest.MODULATION_PROFILE, pnm.PnmTest.FEC_SUMMARY):
+            parameters |= validated_parameters(extra, None)
+    return {
+        "name": attrs["test"],
+        "measure_mode": mode,
+        "test": test.value,
+        "parameters": parameters,
+        "duration_s": attrs["duration_s"],
+        "sample_interval_s": attrs["sample_interval_s"],
+        "channel_ids": attrs.get("channel_ids") or None,
+    }
+
+
+def single_plan(attrs: dict) -> dict:
+    """``start_operation``'s arguments (all but the modem) for a single capture of a test."""
+    return {
+        "name": OperationName.SINGLE_CAPTURE,
+        "measure_mode": MeasureMode.SINGLE,
+        "test": attrs["test"],
+        "parameters": validated_parameters(pnm.PnmTest(attrs["test"]), attrs.get("parameters")),
+        "duration_s": 1,
+        "sample_interval_s": 1,
+        "channel_ids": attrs.get("channel_ids") or None,
+    }
+
+
 class OperationStartSerializer(StartFields):
     test = serializers.ChoiceField(choices=MULTI_NAMES, help_text="the multi-capture family")
     duration_s = serializers.IntegerField(min_value=1, max_value=7 * 86400)
@@ -156,35 +196,10 @@ class OperationStartSerializer(StartFields):
     measure_mode = serializers.CharField(required=False, max_length=32)
 
     def validate(self, attrs: dict) -> dict:
-        if attrs["duration_s"] < attrs["sample_interval_s"]:
-            raise serializers.ValidationError(
-                {"duration_s": _("must be at least sample_interval_s")}
-            )
-        modes = OPERATION_MODES[attrs["test"]]
-        mode = attrs.get("measure_mode") or modes[0]
-        if mode not in modes:
-            raise serializers.ValidationError(
-                {"measure_mode": _("one of %(modes)s for this test") % {"modes": list(modes)}}
-            )
-        attrs["measure_mode"] = mode
-        test = OPERATION_TEST[attrs["test"]]
-        attrs["parameters"] = validated_parameters(test, attrs.get("parameters"))
-        if mode == MeasureMode.OFDM_PERFORMANCE_1:
-            for extra in (pnm.PnmTest.MODULATION_PROFILE, pnm.PnmTest.FEC_SUMMARY):
-                attrs["parameters"] |= validated_parameters(extra, None)
-        return attrs
+        return {"modem": attrs["modem"], "plan": multi_plan(attrs)}
 
     def create(self, validated_data: dict) -> Operation:
-        return services.start_operation(
-            modem=validated_data["modem"],
-            name=validated_data["test"],
-            measure_mode=validated_data["measure_mode"],
-            test=OPERATION_TEST[validated_data["test"]].value,
-            parameters=validated_data["parameters"],
-            duration_s=validated_data["duration_s"],
-            sample_interval_s=validated_data["sample_interval_s"],
-            channel_ids=validated_data.get("channel_ids"),
-        )
+        return services.start_operation(modem=validated_data["modem"], **validated_data["plan"])
 
 
 class CaptureStartSerializer(StartFields):
@@ -194,22 +209,10 @@ class CaptureStartSerializer(StartFields):
     test = serializers.ChoiceField(choices=[test.value for test in pnm.PnmTest])
 
     def validate(self, attrs: dict) -> dict:
-        attrs["parameters"] = validated_parameters(
-            pnm.PnmTest(attrs["test"]), attrs.get("parameters")
-        )
-        return attrs
+        return {"modem": attrs["modem"], "plan": single_plan(attrs)}
 
     def create(self, validated_data: dict) -> Operation:
-        return services.start_operation(
-            modem=validated_data["modem"],
-            name=OperationName.SINGLE_CAPTURE,
-            measure_mode=MeasureMode.SINGLE,
-            test=validated_data["test"],
-            parameters=validated_data["parameters"],
-            duration_s=1,
-            sample_interval_s=1,
-            channel_ids=validated_data.get("channel_ids"),
-        )
+        return services.start_operation(modem=validated_data["modem"], **validated_data["plan"])
 
 
 class ChannelTallySerializer(serializers.ModelSerializer):

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "devices",
     "seismographs",
     "captures",
+    "campaigns",
     "monitoring",
     "audit",
     # Last: its post_migrate seeds the roles once every other app's permissions exist.
@@ -304,6 +305,10 @@ PNM_MAX_CONSECUTIVE_FAILURES = env.int("PNM_MAX_CONSECUTIVE_FAILURES", 3, minimu
 # At most this many captures in flight at once on one CMTS (the modems' ``cmts`` field);
 # ticks beyond it are counted missed. 0: no cap. Modems without a CMTS are not capped.
 PNM_MAX_IN_FLIGHT_PER_CMTS = env.int("PNM_MAX_IN_FLIGHT_PER_CMTS", 32, minimum=0, maximum=10_000)
+# Campaigns: the most captures one campaign may keep in flight (its own max_in_flight is
+# refused above it), and the most modems an explicit target may list (use a filter beyond).
+CAMPAIGN_MAX_IN_FLIGHT = env.int("CAMPAIGN_MAX_IN_FLIGHT", 500, minimum=1, maximum=100_000)
+CAMPAIGN_MAX_LISTED_MODEMS = 10_000
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
 # A capture's per-modem lease (and CMTS slot) lives this long unless its poll chain renews
 # it (every poll): a worker killed mid-measurement frees its modem after at most this, and

@@ -1,0 +1,202 @@
+"""The dispatcher and the settling of items, against PostgreSQL (no devices: operations
+are ended through the captures services, as the pipeline ends them)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from campaigns import services
+from campaigns.models import Campaign, CampaignItem, ItemState, RunState
+from captures import services as captures
+from captures.models import Operation, OperationState, Outcome, OutcomeReason
+from tests.factories import make_modem
+
+pytestmark = pytest.mark.django_db
+
+RXMER = "DS_OFDM_RXMER_PER_SUBCAR"
+PLAN = {
+    "name": "single_capture",
+    "measure_mode": "single",
+    "test": RXMER,
+    "parameters": {RXMER: {}},
+    "duration_s": 1,
+    "sample_interval_s": 1,
+    "channel_ids": None,
+}
+
+
+def campaign(**fields) -> Campaign:
+    options = {
+        "name": "c",
+        "target": {"all": True},
+        "plan": PLAN,
+        "max_in_flight": 4,
+        "max_per_cmts": 2,
+        "retries": 1,
+        "mer_threshold_db": 30.0,
+        "schedule": "manual",
+        **fields,
+    }
+    return Campaign.objects.create(**options)
+
+
+def bulk_modems(count: int, groups: int) -> None:
+    from devices.models import CableModem
+
+    CableModem.objects.bulk_create(
+        CableModem(
+            mac_address=f"02:10:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:00",
+            ip_address="127.0.0.1",
+            snmp_port=16100,
+            community="c",
+            cmts=f"cmts-{i % groups:02d}",
+        )
+        for i in range(count)
+    )
+
+
+def end(
+    operation: Operation | None, *, collected: int, outcome: str = "", reason: str = ""
+) -> None:
+    """Count the operation's one capture as the pipeline would (collected, or ``outcome``
+    for ``reason``), then let it finish as the pipeline does."""
+    assert operation is not None
+    with transaction.atomic():
+        counted = {"collected": 1} if collected else {outcome: 1}
+        Operation.objects.filter(pk=operation.pk).update(final_tick_done=True, **counted)
+        if not collected:
+            OutcomeReason.objects.create(
+                operation=operation, outcome=outcome, reason=reason, count=1
+            )
+    assert captures.maybe_complete(operation.pk)
+
+
+def test_a_large_target_is_expanded_a_window_at_a_time_within_the_caps():
+    bulk_modems(1000, groups=3)
+    run = services.start_run(campaign(max_in_flight=5, max_per_cmts=1))
+
+    started = services.dispatch_run(run)
+
+    # caps: one per CMTS (3 CMTSes) although 5 are allowed overall
+    assert started == 3
+    assert CampaignItem.objects.count() == services.MIN_WINDOW  # not 1000 rows
+    running = CampaignItem.objects.filter(state=ItemState.RUNNING)
+    assert sorted(running.values_list("cmts", flat=True)) == ["cmts-00", "cmts-01", "cmts-02"]
+    assert Operation.objects.count() == 3
+    assert services.progress(run).open == services.MIN_WINDOW
+    assert services.dispatch_run(run) == 0  # nothing settled: no room
+
+
+def test_overall_cap_holds_across_many_cmtses():
+    bulk_modems(40, groups=20)
+    run = services.start_run(campaign(max_in_flight=7, max_per_cmts=2))
+
+    assert services.dispatch_run(run) == 7
+    assert CampaignItem.objects.filter(state=ItemState.RUNNING).count() == 7
+
+
+def test_items_settle_with_retries_and_the_run_ends_with_true_counts():
+    modems = [make_modem(i, cmts="a") for i in range(1, 4)]
+    run = services.start_run(campaign(max_in_flight=3, max_per_cmts=3, retries=1))
+    services.dispatch_run(run)
+    items = {item.modem_id: item for item in CampaignItem.objects.all()}
+    ok, flaky, dead = (items[modem.pk] for modem in modems)
+
+    end(ok.operation, collected=1)
+    end(flaky.operation, collected=0, outcome=Outcome.FAILED, reason="SnmpTimeout")
+    end(dead.operation, collected=0, outcome=Outcome.FAILED, reason="SnmpTimeout")
+    flaky.refresh_from_db()
+    assert (flaky.state, flaky.attempts, flaky.error_class) == ("queued", 1, "SnmpTimeout")
+
+    assert services.dispatch_run(run) == 2  # both retried
+    flaky.refresh_from_db()
+    dead.refresh_from_db()
+    end(flaky.operation, collected=1)
+    end(dead.operation, collected=0, outcome=Outcome.FAILED, reason="SnmpTimeout")
+    services.dispatch_run(run)
+
+    run.refresh_from_db()
+    counts = services.progress(run)
+    assert run.state == RunState.COMPLETED_PARTIAL
+    assert (run.planned, counts.done, counts.failed, counts.skipped) == (3, 2, 1, 0)
+    assert counts.failed_by_class == {"SnmpTimeout": 1}
+    dead.refresh_from_db()
+    assert (dead.state, dead.attempts) == ("failed", 2)
+
+
+def test_busy_modems_are_skipped_with_their_reason_not_failed():
+    make_modem(1)
+    run = services.start_run(campaign(retries=0))
+    services.dispatch_run(run)
+    item = CampaignItem.objects.get()
+
+    end(item.operation, collected=0, outcome=Outcome.SKIPPED, reason="modem busy")
+    services.dispatch_run(run)
+
+    run.refresh_from_db()
+    counts = services.progress(run)
+    assert (run.state, counts.skipped, counts.skipped_by_reason) == (
+        RunState.FAILED, 1, {"modem busy": 1},
+    )  # fmt: skip
+    assert run.error == "modem busy: 1"
+
+
+def test_every_modem_done_is_completed_and_nothing_else_is():
+    make_modem(1)
+    make_modem(2)
+    run = services.start_run(campaign())
+    services.dispatch_run(run)
+    first, second = CampaignItem.objects.order_by("pk")
+
+    end(first.operation, collected=1)
+    services.dispatch_run(run)
+    run.refresh_from_db()
+    assert run.state == RunState.RUNNING  # one still running
+    end(second.operation, collected=1)
+    services.dispatch_run(run)
+    run.refresh_from_db()
+    assert run.state == RunState.COMPLETED
+    assert services.progress(run).done == run.planned == 2
+
+
+def test_modems_removed_or_ipv6_managed_are_skipped_with_reasons():
+    make_modem(1)
+    make_modem(2, ip_address="::1")
+    gone = make_modem(3)
+    run = services.start_run(campaign(max_in_flight=1))
+    services.dispatch_run(run)  # expands all three, starts the first
+    gone.delete()  # before the run reaches it (a modem with operations is protected)
+
+    for _ in range(5):
+        running = CampaignItem.objects.filter(state=ItemState.RUNNING).first()
+        if running is not None:
+            end(running.operation, collected=1)
+        services.dispatch_run(run)
+
+    run.refresh_from_db()
+    counts = services.progress(run)
+    assert run.state == RunState.COMPLETED_PARTIAL
+    assert counts.skipped_by_reason == {services.IPV6_MANAGED: 1, services.MODEM_REMOVED: 1}
+    assert (counts.done, counts.skipped) == (1, 2)
+
+
+def test_an_empty_target_gives_a_failed_run_saying_so():
+    run = services.start_run(campaign(target={"filter": {"cmts": "nowhere"}}))
+
+    assert (run.state, run.planned, run.error) == (RunState.FAILED, 0, services.EMPTY_TARGET)
+
+
+def test_stopping_cancels_queued_items_and_stops_running_operations():
+    bulk_modems(10, groups=1)
+    run = services.start_run(campaign(max_in_flight=2, max_per_cmts=2))
+    services.dispatch_run(run)
+
+    assert services.stop_run(run)
+    assert not services.stop_run(run)  # idempotent
+
+    run.refresh_from_db()
+    counts = services.progress(run)
+    assert run.state == RunState.CANCELLED
+    assert (counts.cancelled, counts.open) == (10, 0)
+    assert set(Operation.objects.values_list("state", flat=True)) == {OperationState.STOPPED}
