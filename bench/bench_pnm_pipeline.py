@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,6 +37,17 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
+from pipeline_harness import (  # noqa: E402  (beside this file)
+    children,
+    cpu_s,
+    database_url,
+    free_udp_port,
+    fresh_broker_and_cache,
+    machine_busy_s,
+    percentile,
+    rss_mb,
+    start,
+)
 
 BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
 WORKER_ENV = {
@@ -61,59 +70,6 @@ def run_farm(count: int, tftp_port: int, delay_s: float, conn) -> None:  # child
     ) as farm:
         conn.send([(m.address, m.port, m.mac, m.community) for m in farm])
         conn.recv()  # until told to stop
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all processes of the machine spent busy so far (every core)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
-    return found
-
-
-def database_url() -> str:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit((parts.scheme, parts.netloc, "/" + connection.settings_dict["NAME"], "", ""))
-
-
-def start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main() -> None:
@@ -141,22 +97,7 @@ def main() -> None:
     parser.add_argument("--solo", action="store_true", help="one solo worker for all queues")
     args = parser.parse_args()
 
-    from config.celery_app import app
-
-    with app.connection_for_write() as conn:  # stale messages of an interrupted run
-        for queue in ("snmp", "ingest", "maintenance", "default"):
-            with conn.channel() as channel:
-                try:
-                    # a virtual (Redis) channel; kombu's stub knows only the base class
-                    channel.queue_purge(queue)  # type: ignore[attr-defined]
-                except Exception:  # noqa: S112 - a queue that never existed is empty
-                    continue
-
-    # Locks and poll claims are keyed by row ids, which restart with each throw-away
-    # database: a previous run's keys (alive for a minute) would collide.
-    from django.core.cache import cache
-
-    cache.clear()
+    fresh_broker_and_cache()
     # Our own throw-away database, never the test suite's test_<name>.
     connection.settings_dict["TEST"]["NAME"] = f"bench_pnm_pipeline_{os.getpid()}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)

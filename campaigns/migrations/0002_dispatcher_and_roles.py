@@ -14,6 +14,9 @@ DISPATCHER_TASK = "campaigns.tasks.dispatch_campaigns"
 def seed(apps, schema_editor):
     # Expires after 2 s: a pass that waited longer in the queue is superseded by the next.
     seed_interval_task(apps, DISPATCHER_NAME, DISPATCHER_TASK, 1, 2)
+
+
+def grant(apps, schema_editor):
     app_config = apps.get_app_config("campaigns")
     app_config.models_module = True
     create_permissions(app_config, apps=apps, verbosity=0)
@@ -32,4 +35,7 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(seed, unseed)]
+    operations = [
+        migrations.RunPython(seed, unseed),
+        migrations.RunPython(grant, migrations.RunPython.noop),
+    ]
