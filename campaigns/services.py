@@ -44,6 +44,9 @@ MIN_WINDOW = 100  # items queued ahead of dispatch, at least (2 x max_in_flight 
 MODEM_REMOVED = "modem removed from the registry"
 IPV6_MANAGED = "IPv6-managed (the TFTP receiver is IPv4-only)"
 EMPTY_TARGET = "the target holds no modem"
+# Failure classes another attempt cannot mend: the modem lacks what the test needs. The
+# modem is skipped as unsupported, not retried, not counted as failed.
+UNSUPPORTED = {"NoChannels": "unsupported: no channel of the test's scope"}
 
 # Target filters: request key -> how it selects modems (values: one string or a list).
 TARGET_FILTERS = ("cmts", "tag", "vendor", "model", "mac_prefix")
@@ -302,6 +305,9 @@ def operation_finished(sender: object, operation: Operation, **_: object) -> Non
         _end_item(item, ItemState.CANCELLED, "", now)
         return
     outcome, reason = _main_reason(operation)
+    if reason in UNSUPPORTED:
+        _end_item(item, ItemState.SKIPPED, UNSUPPORTED[reason], now)
+        return
     if item.attempts <= item.run.campaign.retries:
         item.state = ItemState.QUEUED  # another attempt, when the caps have room
         item.error_class = reason

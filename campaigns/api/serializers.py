@@ -3,7 +3,10 @@ parameters only; modem credentials never appear (items name modems by id and MAC
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -12,7 +15,13 @@ from rest_framework.reverse import reverse
 from campaigns import schedules, services
 from campaigns.models import Campaign, CampaignItem, CampaignRun, ScheduleKind
 from captures.analyses import fleet
-from captures.api.serializers import MULTI_NAMES, ParametersField, multi_plan, single_plan
+from captures.api.serializers import (
+    IPV6_REFUSED,
+    MULTI_NAMES,
+    ParametersField,
+    multi_plan,
+    single_plan,
+)
 from captures.models import OperationName
 from devices.links import pnm
 from devices.links.pnm import format_mac
@@ -56,13 +65,21 @@ class TargetSerializer(serializers.Serializer):
                 bad.append(value)
         if bad:
             raise serializers.ValidationError({"modems": [f"not an id or MAC: {bad[:10]}"]})
-        found = dict(
-            CableModem.objects.filter(pk__in=ids).values_list("pk", "pk").order_by()
-        ) | dict(CableModem.objects.filter(mac_address__in=macs).values_list("mac_address", "pk"))
+        rows = CableModem.objects.filter(Q(pk__in=ids) | Q(mac_address__in=macs)).order_by()
+        found = {}
+        ipv6 = []
+        for pk, mac, address in rows.values_list("pk", "mac_address", "ip_address"):
+            found[pk] = found[mac] = pk
+            if ipaddress.ip_address(address).version == 6:
+                ipv6.append(mac)
         unknown = sorted(str(key) for key in (ids | macs) - set(found))
         if unknown:
             raise serializers.ValidationError(
                 {"modems": [f"{len(unknown)} not registered, e.g. {unknown[:10]}"]}
+            )
+        if ipv6:
+            raise serializers.ValidationError(
+                {"modems": [f"{IPV6_REFUSED} ({len(ipv6)} listed, e.g. {sorted(ipv6)[:10]})"]}
             )
         return sorted(set(found.values()))
 

@@ -196,3 +196,14 @@ def test_results_of_a_run_without_summaries_are_empty_not_errors(operator_client
     assert operator_client.get(f"{url}distribution/?format=png").status_code == 404
     assert_400_naming(operator_client.get(f"{url}distribution/?format=gif"), ["format"])
     assert operator_client.get(f"{url}worst/?run=0123456789abcdef").status_code == 404
+
+
+def test_an_ipv6_managed_modem_in_a_list_is_refused(operator_client):
+    modem = make_modem(1, ip_address="2001:db8::7")
+
+    response = operator_client.post(
+        CAMPAIGNS, body(target={"modems": [modem.mac_address]}), format="json"
+    )
+
+    assert_400_naming(response, ["target", "modems"])
+    assert "IPv4" in str(response.json())

@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 
 from campaigns import services
-from campaigns.models import Campaign, CampaignItem, ItemState, RunState
+from campaigns.models import Campaign, CampaignItem, CampaignRun, ItemState, RunState
 from captures import services as captures
 from captures.models import Operation, OperationState, Outcome, OutcomeReason
 from tests.factories import make_modem
@@ -200,3 +200,51 @@ def test_stopping_cancels_queued_items_and_stops_running_operations():
     assert run.state == RunState.CANCELLED
     assert (counts.cancelled, counts.open) == (10, 0)
     assert set(Operation.objects.values_list("state", flat=True)) == {OperationState.STOPPED}
+
+
+def test_a_modem_without_the_tests_channels_is_skipped_as_unsupported_not_retried():
+    make_modem(1)
+    run = services.start_run(campaign(retries=3))
+    services.dispatch_run(run)
+    item = CampaignItem.objects.get()
+
+    end(item.operation, collected=0, outcome=Outcome.FAILED, reason="NoChannels")
+
+    item.refresh_from_db()
+    assert (item.state, item.attempts) == (ItemState.SKIPPED, 1)
+    assert item.error_class == services.UNSUPPORTED["NoChannels"]
+
+
+def test_beat_starts_a_scheduled_run_unless_disabled_or_still_running():
+    from campaigns.tasks import start_campaign_run
+
+    make_modem(1)
+    scheduled = campaign(schedule="recurring", crontab="0 2 * * *")
+
+    first = start_campaign_run(scheduled.pk)
+    second = start_campaign_run(scheduled.pk)  # the first still runs: no double run
+    Campaign.objects.filter(pk=scheduled.pk).update(enabled=False)
+    CampaignRun.objects.update(state=RunState.COMPLETED)
+    disabled = start_campaign_run(scheduled.pk)
+
+    assert first == CampaignRun.objects.get().run_id
+    assert (second, disabled) == ("", "")
+
+
+def test_a_campaigns_trigger_carries_its_name_for_flower(django_capture_on_commit_callbacks):
+    from config.celery_app import app
+
+    make_modem(1)
+    with app.connection_for_write() as conn, conn.SimpleQueue("snmp") as queue:
+        queue.clear()
+        run = services.start_run(campaign(name="north sweep"))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.dispatch_run(run)
+        message = queue.get(timeout=5)
+        message.ack()
+
+    item = CampaignItem.objects.get()
+    assert message.headers["task"] == "captures.tasks.trigger_capture"
+    assert message.headers["shadow"] == (
+        f"campaign north sweep run {run.run_id}: {item.mac_address}"
+    )
