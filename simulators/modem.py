@@ -12,7 +12,8 @@ Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive â
 sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
 triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file,
 a SET PDU applied whole or not at all (RFC 3416).
-Per-modem knobs: ``measure_delay_s`` and ``failure`` (see ``Failure``).
+Per-modem knobs: ``measure_delay_s`` (seconds, or a (low, high) range drawn uniformly per
+measurement from the farm's seeded generator) and ``failure`` (see ``Failure``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import functools
 import hashlib
 import ipaddress
 import logging
+import random
 import secrets
 import socket
 import struct
@@ -147,7 +149,7 @@ class SimulatedModem:
         index: int,
         address: str,
         *,
-        measure_delay_s: float,
+        measure_delay_s: float | tuple[float, float],
         failure: Failure = Failure.NONE,
         channels: tuple[tuple[int, int], ...] = ((3, 193), (4, 194)),
         ofdma_channels: tuple[tuple[int, int], ...] = ((80, 41),),
@@ -378,7 +380,7 @@ class SimulatedModem:
     def _trigger(self, test: PnmTest, if_index: int) -> None:
         row = self.tests[(test, if_index)]
         row.enable = pnm.TRUE
-        delay = self.measure_delay_s
+        delay = self.farm.draw_delay(self.measure_delay_s)
         if test is PnmTest.HISTOGRAM:  # it collects for its TimeOut (the MIB)
             delay = max(delay, float(row.parameters()["timeout_s"]))
         self.ctl_status = CtlStatus.TEST_IN_PROGRESS
@@ -618,7 +620,8 @@ class ModemFarm:
         self,
         count: int,
         *,
-        measure_delay_s: float = 0.5,
+        measure_delay_s: float | tuple[float, float] = 0.5,
+        seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
         distinct_addresses: bool = False,
@@ -647,6 +650,8 @@ class ModemFarm:
         self.allow_remote = allow_remote
         self.upload_timeout_s = upload_timeout_s
         self.port = port
+        # Simulated timings, not secrets; drawn on the loop thread only.
+        self._delays = random.Random(seed)  # noqa: S311
         failures = failures or {}
         self.modems = [
             SimulatedModem(
@@ -670,6 +675,12 @@ class ModemFarm:
 
     def __len__(self) -> int:
         return len(self.modems)
+
+    def draw_delay(self, delay: float | tuple[float, float]) -> float:
+        """A measurement's duration: ``delay`` itself, or uniform in its (low, high) range."""
+        if isinstance(delay, tuple):
+            return self._delays.uniform(*delay)
+        return delay
 
     def __getitem__(self, index: int) -> SimulatedModem:
         return self.modems[index]
