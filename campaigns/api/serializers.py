@@ -66,7 +66,7 @@ class TargetSerializer(serializers.Serializer):
         if bad:
             raise serializers.ValidationError({"modems": [f"not an id or MAC: {bad[:10]}"]})
         rows = CableModem.objects.filter(Q(pk__in=ids) | Q(mac_address__in=macs)).order_by()
-        found = {}
+        found: dict[int | str, int] = {}
         ipv6 = []
         for pk, mac, address in rows.values_list("pk", "mac_address", "ip_address"):
             found[pk] = found[mac] = pk
