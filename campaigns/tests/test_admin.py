@@ -80,7 +80,7 @@ def test_a_run_page_shows_progress_per_cmts_and_the_worst_modems(admin_client):
     )  # fmt: skip
     run = campaign.runs.get()
     services.dispatch_run(run)
-    worst = CampaignItem.objects.order_by("pk").first()
+    worst = CampaignItem.objects.order_by("pk")[0]
     CampaignItem.objects.filter(pk=worst.pk).update(
         state=ItemState.DONE, metric="rxmer_p2_db", value=21.5, worse="lower"
     )

@@ -18,24 +18,28 @@ from captures.analyses.fleet import (
     rank,
     summarise,
 )
-from captures.pnm import parse
+from captures.pnm import FecSummary, RxMer, parse
 from captures.tests.test_analyses_files import check_png, pre_eq_file, raw
 from simulators.pnm_files import rxmer_file
 
 MAC = "02:00:5e:00:00:01"
 
 
-def rxmer(channel_id: int, seed: int) -> object:
-    return parse(rxmer_file(channel_id=channel_id, mac=MAC, capture_time=0, seed=seed))
+def rxmer(channel_id: int, seed: int) -> RxMer:
+    parsed = parse(rxmer_file(channel_id=channel_id, mac=MAC, capture_time=0, seed=seed))
+    assert isinstance(parsed, RxMer)
+    return parsed
 
 
-def by_hand(parsed_files) -> list[float]:
+def by_hand(parsed_files: list[RxMer]) -> list[float]:
     """Every active subcarrier's MER in dB, from the raw quarter-dB codes."""
     return [code / 4 for f in parsed_files for code in f.raw.tolist() if code != 0xFF]
 
 
 def test_rxmer_over_two_channels_matches_plain_arithmetic():
-    files = [rxmer(193, seed=1), parse(raw("rxmer.bin"))]  # simulated, and a real capture
+    real = parse(raw("rxmer.bin"))
+    assert isinstance(real, RxMer)
+    files = [rxmer(193, seed=1), real]  # simulated, and a real capture
     values = by_hand(files)
 
     summary = summarise(files, mer_threshold_db=39.0)
@@ -54,6 +58,7 @@ def test_rxmer_over_two_channels_matches_plain_arithmetic():
 
 def test_fec_summary_ratio_is_the_sum_of_its_records():
     parsed = parse(raw("fec_summary.bin"))
+    assert isinstance(parsed, FecSummary)
     codewords = uncorrectable = 0
     for profile in parsed.profiles:
         for record in profile.records.tolist():
