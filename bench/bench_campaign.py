@@ -53,6 +53,16 @@ WORKER_ENV = {
     "PNM_ARRIVAL_WAIT_S": "1",
 }
 RXMER = "DS_OFDM_RXMER_PER_SUBCAR"
+# A celery worker under cProfile timed by process CPU time, written out when it exits.
+PROFILED = """
+import atexit, cProfile, sys, time
+from celery.__main__ import main
+profile = cProfile.Profile(time.process_time)
+atexit.register(lambda: (profile.disable(), profile.dump_stats({out!r})))
+sys.argv = ["celery", *sys.argv[1:]]
+profile.enable()
+main()
+"""
 
 
 def run_farm(count: int, tftp_port: int, delay: tuple[float, float], conn) -> None:  # child
@@ -105,6 +115,11 @@ def main() -> None:
     parser.add_argument("--snmp-workers", type=int, default=16)
     parser.add_argument("--ingest-workers", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=900, help="give up after, s")
+    parser.add_argument(
+        "--profile-snmp",
+        metavar="FILE",
+        help="one solo snmp worker under cProfile, timed by CPU (process) time",
+    )
     args = parser.parse_args()
     low, _, high = args.delay.partition("-")
     delay = (float(low), float(high or low))
@@ -135,15 +150,27 @@ def main() -> None:
         farm_ready_s = time.time() - began_farm
         register(listed, args.cmts)
         worker = [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "WARNING"]
-        snmps = [
-            start(
-                [*worker, "-Q", "snmp", "-n", f"bench-snmp{n}@%h", "-P", "threads", "-c",
-                 str(args.snmp_workers)],
-                env,
-                files / f"snmp{n}.log",
-            )
-            for n in range(args.snmp_procs)
-        ]  # fmt: skip
+        if args.profile_snmp:
+            env["PNM_ARRIVAL_WAIT_S"] = "0"  # a solo worker must not sit waiting for uploads
+            profiled = PROFILED.format(out=args.profile_snmp)
+            snmps = [
+                start(
+                    [sys.executable, "-c", profiled, "-A", "config", "worker", "-l", "WARNING",
+                     "-Q", "snmp", "-n", "bench-snmp0@%h", "-P", "solo"],
+                    env,
+                    files / "snmp0.log",
+                )
+            ]  # fmt: skip
+        else:
+            snmps = [
+                start(
+                    [*worker, "-Q", "snmp", "-n", f"bench-snmp{n}@%h", "-P", "threads", "-c",
+                     str(args.snmp_workers)],
+                    env,
+                    files / f"snmp{n}.log",
+                )
+                for n in range(args.snmp_procs)
+            ]  # fmt: skip
         ingest = start(
             [*worker, "-Q", "ingest,maintenance,default", "-n", "bench-ingest@%h", "-P",
              "threads", "-c", str(args.ingest_workers)],
