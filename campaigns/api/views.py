@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,11 +24,30 @@ from campaigns.api.serializers import (
 from campaigns.models import Campaign, CampaignRun
 from captures.analyses import fleet
 from captures.api.analysis_views import CsvRenderer, JsonErrorsMixin, PngRenderer
-from config.api import query_int
 
 VIEW = read(perm(Campaign, "view"))
-RUN_PARAMETER = OpenApiParameter("run", str, description="a run id (default: the latest run)")
 FORMATS = ("json", "csv", "png")
+
+
+class RunQuery(serializers.Serializer):
+    run = serializers.CharField(
+        required=False, max_length=16, help_text="a run id (default: the latest run)"
+    )
+
+
+class WorstQuery(RunQuery):
+    n = serializers.IntegerField(min_value=1, max_value=1000, default=20)
+
+
+class DistributionQuery(RunQuery):
+    format = serializers.ChoiceField(choices=FORMATS, default="json")
+    bins = serializers.IntegerField(min_value=2, max_value=200, default=20)
+
+
+def _query(serializer: type[serializers.Serializer], request: Request) -> dict:
+    query = serializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return dict(query.validated_data)
 
 
 class CampaignViewSet(
@@ -96,38 +115,30 @@ class CampaignViewSet(
         return Response(RunSerializer(stopped, many=True).data)
 
     @extend_schema(responses={200: RunSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def runs(self, request: Request, campaign_id: str) -> Response:
         """Every run, newest first, with its progress."""
         runs = self.get_object().runs.select_related("campaign").order_by("-pk")[:100]
         return Response(RunSerializer(runs, many=True).data)
 
-    def _run(self, request: Request) -> CampaignRun:
+    def _run(self, run_id: str | None) -> CampaignRun:
         campaign = self.get_object()
         runs = campaign.runs.select_related("campaign").order_by("-pk")
-        run_id = request.query_params.get("run")
         run = (runs.filter(run_id=run_id) if run_id else runs).first()
         if run is None:
             raise NotFound("no such run of this campaign" if run_id else "no run yet")
         return run
 
-    @extend_schema(
-        parameters=[RUN_PARAMETER, OpenApiParameter("n", int, description="1-1000, default 20")],
-        responses={200: WorstItemSerializer(many=True)},
-    )
-    @action(detail=True, methods=["get"])
+    @extend_schema(parameters=[WorstQuery], responses={200: WorstItemSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def worst(self, request: Request, campaign_id: str) -> Response:
         """The modems with the worst summary value first, with links to their captures."""
-        count = min(query_int(request, "n", 1, 20), 1000)
-        items = services.worst(self._run(request), count)
+        query = _query(WorstQuery, request)
+        items = services.worst(self._run(query.get("run")), query["n"])
         return Response(WorstItemSerializer(items, many=True, context={"request": request}).data)
 
     @extend_schema(
-        parameters=[
-            RUN_PARAMETER,
-            OpenApiParameter("format", str, enum=FORMATS, description="default json"),
-            OpenApiParameter("bins", int, description="2-200, default 20"),
-        ],
+        parameters=[DistributionQuery],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
@@ -137,11 +148,9 @@ class CampaignViewSet(
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CsvRenderer, PngRenderer])
     def distribution(self, request: Request, campaign_id: str):
         """The run's summary metric per CMTS: stats (JSON), histogram (CSV, PNG)."""
-        output = request.query_params.get("format", "json")
-        if output not in FORMATS:
-            raise ValidationError({"format": [f"one of {list(FORMATS)}"]})
-        bins = min(query_int(request, "bins", 2, 20), 200)
-        run = self._run(request)
+        query = _query(DistributionQuery, request)
+        output, bins = query["format"], query["bins"]
+        run = self._run(query.get("run"))
         metric, groups = services.values_by_cmts(run)
         if output == "json":
             return Response(
