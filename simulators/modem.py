@@ -12,8 +12,7 @@ Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive â
 sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
 triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file,
 a SET PDU applied whole or not at all (RFC 3416).
-Per-modem knobs: ``measure_delay_s`` (seconds, or a (low, high) range drawn uniformly per
-measurement from the farm's seeded generator) and ``failure`` (see ``Failure``).
+Per-modem knobs: ``measure_delay_s`` and ``failure`` (see ``Failure``).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import functools
 import hashlib
 import ipaddress
 import logging
-import random
 import secrets
 import socket
 import struct
@@ -149,7 +147,7 @@ class SimulatedModem:
         index: int,
         address: str,
         *,
-        measure_delay_s: float | tuple[float, float],
+        measure_delay_s: float,
         failure: Failure = Failure.NONE,
         channels: tuple[tuple[int, int], ...] = ((3, 193), (4, 194)),
         ofdma_channels: tuple[tuple[int, int], ...] = ((80, 41),),
@@ -380,7 +378,7 @@ class SimulatedModem:
     def _trigger(self, test: PnmTest, if_index: int) -> None:
         row = self.tests[(test, if_index)]
         row.enable = pnm.TRUE
-        delay = self.farm.draw_delay(self.measure_delay_s)
+        delay = self.measure_delay_s
         if test is PnmTest.HISTOGRAM:  # it collects for its TimeOut (the MIB)
             delay = max(delay, float(row.parameters()["timeout_s"]))
         self.ctl_status = CtlStatus.TEST_IN_PROGRESS
@@ -620,8 +618,7 @@ class ModemFarm:
         self,
         count: int,
         *,
-        measure_delay_s: float | tuple[float, float] = 0.5,
-        seed: int = 0,
+        measure_delay_s: float = 0.5,
         host: str = "127.0.0.1",
         port: int = 0,
         distinct_addresses: bool = False,
@@ -650,8 +647,6 @@ class ModemFarm:
         self.allow_remote = allow_remote
         self.upload_timeout_s = upload_timeout_s
         self.port = port
-        # Simulated timings, not secrets; drawn on the loop thread only.
-        self._delays = random.Random(seed)  # noqa: S311
         failures = failures or {}
         self.modems = [
             SimulatedModem(
@@ -675,12 +670,6 @@ class ModemFarm:
 
     def __len__(self) -> int:
         return len(self.modems)
-
-    def draw_delay(self, delay: float | tuple[float, float]) -> float:
-        """A measurement's duration: ``delay`` itself, or uniform in its (low, high) range."""
-        if isinstance(delay, tuple):
-            return self._delays.uniform(*delay)
-        return delay
 
     def __getitem__(self, index: int) -> SimulatedModem:
         return self.modems[index]

@@ -11,32 +11,14 @@ from django.core.management.base import BaseCommand, CommandParser
 from simulators.modem import Failure, ModemFarm, describe, parse_failures
 
 
-def _delay(text: str) -> float | tuple[float, float]:
-    """``1.5`` or ``0.5-2``."""
-    low, dash, high = text.partition("-")
-    try:
-        if not dash:
-            return float(low)
-        bounds = (float(low), float(high))
-    except ValueError:
-        raise ValueError(f"not seconds or LOW-HIGH: {text!r}") from None
-    if not 0 <= bounds[0] <= bounds[1]:
-        raise ValueError(f"need 0 <= LOW <= HIGH: {text!r}")
-    return bounds
-
-
 class Command(BaseCommand):
     help = "Run simulated DOCSIS cable modems for tests, benches and the demo."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--count", type=int, default=3, help="number of modems")
         parser.add_argument(
-            "--delay",
-            type=_delay,
-            default=1.0,
-            help="measurement delay per capture, seconds, or a range LOW-HIGH drawn uniformly",
+            "--delay", type=float, default=1.0, help="measurement delay per capture, seconds"
         )
-        parser.add_argument("--seed", type=int, default=0, help="seeds the delays of a range")
         parser.add_argument("--host", default="127.0.0.1", help="address of every modem")
         parser.add_argument("--port", type=int, default=0, help="UDP port (0: one per modem)")
         parser.add_argument(
@@ -59,7 +41,6 @@ class Command(BaseCommand):
         farm = ModemFarm(
             options["count"],
             measure_delay_s=options["delay"],
-            seed=options["seed"],
             host=options["host"],
             port=options["port"],
             distinct_addresses=options["distinct_addresses"],
