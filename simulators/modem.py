@@ -12,7 +12,8 @@ Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive â
 sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
 triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file,
 a SET PDU applied whole or not at all (RFC 3416).
-Per-modem knobs: ``measure_delay_s`` and ``failure`` (see ``Failure``).
+Per-modem knobs: ``measure_delay_s`` (seconds, or a (min, max) range drawn per measurement)
+and ``failure`` (see ``Failure``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import functools
 import hashlib
 import ipaddress
 import logging
+import resource
 import secrets
 import socket
 import struct
@@ -65,6 +67,8 @@ BULK_FILE_ROWS = 16  # the CM keeps only the last few files
 UPLOAD_COMPLETED = 4
 UPLOAD_ERROR = 7
 STALE_S = 0.3  # how long a stale sampleReady shows after a trigger in that failure mode
+FD_HEADROOM = 256  # open files the farm's process needs besides sockets and uploads
+Delay = float | tuple[float, float]  # seconds, or a (min, max) range
 
 
 class Failure(enum.StrEnum):
@@ -202,7 +206,7 @@ class SimulatedModem:
         index: int,
         address: str,
         *,
-        measure_delay_s: float,
+        measure_delay_s: Delay,
         failure: Failure = Failure.NONE,
         channels: tuple[tuple[int, int], ...] = ((3, 193), (4, 194)),
         ofdma_channels: tuple[tuple[int, int], ...] = ((80, 41),),
@@ -400,11 +404,11 @@ class SimulatedModem:
     def _trigger(self, test: PnmTest, if_index: int) -> None:
         row = self.tests[(test, if_index)]
         row.enable = pnm.TRUE
-        delay = self.measure_delay_s
-        if test is PnmTest.HISTOGRAM:  # it collects for its TimeOut (the MIB)
-            delay = max(delay, float(row.parameters()["timeout_s"]))
         self.ctl_status = CtlStatus.TEST_IN_PROGRESS
         self.triggers += 1
+        delay = self.measurement_delay(self.triggers)
+        if test is PnmTest.HISTOGRAM:  # it collects for its TimeOut (the MIB)
+            delay = max(delay, float(row.parameters()["timeout_s"]))
         triggered_at = time.time()
         loop = self.farm.loop
         if self.failure is Failure.STALE_SAMPLE_READY:
@@ -413,6 +417,17 @@ class SimulatedModem:
         else:
             row.status = MeasStatus.BUSY
         loop.call_later(delay, self._finish, test, if_index, triggered_at)
+
+    def measurement_delay(self, number: int) -> float:
+        """How long the modem's ``number``-th measurement takes. A range is drawn uniformly
+        from the farm's seed, the modem and ``number``, so a run repeats with the same seed
+        whatever order a campaign triggers the modems in."""
+        delay = self.measure_delay_s
+        if not isinstance(delay, tuple):
+            return delay
+        low, high = delay
+        draw = hashlib.blake2b(f"{self.farm.seed}:{self.index}:{number}".encode(), digest_size=8)
+        return low + (high - low) * int.from_bytes(draw.digest()) / 2**64
 
     def _finish(self, test: PnmTest, if_index: int, triggered_at: float) -> None:
         row = self.tests[(test, if_index)]
@@ -689,13 +704,16 @@ class ModemFarm:
     ``tftp_port`` is where uploads go on the destination address set over SNMP (69 on a
     real plant; tests point it at a receiver bound to port 0). Uploads go to loopback
     destinations only, unless ``allow_remote``.
+    ``measure_delay_s`` is seconds, or a (min, max) range drawn per measurement from
+    ``seed`` (random when None; ``farm.seed`` says which, to repeat a run).
     """
 
     def __init__(
         self,
         count: int,
         *,
-        measure_delay_s: float = 0.5,
+        measure_delay_s: Delay = 0.5,
+        seed: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         distinct_addresses: bool = False,
@@ -712,6 +730,8 @@ class ModemFarm:
             raise ValueError("count must be at least 1")
         if ":" in host and (host != "::1" or distinct_addresses):
             raise ValueError("the only IPv6 address a farm listens on is ::1 (one port per modem)")
+        measure_delay_s = _check_delay(measure_delay_s)
+        self.seed = secrets.randbits(32) if seed is None else seed
         self.community = community
         self.read_community = read_community
         self.alt_community = f"{community}-other"
@@ -736,6 +756,7 @@ class ModemFarm:
             for index in range(count)
         ]
         self._by_domain: dict[Oid, SimulatedModem] = {}
+        self.upload_workers = upload_workers
         self._uploader = ThreadPoolExecutor(upload_workers, thread_name_prefix="modem-upload")
         self._spool = tempfile.TemporaryDirectory(prefix="modem-farm-")
         self._thread: threading.Thread | None = None
@@ -763,6 +784,7 @@ class ModemFarm:
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> ModemFarm:
         """Bind every modem's socket and answer SNMP on a background thread."""
+        self._ensure_open_files()
         self._thread = threading.Thread(target=self._run, name="modem-farm", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s):
@@ -770,6 +792,25 @@ class ModemFarm:
         if self._error is not None:
             raise RuntimeError(f"modem farm failed to start: {self._error}") from self._error
         return self
+
+    @property
+    def open_files_needed(self) -> int:
+        """One socket per modem, a socket and a spool file per upload worker, headroom."""
+        return len(self.modems) + 2 * self.upload_workers + FD_HEADROOM
+
+    def _ensure_open_files(self) -> None:
+        """Raise the soft open-files limit to what the farm needs if the hard one allows
+        (10,000 modems are 10,000 sockets); else refuse before binding any."""
+        needed = self.open_files_needed
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or needed <= soft:
+            return
+        if hard != resource.RLIM_INFINITY and needed > hard:
+            raise RuntimeError(
+                f"{len(self)} modems need {needed} open files; the limit is {hard} (ulimit -n)"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        log.info("open files limit raised from %d to %d for %d modems", soft, needed, len(self))
 
     def stop(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -951,6 +992,23 @@ def send_truncated(
             sent += len(chunk)
         sock.sendto(struct.pack("!HH", 5, 0) + b"aborted by modem\0", server)
         return sent
+
+
+def _check_delay(delay: Delay) -> Delay:
+    if isinstance(delay, tuple):
+        low, high = delay
+        if not 0 <= low <= high:
+            raise ValueError(f"measure_delay_s range must be 0 <= min <= max, got {delay}")
+        return (float(low), float(high))
+    if delay < 0:
+        raise ValueError(f"measure_delay_s must be >= 0, got {delay}")
+    return delay
+
+
+def parse_delay(value: str) -> Delay:
+    """``SECONDS`` or ``MIN,MAX`` (``simulate_modems --delay``) as a measurement delay."""
+    low, comma, high = value.partition(",")
+    return _check_delay((float(low), float(high)) if comma else float(low))
 
 
 def parse_failures(values: list[str]) -> dict[int, Failure]:
