@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from devices.links import pnm
 from devices.links.pnm import CtlStatus, PnmTest
@@ -145,3 +146,35 @@ def test_open_files_limit_is_raised_or_the_farm_refuses_to_start() -> None:
     started, refused = result.stdout.splitlines()
     assert started == "started 488 488"  # 200 sockets + 2 x 16 upload workers + 256
     assert refused == "800 modems need 1088 open files; the limit is 1000 (ulimit -n)"
+
+
+def test_simulate_modems_passes_the_delay_range_seed_and_upload_knobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    class Started(Exception):
+        pass
+
+    class Farm:
+        def __init__(self, count: int, **options: Any) -> None:
+            seen.update(options, count=count)
+
+        def start(self) -> None:
+            raise Started
+
+    monkeypatch.setattr("devices.management.commands.simulate_modems.ModemFarm", Farm)
+    with pytest.raises(Started):
+        call_command(
+            "simulate_modems",
+            "--count=10000",
+            "--delay=0.5,2",
+            "--seed=42",
+            "--upload-workers=64",
+            "--upload-timeout=3",
+        )
+    assert seen["count"] == 10000
+    assert seen["measure_delay_s"] == (0.5, 2.0)
+    assert seen["seed"] == 42
+    assert seen["upload_workers"] == 64
+    assert seen["upload_timeout_s"] == 3.0
