@@ -12,8 +12,8 @@ Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive â
 sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
 triggers and bulk/file-name changes while a test runs, a docsPnmBulkFileTable row per file,
 a SET PDU applied whole or not at all (RFC 3416).
-Per-modem knobs: ``measure_delay_s`` (seconds, or a (low, high) range drawn uniformly per
-measurement from the farm's seeded generator) and ``failure`` (see ``Failure``).
+Per-modem knobs: ``measure_delay_s`` (seconds, or a (min, max) range drawn per measurement)
+and ``failure`` (see ``Failure``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import functools
 import hashlib
 import ipaddress
 import logging
-import random
+import resource
 import secrets
 import socket
 import struct
@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import tftpy
 from pysnmp import error as snmp_error
@@ -67,6 +67,8 @@ BULK_FILE_ROWS = 16  # the CM keeps only the last few files
 UPLOAD_COMPLETED = 4
 UPLOAD_ERROR = 7
 STALE_S = 0.3  # how long a stale sampleReady shows after a trigger in that failure mode
+FD_HEADROOM = 256  # open files the farm's process needs besides sockets and uploads
+Delay = float | tuple[float, float]  # seconds, or a (min, max) range
 
 
 class Failure(enum.StrEnum):
@@ -131,10 +133,65 @@ class _Test:
 
 
 def _new_row(test: PnmTest, status: MeasStatus) -> _Test:
+    return _Test(test, [b""] * len(test.files), dict(_default_params(test)), status=status)
+
+
+@functools.cache
+def _default_params(test: PnmTest) -> dict[int, int]:
+    """Parameter and armed columns at their MIB defaults (computed once: ~20 us a row)."""
     defaults = pnm.validate_parameters(test, None)
     params = {p.column: int(p.wire(defaults[p.name])) for p in test.spec.parameters}
     params.update({column: pnm.FALSE for column, _ in test.spec.arm})
-    return _Test(test, [b""] * len(test.files), params, status=status)
+    return params
+
+
+class _Rows(dict[tuple[PnmTest, int], _Test]):
+    """A modem's test rows, each made on first use. Most modems of a big farm never run
+    most of their ~15 tests; made eagerly they were 90 % of a 10,000-modem farm's start-up
+    time and memory (3 s, 180 MiB)."""
+
+    def __init__(self, status: MeasStatus) -> None:
+        super().__init__()
+        self.status = status
+
+    def __missing__(self, key: tuple[PnmTest, int]) -> _Test:
+        row = self[key] = _new_row(key[0], self.status)
+        return row
+
+
+Interfaces = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int]
+Cell = tuple[tuple[PnmTest, int], str, int]
+
+
+def _interfaces(scope: pnm.Scope, interfaces: Interfaces) -> list[tuple[int, int]]:
+    channels, ofdma_channels, mac_layer_if_index = interfaces
+    if scope is pnm.Scope.DS_OFDM:
+        return list(channels)
+    if scope is pnm.Scope.US_OFDMA:
+        return list(ofdma_channels)
+    if scope is pnm.Scope.MAC_LAYER:
+        return [(mac_layer_if_index, 0)]
+    return [(0, 0)]
+
+
+@functools.lru_cache(maxsize=64)
+def _cell_map(interfaces: Interfaces) -> dict[Oid, Cell]:
+    """OID -> ((test, ifIndex), what, which) of the test tables, for ``get`` and ``set``:
+    what is "file_name" (which: the file), "enable", "meas_status" or "param" (which: the
+    column). The same for every modem with the same interfaces, so shared (read-only)."""
+    cells: dict[Oid, Cell] = {}
+    for test in PnmTest:
+        if test.spec.walked:  # the SNMP-only spectrum shares the analyser's scalars
+            continue
+        spec = test.spec
+        for if_index, _ in _interfaces(test.scope, interfaces):
+            columns = [("enable", spec.enable_column, 0)]
+            columns += [("meas_status", spec.meas_status_column, 0)]
+            columns += [("file_name", f.file_name_column, n) for n, f in enumerate(test.files)]
+            columns += [("param", column, column) for column in _default_params(test)]
+            for what, column, which in columns:
+                cells[_oid(spec.column(column, if_index))] = ((test, if_index), what, which)
+    return cells
 
 
 IF_TYPES = {pnm.Scope.DS_OFDM: 277, pnm.Scope.US_OFDMA: 278, pnm.Scope.MAC_LAYER: 127}
@@ -149,7 +206,7 @@ class SimulatedModem:
         index: int,
         address: str,
         *,
-        measure_delay_s: float | tuple[float, float],
+        measure_delay_s: Delay,
         failure: Failure = Failure.NONE,
         channels: tuple[tuple[int, int], ...] = ((3, 193), (4, 194)),
         ofdma_channels: tuple[tuple[int, int], ...] = ((80, 41),),
@@ -176,28 +233,11 @@ class SimulatedModem:
         self.dest_ip = b"\0\0\0\0"
         self.dest_path = b""
         self.upload_control = 2  # noAutoUpload until told otherwise
-        first_status = (
+        self.tests = _Rows(
             MeasStatus.SAMPLE_READY
             if failure is Failure.STALE_SAMPLE_READY
             else MeasStatus.INACTIVE
         )
-        self.tests = {
-            (test, if_index): _new_row(test, first_status)
-            for test in PnmTest
-            if not test.spec.walked  # the SNMP-only spectrum shares the analyser's scalars
-            for if_index, _ in self.interfaces(test.scope)
-        }
-        # OID -> ((test, ifIndex), what, which) of the test tables, for ``get`` and ``set``:
-        # what is "file_name" (which: the file), "enable", "meas_status" or "param" (which:
-        # the column).
-        self._cells: dict[Oid, tuple[tuple[PnmTest, int], str, int]] = {}
-        for test, if_index in self.tests:
-            spec = test.spec
-            cells = [("enable", spec.enable_column, 0), ("meas_status", spec.meas_status_column, 0)]
-            cells += [("file_name", f.file_name_column, n) for n, f in enumerate(test.files)]
-            cells += [("param", column, column) for column in self.tests[(test, if_index)].params]
-            for what, column, which in cells:
-                self._cells[_oid(spec.column(column, if_index))] = ((test, if_index), what, which)
         self.bulk_files: list[tuple[int, bytes, int]] = []  # (row, name, upload status)
         self._next_bulk_row = 1
         self.triggers = 0
@@ -247,40 +287,31 @@ class SimulatedModem:
 
     def interfaces(self, scope: pnm.Scope) -> list[tuple[int, int]]:
         """(ifIndex, channel id) of the interfaces a test of ``scope`` runs on."""
-        if scope is pnm.Scope.DS_OFDM:
-            return list(self.channels)
-        if scope is pnm.Scope.US_OFDMA:
-            return list(self.ofdma_channels)
-        if scope is pnm.Scope.MAC_LAYER:
-            return [(self.mac_layer_if_index, 0)]
-        return [(0, 0)]
+        return _interfaces(scope, self._interfaces)
+
+    @property
+    def _interfaces(self) -> Interfaces:
+        return (self.channels, self.ofdma_channels, self.mac_layer_if_index)
+
+    @property
+    def _cells(self) -> dict[Oid, Cell]:
+        return _cell_map(self._interfaces)
 
     # --- MIB -------------------------------------------------------------------------------
-    def _values(self) -> dict[Oid, Any]:
-        """The modem's MIB now (about 100 objects; more while the spectrum analyser runs)."""
-        values: dict[Oid, Any] = {oid: value(self) for oid, value in _SCALARS.items()}
-        for table, rows in (
-            (pnm.OFDM_CHANNEL_ID, self.channels),
-            (pnm.OFDMA_CHANNEL_ID, self.ofdma_channels),
-        ):
-            for if_index, channel_id in rows:
-                values[_oid(f"{table}.{if_index}")] = v2c.Unsigned32(channel_id)
-        for scope, if_type in IF_TYPES.items():
-            for if_index, _ in self.interfaces(scope):
-                values[_oid(f"{pnm.IF_TYPE}.{if_index}")] = v2c.Integer(if_type)
-        for oid, (key, what, which) in self._cells.items():
-            values[oid] = _cell(self.tests[key], what, which)
-        for centre, data in self.spectrum_rows():
-            values[_oid(f"{pnm.SPECTRUM_AMPLITUDE_DATA}.{centre}")] = v2c.OctetString(data)
-        for row, name, status in self.bulk_files:
-            values[_oid(f"{BULK_FILE_TABLE}.1.{row}")] = v2c.Unsigned32(row)
-            values[_oid(f"{BULK_FILE_TABLE}.2.{row}")] = v2c.OctetString(name)
-            values[_oid(f"{BULK_FILE_TABLE}.4.{row}")] = v2c.Integer(status)
-        return values
+    def _layout(self) -> _Layout:
+        """The modem's MIB layout now (about 80 objects; more while the spectrum analyser
+        runs), shared with every modem whose MIB has the same objects. Looked up on each
+        request from what decides the objects, so a change (a bulk-file row, a sweep, a
+        channel) is seen at once, with nothing to invalidate."""
+        spectrum = self.tests.get((PnmTest.SPECTRUM_ANALYZER, 0))  # not made by a read
+        sweep = None
+        if spectrum is not None and spectrum.params[pnm.SPECTRUM_ENABLE_COLUMN] == pnm.TRUE:
+            sweep = tuple(sorted(spectrum.parameters().items()))
+        return _mib_layout(self._interfaces, sweep, tuple(row for row, _, _ in self.bulk_files))
 
     def get(self, oid: Oid) -> Any:
         """One object's value. GETs and SET echoes (the hot path) read the scalar or row
-        they name; only what is left (walked tables) builds the whole MIB."""
+        they name; only what is left (walked tables) looks up the layout."""
         scalar = _SCALARS.get(oid)
         if scalar is not None:
             return scalar(self)
@@ -288,23 +319,16 @@ class SimulatedModem:
         if cell is not None:
             key, what, which = cell
             return _cell(self.tests[key], what, which)
-        return self._values().get(oid)
-
-    def spectrum_rows(self) -> list[tuple[int, bytes]]:
-        """docsIf3CmSpectrumAnalysisMeasAmplitudeData while the analyser is enabled (the
-        SNMP-only spectrum), swept as its parameters say."""
-        row = self.tests[(PnmTest.SPECTRUM_ANALYZER, 0)]
-        if row.params[pnm.SPECTRUM_ENABLE_COLUMN] != pnm.TRUE:
-            return []
-        return _spectrum_rows(tuple(sorted(row.parameters().items())))
+        value = self._layout().values.get(oid)
+        return None if value is None else value(self)
 
     def get_next(self, oid: Oid) -> tuple[Oid, Any] | None:
-        values = self._values()
-        keys = sorted(values)
-        position = bisect.bisect_right(keys, oid)
-        if position == len(keys):
+        layout = self._layout()
+        position = bisect.bisect_right(layout.oids, oid)
+        if position == len(layout.oids):
             return None
-        return keys[position], values[keys[position]]
+        found = layout.oids[position]
+        return found, layout.values[found](self)
 
     def set(self, oid: Oid, value: Any, idx: int) -> None:
         """Apply one SET; raise the SMI error a real CM would answer."""
@@ -380,11 +404,11 @@ class SimulatedModem:
     def _trigger(self, test: PnmTest, if_index: int) -> None:
         row = self.tests[(test, if_index)]
         row.enable = pnm.TRUE
-        delay = self.farm.draw_delay(self.measure_delay_s)
-        if test is PnmTest.HISTOGRAM:  # it collects for its TimeOut (the MIB)
-            delay = max(delay, float(row.parameters()["timeout_s"]))
         self.ctl_status = CtlStatus.TEST_IN_PROGRESS
         self.triggers += 1
+        delay = self.measurement_delay(self.triggers)
+        if test is PnmTest.HISTOGRAM:  # it collects for its TimeOut (the MIB)
+            delay = max(delay, float(row.parameters()["timeout_s"]))
         triggered_at = time.time()
         loop = self.farm.loop
         if self.failure is Failure.STALE_SAMPLE_READY:
@@ -393,6 +417,17 @@ class SimulatedModem:
         else:
             row.status = MeasStatus.BUSY
         loop.call_later(delay, self._finish, test, if_index, triggered_at)
+
+    def measurement_delay(self, number: int) -> float:
+        """How long the modem's ``number``-th measurement takes. A range is drawn uniformly
+        from the farm's seed, the modem and ``number``, so a run repeats with the same seed
+        whatever order a campaign triggers the modems in."""
+        delay = self.measure_delay_s
+        if not isinstance(delay, tuple):
+            return delay
+        low, high = delay
+        draw = hashlib.blake2b(f"{self.farm.seed}:{self.index}:{number}".encode(), digest_size=8)
+        return low + (high - low) * int.from_bytes(draw.digest()) / 2**64
 
     def _finish(self, test: PnmTest, if_index: int, triggered_at: float) -> None:
         row = self.tests[(test, if_index)]
@@ -485,9 +520,64 @@ def _cell(row: _Test, what: str, which: int) -> Any:
 _PARAMETERS = {test: {p.column: p for p in test.spec.parameters} for test in PnmTest}
 
 
+Value = Callable[[SimulatedModem], Any]
+
+
+class _Layout(NamedTuple):
+    """A MIB's objects in walk order and how to read each from a modem."""
+
+    oids: list[Oid]
+    values: dict[Oid, Value]
+
+
+@functools.lru_cache(maxsize=256)
+def _mib_layout(
+    interfaces: Interfaces,
+    sweep: tuple[tuple[str, int | str], ...] | None,
+    bulk_rows: tuple[int, ...],
+) -> _Layout:
+    """The objects of a modem with these interfaces, spectrum sweep (None: analyser off) and
+    bulk-file rows. Built and sorted once, not on every GETNEXT (a walk step cost ~230 us
+    when each built and sorted the whole MIB)."""
+    values: dict[Oid, Value] = dict(_SCALARS)
+    channels, ofdma_channels, _ = interfaces
+    for table, rows in ((pnm.OFDM_CHANNEL_ID, channels), (pnm.OFDMA_CHANNEL_ID, ofdma_channels)):
+        for if_index, channel_id in rows:
+            values[_oid(f"{table}.{if_index}")] = _constant(v2c.Unsigned32, channel_id)
+    for scope, if_type in IF_TYPES.items():
+        for if_index, _ in _interfaces(scope, interfaces):
+            values[_oid(f"{pnm.IF_TYPE}.{if_index}")] = _constant(v2c.Integer, if_type)
+    for oid, cell in _cell_map(interfaces).items():
+        values[oid] = functools.partial(_read_cell, cell)
+    for centre, data in _spectrum_rows(sweep) if sweep is not None else []:
+        values[_oid(f"{pnm.SPECTRUM_AMPLITUDE_DATA}.{centre}")] = _constant(v2c.OctetString, data)
+    for row in bulk_rows:
+        values[_oid(f"{BULK_FILE_TABLE}.1.{row}")] = _constant(v2c.Unsigned32, row)
+        for column in (2, 4):
+            values[_oid(f"{BULK_FILE_TABLE}.{column}.{row}")] = functools.partial(
+                _read_bulk_file, row, column
+            )
+    return _Layout(sorted(values), values)
+
+
+def _constant(kind: Callable[[Any], Any], value: Any) -> Value:
+    """A value that only a new layout changes (a fresh object per read, as pysnmp gets)."""
+    return lambda _modem: kind(value)
+
+
+def _read_cell(cell: Cell, modem: SimulatedModem) -> Any:
+    key, what, which = cell
+    return _cell(modem.tests[key], what, which)
+
+
+def _read_bulk_file(row: int, column: int, modem: SimulatedModem) -> Any:
+    name, status = next((n, s) for r, n, s in modem.bulk_files if r == row)
+    return v2c.OctetString(name) if column == 2 else v2c.Integer(status)
+
+
 @functools.lru_cache(maxsize=8)
 def _spectrum_rows(parameters: tuple[tuple[str, int | str], ...]) -> list[tuple[int, bytes]]:
-    """The amplitude rows of one sweep setting (a walk reads the MIB once per row)."""
+    """The amplitude rows of one sweep setting (the same for each bulk-file state's layout)."""
     return snmp_spectrum_rows(dict(parameters))
 
 
@@ -614,14 +704,16 @@ class ModemFarm:
     ``tftp_port`` is where uploads go on the destination address set over SNMP (69 on a
     real plant; tests point it at a receiver bound to port 0). Uploads go to loopback
     destinations only, unless ``allow_remote``.
+    ``measure_delay_s`` is seconds, or a (min, max) range drawn per measurement from
+    ``seed`` (random when None; ``farm.seed`` says which, to repeat a run).
     """
 
     def __init__(
         self,
         count: int,
         *,
-        measure_delay_s: float | tuple[float, float] = 0.5,
-        seed: int = 0,
+        measure_delay_s: Delay = 0.5,
+        seed: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         distinct_addresses: bool = False,
@@ -638,6 +730,8 @@ class ModemFarm:
             raise ValueError("count must be at least 1")
         if ":" in host and (host != "::1" or distinct_addresses):
             raise ValueError("the only IPv6 address a farm listens on is ::1 (one port per modem)")
+        measure_delay_s = _check_delay(measure_delay_s)
+        self.seed = secrets.randbits(32) if seed is None else seed
         self.community = community
         self.read_community = read_community
         self.alt_community = f"{community}-other"
@@ -650,8 +744,6 @@ class ModemFarm:
         self.allow_remote = allow_remote
         self.upload_timeout_s = upload_timeout_s
         self.port = port
-        # Simulated timings, not secrets; drawn on the loop thread only.
-        self._delays = random.Random(seed)  # noqa: S311
         failures = failures or {}
         self.modems = [
             SimulatedModem(
@@ -664,6 +756,7 @@ class ModemFarm:
             for index in range(count)
         ]
         self._by_domain: dict[Oid, SimulatedModem] = {}
+        self.upload_workers = upload_workers
         self._uploader = ThreadPoolExecutor(upload_workers, thread_name_prefix="modem-upload")
         self._spool = tempfile.TemporaryDirectory(prefix="modem-farm-")
         self._thread: threading.Thread | None = None
@@ -675,12 +768,6 @@ class ModemFarm:
 
     def __len__(self) -> int:
         return len(self.modems)
-
-    def draw_delay(self, delay: float | tuple[float, float]) -> float:
-        """A measurement's duration: ``delay`` itself, or uniform in its (low, high) range."""
-        if isinstance(delay, tuple):
-            return self._delays.uniform(*delay)
-        return delay
 
     def __getitem__(self, index: int) -> SimulatedModem:
         return self.modems[index]
@@ -697,6 +784,7 @@ class ModemFarm:
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> ModemFarm:
         """Bind every modem's socket and answer SNMP on a background thread."""
+        self._ensure_open_files()
         self._thread = threading.Thread(target=self._run, name="modem-farm", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s):
@@ -704,6 +792,25 @@ class ModemFarm:
         if self._error is not None:
             raise RuntimeError(f"modem farm failed to start: {self._error}") from self._error
         return self
+
+    @property
+    def open_files_needed(self) -> int:
+        """One socket per modem, a socket and a spool file per upload worker, headroom."""
+        return len(self.modems) + 2 * self.upload_workers + FD_HEADROOM
+
+    def _ensure_open_files(self) -> None:
+        """Raise the soft open-files limit to what the farm needs if the hard one allows
+        (10,000 modems are 10,000 sockets); else refuse before binding any."""
+        needed = self.open_files_needed
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or needed <= soft:
+            return
+        if hard != resource.RLIM_INFINITY and needed > hard:
+            raise RuntimeError(
+                f"{len(self)} modems need {needed} open files; the limit is {hard} (ulimit -n)"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        log.info("open files limit raised from %d to %d for %d modems", soft, needed, len(self))
 
     def stop(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -885,6 +992,23 @@ def send_truncated(
             sent += len(chunk)
         sock.sendto(struct.pack("!HH", 5, 0) + b"aborted by modem\0", server)
         return sent
+
+
+def _check_delay(delay: Delay) -> Delay:
+    if isinstance(delay, tuple):
+        low, high = delay
+        if not 0 <= low <= high:
+            raise ValueError(f"measure_delay_s range must be 0 <= min <= max, got {delay}")
+        return (float(low), float(high))
+    if delay < 0:
+        raise ValueError(f"measure_delay_s must be >= 0, got {delay}")
+    return delay
+
+
+def parse_delay(value: str) -> Delay:
+    """``SECONDS`` or ``MIN,MAX`` (``simulate_modems --delay``) as a measurement delay."""
+    low, comma, high = value.partition(",")
+    return _check_delay((float(low), float(high)) if comma else float(low))
 
 
 def parse_failures(values: list[str]) -> dict[int, Failure]:

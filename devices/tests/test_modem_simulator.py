@@ -265,12 +265,9 @@ def test_channel_estimation_file_is_s2_13_iq() -> None:
 
 
 # --- the management command ----------------------------------------------------------------
-COMMAND_ARGS = ["--count", "2", "--delay", "0.1-0.2", "--seed", "3"]
-
-
 def test_simulate_modems_command_runs_until_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "simulate_modems", *COMMAND_ARGS],
+        [sys.executable, "manage.py", "simulate_modems", "--count", "2", "--delay", "0.1"],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.PIPE,
@@ -289,27 +286,3 @@ def test_simulate_modems_command_runs_until_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-
-
-def test_a_delay_range_is_drawn_uniformly_within_it_and_repeats_with_its_seed():
-    farms = [ModemFarm(1, seed=7), ModemFarm(1, seed=7), ModemFarm(1, seed=8)]
-    draws = [[farm.draw_delay((0.5, 2.0)) for _ in range(200)] for farm in farms]
-
-    assert all(0.5 <= value <= 2.0 for value in draws[0])
-    assert min(draws[0]) < 0.6  # spread over the range
-    assert max(draws[0]) > 1.9
-    assert draws[0] == draws[1]
-    assert draws[0] != draws[2]
-    assert farms[0].draw_delay(0.25) == 0.25  # a plain number is the delay itself
-
-
-def test_a_measurement_lasts_a_delay_drawn_from_the_range():
-    with ModemFarm(1, measure_delay_s=(0.3, 0.6), seed=1) as farm:
-        modem = farm[0]
-        started = time.monotonic()
-        farm.call(modem._trigger, PnmTest.RXMER, modem.channels[0][0])
-        row = modem.tests[(PnmTest.RXMER, modem.channels[0][0])]
-        wait_until(lambda: row.status != pnm.MeasStatus.BUSY, 5, interval=0.01)
-        took = time.monotonic() - started
-
-    assert 0.3 <= took < 0.6 + 0.25

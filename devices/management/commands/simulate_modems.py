@@ -8,21 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from simulators.modem import Failure, ModemFarm, describe, parse_failures
-
-
-def _delay(text: str) -> float | tuple[float, float]:
-    """``1.5`` or ``0.5-2``."""
-    low, dash, high = text.partition("-")
-    try:
-        if not dash:
-            return float(low)
-        bounds = (float(low), float(high))
-    except ValueError:
-        raise ValueError(f"not seconds or LOW-HIGH: {text!r}") from None
-    if not 0 <= bounds[0] <= bounds[1]:
-        raise ValueError(f"need 0 <= LOW <= HIGH: {text!r}")
-    return bounds
+from simulators.modem import Failure, ModemFarm, describe, parse_delay, parse_failures
 
 
 class Command(BaseCommand):
@@ -32,11 +18,14 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=3, help="number of modems")
         parser.add_argument(
             "--delay",
-            type=_delay,
+            type=parse_delay,
             default=1.0,
-            help="measurement delay per capture, seconds, or a range LOW-HIGH drawn uniformly",
+            metavar="SECONDS|MIN,MAX",
+            help="measurement delay per capture, seconds; a range is drawn per measurement",
         )
-        parser.add_argument("--seed", type=int, default=0, help="seeds the delays of a range")
+        parser.add_argument(
+            "--seed", type=int, default=None, help="seed of the delay draws (default: random)"
+        )
         parser.add_argument("--host", default="127.0.0.1", help="address of every modem")
         parser.add_argument("--port", type=int, default=0, help="UDP port (0: one per modem)")
         parser.add_argument(
@@ -45,6 +34,12 @@ class Command(BaseCommand):
             help="give modem i its own address 127.0.x.y (all on --port)",
         )
         parser.add_argument("--tftp-port", type=int, default=69, help="where uploads go")
+        parser.add_argument(
+            "--upload-workers", type=int, default=16, help="uploads sent at once (threads)"
+        )
+        parser.add_argument(
+            "--upload-timeout", type=float, default=2.0, help="TFTP timeout per packet, seconds"
+        )
         parser.add_argument(
             "--failure",
             action="append",
@@ -64,6 +59,8 @@ class Command(BaseCommand):
             port=options["port"],
             distinct_addresses=options["distinct_addresses"],
             tftp_port=options["tftp_port"],
+            upload_workers=options["upload_workers"],
+            upload_timeout_s=options["upload_timeout"],
             failures=parse_failures(options["failure"]),
         ).start()
         stop = threading.Event()
@@ -72,6 +69,7 @@ class Command(BaseCommand):
         try:
             for line in describe(farm):
                 self.stdout.write(line)
+            self.stdout.write(f"seed {farm.seed}")  # to repeat this run's delays
             self.stdout.flush()
             stop.wait()
         finally:
