@@ -13,6 +13,8 @@ from celery import current_app
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from captures.models import MeasureMode
+
 TRIGGER_TASK = "captures.tasks.trigger_capture"
 
 
@@ -45,6 +47,8 @@ def run_once(operation, label: str = "") -> None:
 
 
 def remove(operation) -> None:
+    if operation.measure_mode == MeasureMode.SINGLE:
+        return  # a single capture never had one (``run_once``): no query per capture
     for task in PeriodicTask.objects.filter(name=operation.schedule_name):
         task.delete()  # per instance, so beat's change counter is bumped
 

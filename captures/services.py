@@ -180,9 +180,10 @@ def record_system_description(operation: Operation, description: dict) -> None:
             model=description.get("MODEL", ""),
             sys_descr_updated=now,
         )
-        Transaction.objects.filter(capture__operation=operation, device_details={}).update(
-            device_details={"system_description": description}
-        )
+        if operation.measure_mode != MeasureMode.SINGLE:  # its one tick has stored nothing yet
+            Transaction.objects.filter(capture__operation=operation, device_details={}).update(
+                device_details={"system_description": description}
+            )
     operation.metadata = metadata
 
 
