@@ -238,9 +238,8 @@ def main() -> None:
             run.items.filter(state="done").exclude(operation__collected__gte=1).count()
         )
         unrecorded = Capture.objects.filter(state=CaptureState.UPLOADED).count()
-        spool_left = (
-            sum(1 for _ in (files / "spool").glob("*")) if (files / "spool").exists() else 0
-        )
+        # Files only: the receiver's working directories (.partial, .tftproot) stay.
+        spool_left = sum(1 for path in (files / "spool").rglob("*") if path.is_file())
         took = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
 
         print(
