@@ -3,8 +3,6 @@ or filtered modems), watch a run's progress, open its worst modems."""
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -35,10 +33,31 @@ class StartCampaignForm(forms.Form):
     parameters = forms.JSONField(required=False, initial=dict, help_text="empty: defaults")
     duration_s = forms.IntegerField(required=False, min_value=1, help_text="multi only")
     sample_interval_s = forms.IntegerField(required=False, min_value=1, help_text="multi only")
-    max_in_flight = forms.IntegerField(initial=100, min_value=1)
-    max_per_cmts = forms.IntegerField(initial=16, min_value=1)
-    retries = forms.IntegerField(initial=1, min_value=0, max_value=5)
-    mer_threshold_db = forms.FloatField(initial=fleet.DEFAULT_MER_THRESHOLD_DB)
+    max_in_flight = forms.IntegerField(
+        initial=100, min_value=1, label="Max in flight", help_text="captures at once, overall"
+    )
+    max_per_cmts = forms.IntegerField(
+        initial=16, min_value=1, label="Max per CMTS", help_text="captures at once per CMTS"
+    )
+    retries = forms.IntegerField(
+        initial=1, min_value=0, max_value=5, help_text="extra attempts per modem"
+    )
+    mer_threshold_db = forms.FloatField(
+        initial=fleet.DEFAULT_MER_THRESHOLD_DB,
+        label="RxMER threshold (dB)",
+        help_text="RxMER summaries count the subcarriers below it",
+    )
+
+
+def _messages(errors: object, prefix: str = "") -> list[str]:
+    """The API's error tree as lines: ``["at most 32 ..."]`` or ``{"modems": [...]}``."""
+    if isinstance(errors, dict):
+        return [
+            line for key, value in errors.items() for line in _messages(value, f"{prefix}{key}: ")
+        ]
+    if isinstance(errors, list):
+        return [line for value in errors for line in _messages(value, prefix)]
+    return [f"{prefix}{errors}"]
 
 
 def _request_body(form: StartCampaignForm, modem_ids: list[int]) -> dict:
@@ -69,7 +88,11 @@ def start_campaign(modeladmin, request: HttpRequest, queryset):
             start.is_valid(raise_exception=True)
         except ValidationError:
             for field, errors in start.errors.items():
-                form.add_error(None, f"{field}: {json.dumps(errors)}")
+                for message in _messages(errors):
+                    if field in form.fields:
+                        form.add_error(field, message)
+                    else:
+                        form.add_error(None, f"{field}: {message}")
         else:
             campaign = start.save()
             url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
@@ -242,7 +265,8 @@ class CampaignRunAdmin(admin.ModelAdmin):
             ),
         )
         return format_html(
-            '<table>{}</table><p><a href="{}?run__id__exact={}">every modem of this run</a></p>',
+            "<table><tr><th>MAC</th><th>CMTS</th><th>metric</th><th>value</th></tr>{}</table>"
+            '<p><a href="{}?run__id__exact={}">every modem of this run</a></p>',
             rows,
             url,
             run.pk,

@@ -31,7 +31,8 @@ def test_an_operator_starts_a_campaign_over_the_selected_modems(admin_client):
          "max_per_cmts": 99, "retries": 1, "mer_threshold_db": 30},
     )  # fmt: skip
     assert refused.status_code == 200
-    assert b"max_per_cmts" in refused.content
+    assert b"at most 32" in refused.content  # on the field, in words, no JSON
+    assert b"[&quot;" not in refused.content
     assert not Campaign.objects.exists()
 
     started = admin_client.post(
