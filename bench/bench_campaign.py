@@ -34,6 +34,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from pipeline_harness import (  # noqa: E402  (beside this file)
+    BEAT,
     children,
     cpu_s,
     database_url,
@@ -41,10 +42,10 @@ from pipeline_harness import (  # noqa: E402  (beside this file)
     fresh_broker_and_cache,
     machine_busy_s,
     rss_mb,
+    run_farm,
     start,
 )
 
-BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
 WORKER_ENV = {
     "PNM_SNMP_TIMEOUT_S": "2",
     "PNM_SNMP_RETRIES": "1",
@@ -63,21 +64,6 @@ sys.argv = ["celery", *sys.argv[1:]]
 profile.enable()
 main()
 """
-
-
-def run_farm(count: int, tftp_port: int, delay: tuple[float, float], conn) -> None:  # child
-    from simulators.modem import ModemFarm
-
-    with ModemFarm(
-        count,
-        measure_delay_s=delay,
-        seed=1,
-        distinct_addresses=True,
-        tftp_port=tftp_port,
-        upload_workers=32,
-    ) as farm:
-        conn.send([(m.address, m.port, m.mac, m.community) for m in farm])
-        conn.recv()  # until told to stop
 
 
 def register(modems: list[tuple[str, int, str, str]], groups: int) -> None:

@@ -38,6 +38,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from pipeline_harness import (  # noqa: E402  (beside this file)
+    BEAT,
     children,
     cpu_s,
     database_url,
@@ -46,30 +47,16 @@ from pipeline_harness import (  # noqa: E402  (beside this file)
     machine_busy_s,
     percentile,
     rss_mb,
+    run_farm,
     start,
 )
 
-BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
 WORKER_ENV = {
     "PNM_SNMP_TIMEOUT_S": "2",
     "PNM_SNMP_RETRIES": "1",
     "PNM_MEASURE_DEADLINE_S": "20",
     "PNM_UPLOAD_DEADLINE_S": "20",
 }
-
-
-def run_farm(count: int, tftp_port: int, delay_s: float, conn) -> None:  # child process
-    from simulators.modem import ModemFarm
-
-    with ModemFarm(
-        count,
-        measure_delay_s=delay_s,
-        distinct_addresses=True,
-        tftp_port=tftp_port,
-        upload_workers=32,
-    ) as farm:
-        conn.send([(m.address, m.port, m.mac, m.community) for m in farm])
-        conn.recv()  # until told to stop
 
 
 def main() -> None:

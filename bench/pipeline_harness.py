@@ -6,12 +6,31 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+BEAT = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
+
+
+def run_farm(count: int, tftp_port: int, delay_s: float | tuple[float, float], conn) -> None:
+    """The simulated modems, in a child process of their own: sends (address, port, MAC,
+    community) of each, then serves until told to stop."""
+    from simulators.modem import ModemFarm
+
+    with ModemFarm(
+        count,
+        measure_delay_s=delay_s,
+        seed=1,
+        distinct_addresses=True,
+        tftp_port=tftp_port,
+        upload_workers=32,
+    ) as farm:
+        conn.send([(m.address, m.port, m.mac, m.community) for m in farm])
+        conn.recv()  # until told to stop
 
 
 def free_udp_port() -> int:
