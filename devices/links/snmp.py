@@ -27,11 +27,13 @@ import concurrent.futures
 import ipaddress
 import os
 import threading
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from pyasn1.type import univ
+from pysnmp.entity import config
 from pysnmp.hlapi.v3arch.asyncio import (
     USM_AUTH_HMAC96_MD5,
     USM_AUTH_HMAC96_SHA,
@@ -89,6 +91,7 @@ PRIV_PROTOCOLS = {
 MAX_WALK_ROWS = 10_000
 WALK_REPETITIONS = 25
 _TARGET_CACHE_SIZE = 1024
+_LCD_CACHE = "CommandGeneratorLcdConfigurator"  # pysnmp's name for its per-engine target rows
 _IDENTITY_CACHE_SIZE = 4096
 _CLOSE_TIMEOUT_S = 5.0
 _HANDOFF_SLACK_S = 1.0  # past the wait_for budget: the loop thread itself is stuck
@@ -230,9 +233,11 @@ class SnmpClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._engine: SnmpEngine | None = None
-        self._targets: dict[
-            tuple[str, int, float, int], UdpTransportTarget | Udp6TransportTarget
-        ] = {}
+        # Least recently used first. ``_busy``: requests in flight per target (loop thread).
+        self._targets: OrderedDict[TargetKey, UdpTransportTarget | Udp6TransportTarget] = (
+            OrderedDict()
+        )
+        self._busy: Counter[TargetKey] = Counter()
         self._identities: dict[str, ObjectIdentity] = {}
         self._engine_ids: dict[tuple[str, int], bytes] = {}  # v3 agents' engine IDs
 
@@ -352,17 +357,33 @@ class SnmpClient:
             return self._loop, self._engine
 
     async def _transport(self, target: SnmpTarget) -> UdpTransportTarget | Udp6TransportTarget:
-        key = (target.host, target.port, target.timeout_s, target.retries)
-        transport = self._targets.get(key)
+        key = _target_key(target)
+        transport = self._targets.pop(key, None)
         if transport is None:
-            if len(self._targets) >= _TARGET_CACHE_SIZE:
-                self._targets.clear()
             kind = Udp6TransportTarget if is_ipv6(target.host) else UdpTransportTarget
             transport = await kind.create(
                 (target.host, target.port), timeout=target.timeout_s, retries=target.retries
             )
-            self._targets[key] = transport
+        self._targets[key] = transport  # most recently used last
+        self._forget_idle_targets()
         return transport
+
+    def _forget_idle_targets(self) -> None:
+        """Beyond ``_TARGET_CACHE_SIZE``, drop the least recently used targets with no
+        request in flight, and their target-address rows in the engine: pysnmp adds a row
+        per new address and never removes one (about 20 KB each; a campaign over 100,000
+        modems would keep 2 GB per process). Runs on the loop thread, as engine calls do."""
+        excess = len(self._targets) - _TARGET_CACHE_SIZE
+        if excess <= 0:
+            return
+        idle = [key for key in self._targets if not self._busy[key]][:excess]
+        engine = self._engine
+        lcd = engine.get_user_context(_LCD_CACHE) if engine is not None else None
+        rows: dict[tuple[Any, ...], tuple[str, int]] = lcd["addr"] if lcd else {}
+        for key in idle:
+            address = self._targets.pop(key).transport_address
+            for row in [row for row in rows if row[2] == address]:
+                config.delete_target_address(engine, rows.pop(row)[0])
 
     async def _auth_data(
         self,
@@ -391,7 +412,18 @@ class SnmpClient:
     ) -> T:
         loop, engine = self._ensure()
         budget = target.budget_s * pages
-        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(run(engine), budget), loop)
+        key = _target_key(target)
+
+        async def tracked() -> T:  # a target with a request in flight keeps its rows
+            self._busy[key] += 1
+            try:
+                return await run(engine)
+            finally:
+                self._busy[key] -= 1
+                if not self._busy[key]:
+                    del self._busy[key]
+
+        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(tracked(), budget), loop)
         try:
             return future.result(budget + _HANDOFF_SLACK_S)
         except (TimeoutError, concurrent.futures.TimeoutError) as exc:
@@ -464,6 +496,14 @@ def oid_suffix(oid: str, prefix: str) -> tuple[int, ...]:
     if not oid.startswith(head):
         raise ValueError(f"{oid} is not under {prefix}")
     return tuple(int(part) for part in oid[len(head) :].split("."))
+
+
+TargetKey = tuple[str, int, float, int]
+
+
+def _target_key(target: SnmpTarget) -> TargetKey:
+    """What pysnmp keys a target-address row by (besides the credentials' parameters)."""
+    return (target.host, target.port, target.timeout_s, target.retries)
 
 
 def values_by_suffix(rows: Iterable[tuple[str, Value]], prefix: str) -> dict[int, Value]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from devices.links import pnm
+from devices.links import snmp as snmp_module
 from devices.links.snmp import (
     SnmpClient,
     SnmpRejected,
@@ -293,3 +294,55 @@ def test_v3_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> No
     assert user.auth_key not in caplog.text
     assert user.priv_key not in caplog.text
     assert "wrong-auth-key" not in caplog.text
+
+
+def target_rows(client: SnmpClient) -> dict:
+    """pysnmp's target-address rows in the client's engine, by their key."""
+    engine = client._engine
+    assert engine is not None
+    return engine.get_user_context(snmp_module._LCD_CACHE)["addr"]
+
+
+def test_idle_targets_leave_the_engine_so_distinct_modems_do_not_pile_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pysnmp keeps a target-address row per address it ever sent to; a fleet of distinct
+    modems must not grow the engine without bound."""
+    monkeypatch.setattr(snmp_module, "_TARGET_CACHE_SIZE", 20)
+    client = SnmpClient()
+    with ModemFarm(60, distinct_addresses=True) as many:
+        try:
+            for modem in many:
+                assert client.get(fast(modem.target()), pnm.SYS_DESCR) == [modem.sys_descr.encode()]
+            rows = target_rows(client)
+            assert len(client._targets) == 20
+            assert len(rows) == 20  # not 60
+            assert {row[2][0] for row in rows} == {m.address for m in list(many)[-20:]}
+            # A forgotten modem is reached again: its row comes back.
+            assert client.get(fast(many[0].target()), pnm.SYS_DESCR) == [many[0].sys_descr.encode()]
+        finally:
+            client.close()
+
+
+def test_a_target_with_a_request_in_flight_keeps_its_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A silent modem's GET waits its whole budget while other modems are reached: its row
+    stays (a retry resends through it), the others' rows go."""
+    monkeypatch.setattr(snmp_module, "_TARGET_CACHE_SIZE", 2)
+    client = SnmpClient()
+    with ModemFarm(6, distinct_addresses=True, failures={0: Failure.TIMEOUT}) as few:
+        try:
+            slow = replace(few[0].target(), timeout_s=0.6, retries=1)
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(client.get, slow, pnm.SYS_DESCR)
+                time.sleep(0.1)
+                for modem in list(few)[1:]:
+                    client.get(fast(modem.target()), pnm.SYS_DESCR)
+                addresses = {row[2][0] for row in target_rows(client)}
+                # in flight: kept beyond the size; then the most recent; the rest are gone
+                assert addresses == {few[0].address, few[5].address}
+                with pytest.raises(SnmpTimeout):
+                    waiting.result(5)
+        finally:
+            client.close()
