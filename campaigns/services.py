@@ -259,11 +259,14 @@ def _start_item(item_pk: int, campaign: Campaign) -> bool:
     return True
 
 
-def _end_item(item: CampaignItem, state: str, error_class: str, now: datetime) -> None:
+def _end_item(
+    item: CampaignItem, state: str, error_class: str, now: datetime, error: str = ""
+) -> None:
     item.state = state
     item.error_class = error_class
+    item.error = error
     item.finished_at = now
-    item.save(update_fields=["state", "error_class", "finished_at"])
+    item.save(update_fields=["state", "error_class", "error", "finished_at"])
 
 
 def _settle_run(run_pk: int) -> None:
@@ -314,9 +317,7 @@ def operation_finished(sender: object, operation: Operation, **_: object) -> Non
         item.save(update_fields=["state", "error_class"])
         return
     state = ItemState.FAILED if outcome == Outcome.FAILED else ItemState.SKIPPED
-    _end_item(item, state, reason, now)
-    item.error = operation.last_error
-    item.save(update_fields=["error"])
+    _end_item(item, state, reason, now, operation.last_error)
 
 
 def _main_reason(operation: Operation) -> tuple[str, str]:

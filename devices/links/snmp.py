@@ -30,6 +30,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal, TypeVar
 
 from pyasn1.type import univ
@@ -376,7 +377,7 @@ class SnmpClient:
         excess = len(self._targets) - _TARGET_CACHE_SIZE
         if excess <= 0:
             return
-        idle = [key for key in self._targets if not self._busy[key]][:excess]
+        idle = list(islice((key for key in self._targets if not self._busy[key]), excess))
         engine = self._engine
         lcd = engine.get_user_context(_LCD_CACHE) if engine is not None else None
         rows: dict[tuple[Any, ...], tuple[str, int]] = lcd["addr"] if lcd else {}
