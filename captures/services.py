@@ -256,12 +256,6 @@ def modem_lock_key(modem_pk: int) -> str:
     return f"pnm:modem-lock:{modem_pk}"
 
 
-def tick_in_flight(operation_pk: int, tick: int, lease: str) -> None:
-    """``tick`` is measuring under the modem lease ``lease``: if that lease runs out before
-    ``tick_over``, the sweeper settles the tick (``abandon_lost_ticks``)."""
-    Operation.objects.filter(pk=operation_pk).update(inflight_tick=tick, inflight_lease=lease)
-
-
 def tick_over(operation_pk: int, lease: str, *, final: bool) -> None:
     """The poll chain of the tick measuring under ``lease`` ended by itself."""
     Operation.objects.filter(pk=operation_pk, inflight_lease=lease).update(
@@ -322,30 +316,39 @@ def _abandon_tick(operation_pk: int, tick: int, lease: str) -> bool:
     return True
 
 
-def _tally(operation_pk: int, outcome: str, reason: str, slots: Mapping[Slot, int]) -> int:
+def _tally(
+    operation_pk: int,
+    outcome: str,
+    reason: str,
+    slots: Mapping[Slot, int],
+    also: Mapping[str, Any] | None = None,
+) -> int:
     """Count ``outcome`` on planned slots (slot -> captures). Returns the captures counted.
 
-    Counts only while the operation runs: the row lock this takes orders it with
-    ``_finish``, which settles whatever is left. Runs in the caller's transaction.
+    Counts only while the operation runs: the operation's counter UPDATE (filtered on the
+    running state) is also the row lock that orders this with ``_finish``, which settles
+    whatever is left; no row is read first. ``also``: more fields of the operation row to
+    set in the same UPDATE. Runs in the caller's transaction.
     """
+    count = sum(slots.values())
     with transaction.atomic():
-        if _lock_running(operation_pk) is None:
+        if not _count_operation(operation_pk, outcome, reason, count, also):
             return 0
         rows: dict[tuple[str, int], list[int]] = {}
-        for (test, channel_id), count in slots.items():
-            rows.setdefault((test, count), []).append(channel_id)
-        for (test, count), channel_ids in rows.items():
+        for (test, channel_id), per_slot in slots.items():
+            rows.setdefault((test, per_slot), []).append(channel_id)
+        for (test, per_slot), channel_ids in rows.items():
             ChannelTally.objects.filter(
                 operation_id=operation_pk, test=test, channel_id__in=channel_ids
-            ).update(**{outcome: F(outcome) + count})
-        return _count_operation(operation_pk, outcome, reason, sum(slots.values()))
+            ).update(**{outcome: F(outcome) + per_slot})
+        return count
 
 
 def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) -> int:
     """Count whole ticks that never ran as ``outcome``: the slots their plans hold, or one
     unit per tick on the channel-less row while no slot is planned."""
     with transaction.atomic():
-        if _lock_running(operation.pk) is None:
+        if not _lock_running(operation.pk):
             return 0
         planned = _planned_slots(operation.pk)
         if planned:
@@ -360,12 +363,22 @@ def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) 
         return _count_operation(operation.pk, outcome, reason, len(ticks))
 
 
-def _count_operation(operation_pk: int, outcome: str, reason: str, count: int) -> int:
+def _count_operation(
+    operation_pk: int,
+    outcome: str,
+    reason: str,
+    count: int,
+    also: Mapping[str, Any] | None = None,
+) -> int:
+    """Add ``count`` to the running operation's ``outcome`` counter (and its reason's);
+    0 when the operation is not running (nothing is counted then)."""
     if not count:
         return 0
-    Operation.objects.filter(pk=operation_pk).update(
-        **{outcome: F(outcome) + count}, updated=timezone.now()
+    counted = Operation.objects.filter(pk=operation_pk, state=OperationState.RUNNING).update(
+        **{outcome: F(outcome) + count}, updated=timezone.now(), **(also or {})
     )
+    if not counted:
+        return 0
     if reason:
         reason = reason[:80]
         bumped = OutcomeReason.objects.filter(
@@ -378,11 +391,13 @@ def _count_operation(operation_pk: int, outcome: str, reason: str, count: int) -
     return count
 
 
-def _lock_running(operation_pk: int) -> Operation | None:
-    """Lock the operation's row (until the transaction ends) if it is running."""
-    return one_or_none(
-        Operation.objects.select_for_update().filter(pk=operation_pk, state=OperationState.RUNNING)
+def _lock_running(operation_pk: int) -> bool:
+    """Lock the operation's row (until the transaction ends) if it is running; only its
+    key is read."""
+    running = Operation.objects.select_for_update().filter(
+        pk=operation_pk, state=OperationState.RUNNING
     )
+    return one_or_none(running.values_list("pk", flat=True)) is not None
 
 
 def _untriggered(operation: Operation, tick: int) -> Counter[Slot] | None:
@@ -407,16 +422,22 @@ def _count_tick_rest(operation: Operation, tick: int, outcome: str, reason: str)
     return _tally(operation.pk, outcome, reason, slots) if slots else 0
 
 
-def capture_triggered(capture: Capture) -> None:
-    """The modem accepted the trigger of ``capture``."""
-    _tally(capture.operation_id, Outcome.TRIGGERED, "", {(capture.test, capture.channel_id): 1})
+def captures_triggered(captures: list[Capture], lease: str = "") -> None:
+    """The modem accepted the trigger of ``captures`` (the files of one trigger). With
+    ``lease``: their tick measures under that modem lease from now on; if the lease runs
+    out before ``tick_over``, the sweeper settles the tick (``abandon_lost_ticks``)."""
+    first = captures[0]
+    slots = Counter((capture.test, capture.channel_id) for capture in captures)
+    inflight = {"inflight_tick": first.tick, "inflight_lease": lease} if lease else None
+    _tally(first.operation_id, Outcome.TRIGGERED, "", slots, also=inflight)
 
 
-def capture_collected(capture: Capture) -> None:
-    """``capture``'s file is stored: counted, and the failures in a row are over."""
+def capture_collected(capture: Capture) -> bool:
+    """``capture``'s file is stored: counted, and the failures in a row are over. True if
+    it was counted (the operation still runs)."""
     slot = {(capture.test, capture.channel_id): 1}
-    if _tally(capture.operation_id, Outcome.COLLECTED, "", slot):
-        Operation.objects.filter(pk=capture.operation_id).update(consecutive_failures=0)
+    reset = {"consecutive_failures": 0}
+    return bool(_tally(capture.operation_id, Outcome.COLLECTED, "", slot, also=reset))
 
 
 def tick_skipped(operation: Operation, tick: int, reason: str = MODEM_BUSY) -> None:
@@ -462,10 +483,10 @@ def create_captures(
             with transaction.atomic():
                 # Under the operation's row lock: ``_finish`` either sees these captures
                 # (and cancels them) or comes first (and none is made).
-                if _lock_running(operation.pk) is None:
+                if not _lock_running(operation.pk):
                     return None
-                return [
-                    Capture.objects.create(
+                return Capture.objects.bulk_create(
+                    Capture(
                         operation=operation,
                         tick=tick,
                         test=spec.test_type,
@@ -476,7 +497,7 @@ def create_captures(
                         deadline=deadline,
                     )
                     for spec in test.files
-                ]
+                )
         except IntegrityError:
             if Capture.objects.filter(
                 operation=operation, tick=tick, test=first_test, channel_id=channel_id

@@ -195,8 +195,6 @@ def run_tick(tick: Tick) -> Measurement | None:
     finally:
         if measurement is None:
             unlock_modem(modem.pk, token, cmts_slot)
-    if measurement is not None:
-        services.tick_in_flight(operation.pk, tick.number, token)
     return measurement
 
 
@@ -306,8 +304,7 @@ def _trigger_next(
             if isinstance(exc, SnmpRejected):
                 services.update_metadata(operation, channels=None)  # walk again next tick
             raise
-        for capture in captures:
-            services.capture_triggered(capture)
+        services.captures_triggered(captures, lease=token)
         # The measurement starts now; a lease lost during a slow setup shows at the first poll.
         _renew_leases(modem.pk, token, cmts_slot)
         return Measurement(
@@ -337,7 +334,7 @@ def _walk(operation: Operation, capture: Capture, parameters: dict) -> None:
     except SnmpError:
         capture.delete()  # not measured: a retry measures afresh
         raise
-    services.capture_triggered(capture)
+    services.captures_triggered([capture])
     path = storage.usable_spool_dir() / capture.file_name
     path.write_bytes(data)
     if services.mark_uploaded(capture.pk, str(path)):

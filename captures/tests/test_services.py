@@ -300,8 +300,7 @@ def in_flight(operation: Operation, tick: int, channel_id: int, lease: str):
     """A capture of ``tick`` triggered and measuring under the modem lease ``lease``."""
     capture = rxmer_capture(operation, tick, channel_id, f"lost-{tick}-{channel_id}")
     assert capture is not None
-    services.capture_triggered(capture)
-    services.tick_in_flight(operation.pk, tick, lease)
+    services.captures_triggered([capture], lease=lease)
     return capture
 
 
@@ -335,7 +334,12 @@ def test_a_tick_whose_lease_ran_out_is_settled_by_the_sweeper():
 
 def test_a_chain_ending_late_does_not_clear_a_newer_ticks_record():
     operation = make_operation(duration_s=30, sample_interval_s=10)
-    services.tick_in_flight(operation.pk, 2, "newer-token")
+    services.plan_slots(operation, {RXMER: [193]})
+    claim(operation, 5)
+    newer = claim(operation, 15)
+    services.captures_triggered(
+        [rxmer_capture(operation, newer.number, 193, "newer")], "newer-token"
+    )
 
     services.tick_over(operation.pk, "older-token", final=False)
 
