@@ -3,10 +3,11 @@ the RSS of the snmp/ingest worker processes across the run.
 
 Everything is real and separate, as deployed (docker/compose.yml's shape): the simulated
 modems (one child process, each modem on its own 127.0.x.y address), the TFTP receiver
-(``manage.py tftp_receiver``), celery beat with our database scheduler, two ``snmp``
-workers on the threads pool waiting for uploads (PNM_ARRIVAL_WAIT_S), an ``ingest``
-worker, PostgreSQL (a throw-away database) and Redis. Every modem runs one multi-RxMER
-operation on one channel; beat fires each at a fixed rate. Throughput is counted over
+(``manage.py tftp_receiver``), celery beat with our database scheduler (it runs the tick
+dispatcher every second, on the ingest worker), two ``snmp`` workers on the threads pool
+waiting for uploads (PNM_ARRIVAL_WAIT_S), an ``ingest`` worker, PostgreSQL (a throw-away
+database) and Redis. Every modem runs one multi-RxMER operation on one channel, ticked at
+a fixed rate. Throughput is counted over
 the steady middle of the run; latency is Capture.triggered_at -> Transaction.timestamp.
 
     python bench/bench_pnm_pipeline.py [--modems 200] [--duration 60] [--interval 4]
@@ -111,7 +112,7 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         from captures.demo import start_rxmer
-        from captures.models import TERMINAL_STATES, Operation, Transaction
+        from captures.models import TERMINAL_STATES, Operation, OutcomeReason, Transaction
         from devices.models import CableModem
 
         modems = [
@@ -270,8 +271,16 @@ def main() -> None:
                 f"  trigger->transaction: p50 {statistics.median(latencies):.0f} ms, "
                 f"p95 {percentile(latencies, 0.95):.0f} ms, max {max(latencies):.0f} ms"
             )
-        sent = (files / "beat.log").read_text().count("Sending due task pnm-operation-")
-        print(f"  ticks sent by beat: {sent} ({sent / (time.time() - began):.1f}/s over the run)")
+        reasons = (
+            OutcomeReason.objects.filter(operation__in=operations)
+            .values_list("outcome", "reason")
+            .annotate(n=django.db.models.Sum("count"))
+            .order_by("outcome", "reason")
+        )
+        print(
+            "  not collected, by reason: "
+            + (", ".join(f"{o} ({r}) {n}" for o, r, n in reasons) or "none")
+        )
         print(
             f"  CPU over {elapsed:.0f} s (cores busy on average; {os.cpu_count()} cores): "
             + ", ".join(f"{n} {c / elapsed:.2f}" for n, c in cpu.items())

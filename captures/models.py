@@ -9,6 +9,7 @@ a duplicated trigger or staging task hits a unique constraint instead of a secon
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.db.models import Q
@@ -160,6 +161,8 @@ class Operation(models.Model):
     # The highest tick a trigger task has claimed; makes a duplicated tick a no-op.
     last_tick = models.PositiveIntegerField(default=0)
     last_tick_at = models.DateTimeField(null=True, blank=True)
+    # When the next tick is due (``captures.dispatch``); None once the final one is claimed.
+    next_tick_at = models.DateTimeField(null=True, blank=True)
     # Set once the final tick's trigger has finished (succeeded or failed): only then can
     # "no open captures" mean the operation is complete.
     final_tick_done = models.BooleanField(default=False)
@@ -178,7 +181,14 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["state", "ends_at"])]
+        indexes = [
+            models.Index(fields=["state", "ends_at"]),
+            models.Index(
+                fields=["next_tick_at"],
+                condition=Q(state="running"),
+                name="operation_due_ticks",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(sample_interval_s__gte=1)
@@ -202,6 +212,28 @@ class Operation(models.Model):
             return 1
         return self.duration_s // self.sample_interval_s + 1
 
+    def tick_due_at(self, number: int) -> datetime:
+        """When tick ``number`` (from 1) is due: the first at the start, then one every
+        interval, the final one at the end."""
+        assert self.started_at is not None
+        assert self.ends_at is not None
+        if number <= 1:
+            return self.started_at
+        if number >= self.total_ticks:
+            return self.ends_at
+        return self.started_at + timedelta(seconds=(number - 1) * self.sample_interval_s)
+
+    def tick_due_by(self, now: datetime) -> int:
+        """The latest tick due at ``now`` (0: none yet)."""
+        assert self.started_at is not None
+        assert self.ends_at is not None
+        elapsed = (now - self.started_at).total_seconds()
+        if elapsed < 0:
+            return 0
+        if now >= self.ends_at:
+            return self.total_ticks
+        return min(int(elapsed // self.sample_interval_s) + 1, max(self.total_ticks - 1, 1))
+
     @property
     def settled(self) -> int:
         """Planned captures with a final outcome."""
@@ -215,11 +247,6 @@ class Operation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
-
-    @property
-    def schedule_name(self) -> str:
-        """The name of this operation's django-celery-beat PeriodicTask."""
-        return f"pnm-operation-{self.operation_id}"
 
 
 class Outcome(models.TextChoices):

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from captures import plans, schedules, signals
+from captures import dispatch, plans, signals
 from captures.models import (
     OPERATION_TEST,
     Capture,
@@ -71,8 +71,8 @@ def start_operation(
     channel_ids: list[int] | None = None,
     label: str = "",
 ) -> Operation:
-    """Create the group, the running operation and its beat schedule (a single capture has
-    none: its one tick is sent now), atomically. ``test``: the family's own unless given
+    """Create the group and the running operation, its first tick due now (a single
+    capture's one tick is sent at once instead), atomically. ``test``: the family's own unless given
     (a single capture's); ``parameters``: per trigger test, as
     ``pnm.validate_parameters`` completed them; ``label``: a single capture's task name
     in Flower."""
@@ -98,11 +98,11 @@ def start_operation(
         # The plan: fixed here, never rewritten (``expected`` is refined once, by
         # ``plan_channels``, when the channel list is known).
         operation.planned_ticks = operation.expected = operation.total_ticks
-        operation.save(update_fields=["planned_ticks", "expected"])
         if operation.measure_mode == MeasureMode.SINGLE:
-            schedules.run_once(operation, label)
-        else:
-            schedules.install(operation)
+            dispatch.run_once(operation, label)
+        else:  # the dispatcher (``captures.dispatch``) sends each tick when it is due
+            operation.next_tick_at = now
+        operation.save(update_fields=["planned_ticks", "expected", "next_tick_at"])
     log.info("operation %s started on modem %s", operation.operation_id, modem.mac_address)
     return operation
 
@@ -116,40 +116,70 @@ def time_remaining(operation: Operation, now: datetime | None = None) -> int:
 
 
 def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
-    """Take the next tick of a running operation, or None when there is nothing to do.
-
-    A tick delivered twice (within half an interval) and a tick after the final one are
-    refused here, under the row lock, so they never reach the modem.
-    """
+    """Claim the tick due now of one operation, outside the dispatcher: a single capture's
+    one tick, or a final tick the sweeper found unclaimed. None when nothing is due (a tick
+    delivered twice is refused here, under the row lock, so it never reaches the modem)."""
     now = now or timezone.now()
     with transaction.atomic():
         operation = one_or_none(
             Operation.objects.select_for_update(of=("self",))
             .select_related("modem")
-            .filter(pk=operation_pk)
+            .filter(pk=operation_pk, state=OperationState.RUNNING)
         )
-        if operation is None or operation.state != OperationState.RUNNING:
-            return None
-        if operation.ends_at is None:
-            return None  # cannot be ticked; the sweeper fails it (NO_END_TIME)
-        total = operation.total_ticks
-        if operation.last_tick >= total:
-            return None
-        half_interval = timedelta(seconds=operation.sample_interval_s / 2)
-        if operation.last_tick_at and now - operation.last_tick_at < half_interval:
-            return None
-        final = now >= operation.ends_at or operation.last_tick + 1 >= total
-        number = total if final else operation.last_tick + 1
-        if number > operation.last_tick + 1:  # their time passed without being dispatched
-            missed = range(operation.last_tick + 1, number)
-            _tally_ticks(operation, missed, Outcome.MISSED, NOT_DISPATCHED)
-        operation.last_tick = number
-        operation.last_tick_at = now
-        operation.time_remaining = time_remaining(operation, now)
-        operation.save(update_fields=["last_tick", "last_tick_at", "time_remaining", "updated"])
-        if final:
-            schedules.remove(operation)  # the final capture is the last one
-    return Tick(operation, number, final)
+        tick = _advance(operation, now) if operation is not None else None
+        if tick is not None:
+            tick.operation.save(update_fields=ADVANCED_FIELDS)
+    return tick
+
+
+def claim_due_ticks(now: datetime | None = None, limit: int = 1000) -> list[Tick]:
+    """Claim the due tick of every running operation that has one (the dispatcher's pass),
+    oldest first: one locked read and one bulk UPDATE for all of them. Rows another pass
+    holds are skipped, so two passes at once never claim a tick twice."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = (
+            Operation.objects.select_for_update(skip_locked=True)
+            .filter(state=OperationState.RUNNING, next_tick_at__lte=now)
+            .order_by("next_tick_at")[:limit]
+        )
+        ticks = [tick for operation in due if (tick := _advance(operation, now)) is not None]
+        Operation.objects.bulk_update([tick.operation for tick in ticks], ADVANCED_FIELDS)
+    return ticks
+
+
+ADVANCED_FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining", "updated"]
+
+
+def _advance(operation: Operation, now: datetime) -> Tick | None:
+    """Move a locked running operation to the tick due at ``now`` (in memory: the caller
+    saves ``ADVANCED_FIELDS``), counting the ticks whose time passed unclaimed as missed.
+    None when no new tick is due."""
+    if operation.ends_at is None or operation.started_at is None:
+        return None  # cannot be ticked; the sweeper fails it (NO_END_TIME)
+    number = operation.tick_due_by(now)
+    if number <= operation.last_tick:
+        return None
+    if number > operation.last_tick + 1:  # their time passed without being dispatched
+        missed = range(operation.last_tick + 1, number)
+        _tally_ticks(operation, missed, Outcome.MISSED, NOT_DISPATCHED)
+    total = operation.total_ticks
+    operation.last_tick = number
+    operation.last_tick_at = operation.updated = now
+    operation.next_tick_at = operation.tick_due_at(number + 1) if number < total else None
+    operation.time_remaining = time_remaining(operation, now)
+    return Tick(operation, number, number >= total)
+
+
+def tick_lapsed(operation_pk: int, tick: int, reason: str) -> None:
+    """A dispatched tick that never ran (it waited in the queue past its interval, or a
+    later tick was dispatched first): its untriggered captures are missed."""
+    operation = one_or_none(Operation.objects.filter(pk=operation_pk, state=OperationState.RUNNING))
+    if operation is None:
+        return
+    _tick_not_run(operation, tick, Outcome.MISSED, reason)
+    if tick >= operation.total_ticks:
+        final_tick_settled(operation_pk)
 
 
 def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
@@ -245,6 +275,8 @@ def _planned_slots(operation_pk: int) -> list[Slot]:
 
 
 NOT_DISPATCHED = "not dispatched in time"
+QUEUED_TOO_LONG = "waited in the queue past its interval"
+WORKERS_SATURATED = "snmp workers saturated"
 MODEM_BUSY = "modem busy"
 CMTS_FULL = "CMTS at its in-flight cap"
 NEVER_SETTLED = "never settled (its worker was lost)"
@@ -634,7 +666,7 @@ def stop_operation(operation: Operation) -> bool:
 
 
 def _finish(operation: Operation, state: str, error: str) -> None:
-    """Persist the final state and counters, drop the schedule and open captures.
+    """Persist the final state and counters, no next tick, open captures cancelled.
 
     Runs inside the caller's transaction with the operation row locked.
     """
@@ -650,10 +682,17 @@ def _finish(operation: Operation, state: str, error: str) -> None:
     operation.finished_at = now
     if error:
         operation.last_error = error
+    operation.next_tick_at = None
     operation.save(
-        update_fields=["state", "finished_at", "time_remaining", "last_error", "updated"]
+        update_fields=[
+            "state",
+            "finished_at",
+            "time_remaining",
+            "last_error",
+            "next_tick_at",
+            "updated",
+        ]
     )
-    schedules.remove(operation)
     operation.refresh_from_db()
     signals.operation_finished.send(sender=Operation, operation=operation)
     log.info(
@@ -690,9 +729,9 @@ class SweepResult:
 
 
 def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
-    """The sweeper's work: settle ticks whose worker died, expire overdue captures, restore
-    lost schedules, find operations whose final tick was lost and uploads whose staging
-    was lost.
+    """The sweeper's work: settle ticks whose worker died, expire overdue captures, give a
+    running operation that lost its next tick time one again, find operations whose final
+    tick was lost and uploads whose staging was lost.
     Idempotent, so two sweeps at once do no harm."""
     now = now or timezone.now()
     result = SweepResult(abandoned=abandon_lost_ticks(limit))
@@ -704,7 +743,6 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
             result.expired += 1
     stuck = Capture.objects.filter(state=CaptureState.UPLOADED, deadline__lt=now)
     result.restage = list(stuck.values_list("pk", flat=True)[:limit])
-    scheduled = schedules.installed_names()
     for operation in Operation.objects.filter(state=OperationState.RUNNING).iterator():
         claimed_at = operation.last_tick_at
         lost = claimed_at is None or now >= claimed_at + lost_tick_after  # worker died mid-tick
@@ -717,11 +755,9 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> SweepResult:
             result.failed += _fail_running(operation.pk, NO_END_TIME)
         elif now >= operation.ends_at + timedelta(seconds=2 * operation.sample_interval_s):
             result.late_final.append(operation.pk)
-        elif (
-            operation.measure_mode != MeasureMode.SINGLE
-            and operation.schedule_name not in scheduled
-        ):
-            schedules.install(operation)
+        elif operation.measure_mode != MeasureMode.SINGLE and operation.next_tick_at is None:
+            due = operation.tick_due_at(operation.last_tick + 1)
+            Operation.objects.filter(pk=operation.pk, next_tick_at=None).update(next_tick_at=due)
             result.rescheduled += 1
     return result
 

@@ -1,6 +1,7 @@
 """Celery tasks of the PNM pipeline: thin wrappers around services, ids in.
 
-Queues: trigger_* -> snmp, stage_* -> ingest, sweep_* -> maintenance (``queue=`` below).
+Queues: trigger_* -> snmp, stage_* -> ingest, dispatch_* and sweep_* -> maintenance
+(``queue=`` below).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from celery.exceptions import Retry
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
-from captures import arrivals, services, staging, storage, triggering
+from captures import arrivals, dispatch, services, staging, storage, triggering
 from config.queues import Queue
 from core.retry import backoff_s
 from devices.links import pnm, snmp
@@ -37,12 +38,20 @@ STAGE_RETRIES = 5
     max_retries=TRIGGER_RETRIES,
 )
 def trigger_capture(
-    self, operation_pk: int, tick: int | None = None, last_error: str = "", error_kind: str = ""
+    self,
+    operation_pk: int,
+    tick: int | None = None,
+    last_error: str = "",
+    error_kind: str = "",
+    due: float | None = None,
 ) -> int:
-    """Run one tick of an operation (fired by beat). Returns the captures triggered here.
+    """Run one tick of an operation. Returns the captures triggered here.
 
-    Only the setup and the first channel's SETs run here; the wait for the sample is a
-    chain of ``trigger_poll`` tasks, so a worker slot is not held for the measurement.
+    The dispatcher sends a claimed ``tick`` with the epoch second it was ``due``; one that
+    waited in the queue past its interval is counted missed, not run late. Without
+    ``tick`` (a single capture, a final tick the sweeper resends) the due tick is claimed
+    here. Only the setup and the first channel's SETs run here; the wait for the sample
+    is a chain of ``trigger_poll`` tasks, so a worker slot is not held for the measurement.
     A retry carries its tick and the error that caused it: if the operation has moved on
     to a later tick meanwhile, the failure is still counted.
     """
@@ -53,6 +62,11 @@ def trigger_capture(
         if claimed is None:
             if last_error:  # the operation moved on while this tick waited for its retry
                 services.tick_failed(operation_pk, last_error, error_kind or "Unknown", tick=tick)
+            elif due is not None:  # a later tick was dispatched before this one ran
+                services.tick_lapsed(operation_pk, tick, services.QUEUED_TOO_LONG)
+            return 0
+        if due is not None and time.time() - due > claimed.operation.sample_interval_s:
+            services.tick_lapsed(operation_pk, tick, services.QUEUED_TOO_LONG)
             return 0
     if claimed is None:
         return 0
@@ -205,6 +219,12 @@ def stage_capture(self, capture_pk: int) -> str | None:
             countdown=backoff_s(self.request.retries, 1.0, maximum_s=60), exc=exc
         ) from exc
     return record.transaction_id if record else None
+
+
+@shared_task(name="captures.tasks.dispatch_ticks", queue=Queue.MAINTENANCE)
+def dispatch_ticks() -> dict:
+    """Periodic, every second (seeded by a data migration): send the due ticks."""
+    return asdict(dispatch.dispatch_due_ticks())
 
 
 @shared_task(name="captures.tasks.sweep_operations", queue=Queue.MAINTENANCE)

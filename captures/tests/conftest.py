@@ -33,7 +33,9 @@ def pnm_worker(start_worker) -> WorkerProcess:
 
 def start_beat(folder: Path, env: dict[str, str]) -> subprocess.Popen:
     """celery beat with our database scheduler (config.beat), checking for changes every
-    second, logging to ``folder/beat.log``; returns once it runs."""
+    second, logging to ``folder/beat.log``; returns once it runs. The tick dispatcher's
+    entry is seeded first (an earlier transactional test's flush took the migration's)."""
+    seed_dispatcher()
     log_path = folder / "beat.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -76,6 +78,12 @@ def beat(tmp_path: Path) -> Iterator[subprocess.Popen]:
 def seed_sweeper() -> None:
     """The sweeper's periodic task, as ``captures`` migration 0002 seeds it."""
     seeding = importlib.import_module("captures.migrations.0002_sweeper_schedule")
+    seeding.seed(django_apps, None)
+
+
+def seed_dispatcher() -> None:
+    """The tick dispatcher's periodic task, as ``captures`` migration 0008 seeds it."""
+    seeding = importlib.import_module("captures.migrations.0008_tick_dispatcher")
     seeding.seed(django_apps, None)
 
 

@@ -6,9 +6,9 @@ import hashlib
 import io
 import re
 import zipfile
+from datetime import timedelta
 
 import pytest
-from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from captures.models import Operation, OperationState
@@ -57,10 +57,9 @@ def test_start_creates_rows_and_fixed_rate_schedule(operator_client):
     assert body["modem"] == modem.pk
     operation = Operation.objects.get(operation_id=body["operation_id"])
     assert operation.expected == 7  # 6 ticks in 60 s at 10 s, plus the final capture
-    task = PeriodicTask.objects.get(name=operation.schedule_name)
-    assert task.task == "captures.tasks.trigger_capture"
-    assert task.interval is not None
-    assert (task.interval.every, task.interval.period) == (10, "seconds")
+    assert operation.started_at is not None
+    assert operation.next_tick_at == operation.started_at  # the dispatcher sends tick 1 now
+    assert operation.tick_due_at(2) == operation.started_at + timedelta(seconds=10)
 
 
 def test_start_with_registered_modem_id(operator_client):
@@ -127,7 +126,7 @@ def test_status_stop_and_status_after_stop(operator_client):
 
     stopped = operator_client.post(f"{OPERATIONS}{operation.operation_id}/stop/").json()
     assert stopped["state"] == "stopped"
-    assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    assert Operation.objects.get(pk=operation.pk).next_tick_at is None
     assert operator_client.get(status_url).json() == stopped  # from the database, stable
     again = operator_client.post(f"{OPERATIONS}{operation.operation_id}/stop/")
     assert again.status_code == 200

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django_celery_beat.models import PeriodicTask
 
 from captures.models import Operation
 from tests.factories import make_modem, make_operation
@@ -38,7 +37,7 @@ def test_a_single_capture_starts_with_its_parameters_completed(operator_client):
         1,
         [],
     )
-    assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    assert Operation.objects.get(pk=operation.pk).next_tick_at is None
 
 
 def test_spectrum_parameters_are_kept_as_given(operator_client):

@@ -10,7 +10,6 @@ from dataclasses import asdict
 
 import pytest
 import zstandard
-from django_celery_beat.models import PeriodicTask
 
 from captures import services, storage, triggering
 from captures.models import (
@@ -80,7 +79,7 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, operator_client):
     assert done.failed == done.skipped == done.missed == done.cancelled == done.shortfall == 0
     assert_accounted(done)
     assert done.time_remaining == 0
-    assert not PeriodicTask.objects.filter(name=done.schedule_name).exists()
+    assert Operation.objects.get(pk=done.pk).next_tick_at is None
     uploaded = {upload.sha256: upload for upload in sim[0].uploads}
     for record in records:
         raw = (storage.storage_root() / record.stored_path).read_bytes()
@@ -129,7 +128,7 @@ def test_stop_midway(pnm_worker, beat, farm, operator_client):
 
     assert response.status_code == 200
     assert response.json()["state"] == "stopped"
-    assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    assert Operation.objects.get(pk=operation.pk).next_tick_at is None
     stopped = Operation.objects.get(pk=operation.pk)
     assert 0 < stopped.time_remaining < 60
     captures_before = stopped.captures.count()
@@ -185,7 +184,7 @@ def test_failure_knobs(pnm_worker, beat, farm, failure, state, error, kind):
         assert set(failed_by) == {kind}
         assert sum(failed_by.values()) == done.failed
         assert done.cancelled == done.expected - done.failed - done.skipped - done.missed
-        assert not PeriodicTask.objects.filter(name=done.schedule_name).exists()
+        assert Operation.objects.get(pk=done.pk).next_tick_at is None
 
 
 def test_a_busy_modem_skips_ticks_and_says_so(pnm_worker, beat, farm, operator_client):

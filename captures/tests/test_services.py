@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
 
 from captures import services, staging, storage, triggering
 from captures.models import CaptureState, Operation, OperationState, Transaction
@@ -37,9 +36,9 @@ def test_a_tick_delivered_twice_is_claimed_once():
     operation = make_operation(duration_s=30, sample_interval_s=10)
     now = timezone.now()
 
-    first = services.claim_tick(operation.pk, now + timedelta(seconds=10))
-    duplicate = services.claim_tick(operation.pk, now + timedelta(seconds=11))
-    following = services.claim_tick(operation.pk, now + timedelta(seconds=20))
+    first = services.claim_tick(operation.pk, now + timedelta(seconds=1))
+    duplicate = services.claim_tick(operation.pk, now + timedelta(seconds=2))
+    following = services.claim_tick(operation.pk, now + timedelta(seconds=11))
 
     assert first is not None
     assert (first.number, first.final) == (1, False)
@@ -56,7 +55,7 @@ def test_the_tick_after_the_duration_is_the_final_one_and_drops_the_schedule():
     assert final is not None
     assert final.final
     assert final.number == operation.total_ticks == 4
-    assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    assert Operation.objects.get(pk=operation.pk).next_tick_at is None
     assert services.claim_tick(operation.pk, operation.ends_at + timedelta(seconds=20)) is None
     # Ticks 1-3 were never dispatched: missed when the final one jumped over them.
     assert Operation.objects.get(pk=operation.pk).missed == 3
@@ -80,7 +79,7 @@ def reasons(operation: Operation) -> dict[tuple[str, str], int]:
 
 def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
     operation = make_operation(duration_s=30, sample_interval_s=10)  # 4 ticks
-    first = claim(operation, 10)
+    first = claim(operation, 1)
     # The first tick fails before the modem's channels are known: one unit, no channel.
     services.tick_failed(operation.pk, "modem did not answer", "SnmpTimeout", tick=first.number)
 
@@ -91,7 +90,7 @@ def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
     after = Operation.objects.get(pk=operation.pk)
     assert after.planned_ticks == 4
     assert after.expected == 1 + 2 * 3  # the failed tick, then 3 ticks x 2 channels
-    second = claim(operation, 20)
+    second = claim(operation, 11)
     services.tick_skipped(operation, second.number)
     assert Operation.objects.get(pk=operation.pk).skipped == 2  # both channels
 
@@ -205,7 +204,7 @@ def test_unwritable_spool_falls_back_to_a_user_dir(settings, tmp_path, caplog):
 
 def test_sweeper_restores_a_lost_schedule_and_expires_overdue_captures():
     operation = make_operation(duration_s=600, sample_interval_s=10)
-    PeriodicTask.objects.filter(name=operation.schedule_name).delete()
+    Operation.objects.filter(pk=operation.pk).update(next_tick_at=None)
     uploaded_capture(operation)
     pending = rxmer_capture(operation, 2, 194, "late.bin")
     assert pending is not None
@@ -214,7 +213,7 @@ def test_sweeper_restores_a_lost_schedule_and_expires_overdue_captures():
     result = services.sweep()
 
     assert result.rescheduled == 1
-    assert PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    assert Operation.objects.get(pk=operation.pk).next_tick_at == operation.started_at
     assert result.expired == 1
     pending.refresh_from_db()
     assert pending.state == CaptureState.FAILED
@@ -241,7 +240,7 @@ def test_failures_in_a_row_fail_the_operation(settings):
     assert failed.last_error == "modem did not answer (2 failures in a row)"
     assert (failed.expected, failed.failed, failed.cancelled) == (7, 2, 5)
     assert_accounted(failed)
-    assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    assert Operation.objects.get(pk=operation.pk).next_tick_at is None
 
 
 def test_two_ticks_in_one_second_get_distinct_file_names():
@@ -337,9 +336,9 @@ def test_a_chain_ending_late_does_not_clear_a_newer_ticks_record():
     services.plan_slots(operation, {RXMER: [193]})
     claim(operation, 5)
     newer = claim(operation, 15)
-    services.captures_triggered(
-        [rxmer_capture(operation, newer.number, 193, "newer")], "newer-token"
-    )
+    capture = rxmer_capture(operation, newer.number, 193, "newer")
+    assert capture is not None
+    services.captures_triggered([capture], "newer-token")
 
     services.tick_over(operation.pk, "older-token", final=False)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django_celery_beat.models import PeriodicTask
 
 from captures import services
 from captures.models import Operation, OperationState
@@ -24,7 +23,7 @@ def test_running_operation_without_end_time_is_failed_with_a_reason():
     assert operation.state == OperationState.FAILED
     assert operation.last_error == services.NO_END_TIME
     assert operation.finished_at is not None
-    assert not PeriodicTask.objects.filter(name=operation.schedule_name).exists()
+    assert Operation.objects.get(pk=operation.pk).next_tick_at is None
     assert Operation.objects.get(pk=healthy.pk).state == OperationState.RUNNING
     assert services.sweep().failed == 0  # idempotent: nothing left to fail
 

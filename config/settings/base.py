@@ -309,6 +309,11 @@ PNM_MAX_IN_FLIGHT_PER_CMTS = env.int("PNM_MAX_IN_FLIGHT_PER_CMTS", 32, minimum=0
 # refused above it), and the most modems an explicit target may list (use a filter beyond).
 CAMPAIGN_MAX_IN_FLIGHT = env.int("CAMPAIGN_MAX_IN_FLIGHT", 500, minimum=1, maximum=100_000)
 CAMPAIGN_MAX_LISTED_MODEMS = 10_000
+# The tick dispatcher (captures.dispatch): while more than this many triggers wait in the
+# snmp queue, due ticks are counted missed instead of queued; at most PNM_DISPATCH_BATCH
+# ticks are claimed per pass (one pass a second).
+PNM_DISPATCH_MAX_QUEUED = env.int("PNM_DISPATCH_MAX_QUEUED", 100, minimum=1, maximum=100_000)
+PNM_DISPATCH_BATCH = env.int("PNM_DISPATCH_BATCH", 2000, minimum=1, maximum=100_000)
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
 # A capture's per-modem lease (and CMTS slot) lives this long unless its poll chain renews
 # it (every poll): a worker killed mid-measurement frees its modem after at most this, and
