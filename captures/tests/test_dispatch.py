@@ -91,6 +91,7 @@ def test_ticks_whose_time_passed_unclaimed_are_counted_missed(snmp_queue):
         (operation.pk, 4, False)  # due at 30 s; 1-3 were never dispatched
     ]
     row = Operation.objects.get(pk=operation.pk)
+    assert row.ends_at is not None
     assert (row.missed, row.last_tick) == (3, 4)
     assert reasons(operation.pk) == {("missed", services.NOT_DISPATCHED): 3}
     final = services.claim_due_ticks(row.ends_at + timedelta(seconds=1))
@@ -122,7 +123,7 @@ def test_a_tick_that_waited_past_its_interval_is_counted_not_run(snmp_queue):
     (tick,) = services.claim_due_ticks()
 
     ran = tasks.trigger_capture.apply(
-        args=[operation.pk], kwargs={"tick": tick.number, "due": time.time() - 11}
+        args=(operation.pk,), kwargs={"tick": tick.number, "due": time.time() - 11}
     ).get()
 
     assert ran == 0
@@ -138,7 +139,7 @@ def test_a_tick_overtaken_by_a_later_one_is_counted_not_run(snmp_queue):
     services.claim_due_ticks(operation.started_at + timedelta(seconds=10))  # tick 2
 
     ran = tasks.trigger_capture.apply(
-        args=[operation.pk], kwargs={"tick": first.number, "due": time.time()}
+        args=(operation.pk,), kwargs={"tick": first.number, "due": time.time()}
     ).get()
 
     assert ran == 0
