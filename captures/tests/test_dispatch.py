@@ -62,9 +62,7 @@ def reasons(operation_pk: int) -> dict[tuple[str, str], int]:
 def test_one_pass_claims_every_due_tick_and_sends_each_once(snmp_queue):
     due = [ten_second_ticks(index) for index in range(1, 4)]
     later = ten_second_ticks(4)
-    Operation.objects.filter(pk=later.pk).update(
-        next_tick_at=later.started_at + timedelta(seconds=10)
-    )
+    Operation.objects.filter(pk=later.pk).update(next_tick_at=later.tick_due_at(2))
 
     first = dispatch.dispatch_due_ticks()
     again = dispatch.dispatch_due_ticks()  # nothing is due twice
