@@ -1,32 +1,36 @@
 """Sending ticks to the snmp workers: one dispatcher for every running operation.
 
 Beat runs ``captures.tasks.dispatch_ticks`` every second (seeded by a data migration). A
-pass claims the due tick of every running operation in one locked read and one bulk
-UPDATE (``services.claim_due_ticks``, rows keyed by ``Operation.next_tick_at``) and sends
-one trigger task per tick, at a fixed rate from the start (the capture time does not
-stretch the cycle, unlike PyPNM's sleep-then-capture loop).
+pass (one at a time, under a lease) claims the due ticks of running operations, oldest
+first, in a few statements for all of them (``services.claim_due_ticks``, keyed by
+``Operation.next_tick_at``) and sends one trigger task per tick: a fixed rate from the
+start (the capture time does not stretch the cycle, unlike PyPNM's sleep-then-capture loop).
 
-Admission: while more than PNM_DISPATCH_MAX_QUEUED triggers wait in the ``snmp`` queue the
-workers are saturated; the ticks beyond that room are counted missed at once
-(``services.WORKERS_SATURATED``) instead of piling up to expire. A sent tick that still
-waits past its interval is counted missed by the worker (``services.QUEUED_TOO_LONG``).
-A single capture is not dispatched: its one tick is sent when its row is committed.
+Admission: PostgreSQL is the queue, the broker holds only what the workers will start
+soon. A pass tops the ``snmp`` queue up to a cap of about PNM_DISPATCH_QUEUE_S seconds of
+work at the rate the workers drained it since the last pass (the cap grows by half while
+they empty it, never below PNM_DISPATCH_MIN_QUEUED). Due ticks beyond the room stay due;
+one whose time passes before there is room is counted missed when the operation's next
+tick is claimed (``not dispatched in time``). Above capacity the workers so stay busy on
+fresh ticks, and the rest is counted, not piled up to expire. A sent tick that still waits
+past its interval is counted missed by the worker (``services.QUEUED_TOO_LONG``). A single
+capture is not dispatched: its one tick is sent when its row is committed.
 """
 
 from __future__ import annotations
 
-import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from captures import services
 from config.queues import Queue
-
-log = logging.getLogger(__name__)
+from core import locks
 
 TRIGGER_TASK = "captures.tasks.trigger_capture"
 
@@ -34,8 +38,22 @@ TRIGGER_TASK = "captures.tasks.trigger_capture"
 @dataclass(frozen=True)
 class Dispatched:
     sent: int
-    refused: int  # counted missed: the workers were saturated
-    queued_before: int
+    queued_before: int  # triggers waiting in the snmp queue when the pass began
+    cap: int  # the queue's cap for this pass
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What the next pass needs to know of this one (kept in the cache)."""
+
+    at: float
+    queued_after: int
+    cap: int
+
+
+LAST_DISPATCH_KEY = "pnm:dispatch:last-pass"
+DISPATCH_LEASE = "pnm:dispatch:lease"
+DISPATCH_LEASE_TTL_S = 30.0
 
 
 def run_once(operation, label: str = "") -> None:
@@ -47,33 +65,45 @@ def run_once(operation, label: str = "") -> None:
     )
 
 
-def dispatch_due_ticks() -> Dispatched:
-    """One dispatcher pass: claim the due ticks, send what the workers have room for,
-    count the rest missed."""
-    queued = queued_triggers()
-    ticks = services.claim_due_ticks(limit=settings.PNM_DISPATCH_BATCH)
-    room = max(0, settings.PNM_DISPATCH_MAX_QUEUED - queued)
-    sent, refused = ticks[:room], ticks[room:]
-    if sent:
-        with current_app.producer_or_acquire() as producer:
-            for tick in sent:
-                operation = tick.operation
-                current_app.send_task(
-                    TRIGGER_TASK,
-                    args=[operation.pk],
-                    kwargs={"tick": tick.number, "due": _due_epoch(tick)},
-                    shadow=f"operation {operation.operation_id} tick {tick.number}",
-                    producer=producer,
-                )
-    for tick in refused:
-        services.tick_lapsed(tick.operation.pk, tick.number, services.WORKERS_SATURATED)
-    if refused:
-        log.warning(
-            "dispatch: %d ticks counted missed, %d triggers already queued for the snmp workers",
-            len(refused),
-            queued,
-        )
-    return Dispatched(sent=len(sent), refused=len(refused), queued_before=queued)
+def dispatch_due_ticks() -> Dispatched | None:
+    """One dispatcher pass: claim as many due ticks as the snmp queue has room for and send
+    them. None when another pass is under way."""
+    with locks.held(DISPATCH_LEASE, DISPATCH_LEASE_TTL_S) as lease:
+        if lease is None:
+            return None
+        now = time.time()
+        queued = queued_triggers()
+        cap = queue_cap(cache.get(LAST_DISPATCH_KEY), queued, now)
+        ticks = services.claim_due_ticks(limit=max(0, cap - queued))
+        if ticks:
+            with current_app.producer_or_acquire() as producer:
+                for tick in ticks:
+                    operation = tick.operation
+                    current_app.send_task(
+                        TRIGGER_TASK,
+                        args=[operation.pk],
+                        kwargs={"tick": tick.number, "due": _due_epoch(tick)},
+                        shadow=f"operation {operation.operation_id} tick {tick.number}",
+                        producer=producer,
+                    )
+        cache.set(LAST_DISPATCH_KEY, _Pass(now, queued + len(ticks), cap), timeout=60)
+    return Dispatched(sent=len(ticks), queued_before=queued, cap=cap)
+
+
+def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
+    """How many triggers may wait in the snmp queue: PNM_DISPATCH_QUEUE_S of the rate the
+    workers drained it since ``last`` pass; half as much again when they emptied it (their
+    rate may be higher than what they were given)."""
+    floor = settings.PNM_DISPATCH_MIN_QUEUED
+    if last is None or not 0 < now - last.at < 30:
+        return floor
+    drained = max(0, last.queued_after - queued)
+    cap = drained / (now - last.at) * settings.PNM_DISPATCH_QUEUE_S
+    if queued == 0 and last.queued_after > 0:
+        cap = max(cap, last.cap * 1.5)
+    elif last.queued_after == 0:
+        cap = last.cap  # nothing was given to the workers: nothing learnt
+    return int(min(max(cap, floor), settings.PNM_DISPATCH_BATCH))
 
 
 def _due_epoch(tick: services.Tick) -> float:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -126,16 +126,14 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
             .select_related("modem")
             .filter(pk=operation_pk, state=OperationState.RUNNING)
         )
-        tick = _advance(operation, now) if operation is not None else None
-        if tick is not None:
-            tick.operation.save(update_fields=ADVANCED_FIELDS)
-    return tick
+        ticks = _advance([operation] if operation is not None else [], now)
+    return ticks[0] if ticks else None
 
 
 def claim_due_ticks(now: datetime | None = None, limit: int = 1000) -> list[Tick]:
-    """Claim the due tick of every running operation that has one (the dispatcher's pass),
-    oldest first: one locked read and one bulk UPDATE for all of them. Rows another pass
-    holds are skipped, so two passes at once never claim a tick twice."""
+    """Claim the due tick of up to ``limit`` running operations (the dispatcher's pass),
+    oldest first, in a few statements for all of them. Rows another pass holds are skipped,
+    so two passes at once never claim a tick twice."""
     now = now or timezone.now()
     with transaction.atomic():
         due = (
@@ -143,32 +141,34 @@ def claim_due_ticks(now: datetime | None = None, limit: int = 1000) -> list[Tick
             .filter(state=OperationState.RUNNING, next_tick_at__lte=now)
             .order_by("next_tick_at")[:limit]
         )
-        ticks = [tick for operation in due if (tick := _advance(operation, now)) is not None]
-        Operation.objects.bulk_update([tick.operation for tick in ticks], ADVANCED_FIELDS)
+        return _advance(list(due), now)
+
+
+def _advance(operations: list[Operation], now: datetime) -> list[Tick]:
+    """Move locked running operations to the tick due at ``now`` and save that; the ticks
+    whose time passed unclaimed are counted missed (``not dispatched in time``). Operations
+    with no new tick due are left as they are."""
+    ticks, gaps = [], []
+    for operation in operations:
+        if operation.ends_at is None or operation.started_at is None:
+            continue  # cannot be ticked; the sweeper fails it (NO_END_TIME)
+        number = operation.tick_due_by(now)
+        if number <= operation.last_tick:
+            continue
+        if number > operation.last_tick + 1:
+            gaps.append((operation, range(operation.last_tick + 1, number)))
+        total = operation.total_ticks
+        operation.last_tick = number
+        operation.last_tick_at = operation.updated = now
+        operation.next_tick_at = operation.tick_due_at(number + 1) if number < total else None
+        operation.time_remaining = time_remaining(operation, now)
+        ticks.append(Tick(operation, number, number >= total))
+    _count_whole_ticks(gaps, Outcome.MISSED, NOT_DISPATCHED)
+    Operation.objects.bulk_update([tick.operation for tick in ticks], ADVANCED_FIELDS)
     return ticks
 
 
 ADVANCED_FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining", "updated"]
-
-
-def _advance(operation: Operation, now: datetime) -> Tick | None:
-    """Move a locked running operation to the tick due at ``now`` (in memory: the caller
-    saves ``ADVANCED_FIELDS``), counting the ticks whose time passed unclaimed as missed.
-    None when no new tick is due."""
-    if operation.ends_at is None or operation.started_at is None:
-        return None  # cannot be ticked; the sweeper fails it (NO_END_TIME)
-    number = operation.tick_due_by(now)
-    if number <= operation.last_tick:
-        return None
-    if number > operation.last_tick + 1:  # their time passed without being dispatched
-        missed = range(operation.last_tick + 1, number)
-        _tally_ticks(operation, missed, Outcome.MISSED, NOT_DISPATCHED)
-    total = operation.total_ticks
-    operation.last_tick = number
-    operation.last_tick_at = operation.updated = now
-    operation.next_tick_at = operation.tick_due_at(number + 1) if number < total else None
-    operation.time_remaining = time_remaining(operation, now)
-    return Tick(operation, number, number >= total)
 
 
 def tick_lapsed(operation_pk: int, tick: int, reason: str) -> None:
@@ -276,7 +276,6 @@ def _planned_slots(operation_pk: int) -> list[Slot]:
 
 NOT_DISPATCHED = "not dispatched in time"
 QUEUED_TOO_LONG = "waited in the queue past its interval"
-WORKERS_SATURATED = "snmp workers saturated"
 MODEM_BUSY = "modem busy"
 CMTS_FULL = "CMTS at its in-flight cap"
 NEVER_SETTLED = "never settled (its worker was lost)"
@@ -412,15 +411,68 @@ def _count_operation(
     if not counted:
         return 0
     if reason:
-        reason = reason[:80]
-        bumped = OutcomeReason.objects.filter(
-            operation_id=operation_pk, outcome=outcome, reason=reason
-        ).update(count=F("count") + count)
-        if not bumped:  # first of its kind; the operation row lock makes this the only one
-            OutcomeReason.objects.create(
-                operation_id=operation_pk, outcome=outcome, reason=reason, count=count
-            )
+        _count_reasons(outcome, reason, {operation_pk: count})
     return count
+
+
+def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason: str) -> None:
+    """Count whole ticks that never ran as ``outcome`` on the slots their plans hold, for
+    many locked running operations at once: one UPDATE per (test, count) and per total,
+    not a transaction per operation. An operation with no slot planned yet counts one unit
+    per tick on its channel-less row (``_tally_ticks``)."""
+    if not gaps:
+        return
+    slots: dict[int, Counter[str]] = {}  # operation -> planned channels per file test
+    planned = ChannelTally.objects.filter(
+        operation_id__in=[operation.pk for operation, _ in gaps], channel_id__isnull=False
+    )
+    for operation_pk, test in planned.values_list("operation_id", "test"):
+        slots.setdefault(operation_pk, Counter())[test] += 1
+    per_slot: dict[tuple[str, int], list[int]] = {}
+    per_operation: dict[int, list[int]] = {}
+    totals: dict[int, int] = {}
+    for operation, ticks in gaps:
+        if operation.pk not in slots:
+            _tally_ticks(operation, ticks, outcome, reason)
+            continue
+        counts = plans.test_counts(operation, ticks)
+        per_file = {spec.test_type: counts[test] for test in counts for spec in test.files}
+        total = 0
+        for test, channels in slots[operation.pk].items():
+            if count := per_file.get(test, 0):
+                per_slot.setdefault((test, count), []).append(operation.pk)
+                total += count * channels
+        if total:
+            per_operation.setdefault(total, []).append(operation.pk)
+            totals[operation.pk] = total
+    for (test, count), pks in per_slot.items():
+        ChannelTally.objects.filter(
+            operation_id__in=pks, test=test, channel_id__isnull=False
+        ).update(**{outcome: F(outcome) + count})
+    for total, pks in per_operation.items():
+        Operation.objects.filter(pk__in=pks).update(
+            **{outcome: F(outcome) + total}, updated=timezone.now()
+        )
+    _count_reasons(outcome, reason, totals)
+
+
+def _count_reasons(outcome: str, reason: str, counts: Mapping[int, int]) -> None:
+    """Add ``counts`` (operation -> captures) to the operations' ``reason`` rows of
+    ``outcome``: one upsert for all of them."""
+    if not counts:
+        return
+    table = OutcomeReason._meta.db_table
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(counts))
+    params: list[Any] = []
+    for operation_pk, count in counts.items():
+        params += [operation_pk, outcome, reason[:80], count]
+    with connection.cursor() as cursor:
+        cursor.execute(  # our model's table name; every value is a parameter
+            f"INSERT INTO {table} (operation_id, outcome, reason, count) VALUES {rows} "  # noqa: S608
+            f"ON CONFLICT (operation_id, outcome, reason) "
+            f"DO UPDATE SET count = {table}.count + excluded.count",
+            params,
+        )
 
 
 def _lock_running(operation_pk: int) -> bool:

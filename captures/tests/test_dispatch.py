@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from celery import current_app
+from django.core.cache import cache
 
 from captures import dispatch, services, tasks
 from captures.models import Operation
@@ -28,7 +29,9 @@ def _channel(connection) -> Any:
 
 @pytest.fixture
 def snmp_queue() -> Iterator[None]:
-    """The snmp queue emptied before and after (no worker consumes it in these tests)."""
+    """The snmp queue emptied before and after (no worker consumes it in these tests), and
+    no earlier pass remembered."""
+    cache.delete(dispatch.LAST_DISPATCH_KEY)
     with current_app.connection_for_write() as connection:
         _channel(connection).queue_declare(queue=Queue.SNMP.value)
         _channel(connection).queue_purge(Queue.SNMP.value)
@@ -67,8 +70,9 @@ def test_one_pass_claims_every_due_tick_and_sends_each_once(snmp_queue):
     first = dispatch.dispatch_due_ticks()
     again = dispatch.dispatch_due_ticks()  # nothing is due twice
 
-    assert (first.sent, first.refused) == (3, 0)
-    assert (again.sent, again.refused) == (0, 0)
+    assert first is not None
+    assert again is not None
+    assert (first.sent, again.sent) == (3, 0)
     ticks = queued_ticks()
     assert [(pk, tick) for pk, tick, _ in ticks] == [(operation.pk, 1) for operation in due]
     for operation, (_, _, due_at) in zip(due, ticks, strict=True):
@@ -97,23 +101,47 @@ def test_ticks_whose_time_passed_unclaimed_are_counted_missed(snmp_queue):
     assert Operation.objects.get(pk=operation.pk).next_tick_at is None
 
 
-def test_a_saturated_snmp_queue_gets_no_more_ticks_and_the_rest_is_counted(settings, snmp_queue):
-    settings.PNM_DISPATCH_MAX_QUEUED = 2
+def test_due_ticks_beyond_the_room_stay_due_and_are_missed_once_their_time_passes(
+    settings, snmp_queue
+):
+    settings.PNM_DISPATCH_MIN_QUEUED = 2
     operations = [ten_second_ticks(index) for index in range(1, 6)]
 
     first = dispatch.dispatch_due_ticks()
 
-    assert (first.sent, first.refused, first.queued_before) == (2, 3, 0)
+    assert first is not None
+    assert (first.sent, first.queued_before, first.cap) == (2, 0, 2)
     sent = {pk for pk, _, _ in queued_ticks()}
     assert len(sent) == 2
+    waiting = [operation for operation in operations if operation.pk not in sent]
+    for operation in waiting:  # still due, nothing counted yet
+        row = Operation.objects.get(pk=operation.pk)
+        assert (row.last_tick, row.missed, row.next_tick_at) == (0, 0, row.started_at)
+    started = waiting[0].started_at
+    assert started is not None
+    later = services.claim_due_ticks(started + timedelta(seconds=11))  # tick 2 is due now
+    assert sorted(tick.operation.pk for tick in later) == sorted(o.pk for o in operations)
     for operation in operations:
         row = Operation.objects.get(pk=operation.pk)
-        assert row.last_tick == 1  # claimed either way: the plan moves on
-        if operation.pk in sent:
-            assert row.missed == 0
-        else:
-            assert row.missed == 1
-            assert reasons(operation.pk) == {("missed", services.WORKERS_SATURATED): 1}
+        assert row.last_tick == 2
+        assert row.missed == (0 if operation.pk in sent else 1)
+        if operation.pk not in sent:
+            assert reasons(operation.pk) == {("missed", services.NOT_DISPATCHED): 1}
+
+
+@pytest.mark.parametrize(
+    ("last", "queued", "cap"),
+    [
+        (None, 0, 32),  # the first pass: the floor
+        (dispatch._Pass(at=99.0, queued_after=100, cap=100), 40, 90),  # 60/s drained, 1.5 s
+        (dispatch._Pass(at=99.0, queued_after=100, cap=100), 0, 150),  # emptied: grow by half
+        (dispatch._Pass(at=99.0, queued_after=0, cap=70), 0, 70),  # given nothing: kept
+        (dispatch._Pass(at=99.0, queued_after=40, cap=70), 40, 32),  # none drained: the floor
+        (dispatch._Pass(at=50.0, queued_after=100, cap=100), 0, 32),  # too old to tell
+    ],
+)
+def test_the_queue_cap_follows_the_rate_the_workers_drain_it(last, queued, cap):
+    assert dispatch.queue_cap(last, queued, now=100.0) == cap
 
 
 def test_a_tick_that_waited_past_its_interval_is_counted_not_run(snmp_queue):

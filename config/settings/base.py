@@ -309,10 +309,12 @@ PNM_MAX_IN_FLIGHT_PER_CMTS = env.int("PNM_MAX_IN_FLIGHT_PER_CMTS", 32, minimum=0
 # refused above it), and the most modems an explicit target may list (use a filter beyond).
 CAMPAIGN_MAX_IN_FLIGHT = env.int("CAMPAIGN_MAX_IN_FLIGHT", 500, minimum=1, maximum=100_000)
 CAMPAIGN_MAX_LISTED_MODEMS = 10_000
-# The tick dispatcher (captures.dispatch): while more than this many triggers wait in the
-# snmp queue, due ticks are counted missed instead of queued; at most PNM_DISPATCH_BATCH
-# ticks are claimed per pass (one pass a second).
-PNM_DISPATCH_MAX_QUEUED = env.int("PNM_DISPATCH_MAX_QUEUED", 100, minimum=1, maximum=100_000)
+# The tick dispatcher (captures.dispatch), every second: it keeps about PNM_DISPATCH_QUEUE_S
+# seconds of work (at the rate the workers drain it) waiting in the snmp queue, never less
+# room than PNM_DISPATCH_MIN_QUEUED; due ticks beyond it wait in PostgreSQL, and one whose
+# time passes there is counted missed. At most PNM_DISPATCH_BATCH ticks per pass.
+PNM_DISPATCH_QUEUE_S = env.float("PNM_DISPATCH_QUEUE_S", 1.5, minimum=0.1, maximum=60)
+PNM_DISPATCH_MIN_QUEUED = env.int("PNM_DISPATCH_MIN_QUEUED", 32, minimum=1, maximum=100_000)
 PNM_DISPATCH_BATCH = env.int("PNM_DISPATCH_BATCH", 2000, minimum=1, maximum=100_000)
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
 # A capture's per-modem lease (and CMTS slot) lives this long unless its poll chain renews
