@@ -9,9 +9,10 @@ start (the capture time does not stretch the cycle, unlike PyPNM's sleep-then-ca
 Admission: PostgreSQL is the queue, the broker holds only what the workers will start
 soon. A pass tops the ``snmp`` queue up to a cap of about PNM_DISPATCH_QUEUE_S seconds of
 work at the rate the workers drained it since the last pass (the cap grows by half while
-they empty it, never below PNM_DISPATCH_MIN_QUEUED). Due ticks beyond the room stay due;
-one whose time passes before there is room is counted missed when the operation's next
-tick is claimed (``not dispatched in time``). Above capacity the workers so stay busy on
+they empty it, never below PNM_DISPATCH_MIN_QUEUED), with the fresh ticks of the
+operations served longest ago. Due ticks beyond the room stay due; one whose time passes
+before there is room is counted missed when the operation's next tick is claimed (``not
+dispatched in time``). Above capacity the workers so stay busy on
 fresh ticks, and the rest is counted, not piled up to expire. A sent tick that still waits
 past its interval is counted missed by the worker (``services.QUEUED_TOO_LONG``). A single
 capture is not dispatched: its one tick is sent when its row is committed.

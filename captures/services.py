@@ -131,17 +131,28 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
 
 
 def claim_due_ticks(now: datetime | None = None, limit: int = 1000) -> list[Tick]:
-    """Claim the due tick of up to ``limit`` running operations (the dispatcher's pass),
-    oldest first, in a few statements for all of them. Rows another pass holds are skipped,
-    so two passes at once never claim a tick twice."""
+    """Claim the due ticks of up to ``limit`` running operations (the dispatcher's pass), in
+    a few statements for all of them: the operations served longest ago first, and only
+    ticks still fresh (due at most half an interval ago; a final tick always), so that what
+    is sent can start in its time. A stale tick stays unclaimed until the operation's next
+    one is due, which counts it missed. Rows another pass holds are skipped, so two passes
+    at once never claim a tick twice."""
     now = now or timezone.now()
     with transaction.atomic():
         due = (
             Operation.objects.select_for_update(skip_locked=True)
             .filter(state=OperationState.RUNNING, next_tick_at__lte=now)
-            .order_by("next_tick_at")[:limit]
+            .order_by(F("last_tick_at").asc(nulls_first=True))[: settings.PNM_DISPATCH_BATCH]
         )
-        return _advance(list(due), now)
+        return _advance([operation for operation in due if _fresh(operation, now)][:limit], now)
+
+
+def _fresh(operation: Operation, now: datetime) -> bool:
+    if operation.started_at is None or operation.ends_at is None:
+        return True  # _advance leaves it; the sweeper fails it
+    number = operation.tick_due_by(now)
+    late = (now - operation.tick_due_at(number)).total_seconds()
+    return number >= operation.total_ticks or late <= operation.sample_interval_s / 2
 
 
 def _advance(operations: list[Operation], now: datetime) -> list[Tick]:

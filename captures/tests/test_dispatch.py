@@ -185,3 +185,17 @@ def test_a_lapsed_final_tick_settles_the_operation(snmp_queue):
     done = Operation.objects.get(pk=operation.pk)
     assert done.state == "completed_partial"
     assert (done.expected, done.missed, done.collected) == (3, 3, 0)
+
+
+def test_a_stale_tick_is_left_for_the_next_one_and_a_final_tick_is_always_sent(snmp_queue):
+    operation = ten_second_ticks(1)  # 7 ticks, every 10 s
+    started, ends = operation.started_at, operation.ends_at
+    assert started is not None
+    assert ends is not None
+
+    assert services.claim_due_ticks(started + timedelta(seconds=6)) == []  # 6 s late
+    (fresh,) = services.claim_due_ticks(started + timedelta(seconds=14))  # tick 2, 4 s late
+    assert fresh.number == 2
+    assert Operation.objects.get(pk=operation.pk).missed == 1  # tick 1 went stale
+    (final,) = services.claim_due_ticks(ends + timedelta(seconds=9))
+    assert (final.number, final.final) == (7, True)
