@@ -93,17 +93,17 @@ def dispatch_due_ticks() -> Dispatched | None:
 
 def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
     """How many triggers may wait in the snmp queue: PNM_DISPATCH_QUEUE_S of the rate the
-    workers drained it since ``last`` pass; half as much again when they emptied it (their
-    rate may be higher than what they were given)."""
+    workers drained it since ``last`` pass; half as much again when they left less than a
+    quarter of it (they may be faster than what they were given)."""
     floor = settings.PNM_DISPATCH_MIN_QUEUED
     if last is None or not 0 < now - last.at < 30:
         return floor
     drained = max(0, last.queued_after - queued)
     cap = drained / (now - last.at) * settings.PNM_DISPATCH_QUEUE_S
-    if queued == 0 and last.queued_after > 0:
-        cap = max(cap, last.cap * 1.5)
-    elif last.queued_after == 0:
+    if last.queued_after == 0:
         cap = last.cap  # nothing was given to the workers: nothing learnt
+    elif queued * 4 < last.queued_after:
+        cap = max(cap, last.cap * 1.5)
     return int(min(max(cap, floor), settings.PNM_DISPATCH_BATCH))
 
 
