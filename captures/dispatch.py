@@ -8,7 +8,7 @@ start (the capture time does not stretch the cycle, unlike PyPNM's sleep-then-ca
 
 Admission: PostgreSQL is the queue, the broker holds only what the workers will start
 soon. A pass tops the ``snmp`` queue up to a cap of about PNM_DISPATCH_QUEUE_S seconds of
-work at the rate the workers drained it since the last pass (the cap grows by half while
+work at the rate the workers drained it since the last pass (the cap doubles while
 they empty it, never below PNM_DISPATCH_MIN_QUEUED), with the fresh ticks of the
 operations served longest ago. Due ticks beyond the room stay due; one whose time passes
 before there is room is counted missed when the operation's next tick is claimed (``not
@@ -93,7 +93,7 @@ def dispatch_due_ticks() -> Dispatched | None:
 
 def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
     """How many triggers may wait in the snmp queue: PNM_DISPATCH_QUEUE_S of the rate the
-    workers drained it since ``last`` pass; half as much again when they left less than a
+    workers drained it since ``last`` pass; twice the last cap when they left less than a
     quarter of it (they may be faster than what they were given)."""
     floor = settings.PNM_DISPATCH_MIN_QUEUED
     if last is None or not 0 < now - last.at < 30:
@@ -103,7 +103,7 @@ def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
     if last.queued_after == 0:
         cap = last.cap  # nothing was given to the workers: nothing learnt
     elif queued * 4 < last.queued_after:
-        cap = max(cap, last.cap * 1.5)
+        cap = max(cap, last.cap * 2)
     return int(min(max(cap, floor), settings.PNM_DISPATCH_BATCH))
 
 

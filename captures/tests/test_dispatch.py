@@ -132,13 +132,13 @@ def test_due_ticks_beyond_the_room_stay_due_and_are_missed_once_their_time_passe
 @pytest.mark.parametrize(
     ("last", "queued", "cap"),
     [
-        (None, 0, 32),  # the first pass: the floor
+        (None, 0, 64),  # the first pass: the floor
         (dispatch._Pass(at=99.0, queued_after=100, cap=100), 40, 90),  # 60/s drained, 1.5 s
-        (dispatch._Pass(at=99.0, queued_after=100, cap=100), 0, 150),  # emptied: grow by half
-        (dispatch._Pass(at=99.0, queued_after=100, cap=100), 20, 150),  # nearly: grow too
+        (dispatch._Pass(at=99.0, queued_after=100, cap=100), 0, 200),  # emptied: doubled
+        (dispatch._Pass(at=99.0, queued_after=100, cap=100), 20, 200),  # nearly: doubled too
         (dispatch._Pass(at=99.0, queued_after=0, cap=70), 0, 70),  # given nothing: kept
-        (dispatch._Pass(at=99.0, queued_after=40, cap=70), 40, 32),  # none drained: the floor
-        (dispatch._Pass(at=50.0, queued_after=100, cap=100), 0, 32),  # too old to tell
+        (dispatch._Pass(at=99.0, queued_after=40, cap=70), 40, 64),  # none drained: the floor
+        (dispatch._Pass(at=50.0, queued_after=100, cap=100), 0, 64),  # too old to tell
     ],
 )
 def test_the_queue_cap_follows_the_rate_the_workers_drain_it(last, queued, cap):

@@ -314,7 +314,7 @@ CAMPAIGN_MAX_LISTED_MODEMS = 10_000
 # room than PNM_DISPATCH_MIN_QUEUED; due ticks beyond it wait in PostgreSQL, and one whose
 # time passes there is counted missed. At most PNM_DISPATCH_BATCH ticks per pass.
 PNM_DISPATCH_QUEUE_S = env.float("PNM_DISPATCH_QUEUE_S", 1.5, minimum=0.1, maximum=60)
-PNM_DISPATCH_MIN_QUEUED = env.int("PNM_DISPATCH_MIN_QUEUED", 32, minimum=1, maximum=100_000)
+PNM_DISPATCH_MIN_QUEUED = env.int("PNM_DISPATCH_MIN_QUEUED", 64, minimum=1, maximum=100_000)
 PNM_DISPATCH_BATCH = env.int("PNM_DISPATCH_BATCH", 2000, minimum=1, maximum=100_000)
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
 # A capture's per-modem lease (and CMTS slot) lives this long unless its poll chain renews
