@@ -133,10 +133,10 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
 def claim_due_ticks(now: datetime | None = None, limit: int = 1000) -> list[Tick]:
     """Claim the due ticks of up to ``limit`` running operations (the dispatcher's pass), in
     a few statements for all of them: the operations served longest ago first, and only
-    ticks still fresh (due at most half an interval ago; a final tick always), so that what
-    is sent can start in its time. A stale tick stays unclaimed until the operation's next
-    one is due, which counts it missed. Rows another pass holds are skipped, so two passes
-    at once never claim a tick twice."""
+    ticks still fresh (due at most half their ``tick_grace_s`` ago; a final tick always),
+    so that what is sent can start in its time. A stale tick stays unclaimed until the
+    operation's next one is due, which counts it missed. Rows another pass holds are
+    skipped, so two passes at once never claim a tick twice."""
     now = now or timezone.now()
     with transaction.atomic():
         due = (
@@ -152,7 +152,17 @@ def _fresh(operation: Operation, now: datetime) -> bool:
         return True  # _advance leaves it; the sweeper fails it
     number = operation.tick_due_by(now)
     late = (now - operation.tick_due_at(number)).total_seconds()
-    return number >= operation.total_ticks or late <= operation.sample_interval_s / 2
+    return number >= operation.total_ticks or late <= tick_grace_s(operation) / 2
+
+
+TICK_GRACE_MIN_S = 3.0
+
+
+def tick_grace_s(operation: Operation) -> float:
+    """How late a tick may start and still run: its interval, and at least
+    TICK_GRACE_MIN_S (the dispatcher passes once a second: a 1 s interval must not make
+    every tick stale by the time it is claimed)."""
+    return max(float(operation.sample_interval_s), TICK_GRACE_MIN_S)
 
 
 def _advance(operations: list[Operation], now: datetime) -> list[Tick]:

@@ -65,7 +65,7 @@ def trigger_capture(
             elif due is not None:  # a later tick was dispatched before this one ran
                 services.tick_lapsed(operation_pk, tick, services.QUEUED_TOO_LONG)
             return 0
-        if due is not None and time.time() - due > claimed.operation.sample_interval_s:
+        if due is not None and time.time() - due > services.tick_grace_s(claimed.operation):
             services.tick_lapsed(operation_pk, tick, services.QUEUED_TOO_LONG)
             return 0
     if claimed is None:

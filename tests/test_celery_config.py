@@ -14,6 +14,7 @@ DECLARED = {
     "captures.tasks.trigger_capture": Queue.SNMP,
     "captures.tasks.trigger_poll": Queue.SNMP,
     "captures.tasks.stage_capture": Queue.INGEST,
+    "captures.tasks.dispatch_ticks": Queue.MAINTENANCE,
     "captures.tasks.sweep_operations": Queue.MAINTENANCE,
     "monitoring.tasks.flush_retention": Queue.MAINTENANCE,
     **{

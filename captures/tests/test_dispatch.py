@@ -150,7 +150,7 @@ def test_a_tick_that_waited_past_its_interval_is_counted_not_run(snmp_queue):
     (tick,) = services.claim_due_ticks()
 
     ran = tasks.trigger_capture.apply(
-        args=(operation.pk,), kwargs={"tick": tick.number, "due": time.time() - 11}
+        args=(operation.pk,), kwargs={"tick": tick.number, "due": time.time() - 10.5}
     ).get()
 
     assert ran == 0
@@ -200,3 +200,16 @@ def test_a_stale_tick_is_left_for_the_next_one_and_a_final_tick_is_always_sent(s
     assert Operation.objects.get(pk=operation.pk).missed == 1  # tick 1 went stale
     (final,) = services.claim_due_ticks(ends + timedelta(seconds=9))
     assert (final.number, final.final) == (7, True)
+
+
+def test_one_second_ticks_are_claimed_whatever_the_phase_of_the_passes(snmp_queue):
+    operation = make_operation(make_modem(1), duration_s=60, sample_interval_s=1)
+    started = operation.started_at
+    assert started is not None
+
+    # Passes 0.9 s after each tick: later than half the interval, within the grace.
+    claimed = [
+        services.claim_due_ticks(started + timedelta(seconds=second + 0.9)) for second in range(3)
+    ]
+
+    assert [[tick.number for tick in ticks] for ticks in claimed] == [[1], [2], [3]]
