@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from celery import current_app
+from celery import Task, current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -62,7 +62,7 @@ def run_once(operation, label: str = "") -> None:
     again if it was lost: ``services.sweep``). ``label`` is the name Flower shows for the
     task (Celery's ``shadow``), e.g. the campaign it belongs to."""
     transaction.on_commit(
-        lambda: current_app.send_task(TRIGGER_TASK, args=[operation.pk], shadow=label or None)
+        lambda: _trigger_task().apply_async(args=(operation.pk,), shadow=label or None)
     )
 
 
@@ -80,9 +80,8 @@ def dispatch_due_ticks() -> Dispatched | None:
             with current_app.producer_or_acquire() as producer:
                 for tick in ticks:
                     operation = tick.operation
-                    current_app.send_task(
-                        TRIGGER_TASK,
-                        args=[operation.pk],
+                    _trigger_task().apply_async(
+                        args=(operation.pk,),
                         kwargs={"tick": tick.number, "due": _due_epoch(tick)},
                         shadow=f"operation {operation.operation_id} tick {tick.number}",
                         producer=producer,
@@ -105,6 +104,13 @@ def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
     elif queued * 4 < last.queued_after:
         cap = max(cap, last.cap * 2)
     return int(min(max(cap, floor), settings.PNM_DISPATCH_BATCH))
+
+
+def _trigger_task() -> Task:
+    """The registered trigger task: sent through it (not ``send_task`` by name), a message
+    carries the task's own options; by name it would ask the worker to store a result row
+    per capture (``ignore_result`` defaults to False there)."""
+    return current_app.tasks[TRIGGER_TASK]
 
 
 def _due_epoch(tick: services.Tick) -> float:

@@ -47,6 +47,8 @@ def queued_ticks() -> list[tuple[int, int, float]]:
         channel = _channel(connection)
         while (message := channel.basic_get(queue=Queue.SNMP.value, no_ack=True)) is not None:
             assert message.headers["task"] == TRIGGER
+            # No result row per capture (a task sent by name would ask for one).
+            assert message.headers["ignore_result"] is True
             args, kwargs, _embed = message.decode()
             found.append((args[0], kwargs["tick"], kwargs["due"]))
     return sorted(found)
