@@ -93,7 +93,7 @@ class OperationViewSet(
 
     @extend_schema(request=OperationStartSerializer, responses={201: OperationSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
-        """Start an operation: rows plus a fixed-rate beat schedule, then one final capture."""
+        """Start an operation: its rows, a tick every interval from now, then one final capture."""
         start = OperationStartSerializer(data=request.data)
         start.is_valid(raise_exception=True)
         operation = start.save()
@@ -102,7 +102,7 @@ class OperationViewSet(
     @extend_schema(request=None, responses={200: OperationStatusSerializer})
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, operation_id: str) -> Response:
-        """Stop now: the schedule is removed, no final capture; idempotent."""
+        """Stop now: no more ticks, no final capture; idempotent."""
         operation = self.get_object()
         services.stop_operation(operation)
         operation.refresh_from_db()
