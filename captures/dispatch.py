@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Task, current_app
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -61,9 +61,7 @@ def run_once(operation, label: str = "") -> None:
     """Send a single capture's one tick once its row is committed (the sweeper sends it
     again if it was lost: ``services.sweep``). ``label`` is the name Flower shows for the
     task (Celery's ``shadow``), e.g. the campaign it belongs to."""
-    transaction.on_commit(
-        lambda: _trigger_task().apply_async(args=(operation.pk,), shadow=label or None)
-    )
+    transaction.on_commit(lambda: _send_trigger(args=[operation.pk], shadow=label or None))
 
 
 def dispatch_due_ticks() -> Dispatched | None:
@@ -76,16 +74,23 @@ def dispatch_due_ticks() -> Dispatched | None:
         queued = queued_triggers()
         cap = queue_cap(cache.get(LAST_DISPATCH_KEY), queued, now)
         ticks = services.claim_due_ticks(limit=max(0, cap - queued))
-        if ticks:
+        sent = 0
+        try:
             with current_app.producer_or_acquire() as producer:
                 for tick in ticks:
                     operation = tick.operation
-                    _trigger_task().apply_async(
-                        args=(operation.pk,),
+                    _send_trigger(
+                        args=[operation.pk],
                         kwargs={"tick": tick.number, "due": _due_epoch(tick)},
                         shadow=f"operation {operation.operation_id} tick {tick.number}",
                         producer=producer,
                     )
+                    sent += 1
+        except Exception:
+            # Claimed but never sent (the broker went away): count them now, not at the end.
+            for tick in ticks[sent:]:
+                services.tick_lapsed(tick.operation.pk, tick.number, services.NOT_DISPATCHED)
+            raise
         cache.set(LAST_DISPATCH_KEY, _Pass(now, queued + len(ticks), cap), timeout=60)
     return Dispatched(sent=len(ticks), queued_before=queued, cap=cap)
 
@@ -106,11 +111,11 @@ def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
     return int(min(max(cap, floor), settings.PNM_DISPATCH_BATCH))
 
 
-def _trigger_task() -> Task:
-    """The registered trigger task: sent through it (not ``send_task`` by name), a message
-    carries the task's own options; by name it would ask the worker to store a result row
-    per capture (``ignore_result`` defaults to False there)."""
-    return current_app.tasks[TRIGGER_TASK]
+def _send_trigger(**options: Any) -> None:
+    """Send the trigger task by name (this module must not import ``captures.tasks``, nor
+    may a web process have to). By name, Celery's default would ask the worker to store a
+    result row per capture: ask for none, as the task itself declares."""
+    current_app.send_task(TRIGGER_TASK, ignore_result=True, **options)
 
 
 def _due_epoch(tick: services.Tick) -> float:

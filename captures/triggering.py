@@ -338,7 +338,9 @@ def _walk(operation: Operation, capture: Capture, parameters: dict) -> None:
     path = storage.usable_spool_dir() / capture.file_name
     path.write_bytes(data)
     if services.mark_uploaded(capture.pk, str(path)):
-        transaction.on_commit(lambda: current_app.tasks[STAGE_TASK].delay(capture.pk))
+        transaction.on_commit(
+            lambda: current_app.send_task(STAGE_TASK, args=[capture.pk], ignore_result=True)
+        )
 
 
 STAGE_TASK = "captures.tasks.stage_capture"

@@ -215,3 +215,29 @@ def test_one_second_ticks_are_claimed_whatever_the_phase_of_the_passes(snmp_queu
     ]
 
     assert [[tick.number for tick in ticks] for ticks in claimed] == [[1], [2], [3]]
+
+
+def test_ticks_claimed_but_not_sent_are_counted_at_once(monkeypatch, snmp_queue):
+    operations = [ten_second_ticks(index) for index in range(1, 4)]
+    send = dispatch._send_trigger
+    calls = []
+
+    def broker_goes_away(**options):
+        calls.append(options)
+        if len(calls) > 1:
+            raise ConnectionError("broker gone")
+        send(**options)
+
+    monkeypatch.setattr(dispatch, "_send_trigger", broker_goes_away)
+
+    with pytest.raises(ConnectionError):
+        dispatch.dispatch_due_ticks()
+
+    (sent,) = [pk for pk, _, _ in queued_ticks()]
+    for operation in operations:
+        row = Operation.objects.get(pk=operation.pk)
+        assert row.last_tick == 1
+        if operation.pk == sent:
+            assert row.missed == 0
+        else:
+            assert reasons(operation.pk) == {("missed", services.NOT_DISPATCHED): 1}
