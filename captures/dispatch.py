@@ -1,21 +1,21 @@
 """Sending ticks to the snmp workers: one dispatcher for every running operation.
 
 Beat runs ``captures.tasks.dispatch_ticks`` every second (seeded by a data migration). A
-pass (one at a time, under a lease) claims the due ticks of running operations, oldest
-first, in a few statements for all of them (``services.claim_due_ticks``, keyed by
+pass (one at a time, under a lease) claims due ticks of running operations in a few
+statements for all of them (``services.claim_due_ticks``, keyed by
 ``Operation.next_tick_at``) and sends one trigger task per tick: a fixed rate from the
 start (the capture time does not stretch the cycle, unlike PyPNM's sleep-then-capture loop).
 
-Admission: PostgreSQL is the queue, the broker holds only what the workers will start
-soon. A pass tops the ``snmp`` queue up to a cap of about PNM_DISPATCH_QUEUE_S seconds of
-work at the rate the workers drained it since the last pass (the cap doubles while
-they empty it, never below PNM_DISPATCH_MIN_QUEUED), with the fresh ticks of the
-operations served longest ago. Due ticks beyond the room stay due; one whose time passes
-before there is room is counted missed when the operation's next tick is claimed (``not
-dispatched in time``). Above capacity the workers so stay busy on
-fresh ticks, and the rest is counted, not piled up to expire. A sent tick that still waits
-past its interval is counted missed by the worker (``services.QUEUED_TOO_LONG``). A single
-capture is not dispatched: its one tick is sent when its row is committed.
+Admission: PostgreSQL is the queue; the broker holds only what the workers will start
+soon. A pass tops the ``snmp`` queue up to about PNM_DISPATCH_QUEUE_S seconds of work at
+the rate the workers drained it since the last pass (the cap doubles while they empty it,
+never below PNM_DISPATCH_MIN_QUEUED), with the fresh ticks of the operations served
+longest ago. Due ticks beyond the room stay due; one whose time passes before there is
+room is counted missed when the operation's next tick is claimed (``not dispatched in
+time``). Above capacity the workers so stay busy on fresh ticks and the rest is counted,
+not piled up to expire. A sent tick that still waits past its grace (its interval, at
+least 3 s) is counted missed by the worker (``services.QUEUED_TOO_LONG``). A single capture
+is not dispatched: its one tick is sent when its row is committed.
 """
 
 from __future__ import annotations

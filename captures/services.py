@@ -193,8 +193,8 @@ ADVANCED_FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining"
 
 
 def tick_lapsed(operation_pk: int, tick: int, reason: str) -> None:
-    """A dispatched tick that never ran (it waited in the queue past its interval, or a
-    later tick was dispatched first): its untriggered captures are missed."""
+    """A claimed tick that never ran (it waited in the queue past its grace, a later tick
+    was dispatched first, or it was never sent): its untriggered captures are missed."""
     operation = one_or_none(Operation.objects.filter(pk=operation_pk, state=OperationState.RUNNING))
     if operation is None:
         return
@@ -296,7 +296,7 @@ def _planned_slots(operation_pk: int) -> list[Slot]:
 
 
 NOT_DISPATCHED = "not dispatched in time"
-QUEUED_TOO_LONG = "waited in the queue past its interval"
+QUEUED_TOO_LONG = "waited in the queue past its time"
 MODEM_BUSY = "modem busy"
 CMTS_FULL = "CMTS at its in-flight cap"
 NEVER_SETTLED = "never settled (its worker was lost)"

@@ -48,7 +48,8 @@ def trigger_capture(
     """Run one tick of an operation. Returns the captures triggered here.
 
     The dispatcher sends a claimed ``tick`` with the epoch second it was ``due``; one that
-    waited in the queue past its interval is counted missed, not run late. Without
+    waited in the queue past its grace (``services.tick_grace_s``), or was overtaken by a
+    later tick, is counted missed, not run late. Without
     ``tick`` (a single capture, a final tick the sweeper resends) the due tick is claimed
     here. Only the setup and the first channel's SETs run here; the wait for the sample
     is a chain of ``trigger_poll`` tasks, so a worker slot is not held for the measurement.
