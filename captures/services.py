@@ -402,12 +402,8 @@ def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) 
     with transaction.atomic():
         if not _lock_running(operation.pk):
             return 0
-        planned = _planned_slots(operation.pk)
-        if planned:
-            counts = plans.test_counts(operation, ticks)
-            per_file = {spec.test_type: counts[test] for test in counts for spec in test.files}
-            slots = {slot: per_file[slot[0]] for slot in planned if per_file.get(slot[0])}
-            return _tally(operation.pk, outcome, reason, slots)
+        if _planned_slots(operation.pk):
+            return _count_whole_ticks([(operation, ticks)], outcome, reason)
         row, _ = ChannelTally.objects.get_or_create(operation_id=operation.pk, channel_id=None)
         ChannelTally.objects.filter(pk=row.pk).update(
             planned=F("planned") + len(ticks), **{outcome: F(outcome) + len(ticks)}
@@ -436,13 +432,13 @@ def _count_operation(
     return count
 
 
-def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason: str) -> None:
+def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason: str) -> int:
     """Count whole ticks that never ran as ``outcome`` on the slots their plans hold, for
     many locked running operations at once: one UPDATE per (test, count) and per total,
     not a transaction per operation. An operation with no slot planned yet counts one unit
-    per tick on its channel-less row (``_tally_ticks``)."""
+    per tick on its channel-less row (``_tally_ticks``). Returns the captures counted."""
     if not gaps:
-        return
+        return 0
     slots: dict[int, Counter[str]] = {}  # operation -> planned channels per file test
     planned = ChannelTally.objects.filter(
         operation_id__in=[operation.pk for operation, _ in gaps], channel_id__isnull=False
@@ -452,9 +448,10 @@ def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason
     per_slot: dict[tuple[str, int], list[int]] = {}
     per_operation: dict[int, list[int]] = {}
     totals: dict[int, int] = {}
+    unplanned = 0
     for operation, ticks in gaps:
         if operation.pk not in slots:
-            _tally_ticks(operation, ticks, outcome, reason)
+            unplanned += _tally_ticks(operation, ticks, outcome, reason)
             continue
         counts = plans.test_counts(operation, ticks)
         per_file = {spec.test_type: counts[test] for test in counts for spec in test.files}
@@ -475,6 +472,7 @@ def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason
             **{outcome: F(outcome) + total}, updated=timezone.now()
         )
     _count_reasons(outcome, reason, totals)
+    return unplanned + sum(totals.values())
 
 
 def _count_reasons(outcome: str, reason: str, counts: Mapping[int, int]) -> None:
