@@ -7,11 +7,15 @@ one engine and loop) and the real TFTP receiver (its own process in production),
 figures are pessimistic. Each round triggers one RxMER capture on every modem through the
 client (CtlStatus GET + FileName SET + FileEnable SET), then waits for every file to arrive;
 latency is trigger → file complete in the spool, including the simulated measurement delay.
-No Django, no database. Bounded: < 3 min.
+Then the CPU of one GET, side by side over 1,000 distinct modems: this client's v2c wire
+(``devices.links.snmp_wire``) against the anchor, pysnmp's engine through its hlapi
+``get_cmd`` as the client used it before (one engine, one transport target per modem), on
+first contact and again. No Django, no database. Bounded: < 4 min.
 """
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import statistics
 import sys
@@ -146,9 +150,87 @@ def bench_captures(count: int) -> None:
         spool.cleanup()
 
 
+def engine_gets(targets: list[SnmpTarget]) -> list[float]:
+    """The anchor: CPU seconds per GET through pysnmp's engine, first contact then again."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        get_cmd,
+    )
+
+    async def run() -> list[float]:
+        engine = SnmpEngine()
+        identity = ObjectIdentity(pnm.CTL_STATUS)
+        transports = {}
+        figures = []
+        for _ in range(2):
+            started = time.process_time()
+            for target in targets:
+                transport = transports.get(target.host)
+                if transport is None:
+                    transport = transports[target.host] = await UdpTransportTarget.create(
+                        (target.host, target.port), timeout=target.timeout_s, retries=1
+                    )
+                error, status, _, _ = await get_cmd(
+                    engine,
+                    CommunityData(target.community, mpModel=1),  # noqa: S508 - modems speak v2c
+                    transport,
+                    ContextData(),
+                    ObjectType(identity),
+                    lookupMib=False,
+                )
+                assert not error, error
+                assert not int(status), status
+            figures.append((time.process_time() - started) / len(targets))
+        engine.close_dispatcher()
+        return figures
+
+    return asyncio.run(run())
+
+
+def client_gets(targets: list[SnmpTarget]) -> list[float]:
+    """CPU seconds per GET through ``SnmpClient`` (its loop thread counts: process time)."""
+    snmp = SnmpClient()
+    figures = []
+    try:
+        for _ in range(2):
+            started = time.process_time()
+            for target in targets:
+                assert snmp.get(target, pnm.CTL_STATUS) == [pnm.CtlStatus.READY]
+            figures.append((time.process_time() - started) / len(targets))
+    finally:
+        snmp.close()
+    return figures
+
+
+def bench_client_cpu(count: int) -> None:
+    parent, child = mp.Pipe()
+    farm = mp.get_context("spawn").Process(
+        target=run_farm, args=(count, 9, child)
+    )  # GETs only: no upload, any TFTP port
+    farm.start()
+    targets = [
+        SnmpTarget(a, p, "2c", community=COMMUNITY, timeout_s=2, retries=1)
+        for a, p, _ in parent.recv()
+    ]
+    try:
+        print(f"CPU per GET over {count} distinct modems, first contact / again:")
+        for label, measure in (("pysnmp engine (anchor)", engine_gets), ("v2c wire", client_gets)):
+            first, again = measure(targets)
+            print(f"  {label}: {first * 1000:.2f} ms / {again * 1000:.2f} ms")
+    finally:
+        parent.send("stop")
+        farm.join(30)
+
+
 def main() -> None:
     for count in (50, 200):
         bench_captures(count)
+    bench_client_cpu(1000)
 
 
 if __name__ == "__main__":

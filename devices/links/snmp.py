@@ -1,13 +1,18 @@
-"""A thin synchronous adapter over the pysnmp 7 asyncio manager API.
+"""A thin synchronous SNMP client: v2c straight over UDP, v3 over the pysnmp 7 asyncio
+manager API.
 
 Why this shape: a pysnmp ``SnmpEngine`` is bound to the event loop that created it (pysnmp
 #237/#64), and creating one costs ~0.2 s and ~1 MiB. So each process keeps ONE private event
-loop, running in its own daemon thread, and ONE engine, created lazily on first use and
-closed with ``close()`` (a Celery worker does that at shutdown). Sync callers, from any
+loop, running in its own daemon thread, and (for v3) ONE engine, created lazily on first use
+and closed with ``close()`` (a Celery worker does that at shutdown). Sync callers, from any
 thread, hand coroutines to that loop and wait for the answer; we never ``asyncio.run`` per
 call. Requests of many threads are in flight at once (a ``threads`` worker pool overlaps
-its modems' round trips). Every call is wrapped in ``asyncio.wait_for`` so a pysnmp hang
-can never block a caller for longer than the target's own timeout budget.
+its modems' round trips). Every call is wrapped in ``asyncio.wait_for`` so a hang can never
+block a caller for longer than the target's own timeout budget.
+
+v2c requests (what modems speak) bypass the engine: ``devices.links.snmp_wire`` sends and
+matches the messages on the same loop, without the engine's per-address rows, whose upkeep
+cost a fleet of distinct modems most of its SNMP CPU (see that module).
 
 SNMPv3 keys are kept per modem: USM user entries are keyed by (engine ID, user name), and
 pysnmp's default (no engine ID given) is one local entry per user name that it copies for
@@ -67,7 +72,10 @@ from pysnmp.hlapi.v3arch.asyncio import (
     set_cmd,
 )
 from pysnmp.proto import errind
+from pysnmp.proto.api import v2c
 from pysnmp.proto.mpmod.rfc3412 import SnmpV3MessageProcessingModel
+
+from devices.links import snmp_wire
 
 Value = int | bytes | str | None
 T = TypeVar("T")
@@ -240,15 +248,22 @@ class SnmpClient:
         )
         self._busy: Counter[TargetKey] = Counter()
         self._identities: dict[str, ObjectIdentity] = {}
+        self._oids: dict[str, v2c.ObjectIdentifier] = {}
+        self._wire: snmp_wire.Wire | None = None
         self._engine_ids: dict[tuple[str, int], bytes] = {}  # v3 agents' engine IDs
 
     # --- public API --------------------------------------------------------------------
     def get(self, target: SnmpTarget, *oids: str) -> list[Value]:
         """GET ``oids`` in one PDU; values in the same order."""
+        if target.version == "2c":
+            return self._exchange(target, snmp_wire.get_pdu([self._oid(oid) for oid in oids]))
         return self._request(get_cmd, target, [ObjectType(self._identity(oid)) for oid in oids])
 
     def set(self, target: SnmpTarget, *pairs: tuple[str, Any]) -> list[Value]:
         """SET ``(oid, value)`` pairs in one PDU; returns the values the agent echoed."""
+        if target.version == "2c":
+            pdu = snmp_wire.set_pdu([(self._oid(oid), to_snmp(value)) for oid, value in pairs])
+            return self._exchange(target, pdu)
         var_binds = [ObjectType(self._identity(oid), to_snmp(value)) for oid, value in pairs]
         return self._request(set_cmd, target, var_binds)
 
@@ -256,9 +271,16 @@ class SnmpClient:
         self, target: SnmpTarget, oid: str, max_rows: int = MAX_WALK_ROWS
     ) -> list[tuple[str, Value]]:
         """All ``(oid, value)`` rows under ``oid`` (GETBULK), at most ``max_rows``."""
+        if target.version == "2c":
+            return self._call(
+                target,
+                lambda: self._walk_v2c(target, oid, max_rows),
+                pages=1 + max_rows // WALK_REPETITIONS,
+            )
 
-        async def run(engine: SnmpEngine) -> list[tuple[str, Value]]:
+        async def run() -> list[tuple[str, Value]]:
             rows: list[tuple[str, Value]] = []
+            engine = self._engine_here()
             transport = await self._transport(target)
             async for result in bulk_walk_cmd(
                 engine,
@@ -286,9 +308,10 @@ class SnmpClient:
             if self._pid != os.getpid():
                 self._forget()
                 return
-            loop, thread, engine = self._loop, self._thread, self._engine
+            loop, thread, engine, wire = self._loop, self._thread, self._engine, self._wire
             if loop is not None and not loop.is_closed() and thread is not None:
-                asyncio.run_coroutine_threadsafe(_shut_down(engine), loop).result(_CLOSE_TIMEOUT_S)
+                shut_down = _shut_down(engine, wire)
+                asyncio.run_coroutine_threadsafe(shut_down, loop).result(_CLOSE_TIMEOUT_S)
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join(_CLOSE_TIMEOUT_S)
                 loop.close()
@@ -306,12 +329,67 @@ class SnmpClient:
             identity = self._identities[oid] = ObjectIdentity(oid)
         return identity
 
+    def _oid(self, oid: str) -> v2c.ObjectIdentifier:
+        """The parsed ``oid``, shared between requests (the same few OIDs every capture)."""
+        parsed = self._oids.get(oid)
+        if parsed is None:
+            if len(self._oids) >= _IDENTITY_CACHE_SIZE:
+                self._oids.clear()
+            parsed = self._oids[oid] = v2c.ObjectIdentifier(oid)
+        return parsed
+
+    def _exchange(self, target: SnmpTarget, pdu: Any) -> list[Value]:
+        """One v2c request/response (GET or SET) over the wire."""
+
+        async def run() -> list[Value]:
+            result = snmp_wire.answer(await self._send(target, pdu))
+            _check(*result)
+            return [to_python(value) for _, value in result[3]]
+
+        return self._call(target, run)
+
+    async def _send(self, target: SnmpTarget, pdu: Any) -> Any:
+        if self._wire is None:
+            self._wire = snmp_wire.Wire()
+        try:
+            return await self._wire.request(
+                target.host, target.port, target.community, pdu, target.timeout_s, target.retries
+            )
+        except snmp_wire.WireTimeout as exc:
+            raise SnmpTimeout(str(exc)) from exc
+
+    async def _walk_v2c(
+        self, target: SnmpTarget, oid: str, max_rows: int
+    ) -> list[tuple[str, Value]]:
+        """GETBULK pages from ``oid`` until a row leaves its subtree (or the MIB ends)."""
+        root = self._oid(oid)
+        rows: list[tuple[str, Value]] = []
+        after = root
+        while len(rows) < max_rows:
+            result = snmp_wire.answer(
+                await self._send(target, snmp_wire.bulk_pdu(after, WALK_REPETITIONS))
+            )
+            _check(*result)
+            for name, value in result[3]:
+                if isinstance(value, EndOfMibView) or not root.isPrefixOf(name):
+                    return rows
+                if name <= after:
+                    raise SnmpRejected("walk went backwards", str(name))  # a broken agent
+                rows.append((str(name), to_python(value)))
+                after = name
+                if len(rows) >= max_rows:
+                    break
+            if not result[3]:
+                break
+        return rows
+
     def _request(
         self, command: Any, target: SnmpTarget, var_binds: list[ObjectType]
     ) -> list[Value]:
-        """One request/response PDU (GET or SET)."""
+        """One request/response PDU (GET or SET) through the engine (v3)."""
 
-        async def run(engine: SnmpEngine) -> list[Value]:
+        async def run() -> list[Value]:
+            engine = self._engine_here()
             transport = await self._transport(target)
             result = await command(
                 engine,
@@ -331,16 +409,17 @@ class SnmpClient:
         self._loop = None
         self._thread = None
         self._engine = None
+        self._wire = None
         self._targets.clear()
         self._identities.clear()  # resolved against the old engine's MIB view
         self._engine_ids.clear()
 
-    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, SnmpEngine]:
-        loop, engine = self._loop, self._engine
-        if self._pid == os.getpid() and loop is not None and engine is not None:
-            return loop, engine
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if self._pid == os.getpid() and loop is not None:
+            return loop
         with self._lock:
-            if self._pid != os.getpid() or self._loop is None or self._engine is None:
+            if self._pid != os.getpid() or self._loop is None:
                 # After a fork the parent's loop thread does not exist here: start afresh.
                 self._forget()
                 loop = asyncio.new_event_loop()
@@ -348,14 +427,15 @@ class SnmpClient:
                     target=loop.run_forever, name="snmp-client-loop", daemon=True
                 )
                 thread.start()
-
-                async def make_engine() -> SnmpEngine:
-                    return SnmpEngine()  # created inside the loop it will be bound to
-
-                self._engine = asyncio.run_coroutine_threadsafe(make_engine(), loop).result()
                 self._loop, self._thread = loop, thread
                 self._pid = os.getpid()
-            return self._loop, self._engine
+            return self._loop
+
+    def _engine_here(self) -> SnmpEngine:
+        """The engine, made on first use inside the loop it is bound to (loop thread)."""
+        if self._engine is None:
+            self._engine = SnmpEngine()
+        return self._engine
 
     async def _transport(self, target: SnmpTarget) -> UdpTransportTarget | Udp6TransportTarget:
         key = _target_key(target)
@@ -408,17 +488,17 @@ class SnmpClient:
     def _call(
         self,
         target: SnmpTarget,
-        run: Callable[[SnmpEngine], Awaitable[T]],
+        run: Callable[[], Awaitable[T]],
         pages: int = 1,
     ) -> T:
-        loop, engine = self._ensure()
+        loop = self._ensure()
         budget = target.budget_s * pages
         key = _target_key(target)
 
         async def tracked() -> T:  # a target with a request in flight keeps its rows
             self._busy[key] += 1
             try:
-                return await run(engine)
+                return await run()
             finally:
                 self._busy[key] -= 1
                 if not self._busy[key]:
@@ -465,8 +545,9 @@ async def _discover_engine_id(
     return bytes(engine_id)
 
 
-async def _shut_down(engine: SnmpEngine | None) -> None:
-    """On the loop: cancel what is still running, close the engine's sockets."""
+async def _shut_down(engine: SnmpEngine | None, wire: snmp_wire.Wire | None) -> None:
+    """On the loop: cancel what is still running, close the engine's and the wire's
+    sockets."""
     current = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not current]
     for task in pending:
@@ -476,6 +557,8 @@ async def _shut_down(engine: SnmpEngine | None) -> None:
     await asyncio.get_running_loop().shutdown_asyncgens()
     if engine is not None:
         engine.close_dispatcher()
+    if wire is not None:
+        wire.close()
 
 
 _client: SnmpClient | None = None

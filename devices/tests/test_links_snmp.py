@@ -123,16 +123,44 @@ def test_silent_agent_times_out_within_the_budget(farm: ModemFarm, snmp: SnmpCli
     assert 0.5 <= elapsed <= target.budget_s + 0.5
 
 
-def test_one_engine_serves_every_call_until_closed(farm: ModemFarm) -> None:
+def test_one_engine_serves_every_v3_call_until_closed(farm: ModemFarm) -> None:
     own = SnmpClient()
-    own.get(farm[OK].target(), pnm.CTL_STATUS)
+    own.get(farm[OK].v3_target(), pnm.CTL_STATUS)
     engine = own._engine
+    assert engine is not None
     own.walk(farm[OK].v3_target(), pnm.OFDM_CHANNEL_ID)
     assert own._engine is engine
     own.close()
-    assert own.get(farm[OK].target(), pnm.CTL_STATUS) == [2]  # a fresh engine after close
+    assert own.get(farm[OK].v3_target(), pnm.CTL_STATUS) == [2]  # a fresh engine after close
     assert own._engine is not engine
     own.close()
+
+
+def test_v2c_never_builds_the_engine(farm: ModemFarm) -> None:
+    """v2c goes over the wire module: a process that speaks only v2c keeps no engine (and
+    none of its per-address rows)."""
+    own = SnmpClient()
+    try:
+        assert own.get(farm[OK].target(), pnm.CTL_STATUS) == [2]
+        assert own.walk(farm[OK].target(), pnm.OFDM_CHANNEL_ID)
+        assert own.set(farm[OK].target(), (pnm.BULK_DEST_PATH, b"/w/")) == [b"/w/"]
+        assert own._engine is None
+        assert own._wire is not None
+    finally:
+        own.close()
+
+
+def test_v2c_walk_matches_the_engine_walk_over_many_pages(
+    farm: ModemFarm, snmp: SnmpClient
+) -> None:
+    """Our GETBULK walk against pysnmp's own (over v3, through the engine): the same rows,
+    across page boundaries (the whole modem MIB is several pages of 25)."""
+    modem = farm[OK]
+    ours = snmp.walk(modem.target(), "1.3.6.1")
+    theirs = snmp.walk(modem.v3_target(), "1.3.6.1")
+    assert len(ours) > 3 * snmp_module.WALK_REPETITIONS
+    assert ours == theirs
+    assert snmp.walk(modem.target(), "1.3.6.1", max_rows=30) == theirs[:30]
 
 
 def _child_get(snmp: SnmpClient, target: SnmpTarget, results: Any) -> None:
@@ -307,19 +335,21 @@ def test_idle_targets_leave_the_engine_so_distinct_modems_do_not_pile_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """pysnmp keeps a target-address row per address it ever sent to; a fleet of distinct
-    modems must not grow the engine without bound."""
+    v3 modems must not grow the engine without bound."""
     monkeypatch.setattr(snmp_module, "_TARGET_CACHE_SIZE", 20)
     client = SnmpClient()
     with ModemFarm(60, distinct_addresses=True) as many:
         try:
             for modem in many:
-                assert client.get(fast(modem.target()), pnm.SYS_DESCR) == [modem.sys_descr.encode()]
+                reply = client.get(fast(modem.v3_target()), pnm.SYS_DESCR)
+                assert reply == [modem.sys_descr.encode()]
             rows = target_rows(client)
             assert len(client._targets) == 20
-            assert len(rows) == 20  # not 60
+            assert len({row[2] for row in rows}) == 20  # addresses: not 60
             assert {row[2][0] for row in rows} == {m.address for m in list(many)[-20:]}
             # A forgotten modem is reached again: its row comes back.
-            assert client.get(fast(many[0].target()), pnm.SYS_DESCR) == [many[0].sys_descr.encode()]
+            reply = client.get(fast(many[0].v3_target()), pnm.SYS_DESCR)
+            assert reply == [many[0].sys_descr.encode()]
         finally:
             client.close()
 
@@ -333,12 +363,12 @@ def test_a_target_with_a_request_in_flight_keeps_its_row(
     client = SnmpClient()
     with ModemFarm(6, distinct_addresses=True, failures={0: Failure.TIMEOUT}) as few:
         try:
-            slow = replace(few[0].target(), timeout_s=0.6, retries=1)
+            slow = replace(few[0].v3_target(), timeout_s=0.6, retries=1)
             with ThreadPoolExecutor(1) as pool:
                 waiting = pool.submit(client.get, slow, pnm.SYS_DESCR)
                 time.sleep(0.1)
                 for modem in list(few)[1:]:
-                    client.get(fast(modem.target()), pnm.SYS_DESCR)
+                    client.get(fast(modem.v3_target()), pnm.SYS_DESCR)
                 addresses = {row[2][0] for row in target_rows(client)}
                 # in flight: kept beyond the size; then the most recent; the rest are gone
                 assert addresses == {few[0].address, few[5].address}
