@@ -36,7 +36,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from pyasn1.type import univ
 from pysnmp.entity import config
@@ -72,7 +72,6 @@ from pysnmp.hlapi.v3arch.asyncio import (
     set_cmd,
 )
 from pysnmp.proto import errind
-from pysnmp.proto.api import v2c
 from pysnmp.proto.mpmod.rfc3412 import SnmpV3MessageProcessingModel
 
 from devices.links import snmp_wire
@@ -217,6 +216,34 @@ def to_snmp(value: Any) -> Any:
     return value
 
 
+# RFC 3416's error-status names, by value.
+_ERROR_STATUS = [
+    "noError",
+    "tooBig",
+    "noSuchName",
+    "badValue",
+    "readOnly",
+    "genErr",
+    "noAccess",
+    "wrongType",
+    "wrongLength",
+    "wrongEncoding",
+    "wrongValue",
+    "noCreation",
+    "inconsistentValue",
+    "resourceUnavailable",
+    "commitFailed",
+    "undoFailed",
+    "authorizationError",
+    "notWritable",
+    "inconsistentName",
+]
+
+
+def _error_status_name(status: int) -> str:
+    return _ERROR_STATUS[status] if 0 <= status < len(_ERROR_STATUS) else f"error {status}"
+
+
 def _check(error_indication: Any, error_status: Any, error_index: Any, var_binds: Any) -> None:
     if error_indication:
         if isinstance(error_indication, errind.RequestTimedOut):
@@ -248,7 +275,6 @@ class SnmpClient:
         )
         self._busy: Counter[TargetKey] = Counter()
         self._identities: dict[str, ObjectIdentity] = {}
-        self._oids: dict[str, v2c.ObjectIdentifier] = {}
         self._wire: snmp_wire.Wire | None = None
         self._engine_ids: dict[tuple[str, int], bytes] = {}  # v3 agents' engine IDs
 
@@ -256,14 +282,13 @@ class SnmpClient:
     def get(self, target: SnmpTarget, *oids: str) -> list[Value]:
         """GET ``oids`` in one PDU; values in the same order."""
         if target.version == "2c":
-            return self._exchange(target, snmp_wire.get_pdu([self._oid(oid) for oid in oids]))
+            return self._exchange(target, snmp_wire.get_request(list(oids)))
         return self._request(get_cmd, target, [ObjectType(self._identity(oid)) for oid in oids])
 
     def set(self, target: SnmpTarget, *pairs: tuple[str, Any]) -> list[Value]:
         """SET ``(oid, value)`` pairs in one PDU; returns the values the agent echoed."""
         if target.version == "2c":
-            pdu = snmp_wire.set_pdu([(self._oid(oid), to_snmp(value)) for oid, value in pairs])
-            return self._exchange(target, pdu)
+            return self._exchange(target, snmp_wire.set_request(list(pairs)))
         var_binds = [ObjectType(self._identity(oid), to_snmp(value)) for oid, value in pairs]
         return self._request(set_cmd, target, var_binds)
 
@@ -329,57 +354,63 @@ class SnmpClient:
             identity = self._identities[oid] = ObjectIdentity(oid)
         return identity
 
-    def _oid(self, oid: str) -> v2c.ObjectIdentifier:
-        """The parsed ``oid``, shared between requests (the same few OIDs every capture)."""
-        parsed = self._oids.get(oid)
-        if parsed is None:
-            if len(self._oids) >= _IDENTITY_CACHE_SIZE:
-                self._oids.clear()
-            parsed = self._oids[oid] = v2c.ObjectIdentifier(oid)
-        return parsed
-
-    def _exchange(self, target: SnmpTarget, pdu: Any) -> list[Value]:
+    def _exchange(self, target: SnmpTarget, request: snmp_wire.Request) -> list[Value]:
         """One v2c request/response (GET or SET) over the wire."""
 
         async def run() -> list[Value]:
-            result = snmp_wire.answer(await self._send(target, pdu))
-            _check(*result)
-            return [to_python(value) for _, value in result[3]]
+            response = await self._send(target, request)
+            return [
+                None if value is snmp_wire.END_OF_MIB else cast(Value, value)
+                for _, value in response
+            ]
 
         return self._call(target, run)
 
-    async def _send(self, target: SnmpTarget, pdu: Any) -> Any:
+    async def _send(
+        self, target: SnmpTarget, request: snmp_wire.Request
+    ) -> list[tuple[snmp_wire.Oid, snmp_wire.Value]]:
+        """The answer's ``(oid, value)`` pairs; its error status raised as ``SnmpRejected``."""
         if self._wire is None:
             self._wire = snmp_wire.Wire()
         try:
-            return await self._wire.request(
-                target.host, target.port, target.community, pdu, target.timeout_s, target.retries
+            response = await self._wire.request(
+                target.host,
+                target.port,
+                target.community,
+                request,
+                target.timeout_s,
+                target.retries,
             )
         except snmp_wire.WireTimeout as exc:
             raise SnmpTimeout(str(exc)) from exc
+        if response.error_status:
+            index = response.error_index
+            oid = None
+            if 0 < index <= len(response.var_binds):
+                oid = snmp_wire.oid_text(response.var_binds[index - 1][0])
+            raise SnmpRejected(_error_status_name(response.error_status), oid)
+        return response.var_binds
 
     async def _walk_v2c(
         self, target: SnmpTarget, oid: str, max_rows: int
     ) -> list[tuple[str, Value]]:
         """GETBULK pages from ``oid`` until a row leaves its subtree (or the MIB ends)."""
-        root = self._oid(oid)
+        root = snmp_wire.parse_oid(oid)
         rows: list[tuple[str, Value]] = []
         after = root
         while len(rows) < max_rows:
-            result = snmp_wire.answer(
-                await self._send(target, snmp_wire.bulk_pdu(after, WALK_REPETITIONS))
-            )
-            _check(*result)
-            for name, value in result[3]:
-                if isinstance(value, EndOfMibView) or not root.isPrefixOf(name):
+            request = snmp_wire.bulk_request(snmp_wire.oid_text(after), WALK_REPETITIONS)
+            page = await self._send(target, request)
+            for name, value in page:
+                if value is snmp_wire.END_OF_MIB or name[: len(root)] != root:
                     return rows
-                if name <= after:
-                    raise SnmpRejected("walk went backwards", str(name))  # a broken agent
-                rows.append((str(name), to_python(value)))
+                if name <= after:  # a broken agent would walk us in circles
+                    raise SnmpRejected("walk went backwards", snmp_wire.oid_text(name))
+                rows.append((snmp_wire.oid_text(name), cast(Value, value)))
                 after = name
                 if len(rows) >= max_rows:
                     break
-            if not result[3]:
+            if not page:
                 break
         return rows
 

@@ -3,15 +3,15 @@
 Why: pysnmp's command generator keeps a target-address row per agent address in its
 engine, and every row added or dropped makes the engine rebuild a map over all rows on the
 next message it receives (``SnmpV1SecurityModel._com2sec``). A fleet of distinct modems
-(a campaign, a busy pipeline) pays that on nearly every answer. Measured on this project's
-2-core machine, 1,000 simulated modems: the engine took 19.6 ms of CPU per first GET to a
-modem and 1.4 ms per GET to a known one; this path 0.7 and 0.6 ms (``docs/benchmarks.md``).
+(a campaign, a busy pipeline) pays that on nearly every answer. And decoding an answer
+with pyasn1's schema-driven decoder was, after that, a fifth of an snmp worker's CPU.
 
 v2c carries no security state: a message is the community and a PDU, and an answer is
-matched to its request by request-id and by the address it came from. So this module only
-builds, sends and matches messages (BER by pysnmp's own message classes); timeouts,
-retries and answers that are not ours are handled here, SNMP error statuses and value
-conversion by ``devices.links.snmp``. SNMPv3 (USM) stays on the engine.
+matched to its request by request-id and by the address it came from. This module builds
+and reads those messages itself (the BER subset of RFC 3416 messages: INTEGER, OCTET
+STRING, NULL, OBJECT IDENTIFIER, the application types and the three exceptions), sends
+them, and handles timeouts, retries and answers that are not ours. Error statuses become
+exceptions in ``devices.links.snmp``; SNMPv3 (USM) stays on pysnmp's engine there.
 """
 
 from __future__ import annotations
@@ -21,52 +21,272 @@ import ipaddress
 import itertools
 import secrets
 import socket
+from dataclasses import dataclass
 from typing import Any, cast
 
-from pyasn1.codec.ber import decoder, encoder
-from pyasn1.error import PyAsn1Error
-from pysnmp.proto.api import v2c
-
 Address = tuple[str, int]
-_RESPONSE_TAGS = v2c.ResponsePDU.tagSet
-_VERSION_2C = 1  # the message's version field for SNMPv2c
+Oid = tuple[int, ...]
 _REQUEST_IDS = 2**31  # request-id is an Integer32: stay positive
 _ADDRESS_CACHE_SIZE = 4096
+_OID_CACHE_SIZE = 4096
+
+# BER tags (X.690; SNMP's application and context types from RFC 2578 / RFC 3416).
+INTEGER, OCTET_STRING, NULL, OBJECT_IDENTIFIER, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
+IP_ADDRESS, COUNTER32, GAUGE32, TIMETICKS, OPAQUE, COUNTER64 = 0x40, 0x41, 0x42, 0x43, 0x44, 0x46
+NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW = 0x80, 0x81, 0x82
+GET, SET, RESPONSE, GET_BULK = 0xA0, 0xA3, 0xA2, 0xA5
+_VERSION_2C = 1
+_UNSIGNED = (COUNTER32, GAUGE32, TIMETICKS, COUNTER64)
+_OCTETS = (OCTET_STRING, IP_ADDRESS, OPAQUE)
+
+
+class EndOfMibView:
+    """The value of a row past the agent's last object (a walk stops there)."""
+
+    def __repr__(self) -> str:
+        return "END_OF_MIB_VIEW"
+
+
+END_OF_MIB = EndOfMibView()
+Value = int | bytes | str | None | EndOfMibView
 
 
 class WireTimeout(TimeoutError):
     """No matching answer within the timeout of every try."""
 
 
+class Malformed(ValueError):
+    """Bytes that are not a (supported) SNMPv2c message."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request PDU without its request-id (each send numbers it)."""
+
+    tag: int  # GET, SET or GET_BULK
+    var_binds: bytes  # the encoded VarBindList
+    second: int = 0  # error-status, or non-repeaters of a GETBULK
+    third: int = 0  # error-index, or max-repetitions of a GETBULK
+
+
+@dataclass(frozen=True)
+class Response:
+    request_id: int
+    error_status: int
+    error_index: int
+    var_binds: list[tuple[Oid, Value]]
+
+
+# --- encoding ------------------------------------------------------------------------------
+def _tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + content
+
+
+def _integer(tag: int, value: int) -> bytes:
+    """Two's complement in the fewest octets (X.690 8.3.2)."""
+    magnitude = value if value >= 0 else ~value
+    return _tlv(tag, value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True))
+
+
+def _unsigned(tag: int, value: int) -> bytes:
+    if value < 0:
+        raise ValueError(f"{value} is negative: not an unsigned SNMP value")
+    return _integer(tag, value)
+
+
+_oid_cache: dict[str, bytes] = {}
+
+
+def encode_oid(oid: str) -> bytes:
+    """``oid`` (dotted) as a BER OBJECT IDENTIFIER; remembered (the same few every capture)."""
+    encoded = _oid_cache.get(oid)
+    if encoded is None:
+        arcs = [int(arc) for arc in oid.strip(".").split(".")]
+        if len(arcs) < 2 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] > 39) or min(arcs) < 0:
+            raise ValueError(f"{oid!r} is not an object identifier")
+        content = bytearray()
+        for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
+            chunk = [arc & 0x7F]
+            arc >>= 7
+            while arc:
+                chunk.append(0x80 | (arc & 0x7F))
+                arc >>= 7
+            content.extend(reversed(chunk))
+        if len(_oid_cache) >= _OID_CACHE_SIZE:
+            _oid_cache.clear()
+        encoded = _oid_cache[oid] = _tlv(OBJECT_IDENTIFIER, bytes(content))
+    return encoded
+
+
+def encode_value(value: Any) -> bytes:
+    """A SET value: ``int`` (INTEGER), ``bytes``/``str`` (OCTET STRING), or a pysnmp value
+    of the SMI types (its tag says which: Gauge32 for the MIB's Unsigned32, say)."""
+    if isinstance(value, bool):
+        raise TypeError("use 1/2 (TruthValue) rather than a Python bool")
+    if isinstance(value, bytes | str):
+        return _tlv(OCTET_STRING, value.encode() if isinstance(value, str) else value)
+    if isinstance(value, int) and type(value) is int:
+        return _integer(INTEGER, value)
+    tag_set = getattr(value, "tagSet", None)
+    if tag_set is None:
+        raise TypeError(f"cannot send {type(value).__name__} over SNMP")
+    tag = tag_set[-1]
+    number = tag.tagClass | tag.tagFormat | tag.tagId
+    if number == INTEGER:
+        return _integer(INTEGER, int(value))
+    if number in _UNSIGNED:
+        return _unsigned(number, int(value))
+    if number in _OCTETS:
+        return _tlv(number, bytes(value))
+    raise TypeError(f"cannot send {type(value).__name__} over SNMP")
+
+
+def _var_binds(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    return _tlv(SEQUENCE, b"".join(_tlv(SEQUENCE, oid + value) for oid, value in pairs))
+
+
+_NULL = bytes((NULL, 0))
+
+
+def get_request(oids: list[str]) -> Request:
+    return Request(GET, _var_binds([(encode_oid(oid), _NULL) for oid in oids]))
+
+
+def set_request(pairs: list[tuple[str, Any]]) -> Request:
+    return Request(SET, _var_binds([(encode_oid(oid), encode_value(v)) for oid, v in pairs]))
+
+
+def bulk_request(oid: str, repetitions: int) -> Request:
+    """A GETBULK for the ``repetitions`` successors of ``oid`` (no non-repeaters)."""
+    return Request(GET_BULK, _var_binds([(encode_oid(oid), _NULL)]), 0, repetitions)
+
+
+def encode_message(community: bytes, request: Request, request_id: int) -> bytes:
+    pdu = (
+        _integer(INTEGER, request_id)
+        + _integer(INTEGER, request.second)
+        + _integer(INTEGER, request.third)
+        + request.var_binds
+    )
+    return _tlv(
+        SEQUENCE,
+        _integer(INTEGER, _VERSION_2C) + _tlv(OCTET_STRING, community) + _tlv(request.tag, pdu),
+    )
+
+
+# --- decoding ------------------------------------------------------------------------------
+def _read(data: bytes, at: int, end: int) -> tuple[int, int, int]:
+    """The TLV at ``at``: its tag, where its content starts and where it ends."""
+    if at + 2 > end:
+        raise Malformed("truncated")
+    tag, size = data[at], data[at + 1]
+    at += 2
+    if size & 0x80:
+        count = size & 0x7F
+        if count == 0 or count > 4 or at + count > end:
+            raise Malformed("bad length")
+        size = int.from_bytes(data[at : at + count], "big")
+        at += count
+    if at + size > end:
+        raise Malformed("truncated")
+    return tag, at, at + size
+
+
+def _expect(data: bytes, at: int, end: int, tag: int) -> tuple[int, int]:
+    found, start, stop = _read(data, at, end)
+    if found != tag:
+        raise Malformed(f"tag {found:#x} where {tag:#x} belongs")
+    return start, stop
+
+
+def _decode_oid(content: bytes) -> Oid:
+    arcs: list[int] = []
+    arc = 0
+    for byte in content:
+        arc = (arc << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(arc)
+            arc = 0
+    if not arcs or content[-1] & 0x80:
+        raise Malformed("bad object identifier")
+    first = min(arcs[0] // 40, 2)
+    return (first, arcs[0] - 40 * first, *arcs[1:])
+
+
+def _decode_value(tag: int, content: bytes) -> Value:
+    if tag == INTEGER or tag in _UNSIGNED:
+        return int.from_bytes(content, "big", signed=tag == INTEGER)
+    if tag in _OCTETS:
+        return content
+    if tag == OBJECT_IDENTIFIER:
+        return oid_text(_decode_oid(content))
+    if tag in (NULL, NO_SUCH_OBJECT, NO_SUCH_INSTANCE):
+        return None
+    if tag == END_OF_MIB_VIEW:
+        return END_OF_MIB
+    raise Malformed(f"unknown value tag {tag:#x}")
+
+
+def decode_response(data: bytes) -> tuple[bytes, Response]:
+    """An SNMPv2c Response message: its community and PDU. Raises ``Malformed``."""
+    end = len(data)
+    at, end = _expect(data, 0, end, SEQUENCE)
+    start, stop = _expect(data, at, end, INTEGER)
+    if int.from_bytes(data[start:stop], "big", signed=True) != _VERSION_2C:
+        raise Malformed("not SNMPv2c")
+    start, at = _expect(data, stop, end, OCTET_STRING)
+    community = data[start:at]
+    at, end = _expect(data, at, end, RESPONSE)
+    fields = []
+    for _ in range(3):
+        start, at = _expect(data, at, end, INTEGER)
+        fields.append(int.from_bytes(data[start:at], "big", signed=True))
+    at, end = _expect(data, at, end, SEQUENCE)
+    var_binds: list[tuple[Oid, Value]] = []
+    while at < end:
+        start, at = _expect(data, at, end, SEQUENCE)
+        oid_start, oid_stop = _expect(data, start, at, OBJECT_IDENTIFIER)
+        tag, value_start, value_stop = _read(data, oid_stop, at)
+        value = _decode_value(tag, data[value_start:value_stop])
+        var_binds.append((_decode_oid(data[oid_start:oid_stop]), value))
+    return community, Response(fields[0], fields[1], fields[2], var_binds)
+
+
+def oid_text(oid: Oid) -> str:
+    return ".".join(map(str, oid))
+
+
+def parse_oid(oid: str) -> Oid:
+    return tuple(int(arc) for arc in oid.strip(".").split("."))
+
+
+# --- the sockets ---------------------------------------------------------------------------
 class _Endpoint(asyncio.DatagramProtocol):
     """One socket; answers go to the request waiting for their request-id, if they come
     from the address that request went to with its community."""
 
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
-        self.waiting: dict[int, tuple[Address, bytes, asyncio.Future[Any]]] = {}
+        self.waiting: dict[int, tuple[Address, bytes, asyncio.Future[Response]]] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
-            message, _ = decoder.decode(data, asn1Spec=v2c.Message())
-            pdu = v2c.apiMessage.get_pdu(message)
-            if int(v2c.apiMessage.get_version(message)) != _VERSION_2C:
-                return
-            if pdu.tagSet != _RESPONSE_TAGS:
-                return
-            request_id = int(v2c.apiPDU.get_request_id(pdu))
-            community = bytes(v2c.apiMessage.get_community(message))
-        except (PyAsn1Error, ValueError, TypeError):
+            community, response = decode_response(data)
+        except (Malformed, ValueError, IndexError):
             return  # not an SNMPv2c answer: not ours
-        waiting = self.waiting.get(request_id)
+        waiting = self.waiting.get(response.request_id)
         if waiting is None:
             return  # a late answer to a request given up, or a stray datagram
         address, sent_community, future = waiting
         if (addr[0], addr[1]) == address and community == sent_community and not future.done():
-            future.set_result(pdu)
+            future.set_result(response)
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error (port unreachable): the request waiting for it times out, as with
@@ -86,24 +306,19 @@ class Wire:
         host: str,
         port: int,
         community: str,
-        pdu: Any,
+        request: Request,
         timeout_s: float,
         retries: int,
-    ) -> Any:
-        """Send ``pdu`` (a request PDU of ``get_pdu``/``set_pdu``/``bulk_pdu``) and return
-        the response PDU. Sent again after each ``timeout_s`` without an answer, ``retries``
-        times; raises ``WireTimeout`` when none came."""
+    ) -> Response:
+        """Send ``request`` and return the answer. Sent again after each ``timeout_s``
+        without one, ``retries`` times; raises ``WireTimeout`` when none came."""
         address, family = await self._resolve(host, port)
         endpoint = await self._endpoint(family)
         request_id = next(self._ids) % _REQUEST_IDS
-        v2c.apiPDU.set_request_id(pdu, request_id)
-        message = v2c.Message()
-        v2c.apiMessage.set_defaults(message)
-        v2c.apiMessage.set_community(message, community)
-        v2c.apiMessage.set_pdu(message, pdu)
-        data = encoder.encode(message)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        endpoint.waiting[request_id] = (address, community.encode(), future)
+        sent_community = community.encode()
+        data = encode_message(sent_community, request, request_id)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        endpoint.waiting[request_id] = (address, sent_community, future)
         try:
             for _ in range(retries + 1):
                 assert endpoint.transport is not None
@@ -126,9 +341,7 @@ class Wire:
     async def _endpoint(self, family: int) -> _Endpoint:
         endpoint = self._endpoints.get(family)
         if endpoint is None:
-            anywhere = (
-                "::" if family == socket.AF_INET6 else "0.0.0.0"
-            )  # a client socket: answers come to it
+            anywhere = "::" if family == socket.AF_INET6 else "0.0.0.0"  # a client socket
             _, endpoint = await asyncio.get_running_loop().create_datagram_endpoint(
                 _Endpoint, local_addr=(anywhere, 0), family=family
             )
@@ -154,40 +367,3 @@ class Wire:
             address = self._addresses[key] = (literal.compressed, port)
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         return address, family
-
-
-def get_pdu(oids: list[Any]) -> Any:
-    """A GetRequest for ``oids`` (``v2c.ObjectIdentifier``)."""
-    pdu = v2c.GetRequestPDU()
-    v2c.apiPDU.set_defaults(pdu)
-    v2c.apiPDU.set_varbinds(pdu, [(oid, v2c.null) for oid in oids])
-    return pdu
-
-
-def set_pdu(var_binds: list[tuple[Any, Any]]) -> Any:
-    """A SetRequest of ``(ObjectIdentifier, value)`` pairs (values of ``v2c``'s types)."""
-    pdu = v2c.SetRequestPDU()
-    v2c.apiPDU.set_defaults(pdu)
-    v2c.apiPDU.set_varbinds(pdu, var_binds)
-    return pdu
-
-
-def bulk_pdu(oid: Any, repetitions: int) -> Any:
-    """A GetBulkRequest for the ``repetitions`` successors of ``oid``."""
-    pdu = v2c.GetBulkRequestPDU()
-    v2c.apiBulkPDU.set_defaults(pdu)
-    v2c.apiBulkPDU.set_non_repeaters(pdu, 0)
-    v2c.apiBulkPDU.set_max_repetitions(pdu, repetitions)
-    v2c.apiBulkPDU.set_varbinds(pdu, [(oid, v2c.null)])
-    return pdu
-
-
-def answer(pdu: Any) -> tuple[None, Any, Any, list[tuple[Any, Any]]]:
-    """A response PDU as pysnmp's commands return it: no error indication, the error
-    status and index, and the ``(oid, value)`` pairs."""
-    return (
-        None,
-        v2c.apiPDU.get_error_status(pdu),
-        v2c.apiPDU.get_error_index(pdu, muteErrors=True),
-        list(v2c.apiPDU.get_varbinds(pdu)),
-    )

@@ -61,9 +61,9 @@ class Agent:
                 data, source = self.sock.recvfrom(65535)
             except TimeoutError:
                 continue
-            for datagram, via in self.behaviour(self.received, data, source):
+            self.received += 1  # before answering: the client may read it at once
+            for datagram, via in self.behaviour(self.received - 1, data, source):
                 (via or self.sock).sendto(datagram, source)
-            self.received += 1
 
     def stop(self) -> None:
         self.stopping.set()
