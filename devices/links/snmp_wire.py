@@ -129,8 +129,8 @@ def encode_value(value: Any) -> bytes:
         raise TypeError("use 1/2 (TruthValue) rather than a Python bool")
     if isinstance(value, bytes | str):
         return _tlv(OCTET_STRING, value.encode() if isinstance(value, str) else value)
-    if isinstance(value, int) and type(value) is int:
-        return _integer(INTEGER, value)
+    if isinstance(value, int):  # an IntEnum too (TruthValue and the like)
+        return _integer(INTEGER, int(value))
     tag_set = getattr(value, "tagSet", None)
     if tag_set is None:
         raise TypeError(f"cannot send {type(value).__name__} over SNMP")

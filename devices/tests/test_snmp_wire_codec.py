@@ -14,7 +14,7 @@ from pyasn1.type import univ
 from pysnmp.proto import rfc1902, rfc1905
 from pysnmp.proto.api import v2c
 
-from devices.links import snmp_wire
+from devices.links import pnm, snmp_wire
 from devices.links.snmp_wire import (
     END_OF_MIB,
     Malformed,
@@ -92,6 +92,7 @@ def test_a_set_carries_each_value_with_its_smi_type() -> None:
         ("1.3.6.1.2.1.1.8.0", rfc1902.Gauge32(4_000_000_000)),
         ("1.3.6.1.2.1.1.9.0", rfc1902.Integer32(7)),
         ("1.3.6.1.2.1.1.10.0", rfc1902.IpAddress("10.1.2.3")),
+        ("1.3.6.1.2.1.1.11.0", pnm.CtlStatus.READY),
     ]
     _, pdu = theirs(encode_message(b"private", set_request(pairs), 1))
     assert pdu.tagSet == v2c.SetRequestPDU.tagSet
@@ -104,6 +105,7 @@ def test_a_set_carries_each_value_with_its_smi_type() -> None:
     assert (int(values[3]), values[3].tagSet) == (4_000_000_000, rfc1902.Gauge32.tagSet)
     assert (int(values[4]), values[4].tagSet) == (7, univ.Integer.tagSet)
     assert (values[5].prettyPrint(), values[5].tagSet) == ("10.1.2.3", rfc1902.IpAddress.tagSet)
+    assert (int(values[6]), values[6].tagSet) == (int(pnm.CtlStatus.READY), univ.Integer.tagSet)
 
 
 def test_values_that_snmp_cannot_carry_are_refused() -> None:
