@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -572,8 +573,32 @@ def tick_missed(operation: Operation, tick: int, reason: str) -> None:
 
 
 def _tick_not_run(operation: Operation, tick: int, outcome: str, reason: str) -> None:
+    if not _first_report(operation, tick):
+        log.info("operation %s tick %s: already counted", operation.operation_id, tick)
+        return
     log.info("operation %s tick %s %s: %s", operation.operation_id, tick, outcome, reason)
     _count_tick_rest(operation, tick, outcome, reason)
+
+
+def _first_report(operation: Operation, tick: int) -> bool:
+    """True the first time ``tick`` is reported as not run. A trigger is acknowledged
+    after its task (acks_late), so a worker that dies after counting a skipped or lapsed
+    tick, before the acknowledgement, has the trigger delivered again; its tick must not
+    be counted twice. Marked before the count: a worker dying between the two leaves the
+    tick unsettled, which the sweeper counts missed ("never settled"), an undercount it
+    repairs instead of a count that lies. One bit per tick, kept while the operation can
+    still count (its time left, plus an hour)."""
+    ttl = time_remaining(operation) + 3600
+    key = f"pnm:ticks-reported:{operation.pk}"
+    redis = locks.cache_redis(key)
+    if redis is None:
+        return bool(cache.add(f"{key}:{tick}", 1, timeout=ttl))
+    client, full_key = redis
+    pipeline = client.pipeline()
+    pipeline.setbit(full_key, tick, 1)
+    pipeline.expire(full_key, ttl)
+    before, _ = pipeline.execute()
+    return not before
 
 
 NAME_ATTEMPTS = 5

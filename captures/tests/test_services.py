@@ -360,3 +360,45 @@ def test_a_final_tick_lost_with_its_worker_completes_the_operation_at_the_next_s
     assert (done.expected, done.collected, done.failed, done.shortfall) == (2, 1, 1, 1)
     assert reasons(done) == {("failed", services.WORKER_LOST): 1}
     assert_accounted(done)
+
+
+def test_a_tick_reported_twice_as_not_run_is_counted_once():
+    """A trigger is acknowledged after its task: one whose worker died after counting a
+    skipped or lapsed tick is delivered again and reports the tick again. The counters
+    take it once."""
+    operation = make_operation(duration_s=20, sample_interval_s=10)  # 3 ticks
+    services.plan_slots(operation, {RXMER: [193, 194]})
+    first = claim(operation, 1)
+    services.tick_skipped(operation, first.number)
+    services.tick_skipped(operation, first.number)
+    services.tick_lapsed(operation.pk, first.number, services.QUEUED_TOO_LONG)
+    second = claim(operation, 11)
+    services.tick_lapsed(operation.pk, second.number, services.QUEUED_TOO_LONG)
+    services.tick_lapsed(operation.pk, second.number, services.QUEUED_TOO_LONG)
+
+    after = Operation.objects.get(pk=operation.pk)
+    assert (after.expected, after.skipped, after.missed, after.failed) == (6, 2, 2, 0)
+    assert reasons(after) == {
+        ("skipped", services.MODEM_BUSY): 2,
+        ("missed", services.QUEUED_TOO_LONG): 2,
+    }
+
+
+def test_a_trigger_delivered_again_late_counts_its_tick_once():
+    """The trigger task itself, run twice with the same message (as a redelivery after
+    its worker died): a tick that waited past its grace is counted missed once."""
+    from captures import tasks
+
+    operation = make_operation(duration_s=20, sample_interval_s=10)
+    services.plan_slots(operation, {RXMER: [193]})
+    first = claim(operation, 1)
+    stale = operation.tick_due_at(first.number).timestamp() - 60
+    for _ in range(2):
+        result = tasks.trigger_capture.apply(
+            args=[operation.pk], kwargs={"tick": first.number, "due": stale}
+        )
+        assert result.get() == 0
+
+    after = Operation.objects.get(pk=operation.pk)
+    assert (after.missed, after.triggered) == (1, 0)
+    assert reasons(after) == {("missed", services.QUEUED_TOO_LONG): 1}
