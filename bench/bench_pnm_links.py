@@ -165,8 +165,8 @@ def engine_gets(targets: list[SnmpTarget]) -> list[float]:
     async def run() -> list[float]:
         engine = SnmpEngine()
         identity = ObjectIdentity(pnm.CTL_STATUS)
-        transports = {}
-        figures = []
+        transports: dict[str, UdpTransportTarget] = {}
+        figures: list[float] = []
         for _ in range(2):
             started = time.process_time()
             for target in targets:
@@ -195,7 +195,7 @@ def engine_gets(targets: list[SnmpTarget]) -> list[float]:
 def client_gets(targets: list[SnmpTarget]) -> list[float]:
     """CPU seconds per GET through ``SnmpClient`` (its loop thread counts: process time)."""
     snmp = SnmpClient()
-    figures = []
+    figures: list[float] = []
     try:
         for _ in range(2):
             started = time.process_time()

@@ -395,7 +395,7 @@ def test_a_trigger_delivered_again_late_counts_its_tick_once():
     stale = operation.tick_due_at(first.number).timestamp() - 60
     for _ in range(2):
         result = tasks.trigger_capture.apply(
-            args=[operation.pk], kwargs={"tick": first.number, "due": stale}
+            args=(operation.pk,), kwargs={"tick": first.number, "due": stale}
         )
         assert result.get() == 0
 
