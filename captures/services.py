@@ -278,12 +278,12 @@ def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) ->
     read (``available``, per test, already narrowed to the requested ones), each planned
     for the ticks whose plan (``captures.plans``) holds its test, minus the ticks the
     channel-less row already counted (ticks 1..early)."""
-    planned = _planned_slots(operation.pk)
+    planned = _planned_slots(operation)
     if planned or not any(available.values()):
         return planned
     with transaction.atomic():
         locked = one_or_none(Operation.objects.select_for_update().filter(pk=operation.pk))
-        planned = _planned_slots(operation.pk)
+        planned = _planned_slots(operation)
         if locked is None or planned:
             return planned
         early = sum(
@@ -304,13 +304,30 @@ def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) ->
     return sorted((row.test, row.channel_id) for row in rows if row.channel_id is not None)
 
 
-def _planned_slots(operation_pk: int) -> list[Slot]:
-    planned = (
-        ChannelTally.objects.filter(operation_id=operation_pk, channel_id__isnull=False)
+def _planned_slots(operation: Operation) -> list[Slot]:
+    """The operation's planned (test, channel) slots, [] before they are known. A plan is
+    fixed once made, so this process remembers it (every tick asked for it: a query and a
+    seventh of an snmp worker's CPU); keyed by the operation's random id as well as its
+    pk, which SQLite may give again after a delete."""
+    key = (operation.pk, operation.operation_id)
+    known = _plans.get(key)
+    if known is not None:
+        return list(known)
+    rows = (
+        ChannelTally.objects.filter(operation_id=operation.pk, channel_id__isnull=False)
         .order_by("test", "channel_id")
         .values_list("test", "channel_id")
     )
-    return [(test, channel_id) for test, channel_id in planned if channel_id is not None]
+    planned = [(test, channel_id) for test, channel_id in rows if channel_id is not None]
+    if planned:
+        if len(_plans) >= _PLANS_KEPT:
+            _plans.clear()
+        _plans[key] = tuple(planned)
+    return planned
+
+
+_plans: dict[tuple[int, str], tuple[Slot, ...]] = {}
+_PLANS_KEPT = 10_000
 
 
 NOT_DISPATCHED = "not dispatched in time"
@@ -420,7 +437,7 @@ def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) 
     with transaction.atomic():
         if not _lock_running(operation.pk):
             return 0
-        if _planned_slots(operation.pk):
+        if _planned_slots(operation):
             return _count_whole_ticks([(operation, ticks)], outcome, reason)
         row, _ = ChannelTally.objects.get_or_create(operation_id=operation.pk, channel_id=None)
         ChannelTally.objects.filter(pk=row.pk).update(
@@ -523,7 +540,7 @@ def _lock_running(operation_pk: int) -> bool:
 
 def _untriggered(operation: Operation, tick: int) -> Counter[Slot] | None:
     """The planned slots of ``tick`` that have no capture (None: none planned yet)."""
-    planned = _planned_slots(operation.pk)
+    planned = _planned_slots(operation)
     if not planned:
         return None
     due = {spec.test_type for test in plans.tick_tests(operation, tick) for spec in test.files}
