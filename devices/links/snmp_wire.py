@@ -323,10 +323,9 @@ class Wire:
             for _ in range(retries + 1):
                 assert endpoint.transport is not None
                 endpoint.transport.sendto(data, address)
-                try:
-                    return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-                except TimeoutError:
-                    continue
+                answered, _ = await asyncio.wait((future,), timeout=timeout_s)
+                if answered:
+                    return future.result()
         finally:
             del endpoint.waiting[request_id]
             future.cancel()
