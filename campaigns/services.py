@@ -232,11 +232,10 @@ def _expand(run: CampaignRun, window: int) -> None:
 def _start_item(item_pk: int, campaign: Campaign) -> bool:
     """Start the item's operation (or skip a modem that cannot run one)."""
     with transaction.atomic():
-        item = (
+        item = captures.one_or_none(
             CampaignItem.objects.select_for_update(of=("self",))
             .select_related("modem", "run")
             .filter(pk=item_pk, state=ItemState.QUEUED)
-            .first()
         )
         if item is None or item.run.state != RunState.RUNNING:
             return False
@@ -290,11 +289,10 @@ def _settle_run(run_pk: int) -> None:
 # --- an operation ended ------------------------------------------------------------------------
 def operation_finished(sender: object, operation: Operation, **_: object) -> None:
     """Settle the campaign item of ``operation`` (if it has one), in its transaction."""
-    item = (
+    item = captures.one_or_none(
         CampaignItem.objects.select_for_update(of=("self",))
         .select_related("run__campaign")
         .filter(operation=operation)
-        .first()
     )
     if item is None:
         return
@@ -444,10 +442,10 @@ def progress_by_cmts(run: CampaignRun) -> dict[str, dict[str, int]]:
 def summarise_item(item_pk: int) -> bool:
     """The item's summary from its operation's stored files (read once, as they arrive).
     False when there is nothing to summarise (not done, or already summarised)."""
-    item = (
-        CampaignItem.objects.select_related("run__campaign", "operation")
-        .filter(pk=item_pk, state=ItemState.DONE, summarised=False)
-        .first()
+    item = captures.one_or_none(
+        CampaignItem.objects.select_related("run__campaign", "operation").filter(
+            pk=item_pk, state=ItemState.DONE, summarised=False
+        )
     )
     if item is None or item.operation is None:
         return False

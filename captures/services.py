@@ -35,6 +35,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
+from core.rows import update_rows
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -203,7 +204,7 @@ def _advance(operations: list[Operation], now: datetime) -> list[Tick]:
         operation.time_remaining = time_remaining(operation, now)
         ticks.append(Tick(operation, number, number >= total))
     _count_whole_ticks(gaps, Outcome.MISSED, NOT_DISPATCHED)
-    Operation.objects.bulk_update([tick.operation for tick in ticks], ADVANCED_FIELDS)
+    update_rows([tick.operation for tick in ticks], ADVANCED_FIELDS)
     return ticks
 
 
@@ -798,7 +799,8 @@ def stop_operation(operation: Operation) -> bool:
 def _finish(operation: Operation, state: str, error: str) -> None:
     """Persist the final state and counters, no next tick, open captures cancelled.
 
-    Runs inside the caller's transaction with the operation row locked.
+    Runs inside the caller's transaction with the operation row locked, ``operation`` read
+    (or refreshed) under that lock.
     """
     now = timezone.now()
     ran_to_end = state in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL)
@@ -823,7 +825,8 @@ def _finish(operation: Operation, state: str, error: str) -> None:
             "updated",
         ]
     )
-    operation.refresh_from_db()
+    if not ran_to_end:
+        operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)
     signals.operation_finished.send(sender=Operation, operation=operation)
     log.info(
         "operation %s %s: %d of %d planned captures collected; skipped %d, missed %d, "

@@ -1,0 +1,94 @@
+"""``core.rows.update_rows``: each row gets its own values, NULLs included, in one statement,
+on PostgreSQL and on the demo's SQLite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from captures.models import Operation
+from core.rows import update_rows
+from tests.factories import make_modem, make_operation
+from tests.helpers import ROOT
+
+FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining"]
+
+
+@pytest.mark.django_db
+def test_each_row_gets_its_own_values_in_one_statement():
+    first, second, untouched = (make_operation(make_modem(index)) for index in range(1, 4))
+    now = timezone.now()
+    first.last_tick, first.last_tick_at, first.next_tick_at = 3, now, now + timedelta(seconds=5)
+    first.time_remaining = 41
+    second.last_tick, second.last_tick_at, second.next_tick_at = 7, now, None
+    second.time_remaining = 0
+    before = Operation.objects.values_list(*FIELDS).get(pk=untouched.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert update_rows([first, second], FIELDS) == 2
+
+    assert len(queries) == 1
+    rows = {
+        pk: tuple(values)
+        for pk, *values in Operation.objects.values_list("pk", *FIELDS).filter(
+            pk__in=[first.pk, second.pk]
+        )
+    }
+    assert rows == {
+        first.pk: (3, now, now + timedelta(seconds=5), 41),
+        second.pk: (7, now, None, 0),
+    }
+    assert Operation.objects.values_list(*FIELDS).get(pk=untouched.pk) == before
+
+
+def test_no_rows_is_no_statement():
+    assert update_rows([], FIELDS) == 0
+
+
+SQLITE_SCRIPT = """
+from datetime import timedelta
+from django.utils import timezone
+from captures.models import Operation
+from core.rows import update_rows
+from tests.factories import make_modem, make_operation
+a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
+now = timezone.now()
+a.last_tick, a.next_tick_at = 2, now + timedelta(seconds=9)
+b.last_tick, b.next_tick_at = 5, None
+assert update_rows([a, b], ["last_tick", "next_tick_at"]) == 2
+got = dict(Operation.objects.values_list("pk", "last_tick"))
+nxt = dict(Operation.objects.values_list("pk", "next_tick_at"))
+assert got == {a.pk: 2, b.pk: 5}, got
+assert nxt == {a.pk: now + timedelta(seconds=9), b.pk: None}, nxt
+print("sqlite ok")
+"""
+
+
+@pytest.mark.slow
+def test_the_same_statement_works_on_the_demos_sqlite(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
+    }
+    env.update(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "FIELDRELAY_VAR_DIR": str(tmp_path)}
+    )
+    for args in (["migrate", "--noinput", "-v", "0"], ["shell", "-c", SQLITE_SCRIPT]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "sqlite ok" in done.stdout

@@ -1,0 +1,56 @@
+"""Write many rows' own values in one statement.
+
+Django's ``bulk_update`` builds a ``CASE WHEN pk = … THEN …`` per field and row and
+compiles it in Python: 1.4 ms of CPU for one row and 0.74 ms per row for a hundred,
+where the dispatcher moves up to a thousand operations a pass. ``UPDATE … FROM (VALUES
+…)`` is one statement built as a string; PostgreSQL and SQLite (3.33+) both read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Field, Model
+
+
+def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
+    """Save ``fields`` of each of ``objects`` (one model, saved rows) in one UPDATE; the
+    number of rows updated."""
+    if not objects:
+        return 0
+    model = type(objects[0])
+    meta = model._meta
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    concrete = [field for field in columns if isinstance(field, Field) and field.column]
+    if len(concrete) != len(columns):
+        raise ValueError(f"{model.__name__}: {list(fields)} are not all concrete columns")
+    typed = connection.vendor == "postgresql"  # a VALUES column of NULLs needs its type there
+    placeholder = (
+        "("
+        + ", ".join(
+            f"CAST(%s AS {field.cast_db_type(connection)})" if typed else "%s" for field in concrete
+        )
+        + ")"
+    )
+    params: list[Any] = []
+    for obj in objects:
+        for field in concrete:
+            params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
+    table = quote(meta.db_table)
+    assignments = ", ".join(
+        f"{quote(str(field.column))} = v.column{position}"
+        for position, field in enumerate(concrete[1:], start=2)
+    )
+    # Only quoted names from the model's metadata are spliced in; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {assignments} "  # noqa: S608
+        f"FROM (VALUES {', '.join([placeholder] * len(objects))}) AS v "
+        f"WHERE {table}.{quote(str(concrete[0].column))} = v.column1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
