@@ -283,25 +283,28 @@ def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) ->
     if planned or not any(available.values()):
         return planned
     with transaction.atomic():
-        locked = one_or_none(Operation.objects.select_for_update().filter(pk=operation.pk))
+        # Only the row lock: what the plan reads of the operation is fixed at its start.
+        locked = Operation.objects.select_for_update().filter(pk=operation.pk)
+        if one_or_none(locked.values_list("pk", flat=True)) is None:
+            return []
         planned = _planned_slots(operation)
-        if locked is None or planned:
+        if planned:
             return planned
         early = sum(
-            ChannelTally.objects.filter(operation=locked, channel_id=None).values_list(
+            ChannelTally.objects.filter(operation_id=operation.pk, channel_id=None).values_list(
                 "planned", flat=True
             )
         )
-        counts = plans.test_counts(locked, range(early + 1, locked.total_ticks + 1))
+        counts = plans.test_counts(operation, range(early + 1, operation.total_ticks + 1))
         rows = [
-            ChannelTally(operation=locked, test=slot_test, channel_id=channel_id, planned=count)
+            ChannelTally(operation=operation, test=slot_test, channel_id=channel_id, planned=count)
             for test, channel_ids in available.items()
             if (count := counts[test])
             for slot_test, channel_id in test_slots(test, sorted(channel_ids))
         ]
         ChannelTally.objects.bulk_create(rows)
-        locked.expected = early + sum(row.planned for row in rows)
-        locked.save(update_fields=["expected", "updated"])
+        expected = early + sum(row.planned for row in rows)
+        Operation.objects.filter(pk=operation.pk).update(expected=expected, updated=timezone.now())
     return sorted((row.test, row.channel_id) for row in rows if row.channel_id is not None)
 
 
