@@ -2,9 +2,10 @@
 
 Why this shape: an ``SnmpEngine`` costs ~0.2 s and ~1 MiB, so a farm of N modems is ONE
 pysnmp engine with N UDP transports (one per modem, each its own socket: 127.0.0.1 or ::1
-with an ephemeral port, or its own 127.0.x.y address). One MIB controller answers every request
-and picks the modem from the transport the request came in on. The engine runs its own
-event loop on a thread; measurements finish on loop timers; files are written with
+with an ephemeral port, or its own 127.0.x.y address). Each transport answers SNMPv2c
+itself with ``devices.links.snmp_wire`` (the engine cost a bench about 80 % of the farm's
+CPU); v3 goes on to the engine, where one MIB controller answers every request and picks
+the modem from the transport the request came in on. The loop runs on a thread; measurements finish on loop timers; files are written with
 ``pnm_files`` and uploaded by a small thread pool with the tftpy client, from the modem's own
 address, to the destination set over SNMP (docsPnmBulkDest*).
 
@@ -50,7 +51,7 @@ from pysnmp.proto.api import v2c
 from pysnmp.smi import error as smi_error
 from pysnmp.smi.instrum import AbstractMibInstrumController
 
-from devices.links import pnm
+from devices.links import pnm, snmp_wire
 from devices.links.pnm import CtlStatus, MeasStatus, PnmTest
 from devices.links.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpTarget
 from simulators.pnm_files import snmp_spectrum_rows, upload_file
@@ -684,6 +685,151 @@ class _FarmController(AbstractMibInstrumController):  # type: ignore[misc]  # as
         return [(name, _echo(modem, name, value)) for name, value in var_binds]
 
 
+# --- SNMPv2c without the engine -----------------------------------------------------------
+# pysnmp's command responder spent about 80 % of a farm's CPU (pyasn1 decoding and encoding,
+# the engine's message processing), which a bench pays on the same cores as what it
+# measures. v2c is a community and a PDU: each modem's transport answers it here with the
+# codec our client uses (checked against pyasn1 in its tests); v3 and anything else goes on
+# to the engine. ``ModemFarm(v2c_via_engine=True)`` sends v2c there too, as the reference
+# ``simulators/tests`` compare this path with.
+class _Udp4(udp.UdpAsyncioTransport):  # type: ignore[misc]  # pysnmp ships no types
+    modem: SimulatedModem
+
+    def datagram_received(self, datagram: bytes, address: Any) -> None:
+        if not _answer_v2c(self, datagram, address):
+            super().datagram_received(datagram, address)
+
+
+class _Udp6(udp6.Udp6AsyncioTransport):  # type: ignore[misc]  # as above
+    modem: SimulatedModem
+
+    def datagram_received(self, datagram: bytes, address: Any) -> None:
+        if not _answer_v2c(self, datagram, address):
+            super().datagram_received(datagram, address)
+
+
+def _answer_v2c(transport: Any, datagram: bytes, address: Any) -> bool:
+    """Answer (or drop) a v2c request; False for what the engine should have."""
+    modem: SimulatedModem = transport.modem
+    if modem.farm.v2c_via_engine:
+        return False
+    try:
+        community, pdu = snmp_wire.decode_message(datagram)
+    except (snmp_wire.Malformed, ValueError, IndexError):
+        return False  # v1, v3, or not SNMP: the engine decides
+    answer = _v2c_response(modem, community, pdu)
+    if answer is not None:
+        transport.transport.sendto(answer, address)
+    return True
+
+
+_WRITERS = frozenset({"rw", "rw-other"})  # the security names with a write view
+_MAX_MESSAGE = 65507  # one UDP datagram (pysnmp's limit for a v2c answer too)
+_BULK_VARBINDS = 64  # pysnmp's cap on a GETBULK answer
+
+
+def _v2c_response(modem: SimulatedModem, community: bytes, pdu: snmp_wire.Pdu) -> bytes | None:
+    """The Response to one v2c request, or None where a real CM stays silent (it does not
+    answer, or the community is not one of its own)."""
+    name = modem.farm.v2c_names.get(community)
+    if modem.failure is Failure.TIMEOUT or name not in modem.farm.security_names(modem):
+        return None
+    try:
+        if pdu.tag == snmp_wire.GET:
+            var_binds = [(oid, _v2c_get(modem, oid)) for oid, _, _ in pdu.var_binds]
+        elif pdu.tag == snmp_wire.GET_NEXT:
+            var_binds = [_v2c_next(modem, oid) for oid, _, _ in pdu.var_binds]
+        elif pdu.tag == snmp_wire.GET_BULK:
+            var_binds = _v2c_bulk(modem, pdu)
+        elif pdu.tag == snmp_wire.SET:
+            var_binds = _v2c_set(modem, pdu, writable=name in _WRITERS)
+        else:
+            return None  # a Response sent to an agent
+    except smi_error.SmiError as exc:
+        status = cmdrsp.CommandResponderBase.SMI_ERROR_MAP.get(type(exc), "genErr")
+        index = exc["idx"] + 1 if "idx" in exc else 1
+        echo = [(oid, snmp_wire.encoded(tag, content)) for oid, tag, content in pdu.var_binds]
+        return snmp_wire.response_message(
+            community, pdu.request_id, echo, snmp_wire.ERROR_STATUSES.index(status), index
+        )
+    answer = snmp_wire.response_message(community, pdu.request_id, var_binds)
+    if len(answer) > _MAX_MESSAGE:
+        return snmp_wire.response_message(community, pdu.request_id, [], 1)  # tooBig
+    return answer
+
+
+def _v2c_get(modem: SimulatedModem, oid: Oid) -> bytes:
+    value = modem.get(oid)
+    if value is not None:
+        return snmp_wire.encode_value(value)
+    if _is_object(modem, oid):
+        return snmp_wire.NO_SUCH_INSTANCE_VALUE
+    return snmp_wire.NO_SUCH_OBJECT_VALUE
+
+
+def _v2c_next(modem: SimulatedModem, oid: Oid) -> tuple[Oid, bytes]:
+    found = modem.get_next(oid)
+    if found is None:
+        return oid, snmp_wire.END_OF_MIB_VIEW_VALUE
+    return found[0], snmp_wire.encode_value(found[1])
+
+
+def _v2c_bulk(modem: SimulatedModem, pdu: snmp_wire.Pdu) -> list[tuple[Oid, bytes]]:
+    """RFC 3416 §4.2.3: the non-repeaters' successors, then up to max-repetitions rounds of
+    the repeaters' (at most 64 varbinds, as pysnmp answers)."""
+    oids = [oid for oid, _, _ in pdu.var_binds]
+    non_repeaters = min(max(pdu.second, 0), len(oids))
+    repeaters = oids[non_repeaters:]
+    rounds = max(pdu.third, 0)
+    if repeaters:
+        rounds = min(rounds, _BULK_VARBINDS // len(repeaters))
+    answer = [_v2c_next(modem, oid) for oid in oids[:non_repeaters]]
+    for _ in range(rounds if repeaters else 0):
+        row = [_v2c_next(modem, oid) for oid in repeaters]
+        answer.extend(row)
+        repeaters = [oid for oid, _ in row]
+    return answer
+
+
+_SMI_TYPES: dict[int, Callable[[Any], Any]] = {
+    snmp_wire.INTEGER: v2c.Integer,
+    snmp_wire.OCTET_STRING: v2c.OctetString,
+    snmp_wire.OBJECT_IDENTIFIER: v2c.ObjectIdentifier,
+    snmp_wire.IP_ADDRESS: v2c.IpAddress,
+    snmp_wire.COUNTER32: v2c.Counter32,
+    snmp_wire.GAUGE32: v2c.Gauge32,
+    snmp_wire.TIMETICKS: v2c.TimeTicks,
+    snmp_wire.OPAQUE: v2c.Opaque,
+    snmp_wire.COUNTER64: v2c.Counter64,
+}
+
+
+def _smi_value(tag: int, content: bytes, oid: Oid, idx: int) -> Any:
+    """A SET value as pysnmp's type of its tag (what the MIB checks compare against)."""
+    kind = _SMI_TYPES.get(tag)
+    if kind is None:
+        raise smi_error.WrongTypeError(name=oid, idx=idx)
+    try:
+        return kind(snmp_wire.decode_value(tag, content))
+    except (snmp_wire.Malformed, ValueError, TypeError) as exc:
+        raise smi_error.WrongValueError(name=oid, idx=idx) from exc
+
+
+def _v2c_set(
+    modem: SimulatedModem, pdu: snmp_wire.Pdu, *, writable: bool
+) -> list[tuple[Oid, bytes]]:
+    """Apply a SET PDU whole or not at all; the values after it, as pysnmp echoes them."""
+    if not writable:  # a read-only community: no write view
+        raise smi_error.NoAccessError(name=pdu.var_binds[0][0] if pdu.var_binds else (), idx=0)
+    values = [
+        (oid, _smi_value(tag, content, oid, idx))
+        for idx, (oid, tag, content) in enumerate(pdu.var_binds)
+    ]
+    for change in modem.check_pdu(values):
+        change()
+    return [(oid, snmp_wire.encode_value(_echo(modem, oid, value))) for oid, value in values]
+
+
 def _echo(modem: SimulatedModem, name: Any, value: Any) -> Any:
     current = modem.get(tuple(name))
     return value if current is None else current
@@ -725,6 +871,7 @@ class ModemFarm:
         upload_workers: int = 16,
         failures: dict[int, Failure] | None = None,
         allow_remote: bool = False,
+        v2c_via_engine: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -736,6 +883,17 @@ class ModemFarm:
         self.read_community = read_community
         self.alt_community = f"{community}-other"
         self.alt_read_community = f"{read_community}-other"
+        # A community's security name, as the engine's community table maps it (below).
+        self.v2c_names = {
+            community.encode(): name
+            for name, community in (
+                ("rw", self.community),
+                ("ro", self.read_community),
+                ("rw-other", self.alt_community),
+                ("ro-other", self.alt_read_community),
+            )
+        }
+        self.v2c_via_engine = v2c_via_engine
         self.v3_user = v3_user or V3User()
         # pysnmp's default engine ID is the same for every engine of a process; a farm is
         # one agent (one engine ID), as a real modem is.
@@ -877,26 +1035,24 @@ class ModemFarm:
         for modem in self.modems:
             # Each modem its own transport domain (and socket): IPv4, or IPv6 on ::1.
             family, domain_name, carrier = (
-                (socket.AF_INET6, udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport)
+                (socket.AF_INET6, udp6.DOMAIN_NAME, _Udp6)
                 if modem.ipv6
-                else (socket.AF_INET, udp.DOMAIN_NAME, udp.UdpAsyncioTransport)
+                else (socket.AF_INET, udp.DOMAIN_NAME, _Udp4)
             )
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.bind((modem.address, self.port))
             modem.port = sock.getsockname()[1]
             domain = (*domain_name, modem.index + 1)
-            transport = carrier(loop=self.loop).open_server_mode(sock=sock)
+            transport = carrier(loop=self.loop)
+            transport.modem = modem
+            transport.open_server_mode(sock=sock)
             config.add_transport(self.engine, domain, transport)
             self._by_domain[domain] = modem
         everything = (1, 3, 6)
         nothing = (0, 0)  # explicit: an empty write subtree lets anyone SET (pysnmp #48)
-        for name, community, write in (
-            ("rw", self.community, everything),
-            ("ro", self.read_community, nothing),
-            ("rw-other", self.alt_community, everything),
-            ("ro-other", self.alt_read_community, nothing),
-        ):
-            config.add_v1_system(self.engine, name, community)
+        for community, name in self.v2c_names.items():
+            write = everything if name in _WRITERS else nothing
+            config.add_v1_system(self.engine, name, community.decode())
             config.add_vacm_user(self.engine, 2, name, "noAuthNoPriv", everything, write)
         self._add_v3_user()
         snmp_context = context.SnmpContext(self.engine)

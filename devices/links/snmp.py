@@ -216,32 +216,9 @@ def to_snmp(value: Any) -> Any:
     return value
 
 
-# RFC 3416's error-status names, by value.
-_ERROR_STATUS = [
-    "noError",
-    "tooBig",
-    "noSuchName",
-    "badValue",
-    "readOnly",
-    "genErr",
-    "noAccess",
-    "wrongType",
-    "wrongLength",
-    "wrongEncoding",
-    "wrongValue",
-    "noCreation",
-    "inconsistentValue",
-    "resourceUnavailable",
-    "commitFailed",
-    "undoFailed",
-    "authorizationError",
-    "notWritable",
-    "inconsistentName",
-]
-
-
 def _error_status_name(status: int) -> str:
-    return _ERROR_STATUS[status] if 0 <= status < len(_ERROR_STATUS) else f"error {status}"
+    names = snmp_wire.ERROR_STATUSES
+    return names[status] if 0 <= status < len(names) else f"error {status}"
 
 
 def _check(error_indication: Any, error_status: Any, error_index: Any, var_binds: Any) -> None:

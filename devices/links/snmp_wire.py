@@ -11,7 +11,9 @@ matched to its request by request-id and by the address it came from. This modul
 and reads those messages itself (the BER subset of RFC 3416 messages: INTEGER, OCTET
 STRING, NULL, OBJECT IDENTIFIER, the application types and the three exceptions), sends
 them, and handles timeouts, retries and answers that are not ours. Error statuses become
-exceptions in ``devices.links.snmp``; SNMPv3 (USM) stays on pysnmp's engine there.
+exceptions in ``devices.links.snmp``; SNMPv3 (USM) stays on pysnmp's engine there. The
+simulated modems (``simulators.modem``) answer v2c with the same codec: requests of every
+type in, Responses out.
 """
 
 from __future__ import annotations
@@ -34,8 +36,30 @@ _OID_CACHE_SIZE = 4096
 INTEGER, OCTET_STRING, NULL, OBJECT_IDENTIFIER, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
 IP_ADDRESS, COUNTER32, GAUGE32, TIMETICKS, OPAQUE, COUNTER64 = 0x40, 0x41, 0x42, 0x43, 0x44, 0x46
 NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW = 0x80, 0x81, 0x82
-GET, SET, RESPONSE, GET_BULK = 0xA0, 0xA3, 0xA2, 0xA5
+GET, GET_NEXT, RESPONSE, SET, GET_BULK = 0xA0, 0xA1, 0xA2, 0xA3, 0xA5
 _VERSION_2C = 1
+# RFC 3416's error-status names, by value.
+ERROR_STATUSES = (
+    "noError",
+    "tooBig",
+    "noSuchName",
+    "badValue",
+    "readOnly",
+    "genErr",
+    "noAccess",
+    "wrongType",
+    "wrongLength",
+    "wrongEncoding",
+    "wrongValue",
+    "noCreation",
+    "inconsistentValue",
+    "resourceUnavailable",
+    "commitFailed",
+    "undoFailed",
+    "authorizationError",
+    "notWritable",
+    "inconsistentName",
+)
 _UNSIGNED = (COUNTER32, GAUGE32, TIMETICKS, COUNTER64)
 _OCTETS = (OCTET_STRING, IP_ADDRESS, OPAQUE)
 
@@ -75,6 +99,18 @@ class Response:
     error_status: int
     error_index: int
     var_binds: list[tuple[Oid, Value]]
+
+
+@dataclass(frozen=True)
+class Pdu:
+    """Any decoded PDU, its values still as (tag, content): an agent needs the SMI type of
+    a SET value (Gauge32 and INTEGER both carry a number)."""
+
+    tag: int
+    request_id: int
+    second: int  # error-status, or non-repeaters of a GETBULK
+    third: int  # error-index, or max-repetitions of a GETBULK
+    var_binds: list[tuple[Oid, int, bytes]]
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -142,6 +178,10 @@ def encode_value(value: Any) -> bytes:
         return _unsigned(number, int(value))
     if number in _OCTETS:
         return _tlv(number, bytes(value))
+    if number == OBJECT_IDENTIFIER:
+        return encode_oid(str(value))
+    if number == NULL:
+        return _NULL
     raise TypeError(f"cannot send {type(value).__name__} over SNMP")
 
 
@@ -150,6 +190,10 @@ def _var_binds(pairs: list[tuple[bytes, bytes]]) -> bytes:
 
 
 _NULL = bytes((NULL, 0))
+# The three exceptions an agent answers instead of a value (RFC 3416 §3).
+NO_SUCH_OBJECT_VALUE = bytes((NO_SUCH_OBJECT, 0))
+NO_SUCH_INSTANCE_VALUE = bytes((NO_SUCH_INSTANCE, 0))
+END_OF_MIB_VIEW_VALUE = bytes((END_OF_MIB_VIEW, 0))
 
 
 def get_request(oids: list[str]) -> Request:
@@ -163,6 +207,24 @@ def set_request(pairs: list[tuple[str, Any]]) -> Request:
 def bulk_request(oid: str, repetitions: int) -> Request:
     """A GETBULK for the ``repetitions`` successors of ``oid`` (no non-repeaters)."""
     return Request(GET_BULK, _var_binds([(encode_oid(oid), _NULL)]), 0, repetitions)
+
+
+def response_message(
+    community: bytes,
+    request_id: int,
+    var_binds: list[tuple[Oid, bytes]],
+    error_status: int = 0,
+    error_index: int = 0,
+) -> bytes:
+    """An agent's Response; each value already encoded (``encode_value``, an exception)."""
+    pairs = [(encode_oid(oid_text(oid)), value) for oid, value in var_binds]
+    response = Request(RESPONSE, _var_binds(pairs), error_status, error_index)
+    return encode_message(community, response, request_id)
+
+
+def encoded(tag: int, content: bytes) -> bytes:
+    """A value as ``Pdu.var_binds`` carries it, encoded again (an agent's error echo)."""
+    return _tlv(tag, content)
 
 
 def encode_message(community: bytes, request: Request, request_id: int) -> bytes:
@@ -217,7 +279,9 @@ def _decode_oid(content: bytes) -> Oid:
     return (first, arcs[0] - 40 * first, *arcs[1:])
 
 
-def _decode_value(tag: int, content: bytes) -> Value:
+def decode_value(tag: int, content: bytes) -> Value:
+    """A value's content by its tag: a number, octets, an OID as dotted text, None (NULL or
+    an exception), ``END_OF_MIB``."""
     if tag == INTEGER or tag in _UNSIGNED:
         return int.from_bytes(content, "big", signed=tag == INTEGER)
     if tag in _OCTETS:
@@ -231,8 +295,12 @@ def _decode_value(tag: int, content: bytes) -> Value:
     raise Malformed(f"unknown value tag {tag:#x}")
 
 
-def decode_response(data: bytes) -> tuple[bytes, Response]:
-    """An SNMPv2c Response message: its community and PDU. Raises ``Malformed``."""
+_PDU_TAGS = frozenset((GET, GET_NEXT, RESPONSE, SET, GET_BULK))
+
+
+def decode_message(data: bytes) -> tuple[bytes, Pdu]:
+    """An SNMPv2c message of any PDU type: its community and PDU. Raises ``Malformed``
+    (an SNMPv1 or v3 message too)."""
     end = len(data)
     at, end = _expect(data, 0, end, SEQUENCE)
     start, stop = _expect(data, at, end, INTEGER)
@@ -240,20 +308,31 @@ def decode_response(data: bytes) -> tuple[bytes, Response]:
         raise Malformed("not SNMPv2c")
     start, at = _expect(data, stop, end, OCTET_STRING)
     community = data[start:at]
-    at, end = _expect(data, at, end, RESPONSE)
+    pdu_tag, at, end = _read(data, at, end)
+    if pdu_tag not in _PDU_TAGS:
+        raise Malformed(f"PDU type {pdu_tag:#x}")
     fields = []
     for _ in range(3):
         start, at = _expect(data, at, end, INTEGER)
         fields.append(int.from_bytes(data[start:at], "big", signed=True))
     at, end = _expect(data, at, end, SEQUENCE)
-    var_binds: list[tuple[Oid, Value]] = []
+    var_binds: list[tuple[Oid, int, bytes]] = []
     while at < end:
         start, at = _expect(data, at, end, SEQUENCE)
         oid_start, oid_stop = _expect(data, start, at, OBJECT_IDENTIFIER)
         tag, value_start, value_stop = _read(data, oid_stop, at)
-        value = _decode_value(tag, data[value_start:value_stop])
-        var_binds.append((_decode_oid(data[oid_start:oid_stop]), value))
-    return community, Response(fields[0], fields[1], fields[2], var_binds)
+        oid = _decode_oid(data[oid_start:oid_stop])
+        var_binds.append((oid, tag, data[value_start:value_stop]))
+    return community, Pdu(pdu_tag, fields[0], fields[1], fields[2], var_binds)
+
+
+def decode_response(data: bytes) -> tuple[bytes, Response]:
+    """An SNMPv2c Response message: its community and PDU. Raises ``Malformed``."""
+    community, pdu = decode_message(data)
+    if pdu.tag != RESPONSE:
+        raise Malformed(f"PDU type {pdu.tag:#x} where a Response belongs")
+    values = [(oid, decode_value(tag, content)) for oid, tag, content in pdu.var_binds]
+    return community, Response(pdu.request_id, pdu.second, pdu.third, values)
 
 
 def oid_text(oid: Oid) -> str:
