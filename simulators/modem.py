@@ -5,9 +5,10 @@ pysnmp engine with N UDP transports (one per modem, each its own socket: 127.0.0
 with an ephemeral port, or its own 127.0.x.y address). Each transport answers SNMPv2c
 itself with ``devices.links.snmp_wire`` (the engine cost a bench about 80 % of the farm's
 CPU); v3 goes on to the engine, where one MIB controller answers every request and picks
-the modem from the transport the request came in on. The loop runs on a thread; measurements finish on loop timers; files are written with
-``pnm_files`` and uploaded by a small thread pool with the tftpy client, from the modem's own
-address, to the destination set over SNMP (docsPnmBulkDest*).
+the modem from the transport the request came in on. The loop runs on a thread;
+measurements finish on loop timers; files are written with ``pnm_files`` and uploaded by
+a small thread pool with the tftpy client, from the modem's own address, to the
+destination set over SNMP (docsPnmBulkDest*).
 
 Behaviour follows the MIB: CtlStatus ready/testInProgress, MeasStatus inactive → busy →
 sampleReady, FileEnable/TrigEnable back to false after the test, inconsistentValue for
