@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from captures import dispatch, plans, signals
@@ -725,9 +725,14 @@ def fail_capture(capture_pk: int, reason: str, kind: str) -> bool:
 
 
 def mark_uploaded(capture_pk: int, spool_path: str) -> bool:
-    """The receiver holds the complete file; False if the capture no longer wants it."""
+    """The receiver holds the complete file; False if the capture no longer wants it.
+
+    True again for the same file: a receiver whose first try marked the capture but could
+    not queue its staging (the broker was away) tries again, and must not take the file
+    for one nobody wants."""
+    waiting = Q(state=CaptureState.PENDING) | Q(state=CaptureState.UPLOADED, spool_path=spool_path)
     return bool(
-        Capture.objects.filter(pk=capture_pk, state=CaptureState.PENDING).update(
+        Capture.objects.filter(waiting, pk=capture_pk).update(
             state=CaptureState.UPLOADED, spool_path=spool_path
         )
     )

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import tftpy
+from kombu.exceptions import OperationalError
 
-from captures import expectations, services
+from captures import expectations, receiving, services
 from captures.models import CaptureState
+from core.ingester import Item
 from devices.links.pnm import PnmTest, default_file_name, stored_file_name
 from simulators.pnm_files import pnm_file
 from tests.factories import make_modem, make_operation, rxmer_capture
@@ -72,3 +74,39 @@ def test_uploads_for_a_stopped_operation_are_refused(receiver, tmp_path):
 
     capture.refresh_from_db()
     assert capture.state == CaptureState.CANCELLED
+
+
+def test_a_file_whose_staging_could_not_be_queued_is_kept_for_the_next_try(tmp_path, monkeypatch):
+    """The broker went away between marking the capture uploaded and queueing its staging:
+    the receiver's next try must queue it, not delete the file as one nobody wants."""
+    queued: list[int] = []
+
+    def broker_away_once(capture_pk: int) -> None:
+        if not queued:
+            queued.append(-1)
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        queued.append(capture_pk)
+
+    monkeypatch.setattr("captures.tasks.stage_capture.delay", broker_away_once)
+    operation = make_operation(make_modem(ip_address="127.0.0.1"))
+    capture, _ = expect(operation)
+    spooled = tmp_path / capture.file_name
+    spooled.write_bytes(b"PNN")
+    item = Item(
+        "tftp", capture.file_name, path=str(spooled), meta={"context": {"capture": capture.pk}}
+    )
+
+    with pytest.raises(OperationalError):
+        receiving.forward(item)
+    receiving.forward(item)  # the ingester's retry
+
+    assert queued == [-1, capture.pk]
+    assert spooled.exists()
+    capture.refresh_from_db()
+    assert (capture.state, capture.spool_path) == (CaptureState.UPLOADED, str(spooled))
+    # Another file under the same capture is still refused.
+    other = Item("tftp", "x", path=str(tmp_path / "other.bin"), meta=item.meta)
+    (tmp_path / "other.bin").write_bytes(b"PNN")
+    receiving.forward(other)
+    assert not (tmp_path / "other.bin").exists()
+    assert queued == [-1, capture.pk]
