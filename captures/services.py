@@ -35,7 +35,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
-from core.rows import update_rows
+from core.rows import add_to, update_rows
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -429,9 +429,8 @@ def _tally(
         for (test, channel_id), per_slot in slots.items():
             rows.setdefault((test, per_slot), []).append(channel_id)
         for (test, per_slot), channel_ids in rows.items():
-            ChannelTally.objects.filter(
-                operation_id=operation_pk, test=test, channel_id__in=channel_ids
-            ).update(**{outcome: F(outcome) + per_slot})
+            where = {"operation_id": operation_pk, "test": test, "channel_id": channel_ids}
+            add_to(ChannelTally, where, {outcome: per_slot})
         return count
 
 
@@ -461,8 +460,9 @@ def _count_operation(
     0 when the operation is not running (nothing is counted then)."""
     if not count:
         return 0
-    counted = Operation.objects.filter(pk=operation_pk, state=OperationState.RUNNING).update(
-        **{outcome: F(outcome) + count}, updated=timezone.now(), **(also or {})
+    running = {"id": operation_pk, "state": OperationState.RUNNING}
+    counted = add_to(
+        Operation, running, {outcome: count}, {"updated": timezone.now(), **(also or {})}
     )
     if not counted:
         return 0

@@ -1,4 +1,4 @@
-"""Write many rows' own values in one statement.
+"""Hot-path UPDATEs built as strings: many rows' own values in one statement, counters.
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = … THEN …`` per field and row and
 compiles it in Python: 1.4 ms of CPU for one row and 0.74 ms per row for a hundred,
@@ -8,7 +8,8 @@ where the dispatcher moves up to a thousand operations a pass. ``UPDATE … FROM
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import connections, router
@@ -54,3 +55,51 @@ def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def add_to(
+    model: type[Model],
+    where: Mapping[str, Any],
+    add: Mapping[str, int],
+    values: Mapping[str, Any] | None = None,
+) -> int:
+    """``UPDATE … SET counter = counter + n [, field = value] WHERE field = value [AND
+    field IN (…)]``: the counters every capture moves, without the ORM compiling an
+    F() expression (0.4 ms of CPU per UPDATE, against 0.1 ms for this). ``where`` values
+    that are lists or tuples match any of theirs. The number of rows updated."""
+    if any(isinstance(value, list | tuple) and not value for value in where.values()):
+        return 0  # IN () matches nothing (and is not SQL)
+    connection = connections[router.db_for_write(model)]
+    fields = _by_attname(model)
+
+    def column(name: str) -> str:
+        return connection.ops.quote_name(str(fields[name].column))
+
+    assignments, params = [], []
+    for name, count in add.items():
+        assignments.append(f"{column(name)} = {column(name)} + %s")
+        params.append(count)
+    for name, value in (values or {}).items():
+        assignments.append(f"{column(name)} = %s")
+        params.append(fields[name].get_db_prep_save(value, connection))
+    conditions = []
+    for name, value in where.items():
+        if isinstance(value, list | tuple):
+            conditions.append(f"{column(name)} IN ({', '.join(['%s'] * len(value))})")
+            params.extend(fields[name].get_db_prep_value(item, connection) for item in value)
+        else:
+            conditions.append(f"{column(name)} = %s")
+            params.append(fields[name].get_db_prep_value(value, connection))
+    sql = (  # names from the model's metadata, quoted; every value is a parameter
+        f"UPDATE {connection.ops.quote_name(model._meta.db_table)} "  # noqa: S608
+        f"SET {', '.join(assignments)} "
+        f"WHERE {' AND '.join(conditions)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+@functools.cache
+def _by_attname(model: type[Model]) -> dict[str, Field[Any, Any]]:
+    return {field.attname: field for field in model._meta.concrete_fields}

@@ -1,5 +1,5 @@
-"""``core.rows.update_rows``: each row gets its own values, NULLs included, in one statement,
-on PostgreSQL and on the demo's SQLite."""
+"""``core.rows``: each row gets its own values, NULLs included, in one statement; counters
+move on the rows ``where`` picks; on PostgreSQL and on the demo's SQLite."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from captures.models import Operation
-from core.rows import update_rows
+from captures.models import ChannelTally, Operation, OperationState
+from core.rows import add_to, update_rows
 from tests.factories import make_modem, make_operation
 from tests.helpers import ROOT
 
@@ -52,11 +52,35 @@ def test_no_rows_is_no_statement():
     assert update_rows([], FIELDS) == 0
 
 
+@pytest.mark.django_db
+def test_counters_move_only_on_the_rows_where_picks():
+    first, second, stopped = (make_operation(make_modem(index)) for index in range(1, 4))
+    Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
+    now = timezone.now()
+    running = {"id": [first.pk, second.pk, stopped.pk], "state": OperationState.RUNNING}
+
+    with CaptureQueriesContext(connection) as queries:
+        counted = add_to(Operation, running, {"triggered": 2, "missed": 1}, {"updated": now})
+
+    assert counted == 2
+    assert len(queries) == 1
+    rows = Operation.objects.order_by("pk").values_list("triggered", "missed", "updated")
+    assert list(rows) == [(2, 1, now), (2, 1, now), (0, 0, stopped.updated)]
+    tally = ChannelTally.objects.create(operation=first, test="T", channel_id=7, planned=3)
+    where = {"operation_id": first.pk, "test": "T", "channel_id": [7, 8]}
+    assert add_to(ChannelTally, where, {"collected": 1}) == 1
+    tally.refresh_from_db()
+    assert tally.collected == 1
+    with CaptureQueriesContext(connection) as queries:
+        assert add_to(ChannelTally, {"channel_id": []}, {"collected": 1}) == 0
+    assert not queries
+
+
 SQLITE_SCRIPT = """
 from datetime import timedelta
 from django.utils import timezone
-from captures.models import Operation
-from core.rows import update_rows
+from captures.models import ChannelTally, Operation, OperationState
+from core.rows import add_to, update_rows
 from tests.factories import make_modem, make_operation
 a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
 now = timezone.now()
@@ -67,6 +91,10 @@ got = dict(Operation.objects.values_list("pk", "last_tick"))
 nxt = dict(Operation.objects.values_list("pk", "next_tick_at"))
 assert got == {a.pk: 2, b.pk: 5}, got
 assert nxt == {a.pk: now + timedelta(seconds=9), b.pk: None}, nxt
+from core.rows import add_to
+running = {"id": [a.pk], "state": "running"}
+assert add_to(Operation, running, {"collected": 3}, {"updated": now}) == 1
+assert Operation.objects.values_list("collected", "updated").get(pk=a.pk) == (3, now)
 print("sqlite ok")
 """
 
