@@ -35,7 +35,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
-from core.rows import add_to, update_rows
+from core.rows import add_to, load_one, update_rows
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -224,14 +224,25 @@ def tick_lapsed(operation_pk: int, tick: int, reason: str) -> None:
 
 def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
     """For a retried tick: the tick again, unless the operation ended or moved on."""
-    operation = one_or_none(
-        Operation.objects.select_related("modem").filter(
-            pk=operation_pk, state=OperationState.RUNNING, last_tick=number
-        )
-    )
+    operation = running_operation(operation_pk, last_tick=number)
     if operation is None:
         return None
     return Tick(operation, number, number >= operation.total_ticks)
+
+
+def running_operation(operation_pk: int, **where: Any) -> Operation | None:
+    """The operation if it is running (and matches ``where``), its modem loaded: what a
+    trigger or poll task reads first, so read without the ORM's compile (``core.rows``;
+    ``select_related`` cost a fifth of an snmp worker's CPU)."""
+    running = {"id": operation_pk, "state": OperationState.RUNNING, **where}
+    operation = load_one(Operation, running)
+    if operation is None:
+        return None
+    modem = load_one(CableModem, {"id": operation.modem_id})
+    if modem is None:
+        return None
+    operation.modem = modem
+    return operation
 
 
 def record_system_description(operation: Operation, description: dict) -> None:

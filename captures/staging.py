@@ -21,7 +21,9 @@ from captures.pnm.cursor import Cursor
 from captures.pnm.errors import PnmFormatError
 from captures.pnm.header import read_header
 from captures.pnm.spectrum import parse_snmp_spectrum
+from core.rows import load_one
 from devices.links.pnm import PnmTest
+from devices.models import CableModem
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,7 @@ def stage_capture(capture_pk: int) -> Transaction | None:
 
     Raises ``storage.StorageUnavailable`` (the spool file stays) for the task to retry.
     """
-    capture = services.one_or_none(
-        Capture.objects.select_related("operation__modem").filter(pk=capture_pk)
-    )
+    capture = load_one(Capture, {"id": capture_pk})  # each row without the ORM's compile
     if capture is None or capture.state == CaptureState.STORED:
         return None  # a duplicate delivery: the first one recorded it
     if capture.state != CaptureState.UPLOADED:
@@ -62,7 +62,12 @@ def stage_capture(capture_pk: int) -> Transaction | None:
             Path(capture.spool_path).unlink(missing_ok=True)
         return None
     spool = Path(capture.spool_path)
-    operation = capture.operation
+    operation = load_one(Operation, {"id": capture.operation_id})
+    modem = load_one(CableModem, {"id": operation.modem_id}) if operation else None
+    if operation is None or modem is None:
+        return None  # deleted meanwhile (with its captures)
+    operation.modem = modem
+    capture.operation = operation
     try:
         data = spool.read_bytes()
     except FileNotFoundError:

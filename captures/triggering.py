@@ -374,11 +374,7 @@ def poll(measurement: Measurement) -> Measurement | None:
     pending = [pk for pk, state, _ in rows if state == CaptureState.PENDING]
     if not pending and not measurement.remaining:
         return None  # the usual end: the files came, and it was the tick's last trigger
-    operation = services.one_or_none(
-        Operation.objects.select_related("modem").filter(
-            pk=measurement.operation_pk, state=OperationState.RUNNING
-        )
-    )
+    operation = services.running_operation(measurement.operation_pk)
     if operation is None:
         return None
     if pending:

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from captures.models import ChannelTally, Operation, OperationState
-from core.rows import add_to, update_rows
+from core.rows import add_to, load_one, update_rows
 from tests.factories import make_modem, make_operation
 from tests.helpers import ROOT
 
@@ -76,11 +76,31 @@ def test_counters_move_only_on_the_rows_where_picks():
     assert not queries
 
 
+@pytest.mark.django_db
+def test_one_row_loads_as_the_orm_loads_it():
+    operation = make_operation(make_modem(1), channel_ids=[193, 194])
+    Operation.objects.filter(pk=operation.pk).update(metadata={"channels": {"ds": [[3, 193]]}})
+    expected = Operation.objects.get(pk=operation.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        loaded = load_one(Operation, {"id": [operation.pk, 0], "state": OperationState.RUNNING})
+
+    assert len(queries) == 1
+    assert loaded is not None
+    assert {f.attname: getattr(loaded, f.attname) for f in Operation._meta.concrete_fields} == {
+        f.attname: getattr(expected, f.attname) for f in Operation._meta.concrete_fields
+    }
+    assert loaded.metadata == {"channels": {"ds": [[3, 193]]}}  # JSON decoded
+    assert loaded.channel_ids == [193, 194]
+    assert load_one(Operation, {"id": operation.pk, "state": OperationState.STOPPED}) is None
+    assert load_one(Operation, {"id": []}) is None
+
+
 SQLITE_SCRIPT = """
 from datetime import timedelta
 from django.utils import timezone
 from captures.models import ChannelTally, Operation, OperationState
-from core.rows import add_to, update_rows
+from core.rows import add_to, load_one, update_rows
 from tests.factories import make_modem, make_operation
 a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
 now = timezone.now()
@@ -95,6 +115,10 @@ from core.rows import add_to
 running = {"id": [a.pk], "state": "running"}
 assert add_to(Operation, running, {"collected": 3}, {"updated": now}) == 1
 assert Operation.objects.values_list("collected", "updated").get(pk=a.pk) == (3, now)
+from core.rows import load_one
+loaded = load_one(Operation, {"id": a.pk, "state": "running"})
+assert loaded is not None and loaded.collected == 3 and loaded.metadata == a.metadata
+assert loaded.next_tick_at == now + timedelta(seconds=9)
 print("sqlite ok")
 """
 
