@@ -49,6 +49,33 @@ def worker_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def embedded_environment(var_dir: Path) -> dict[str, str]:
+    """The demo's embedded settings (SQLite, file cache) for a process the test starts."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
+    }
+    env.update(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "FIELDRELAY_VAR_DIR": str(var_dir)}
+    )
+    return env
+
+
+def embedded_manage(var_dir: Path, *args: str) -> str:
+    """``manage.py *args`` on the embedded settings; its stdout (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=embedded_environment(var_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 class WorkerProcess:
     """A ``celery worker`` subprocess; stopped (and reaped) by ``stop``."""
 

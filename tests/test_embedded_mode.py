@@ -1,16 +1,15 @@
 """With no service URLs the web process runs on SQLite, the filesystem broker and file cache."""
 
-import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, embedded_environment
+
 pytestmark = pytest.mark.slow
 
 
@@ -20,20 +19,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _embedded_env(var_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
-    }
-    env.update(
-        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "FIELDRELAY_VAR_DIR": str(var_dir)}
-    )
-    return env
-
-
 def test_web_process_is_healthy_without_postgres_or_redis(tmp_path):
-    env = _embedded_env(tmp_path)
+    env = embedded_environment(tmp_path)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,

@@ -3,9 +3,6 @@ move on the rows ``where`` picks; on PostgreSQL and on the demo's SQLite."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -16,7 +13,7 @@ from django.utils import timezone
 from captures.models import ChannelTally, Operation, OperationState
 from core.rows import add_to, load_one, update_rows
 from tests.factories import make_modem, make_operation
-from tests.helpers import ROOT
+from tests.helpers import embedded_manage
 
 FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining"]
 
@@ -124,23 +121,6 @@ print("sqlite ok")
 
 
 @pytest.mark.slow
-def test_the_same_statement_works_on_the_demos_sqlite(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
-    }
-    env.update(
-        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "FIELDRELAY_VAR_DIR": str(tmp_path)}
-    )
-    for args in (["migrate", "--noinput", "-v", "0"], ["shell", "-c", SQLITE_SCRIPT]):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-    assert "sqlite ok" in done.stdout
+def test_the_same_statements_work_on_the_demos_sqlite(tmp_path):
+    embedded_manage(tmp_path, "migrate", "--noinput", "-v", "0")
+    assert "sqlite ok" in embedded_manage(tmp_path, "shell", "-c", SQLITE_SCRIPT)

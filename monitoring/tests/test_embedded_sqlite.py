@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import embedded_manage
 
 pytestmark = pytest.mark.slow
 
 
 def test_ingest_retention_and_series_work_on_sqlite(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
-    }
-    env.update(
-        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "FIELDRELAY_VAR_DIR": str(tmp_path)}
-    )
-
-    def manage(*args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
-
-    manage("migrate", "--noinput", "-v", "0")
+    embedded_manage(tmp_path, "migrate", "--noinput", "-v", "0")
     script = "from monitoring.tests.embedded_roundtrip import main; main()"
-    seen = json.loads(manage("shell", "-c", script).strip().splitlines()[-1])
+    seen = json.loads(embedded_manage(tmp_path, "shell", "-c", script).strip().splitlines()[-1])
 
     assert seen["vendor"] == "sqlite"
     assert (seen["first"], seen["retried"], seen["json"]) == (10, 10, 1)
