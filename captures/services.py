@@ -232,10 +232,15 @@ def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
 
 def running_operation(operation_pk: int, **where: Any) -> Operation | None:
     """The operation if it is running (and matches ``where``), its modem loaded: what a
-    trigger or poll task reads first, so read without the ORM's compile (``core.rows``;
-    ``select_related`` cost a fifth of an snmp worker's CPU)."""
-    running = {"id": operation_pk, "state": OperationState.RUNNING, **where}
-    operation = load_one(Operation, running)
+    trigger or poll task reads first."""
+    return operation_with_modem({"id": operation_pk, "state": OperationState.RUNNING, **where})
+
+
+def operation_with_modem(where: Mapping[str, Any]) -> Operation | None:
+    """The operation ``where`` picks with its modem, read without the ORM's compile
+    (``core.rows``; ``select_related`` cost a fifth of an snmp and of the ingest worker's
+    CPU); None if either is gone."""
+    operation = load_one(Operation, where)
     if operation is None:
         return None
     modem = load_one(CableModem, {"id": operation.modem_id})

@@ -23,7 +23,6 @@ from captures.pnm.header import read_header
 from captures.pnm.spectrum import parse_snmp_spectrum
 from core.rows import load_one
 from devices.links.pnm import PnmTest
-from devices.models import CableModem
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,9 @@ def stage_capture(capture_pk: int) -> Transaction | None:
             Path(capture.spool_path).unlink(missing_ok=True)
         return None
     spool = Path(capture.spool_path)
-    operation = load_one(Operation, {"id": capture.operation_id})
-    modem = load_one(CableModem, {"id": operation.modem_id}) if operation else None
-    if operation is None or modem is None:
+    operation = services.operation_with_modem({"id": capture.operation_id})
+    if operation is None:
         return None  # deleted meanwhile (with its captures)
-    operation.modem = modem
     capture.operation = operation
     try:
         data = spool.read_bytes()

@@ -26,10 +26,8 @@ def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
     meta = model._meta
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
-    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
-    concrete = [field for field in columns if isinstance(field, Field) and field.column]
-    if len(concrete) != len(columns):
-        raise ValueError(f"{model.__name__}: {list(fields)} are not all concrete columns")
+    by_attname = _by_attname(model)
+    concrete = [by_attname[str(meta.pk.attname)], *(by_attname[name] for name in fields)]
     typed = connection.vendor == "postgresql"  # a VALUES column of NULLs needs its type there
     placeholder = (
         "("
