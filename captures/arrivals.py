@@ -10,6 +10,8 @@ poll tasks do the work, as they do whenever the file is late.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.core.cache import caches
 from redis import Redis
@@ -35,16 +37,17 @@ def enabled() -> bool:
     return settings.PNM_ARRIVAL_WAIT_S > 0 and _redis() is not None
 
 
-def announce(capture_pk: int) -> None:
-    """The receiver has the complete file of ``capture_pk`` (called once it is marked);
-    nothing to do when no trigger task waits (``enabled``)."""
+def announce(capture_pks: Iterable[int]) -> None:
+    """The receiver has the complete files of ``capture_pks`` (called once they are
+    marked); nothing to do when no trigger task waits (``enabled``)."""
     client = _redis()
     if client is None or settings.PNM_ARRIVAL_WAIT_S <= 0:
         return
-    key = _key(capture_pk)
-    with client.pipeline() as pipe:
-        pipe.rpush(key, 1)
-        pipe.expire(key, KEY_TTL_S)
+    with client.pipeline(transaction=False) as pipe:
+        for capture_pk in capture_pks:
+            key = _key(capture_pk)
+            pipe.rpush(key, 1)
+            pipe.expire(key, KEY_TTL_S)
         pipe.execute()
 
 

@@ -23,20 +23,33 @@ HEARTBEAT_INTERVAL_S = 5.0
 
 
 def forward(item: Item) -> None:
-    """Mark the capture uploaded and queue its staging; a file nobody wants is deleted."""
-    from captures.tasks import stage_capture  # tasks import this module's neighbours
+    """Forward one complete file (``forward_together`` for one)."""
+    forward_together([item])
+
+
+def forward_together(items: list[Item]) -> None:
+    """Mark the captures uploaded and queue their staging as one task; a file nobody
+    wants is deleted. Idempotent: the receiver calls again with the same files when the
+    database or the broker failed."""
+    from captures.tasks import stage_captures  # tasks import this module's neighbours
 
     close_old_connections()  # a long-running thread: drop a connection a restart broke
-    capture_pk = item.meta["context"]["capture"]
-    if services.mark_uploaded(capture_pk, str(item.path)):
-        stage_capture.delay(capture_pk)
-        arrivals.announce(capture_pk)  # a trigger task may be waiting for it
-        return
-    log.warning(
-        "tftp: %s arrived for capture %s which no longer waits; deleted", item.key, capture_pk
-    )
-    if item.path:
-        Path(item.path).unlink(missing_ok=True)
+    files: dict[int, Item] = {}
+    for item in items:
+        files.setdefault(item.meta["context"]["capture"], item)
+    wanted = services.mark_uploaded({pk: str(item.path) for pk, item in files.items()})
+    if wanted:
+        stage_captures.delay(sorted(wanted))
+        arrivals.announce(wanted)  # trigger tasks may be waiting for them
+    for item in items:
+        capture_pk = item.meta["context"]["capture"]
+        if capture_pk in wanted and item.path == files[capture_pk].path:
+            continue
+        log.warning(
+            "tftp: %s arrived for capture %s which no longer waits; deleted", item.key, capture_pk
+        )
+        if item.path:
+            Path(item.path).unlink(missing_ok=True)
 
 
 def heartbeat(name: str, snapshot: dict) -> None:
@@ -51,6 +64,7 @@ def build_receiver(
         forward,
         CacheExpectationStore(),
         storage.usable_spool_dir(),
+        forward_together=forward_together,
         host=host or settings.PNM_TFTP_LISTEN_HOST,
         port=settings.PNM_TFTP_LISTEN_PORT if port is None else port,
         max_bytes=settings.PNM_MAX_UPLOAD_BYTES,

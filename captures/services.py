@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from captures import dispatch, plans, signals
@@ -35,7 +35,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
-from core.rows import add_to, load_one, update_rows
+from core.rows import add_to, load_one, update_returning, update_rows
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -590,12 +590,25 @@ def captures_triggered(captures: list[Capture], lease: str = "") -> None:
     _tally(first.operation_id, Outcome.TRIGGERED, "", slots, also=inflight)
 
 
-def capture_collected(capture: Capture) -> bool:
-    """``capture``'s file is stored: counted, and the failures in a row are over. True if
-    it was counted (the operation still runs)."""
-    slot = {(capture.test, capture.channel_id): 1}
+def captures_collected(captures: list[Capture]) -> set[int]:
+    """The files of ``captures`` are stored: counted per operation (in key order, the
+    order every batch locks them in), and their failures in a row are over. Returns the
+    counted operations whose final tick has run: only those can complete now. Runs in the
+    caller's transaction."""
+    per_operation: dict[int, Counter[Slot]] = {}
+    for capture in captures:
+        slots = per_operation.setdefault(capture.operation_id, Counter())
+        slots[(capture.test, capture.channel_id)] += 1
     reset = {"consecutive_failures": 0}
-    return bool(_tally(capture.operation_id, Outcome.COLLECTED, "", slot, also=reset))
+    counted = [
+        operation_pk
+        for operation_pk, slots in sorted(per_operation.items())
+        if _tally(operation_pk, Outcome.COLLECTED, "", slots, also=reset)
+    ]
+    if not counted:
+        return set()
+    final = Operation.objects.filter(pk__in=counted, final_tick_done=True)
+    return set(final.values_list("pk", flat=True))
 
 
 def tick_skipped(operation: Operation, tick: int, reason: str = MODEM_BUSY) -> None:
@@ -740,18 +753,44 @@ def fail_capture(capture_pk: int, reason: str, kind: str) -> bool:
     return bool(changed)
 
 
-def mark_uploaded(capture_pk: int, spool_path: str) -> bool:
-    """The receiver holds the complete file; False if the capture no longer wants it.
+def mark_uploaded(files: Mapping[int, str]) -> set[int]:
+    """The receiver holds these complete files (capture -> spool path): the captures that
+    still want them, marked uploaded in one UPDATE (the receiver forwards what arrived
+    together). A capture no longer pending is left out.
 
-    True again for the same file: a receiver whose first try marked the capture but could
+    Taken again for the same file: a receiver whose first try marked the capture but could
     not queue its staging (the broker was away) tries again, and must not take the file
     for one nobody wants."""
-    waiting = Q(state=CaptureState.PENDING) | Q(state=CaptureState.UPLOADED, spool_path=spool_path)
-    return bool(
-        Capture.objects.filter(waiting, pk=capture_pk).update(
-            state=CaptureState.UPLOADED, spool_path=spool_path
-        )
+    if not files:
+        return set()
+    meta = Capture._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = {field.attname: quote(str(field.column)) for field in meta.concrete_fields}
+    pk, state, spool_path = columns["id"], columns["state"], columns["spool_path"]
+    typed = connection.vendor == "postgresql"  # VALUES columns need their types there
+    row = "(CAST(%s AS bigint), CAST(%s AS varchar))" if typed else "(%s, %s)"
+    params: list[Any] = [CaptureState.UPLOADED]
+    for capture_pk, path in files.items():
+        params += [capture_pk, path]
+    params += [CaptureState.PENDING, CaptureState.UPLOADED]
+    sql = (  # names from the model's metadata, quoted; every value is a parameter
+        f"UPDATE {table} SET {state} = %s, {spool_path} = v.column2 "  # noqa: S608
+        f"FROM (VALUES {', '.join([row] * len(files))}) AS v "
+        f"WHERE {table}.{pk} = v.column1 AND ({table}.{state} = %s "
+        f"OR ({table}.{state} = %s AND {table}.{spool_path} = v.column2)) "
+        f"RETURNING {table}.{pk}"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def mark_stored(capture_pks: list[int]) -> set[int]:
+    """Of ``capture_pks``, the captures still waiting for staging, now marked stored (and
+    their rows locked until the caller's transaction ends)."""
+    waiting = {"id": capture_pks, "state": CaptureState.UPLOADED}
+    return set(update_returning(Capture, waiting, {"state": CaptureState.STORED}, "id"))
 
 
 def final_tick_settled(operation_pk: int) -> bool:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 TRANSIENT = (snmp.SnmpTimeout, pnm.ModemBusy)
 TRIGGER_RETRIES = 2
 STAGE_RETRIES = 5
+RESTAGE_BATCH = 100  # captures per staging task the sweeper sends
 
 
 @shared_task(
@@ -204,22 +205,23 @@ def _describe(exc: Exception, modem: CableModem) -> str:
 
 
 @shared_task(
-    name="captures.tasks.stage_capture",
+    name="captures.tasks.stage_captures",
     queue=Queue.INGEST,
     bind=True,
     acks_late=True,
     max_retries=STAGE_RETRIES,
 )
-def stage_capture(self, capture_pk: int) -> str | None:
-    """Compress, store and record one received file; storage errors retry, file kept."""
+def stage_captures(self, capture_pks: list[int]) -> int:
+    """Compress, store and record received files (a batch the receiver forwarded
+    together); storage errors retry, files kept. Returns the transactions recorded."""
     try:
-        record = staging.stage_capture(capture_pk)
+        records = staging.stage_captures(capture_pks)
     except storage.StorageUnavailable as exc:
-        log.error("capture %s: %s", capture_pk, exc)
+        log.error("captures %s: %s", capture_pks, exc)
         raise self.retry(
             countdown=backoff_s(self.request.retries, 1.0, maximum_s=60), exc=exc
         ) from exc
-    return record.transaction_id if record else None
+    return len(records)
 
 
 @shared_task(name="captures.tasks.dispatch_ticks", queue=Queue.MAINTENANCE)
@@ -235,8 +237,8 @@ def sweep_operations() -> dict:
     result = services.sweep()
     for operation_pk in result.late_final:
         trigger_capture.delay(operation_pk)
-    for capture_pk in result.restage:
-        stage_capture.delay(capture_pk)
+    for start in range(0, len(result.restage), RESTAGE_BATCH):
+        stage_captures.delay(result.restage[start : start + RESTAGE_BATCH])
     return {
         "abandoned": result.abandoned,
         "expired": result.expired,

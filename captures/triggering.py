@@ -337,13 +337,13 @@ def _walk(operation: Operation, capture: Capture, parameters: dict) -> None:
     services.captures_triggered([capture])
     path = storage.usable_spool_dir() / capture.file_name
     path.write_bytes(data)
-    if services.mark_uploaded(capture.pk, str(path)):
+    if services.mark_uploaded({capture.pk: str(path)}):
         transaction.on_commit(
-            lambda: current_app.send_task(STAGE_TASK, args=[capture.pk], ignore_result=True)
+            lambda: current_app.send_task(STAGE_TASK, args=[[capture.pk]], ignore_result=True)
         )
 
 
-STAGE_TASK = "captures.tasks.stage_capture"
+STAGE_TASK = "captures.tasks.stage_captures"
 
 
 def claim_step(measurement: Measurement) -> bool:

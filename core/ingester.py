@@ -2,7 +2,8 @@
 
 A protocol-specific subclass implements ``serve()`` and calls ``emit()`` for each complete
 item. The base decouples receiving from forwarding with a bounded queue, forwards items to
-workers on its own thread, keeps per-source metrics, heartbeats its liveness, can dump what
+workers on its own thread (the items waiting together in one call, if the subclass's user
+gives ``forward_together``), keeps per-source metrics, heartbeats its liveness, can dump what
 it received to a replayable file, and stops cleanly on SIGTERM. Imports no Django.
 """
 
@@ -32,6 +33,8 @@ FORWARD_ATTEMPTS = 10
 FORWARD_BACKOFF_S = 0.2
 FORWARD_BACKOFF_MAX_S = 5.0
 _LATENCY_WINDOW = 2048
+# At most this many waiting items go to one ``forward_together`` call.
+MAX_TOGETHER = 64
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class Ingester(ABC):
         name: str,
         forward: Callable[[Item], None],
         *,
+        forward_together: Callable[[list[Item]], None] | None = None,
         heartbeat: Callable[[str, dict[str, object]], None] | None = None,
         heartbeat_interval_s: float = 5.0,
         dump_path: str | Path | None = None,
@@ -142,6 +146,7 @@ class Ingester(ABC):
     ) -> None:
         self.name = name
         self.forward = forward
+        self.forward_together = forward_together
         self.heartbeat = heartbeat
         self.heartbeat_interval_s = heartbeat_interval_s
         self.dump_path = Path(dump_path) if dump_path else None
@@ -207,11 +212,42 @@ class Ingester(ABC):
     def _forward_loop(self) -> None:
         while not (self._served.is_set() and self._queue.empty()):
             try:
-                item, queued_at = self._queue.get(timeout=0.1)
+                batch = [self._queue.get(timeout=0.1)]
             except queue.Empty:
                 continue
-            self.metrics.queue_wait.add((time.monotonic() - queued_at) * 1000)
-            self._forward_with_retries(item)
+            while self.forward_together is not None and len(batch) < MAX_TOGETHER:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            now = time.monotonic()
+            for _, queued_at in batch:
+                self.metrics.queue_wait.add((now - queued_at) * 1000)
+            items = [item for item, _ in batch]
+            if len(items) == 1 or not self._forwarded_together(items):
+                for item in items:
+                    self._forward_with_retries(item)
+
+    def _forwarded_together(self, items: list[Item]) -> bool:
+        """One ``forward_together`` call for the items that were waiting: under load one
+        call for many files. False if it failed: each then goes alone, with the retries,
+        so one bad item cannot hold back the rest."""
+        assert self.forward_together is not None
+        started = time.monotonic()
+        try:
+            self.forward_together(items)
+        except Exception:
+            self.metrics.failed()
+            log.exception(
+                "ingester %s: forwarding %d items together failed; one at a time now",
+                self.name,
+                len(items),
+            )
+            return False
+        elapsed_ms = (time.monotonic() - started) * 1000
+        for _ in items:
+            self.metrics.forward_latency.add(elapsed_ms)
+        return True
 
     def _forward_with_retries(self, item: Item) -> None:
         for attempt in range(1, FORWARD_ATTEMPTS + 1):

@@ -1,5 +1,5 @@
 """Hot-path statements built as strings: many rows' own values in one UPDATE, counters,
-one row read.
+conditional UPDATEs that say which rows they took, one row read.
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = … THEN …`` per field and row and
 compiles it in Python: 1.4 ms of CPU for one row and 0.74 ms per row for a hundred,
@@ -68,6 +68,33 @@ def add_to(
     that are lists or tuples match any of theirs. The number of rows updated."""
     if any(isinstance(value, list | tuple) and not value for value in where.values()):
         return 0  # IN () matches nothing (and is not SQL)
+    connection, sql, params = _update(model, where, add, values or {})
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def update_returning(
+    model: type[Model], where: Mapping[str, Any], values: Mapping[str, Any], returning: str
+) -> list[Any]:
+    """``UPDATE … SET field = value WHERE … RETURNING returning``: which rows a conditional
+    UPDATE took (for example the captures still waiting, of a batch), in one statement."""
+    if any(isinstance(value, list | tuple) and not value for value in where.values()):
+        return []
+    connection, sql, params = _update(model, where, {}, values)
+    column = connection.ops.quote_name(str(_by_attname(model)[returning].column))
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {column}", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _update(
+    model: type[Model],
+    where: Mapping[str, Any],
+    add: Mapping[str, int],
+    values: Mapping[str, Any],
+) -> tuple[Any, str, list[Any]]:
+    """The connection, SQL and parameters of ``add_to`` and ``update_returning``."""
     connection = connections[router.db_for_write(model)]
     fields = _by_attname(model)
 
@@ -78,7 +105,7 @@ def add_to(
     for name, count in add.items():
         assignments.append(f"{column(name)} = {column(name)} + %s")
         params.append(count)
-    for name, value in (values or {}).items():
+    for name, value in values.items():
         assignments.append(f"{column(name)} = %s")
         params.append(fields[name].get_db_prep_save(value, connection))
     conditions, where_params = _where(model, connection, where)
@@ -86,9 +113,7 @@ def add_to(
         f"UPDATE {connection.ops.quote_name(model._meta.db_table)} "  # noqa: S608
         f"SET {', '.join(assignments)} WHERE {conditions}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *where_params])
-        return cursor.rowcount
+    return connection, sql, [*params, *where_params]
 
 
 M = TypeVar("M", bound=Model)

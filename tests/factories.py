@@ -71,14 +71,13 @@ def uploaded_capture(
     spool.mkdir(parents=True, exist_ok=True)
     path = spool / name
     path.write_bytes(data)
-    assert services.mark_uploaded(capture.pk, str(path))
+    assert services.mark_uploaded({capture.pk: str(path)}) == {capture.pk}
     return capture, data
 
 
 def stored_transaction(operation: Operation, tick: int = 1, channel_id: int = 193) -> Transaction:
     capture, _ = uploaded_capture(operation, tick, channel_id)
-    record = staging.stage_capture(capture.pk)
-    assert record is not None
+    [record] = staging.stage_captures([capture.pk])
     return record
 
 

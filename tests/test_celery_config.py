@@ -13,7 +13,7 @@ PROJECT_PREFIXES = ("captures.", "devices.", "monitoring.", "config.", "seismogr
 DECLARED = {
     "captures.tasks.trigger_capture": Queue.SNMP,
     "captures.tasks.trigger_poll": Queue.SNMP,
-    "captures.tasks.stage_capture": Queue.INGEST,
+    "captures.tasks.stage_captures": Queue.INGEST,
     "captures.tasks.dispatch_ticks": Queue.MAINTENANCE,
     "captures.tasks.sweep_operations": Queue.MAINTENANCE,
     "monitoring.tasks.flush_retention": Queue.MAINTENANCE,

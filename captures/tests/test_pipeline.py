@@ -229,11 +229,11 @@ def test_duplicate_staging_records_one_transaction(pnm_worker, beat, farm):
     done = finished(operation)
     capture = done.captures.filter(state=CaptureState.STORED).first()
     assert capture is not None
-    from captures.tasks import stage_capture, trigger_capture
+    from captures.tasks import stage_captures, trigger_capture
 
     # Redeliver the staging of a stored capture, and a tick of a finished operation.
-    stage_capture.delay(capture.pk)
-    stage_capture.delay(capture.pk)
+    stage_captures.delay([capture.pk])
+    stage_captures.delay([capture.pk])
     trigger_capture.delay(done.pk)
     worker_drained()
 

@@ -35,15 +35,15 @@ def expect(operation, tick: int = 1):
 
 
 def test_expected_upload_is_marked_uploaded(receiver, tmp_path, monkeypatch):
-    queued: list[int] = []
-    monkeypatch.setattr("captures.tasks.stage_capture.delay", queued.append)
+    queued: list[list[int]] = []
+    monkeypatch.setattr("captures.tasks.stage_captures.delay", queued.append)
     operation = make_operation(make_modem(ip_address="127.0.0.1"))
     capture, _ = expect(operation)
     data = pnm_file(PnmTest.RXMER, channel_id=193, mac=operation.modem.mac_address, capture_time=1)
 
     upload(receiver, capture.file_name, data, tmp_path)
 
-    wait_until(lambda: queued == [capture.pk], timeout=10)
+    wait_until(lambda: queued == [[capture.pk]], timeout=10)
     capture.refresh_from_db()
     assert capture.state == CaptureState.UPLOADED
     assert Path(capture.spool_path).read_bytes() == data
@@ -79,15 +79,15 @@ def test_uploads_for_a_stopped_operation_are_refused(receiver, tmp_path):
 def test_a_file_whose_staging_could_not_be_queued_is_kept_for_the_next_try(tmp_path, monkeypatch):
     """The broker went away between marking the capture uploaded and queueing its staging:
     the receiver's next try must queue it, not delete the file as one nobody wants."""
-    queued: list[int] = []
+    queued: list[list[int]] = []
 
-    def broker_away_once(capture_pk: int) -> None:
+    def broker_away_once(capture_pks: list[int]) -> None:
         if not queued:
-            queued.append(-1)
+            queued.append([])
             raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-        queued.append(capture_pk)
+        queued.append(capture_pks)
 
-    monkeypatch.setattr("captures.tasks.stage_capture.delay", broker_away_once)
+    monkeypatch.setattr("captures.tasks.stage_captures.delay", broker_away_once)
     operation = make_operation(make_modem(ip_address="127.0.0.1"))
     capture, _ = expect(operation)
     spooled = tmp_path / capture.file_name
@@ -100,7 +100,7 @@ def test_a_file_whose_staging_could_not_be_queued_is_kept_for_the_next_try(tmp_p
         receiving.forward(item)
     receiving.forward(item)  # the ingester's retry
 
-    assert queued == [-1, capture.pk]
+    assert queued == [[], [capture.pk]]
     assert spooled.exists()
     capture.refresh_from_db()
     assert (capture.state, capture.spool_path) == (CaptureState.UPLOADED, str(spooled))
@@ -109,4 +109,33 @@ def test_a_file_whose_staging_could_not_be_queued_is_kept_for_the_next_try(tmp_p
     (tmp_path / "other.bin").write_bytes(b"PNN")
     receiving.forward(other)
     assert not (tmp_path / "other.bin").exists()
-    assert queued == [-1, capture.pk]
+    assert queued == [[], [capture.pk]]
+
+
+def test_files_that_arrived_together_are_marked_and_queued_as_one_batch(tmp_path, monkeypatch):
+    queued: list[list[int]] = []
+    monkeypatch.setattr("captures.tasks.stage_captures.delay", queued.append)
+    operation = make_operation(make_modem(ip_address="127.0.0.1"))
+    captures = [expect(operation, tick)[0] for tick in (1, 2, 3)]
+    cancelled = captures[1]
+    type(cancelled).objects.filter(pk=cancelled.pk).update(state=CaptureState.CANCELLED)
+    items = []
+    for capture in reversed(captures):
+        spooled = tmp_path / capture.file_name
+        spooled.write_bytes(b"PNN")
+        meta = {"context": {"capture": capture.pk}}
+        items.append(Item("tftp", capture.file_name, path=str(spooled), meta=meta))
+
+    receiving.forward_together(items)
+
+    wanted = [captures[0].pk, captures[2].pk]
+    assert queued == [wanted]
+    for capture in captures:
+        capture.refresh_from_db()
+    assert [capture.state for capture in captures] == [
+        CaptureState.UPLOADED,
+        CaptureState.CANCELLED,
+        CaptureState.UPLOADED,
+    ]
+    assert captures[0].spool_path == str(tmp_path / captures[0].file_name)
+    assert [(tmp_path / capture.file_name).exists() for capture in captures] == [True, False, True]

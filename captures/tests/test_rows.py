@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from captures.models import ChannelTally, Operation, OperationState
-from core.rows import add_to, load_one, update_rows
+from core.rows import add_to, load_one, update_returning, update_rows
 from tests.factories import make_modem, make_operation
 from tests.helpers import embedded_manage
 
@@ -93,11 +93,30 @@ def test_one_row_loads_as_the_orm_loads_it():
     assert load_one(Operation, {"id": []}) is None
 
 
+@pytest.mark.django_db
+def test_a_conditional_update_returns_the_rows_it_took():
+    first, second, stopped = (make_operation(make_modem(index)) for index in range(1, 4))
+    Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
+    running = {"id": [first.pk, second.pk, stopped.pk], "state": OperationState.RUNNING}
+
+    with CaptureQueriesContext(connection) as queries:
+        took = update_returning(Operation, running, {"last_tick": 9}, "id")
+
+    assert len(queries) == 1
+    assert sorted(took) == sorted([first.pk, second.pk])
+    assert dict(Operation.objects.values_list("pk", "last_tick")) == {
+        first.pk: 9,
+        second.pk: 9,
+        stopped.pk: 0,
+    }
+    assert update_returning(Operation, {"id": []}, {"last_tick": 1}, "id") == []
+
+
 SQLITE_SCRIPT = """
 from datetime import timedelta
 from django.utils import timezone
 from captures.models import ChannelTally, Operation, OperationState
-from core.rows import add_to, load_one, update_rows
+from core.rows import add_to, load_one, update_returning, update_rows
 from tests.factories import make_modem, make_operation
 a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
 now = timezone.now()
@@ -116,6 +135,16 @@ from core.rows import load_one
 loaded = load_one(Operation, {"id": a.pk, "state": "running"})
 assert loaded is not None and loaded.collected == 3 and loaded.metadata == a.metadata
 assert loaded.next_tick_at == now + timedelta(seconds=9)
+from core.rows import update_returning
+took = update_returning(Operation, {"id": [a.pk, b.pk], "last_tick": 5}, {"last_tick": 6}, "id")
+assert took == [b.pk], took
+from captures import services
+from tests.factories import rxmer_capture
+c = rxmer_capture(a, 1, 193, "c.bin")
+d = rxmer_capture(a, 1, 194, "d.bin")
+assert services.mark_uploaded({c.pk: "/spool/c.bin", d.pk: "/spool/d.bin"}) == {c.pk, d.pk}
+assert services.mark_uploaded({c.pk: "/spool/c.bin", d.pk: "/spool/other.bin"}) == {c.pk}
+assert services.mark_stored([c.pk, d.pk]) == {c.pk, d.pk}
 print("sqlite ok")
 """
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +17,13 @@ from captures.tests.helpers import assert_accounted
 from core import locks
 from devices.links.pnm import PnmTest
 from simulators.pnm_files import pnm_file
-from tests.factories import make_operation, rxmer_capture, uploaded_capture
+from tests.factories import (
+    make_modem,
+    make_operation,
+    rxmer_capture,
+    stored_transaction,
+    uploaded_capture,
+)
 
 RXMER = PnmTest.RXMER
 MER = RXMER.value
@@ -109,7 +117,7 @@ def at_final_tick() -> tuple[Operation, services.Tick]:
     services.plan_slots(operation, {RXMER: [193]})
     first = claim(operation, 5)
     capture, _ = uploaded_capture(operation, tick=first.number, channel_id=193)
-    staging.stage_capture(capture.pk)
+    staging.stage_captures([capture.pk])
     final = claim(operation, 6, after_end=True)
     assert final.final
     return operation, final
@@ -134,8 +142,7 @@ def test_a_tick_lost_with_its_worker_is_missed_and_the_operation_not_complete():
 def test_duplicate_staging_records_one_transaction():
     operation = make_operation()
     capture, _ = uploaded_capture(operation)
-    first = staging.stage_capture(capture.pk)
-    assert first is not None
+    [first] = staging.stage_captures([capture.pk])
     # A duplicate that raced past the state check, still holding the spool file:
     spool_copy = storage.usable_spool_dir() / "duplicate.bin"
     spool_copy.write_bytes(b"PNN\x04")
@@ -145,9 +152,9 @@ def test_duplicate_staging_records_one_transaction():
     )
     uploaded_capture_data = (storage.storage_root() / first.stored_path).read_bytes()
 
-    second = staging.stage_capture(capture.pk)
+    second = staging.stage_captures([capture.pk])
 
-    assert second is None
+    assert second == []
     assert Transaction.objects.filter(capture=capture).count() == 1
     assert Operation.objects.get(pk=operation.pk).collected == 1
     assert (storage.storage_root() / first.stored_path).read_bytes() == uploaded_capture_data
@@ -160,7 +167,7 @@ def test_wrong_test_type_in_header_fails_the_capture():
     )
     capture, _ = uploaded_capture(operation, data=chan_est)  # for an RxMER capture
 
-    assert staging.stage_capture(capture.pk) is None
+    assert staging.stage_captures([capture.pk]) == []
 
     capture.refresh_from_db()
     assert capture.state == CaptureState.FAILED
@@ -180,15 +187,83 @@ def test_storage_error_is_clear_and_spool_file_kept(
     capture, data = uploaded_capture(operation)
 
     with pytest.raises(storage.StorageUnavailable, match=r"storage root .* is not writable"):
-        staging.stage_capture(capture.pk)
+        staging.stage_captures([capture.pk])
 
     capture.refresh_from_db()
     assert capture.state == CaptureState.UPLOADED
     assert Path(capture.spool_path).read_bytes() == data
     settings.FIELDRELAY_STORAGE_ROOT = tmp_path / "storage"
     with django_capture_on_commit_callbacks(execute=True):
-        assert staging.stage_capture(capture.pk) is not None  # the retry succeeds
+        assert len(staging.stage_captures([capture.pk])) == 1  # the retry succeeds
     assert not os.path.exists(capture.spool_path)
+
+
+def test_one_batch_records_every_waiting_file_once_and_counts_each_operation(
+    django_capture_on_commit_callbacks,
+):
+    first = make_operation()
+    second = make_operation(make_modem(2))
+    a, data_a = uploaded_capture(first, tick=1, channel_id=193)
+    b, _ = uploaded_capture(first, tick=1, channel_id=194)
+    c, _ = uploaded_capture(second, tick=1)
+    already = stored_transaction(second, tick=2)
+    bad, _ = uploaded_capture(second, tick=3, data=b"not a PNM file at all")
+    gone, _ = uploaded_capture(first, tick=2)
+    gone.refresh_from_db()
+    Path(gone.spool_path).unlink()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        records = staging.stage_captures([gone.pk, a.pk, bad.pk, already.capture_id, b.pk, c.pk])
+
+    assert sorted(record.capture_id for record in records) == sorted([a.pk, b.pk, c.pk])
+    assert Transaction.objects.filter(capture_id=already.capture_id).get() == already
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.collected, first.failed) == (2, 1)
+    assert (second.collected, second.failed) == (2, 1)  # c and the earlier one; bad failed
+    for capture in (a, b, c):
+        capture.refresh_from_db()
+        assert capture.state == CaptureState.STORED
+        assert not Path(capture.spool_path).exists()
+    bad.refresh_from_db()
+    gone.refresh_from_db()
+    assert bad.state == gone.state == CaptureState.FAILED
+    assert "not a PNM file" in bad.error
+    assert "disappeared before staging" in gone.error
+    record_a = Transaction.objects.get(capture=a)
+    assert record_a.sha256 == hashlib.sha256(data_a).hexdigest()
+    assert b"".join(storage.iter_decompressed(record_a.stored_path)) == data_a
+
+
+def test_a_storage_failure_mid_batch_keeps_what_was_stored_and_the_retry_does_the_rest(
+    django_capture_on_commit_callbacks,
+):
+    first = make_operation()
+    second = make_operation(make_modem(2))
+    a, _ = uploaded_capture(first)
+    b, data_b = uploaded_capture(second)
+    blocked = storage.storage_root() / "pnm" / second.modem.mac_hex  # b's folder is a file
+    shutil.rmtree(blocked, ignore_errors=True)  # the session's storage root is shared
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("in the way")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(storage.StorageUnavailable),
+    ):
+        staging.stage_captures([a.pk, b.pk])
+
+    assert Transaction.objects.filter(capture=a).exists()
+    assert not Transaction.objects.filter(capture=b).exists()
+    b.refresh_from_db()
+    assert b.state == CaptureState.UPLOADED
+    assert Path(b.spool_path).read_bytes() == data_b
+    blocked.unlink()
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = staging.stage_captures([a.pk, b.pk])  # the task's retry: the same batch
+    assert [record.capture_id for record in retried] == [b.pk]
+    assert Operation.objects.get(pk=first.pk).collected == 1
+    assert Operation.objects.get(pk=second.pk).collected == 1
 
 
 def test_unwritable_spool_falls_back_to_a_user_dir(settings, tmp_path, caplog):

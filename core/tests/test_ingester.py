@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from core.ingester import FORWARD_ATTEMPTS, Ingester, Item, read_dump, replay
+from core.ingester import FORWARD_ATTEMPTS, MAX_TOGETHER, Ingester, Item, read_dump, replay
 
 
 class ListSource(Ingester):
@@ -103,6 +103,60 @@ def test_an_item_that_cannot_be_parked_is_lost_but_forwarding_goes_on(tmp_path, 
     source = ListSource(make_items(2), failing_k0, dump_path=tmp_path / "source.jsonl")
     run_until_forwarded(source, forwarded, 1)
     assert forwarded == ["k1"]
+    assert source.snapshot()["lost"] == 1
+
+
+class Queued(ListSource):
+    """Every item is queued before forwarding starts: they all wait together."""
+
+    def __init__(self, items, forward, **kwargs):
+        super().__init__([], forward, **kwargs)
+        for item in items:
+            self.emit(item)
+
+
+def test_items_waiting_together_are_forwarded_in_one_call():
+    sizes: list[int] = []
+    forwarded: list[str] = []
+
+    def together(items: list[Item]) -> None:
+        sizes.append(len(items))
+        forwarded.extend(item.key for item in items)
+
+    source = Queued(make_items(100), lambda item: together([item]), forward_together=together)
+    run_until_forwarded(source, forwarded, 100)
+
+    assert sizes == [MAX_TOGETHER, 100 - MAX_TOGETHER]
+    assert forwarded == [f"k{i}" for i in range(100)]
+    assert source.snapshot()["errors"] == 0
+
+
+def test_a_failed_call_for_many_goes_one_at_a_time_and_parks_only_the_bad_item(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr("core.ingester.FORWARD_BACKOFF_S", 0.001)
+    together: list[int] = []
+    alone: list[str] = []
+
+    def refuse_k1(items: list[Item]) -> None:
+        together.append(len(items))
+        if any(item.key == "k1" for item in items):
+            raise ValueError("k1 is malformed")
+
+    def forward_one(item: Item) -> None:
+        if item.key == "k1":
+            raise ValueError("k1 is malformed")
+        alone.append(item.key)
+
+    source = Queued(
+        make_items(3), forward_one, forward_together=refuse_k1, dump_path=tmp_path / "s.jsonl"
+    )
+    run_until_forwarded(source, alone, 2)
+
+    assert together == [3]
+    assert alone == ["k0", "k2"]
+    parked = list(read_dump(tmp_path / "failed-test-source.jsonl"))
+    assert [item.key for item in parked] == ["k1"]
     assert source.snapshot()["lost"] == 1
 
 
