@@ -35,7 +35,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
-from core.rows import add_to, load_one, update_returning, update_rows
+from core.rows import add_to, load_one, lock_rows, update_returning, update_rows
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -552,10 +552,7 @@ def _count_reasons(outcome: str, reason: str, counts: Mapping[int, int]) -> None
 def _lock_running(operation_pk: int) -> bool:
     """Lock the operation's row (until the transaction ends) if it is running; only its
     key is read."""
-    running = Operation.objects.select_for_update().filter(
-        pk=operation_pk, state=OperationState.RUNNING
-    )
-    return one_or_none(running.values_list("pk", flat=True)) is not None
+    return bool(lock_rows(Operation, {"id": operation_pk, "state": OperationState.RUNNING}))
 
 
 def _untriggered(operation: Operation, tick: int) -> Counter[Slot] | None:

@@ -23,7 +23,9 @@ from captures.pnm.cursor import Cursor
 from captures.pnm.errors import PnmFormatError
 from captures.pnm.header import read_header
 from captures.pnm.spectrum import parse_snmp_spectrum
+from core.rows import load_all
 from devices.links.pnm import PnmTest
+from devices.models import CableModem
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +60,19 @@ def stage_captures(capture_pks: Sequence[int]) -> list[Transaction]:
     skipped. Raises ``storage.StorageUnavailable`` (spool files stay) for the task to retry;
     what was stored before it is recorded first, so the retry skips those.
     """
-    captures = list(Capture.objects.filter(pk__in=capture_pks).order_by("pk"))
+    # Each table read once, without the ORM's compile (a third of this task's CPU).
+    captures = load_all(Capture, {"id": list(capture_pks)})
     waiting = [capture for capture in captures if _still_waiting(capture)]
     operations = {
         operation.pk: operation
-        for operation in Operation.objects.select_related("modem").filter(
-            pk__in={capture.operation_id for capture in waiting}
-        )
+        for operation in load_all(Operation, {"id": sorted({c.operation_id for c in waiting})})
     }
+    modems = {
+        modem.pk: modem
+        for modem in load_all(CableModem, {"id": sorted({o.modem_id for o in operations.values()})})
+    }
+    for operation in operations.values():
+        operation.modem = modems[operation.modem_id]
     ready: list[tuple[Capture, str, storage.StoredFile]] = []
     unavailable: storage.StorageUnavailable | None = None
     for capture in waiting:

@@ -1,5 +1,5 @@
 """Hot-path statements built as strings: many rows' own values in one UPDATE, counters,
-conditional UPDATEs that say which rows they took, one row read.
+conditional UPDATEs that say which rows they took, rows read and locked.
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = … THEN …`` per field and row and
 compiles it in Python: 1.4 ms of CPU for one row and 0.74 ms per row for a hundred,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import connections, router
@@ -121,15 +122,78 @@ M = TypeVar("M", bound=Model)
 
 def load_one(model: type[M], where: Mapping[str, Any]) -> M | None:
     """The row ``where`` picks (one, or the first by primary key), as a model instance, or
-    None. A hot-path read without the ORM's compile: 0.3 ms of CPU where a filtered
-    queryset takes 0.55 ms and ``select_related`` of two tables 1 ms (related rows: load
-    them the same way and assign them)."""
-    connection = connections[router.db_for_read(model)]
+    None. A hot-path read without the ORM's compile (related rows: load them the same way
+    and assign them)."""
+    found = _load(model, where, "LIMIT 1")
+    return found[0] if found else None
+
+
+def load_all(model: type[M], where: Mapping[str, Any]) -> list[M]:
+    """The rows ``where`` picks, by primary key, as model instances (``load_one``'s read
+    for a batch)."""
+    return _load(model, where, "")
+
+
+def lock_rows(model: type[Model], where: Mapping[str, Any]) -> list[Any]:
+    """``SELECT pk … FOR UPDATE``: the keys of the rows ``where`` picks, locked until the
+    transaction ends (SQLite locks the whole database on write instead)."""
+    connection = connections[router.db_for_write(model)]
     conditions, params = _where(model, connection, where)
     table = connection.ops.quote_name(model._meta.db_table)
     pk = connection.ops.quote_name(str(model._meta.pk.column))
-    sql = f"SELECT * FROM {table} WHERE {conditions} ORDER BY {pk} LIMIT 1"  # noqa: S608
-    return next(iter(model._default_manager.raw(sql, params)), None)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {pk} FROM {table} WHERE {conditions}{lock}", params)  # noqa: S608
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _load(model: type[M], where: Mapping[str, Any], limit: str) -> list[M]:
+    """Read with a cursor and build the instances as the ORM does (its column converters,
+    then ``Model.from_db``), without compiling a query or a raw queryset's column lookup:
+    about a third of the CPU of ``RawQuerySet`` per row read."""
+    connection = connections[router.db_for_read(model)]
+    reader = _reader(model, connection.alias)
+    conditions, params = _where(model, connection, where)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{reader.select} WHERE {conditions} {reader.order} {limit}", params)
+        rows = cursor.fetchall()
+    objects = []
+    for row in rows:
+        values = list(row)
+        for position, column, converters in reader.converters:
+            for convert in converters:
+                values[position] = convert(values[position], column, connection)
+        objects.append(model.from_db(connection.alias, reader.attnames, values))
+    return objects
+
+
+@dataclass(frozen=True)
+class _Reader:
+    select: str  # SELECT <every concrete column> FROM <table>
+    order: str
+    attnames: list[str]
+    converters: list[tuple[int, Any, list[Any]]]  # (position, column, converters)
+
+
+@functools.cache
+def _reader(model: type[Model], alias: str) -> _Reader:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    fields = list(meta.concrete_fields)
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((position, column, found))
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    return _Reader(
+        select=f"SELECT {columns} FROM {quote(meta.db_table)}",  # noqa: S608
+        order=f"ORDER BY {quote(str(meta.pk.column))}",
+        attnames=[field.attname for field in fields],
+        converters=converters,
+    )
 
 
 def _where(model: type[Model], connection: Any, where: Mapping[str, Any]) -> tuple[str, list]:

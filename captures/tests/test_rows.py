@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from captures.models import ChannelTally, Operation, OperationState
-from core.rows import add_to, load_one, update_returning, update_rows
-from tests.factories import make_modem, make_operation
+from captures.models import Capture, ChannelTally, Operation, OperationState
+from core.rows import add_to, load_all, load_one, lock_rows, update_returning, update_rows
+from tests.factories import make_modem, make_operation, rxmer_capture
 from tests.helpers import embedded_manage
 
 FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining"]
@@ -94,6 +94,41 @@ def test_one_row_loads_as_the_orm_loads_it():
 
 
 @pytest.mark.django_db
+def test_many_rows_load_as_the_orm_loads_them():
+    operations = [make_operation(make_modem(index)) for index in (1, 2)]
+    capture = rxmer_capture(operations[1], 1, 193, "one.bin")
+    assert capture is not None
+    wanted = [operations[1].pk, 0, operations[0].pk]
+
+    with CaptureQueriesContext(connection) as queries:
+        loaded = load_all(Operation, {"id": wanted})
+
+    assert len(queries) == 1
+    expected = list(Operation.objects.filter(pk__in=wanted).order_by("pk").values())
+    assert [row.pk for row in loaded] == [row["id"] for row in expected]
+    for row, values in zip(loaded, expected, strict=True):
+        assert {f.attname: getattr(row, f.attname) for f in Operation._meta.concrete_fields} == {
+            f.attname: values[f.attname] for f in Operation._meta.concrete_fields
+        }
+        assert not row._state.adding
+    [loaded_capture] = load_all(Capture, {"id": [capture.pk]})
+    assert loaded_capture.triggered_at == Capture.objects.get(pk=capture.pk).triggered_at
+    assert load_all(Operation, {"id": []}) == []
+
+
+@pytest.mark.django_db
+def test_rows_are_locked_only_where_picked():
+    running, stopped = (make_operation(make_modem(index)) for index in (1, 2))
+    Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
+    picks = {"id": [running.pk, stopped.pk], "state": OperationState.RUNNING}
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert lock_rows(Operation, picks) == [running.pk]
+
+    assert queries[0]["sql"].endswith("FOR UPDATE")
+
+
+@pytest.mark.django_db
 def test_a_conditional_update_returns_the_rows_it_took():
     first, second, stopped = (make_operation(make_modem(index)) for index in range(1, 4))
     Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
@@ -115,9 +150,9 @@ def test_a_conditional_update_returns_the_rows_it_took():
 SQLITE_SCRIPT = """
 from datetime import timedelta
 from django.utils import timezone
-from captures.models import ChannelTally, Operation, OperationState
-from core.rows import add_to, load_one, update_returning, update_rows
-from tests.factories import make_modem, make_operation
+from captures.models import Capture, ChannelTally, Operation, OperationState
+from core.rows import add_to, load_all, load_one, lock_rows, update_returning, update_rows
+from tests.factories import make_modem, make_operation, rxmer_capture
 a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
 now = timezone.now()
 a.last_tick, a.next_tick_at = 2, now + timedelta(seconds=9)
@@ -145,6 +180,9 @@ d = rxmer_capture(a, 1, 194, "d.bin")
 assert services.mark_uploaded({c.pk: "/spool/c.bin", d.pk: "/spool/d.bin"}) == {c.pk, d.pk}
 assert services.mark_uploaded({c.pk: "/spool/c.bin", d.pk: "/spool/other.bin"}) == {c.pk}
 assert services.mark_stored([c.pk, d.pk]) == {c.pk, d.pk}
+from core.rows import load_all, lock_rows
+assert [row.file_name for row in load_all(type(c), {"id": [d.pk, c.pk]})] == ["c.bin", "d.bin"]
+assert lock_rows(Operation, {"id": [a.pk, b.pk], "state": "running"}) == [a.pk, b.pk]
 print("sqlite ok")
 """
 
