@@ -104,11 +104,11 @@ def test_many_rows_load_as_the_orm_loads_them():
         loaded = load_all(Operation, {"id": wanted})
 
     assert len(queries) == 1
-    expected = list(Operation.objects.filter(pk__in=wanted).order_by("pk").values())
-    assert [row.pk for row in loaded] == [row["id"] for row in expected]
-    for row, values in zip(loaded, expected, strict=True):
+    expected = list(Operation.objects.filter(pk__in=wanted).order_by("pk"))
+    assert [row.pk for row in loaded] == [row.pk for row in expected]
+    for row, orm_row in zip(loaded, expected, strict=True):
         assert {f.attname: getattr(row, f.attname) for f in Operation._meta.concrete_fields} == {
-            f.attname: values[f.attname] for f in Operation._meta.concrete_fields
+            f.attname: getattr(orm_row, f.attname) for f in Operation._meta.concrete_fields
         }
         assert not row._state.adding
     [loaded_capture] = load_all(Capture, {"id": [capture.pk]})
