@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from captures import services
 from captures.models import Capture, CaptureState
+from core.rows import row_keys
 from devices.links.pnm import normalize_mac
 from devices.links.tftp import Expectation, lookup_key
 from devices.models import CableModem
@@ -78,12 +79,8 @@ class CacheExpectationStore:
         ]
         if not live:
             return None
-        waiting = set(
-            Capture.objects.filter(
-                pk__in=[expectation.context["capture"] for expectation in live],
-                state=CaptureState.PENDING,
-            ).values_list("pk", flat=True)
-        )
+        candidates = [expectation.context["capture"] for expectation in live]
+        waiting = set(row_keys(Capture, {"id": candidates, "state": CaptureState.PENDING}))
         return next((exp for exp in live if exp.context["capture"] in waiting), None)
 
     def finished(self, expectation: Expectation) -> None:

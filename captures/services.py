@@ -35,7 +35,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
-from core.rows import add_to, load_one, lock_rows, update_returning, update_rows
+from core.rows import add_to, load_one, row_keys, update_returning, update_rows
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -300,8 +300,7 @@ def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) ->
         return planned
     with transaction.atomic():
         # Only the row lock: what the plan reads of the operation is fixed at its start.
-        locked = Operation.objects.select_for_update().filter(pk=operation.pk)
-        if one_or_none(locked.values_list("pk", flat=True)) is None:
+        if not row_keys(Operation, {"id": operation.pk}, lock=True):
             return []
         planned = _planned_slots(operation)
         if planned:
@@ -552,7 +551,8 @@ def _count_reasons(outcome: str, reason: str, counts: Mapping[int, int]) -> None
 def _lock_running(operation_pk: int) -> bool:
     """Lock the operation's row (until the transaction ends) if it is running; only its
     key is read."""
-    return bool(lock_rows(Operation, {"id": operation_pk, "state": OperationState.RUNNING}))
+    running = {"id": operation_pk, "state": OperationState.RUNNING}
+    return bool(row_keys(Operation, running, lock=True))
 
 
 def _untriggered(operation: Operation, tick: int) -> Counter[Slot] | None:

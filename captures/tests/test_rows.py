@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from captures.models import Capture, ChannelTally, Operation, OperationState
-from core.rows import add_to, load_all, load_one, lock_rows, update_returning, update_rows
+from core.rows import add_to, load_all, load_one, row_keys, update_returning, update_rows
 from tests.factories import make_modem, make_operation, rxmer_capture
 from tests.helpers import embedded_manage
 
@@ -117,15 +117,18 @@ def test_many_rows_load_as_the_orm_loads_them():
 
 
 @pytest.mark.django_db
-def test_rows_are_locked_only_where_picked():
+def test_keys_are_read_and_locked_only_where_picked():
     running, stopped = (make_operation(make_modem(index)) for index in (1, 2))
     Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
     picks = {"id": [running.pk, stopped.pk], "state": OperationState.RUNNING}
 
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        assert lock_rows(Operation, picks) == [running.pk]
-
+        assert row_keys(Operation, picks, lock=True) == [running.pk]
     assert queries[0]["sql"].endswith("FOR UPDATE")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert row_keys(Operation, {"id": [stopped.pk, running.pk]}) == [running.pk, stopped.pk]
+    assert "FOR UPDATE" not in queries[0]["sql"]
 
 
 @pytest.mark.django_db
@@ -151,7 +154,7 @@ SQLITE_SCRIPT = """
 from datetime import timedelta
 from django.utils import timezone
 from captures.models import Capture, ChannelTally, Operation, OperationState
-from core.rows import add_to, load_all, load_one, lock_rows, update_returning, update_rows
+from core.rows import add_to, load_all, load_one, row_keys, update_returning, update_rows
 from tests.factories import make_modem, make_operation, rxmer_capture
 a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
 now = timezone.now()
@@ -180,9 +183,9 @@ d = rxmer_capture(a, 1, 194, "d.bin")
 assert services.mark_uploaded({c.pk: "/spool/c.bin", d.pk: "/spool/d.bin"}) == {c.pk, d.pk}
 assert services.mark_uploaded({c.pk: "/spool/c.bin", d.pk: "/spool/other.bin"}) == {c.pk}
 assert services.mark_stored([c.pk, d.pk]) == {c.pk, d.pk}
-from core.rows import load_all, lock_rows
+from core.rows import load_all, row_keys
 assert [row.file_name for row in load_all(type(c), {"id": [d.pk, c.pk]})] == ["c.bin", "d.bin"]
-assert lock_rows(Operation, {"id": [a.pk, b.pk], "state": "running"}) == [a.pk, b.pk]
+assert row_keys(Operation, {"id": [a.pk, b.pk], "state": "running"}, lock=True) == [a.pk, b.pk]
 print("sqlite ok")
 """
 
