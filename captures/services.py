@@ -35,7 +35,7 @@ from captures.models import (
     Transaction,
 )
 from core import locks
-from core.rows import add_to, load_one, row_keys, update_returning, update_rows
+from core.rows import add_to, load_one, row_keys, update_returning, update_rows, update_where
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -364,9 +364,8 @@ def modem_lock_key(modem_pk: int) -> str:
 
 def tick_over(operation_pk: int, lease: str, *, final: bool) -> None:
     """The poll chain of the tick measuring under ``lease`` ended by itself."""
-    Operation.objects.filter(pk=operation_pk, inflight_lease=lease).update(
-        inflight_tick=None, inflight_lease=""
-    )
+    ours = {"id": operation_pk, "inflight_lease": lease}
+    update_where(Operation, ours, {"inflight_tick": None, "inflight_lease": ""})
     if final:
         final_tick_settled(operation_pk)
 

@@ -23,7 +23,7 @@ from captures.pnm.cursor import Cursor
 from captures.pnm.errors import PnmFormatError
 from captures.pnm.header import read_header
 from captures.pnm.spectrum import parse_snmp_spectrum
-from core.rows import load_all
+from core.rows import insert_rows, load_all
 from devices.links.pnm import PnmTest
 from devices.models import CableModem
 
@@ -153,11 +153,8 @@ def _record(ready: list[tuple[Capture, str, storage.StoredFile]]) -> list[Transa
     now = timezone.now()
     with transaction.atomic():
         won = services.mark_stored([capture.pk for capture, _, _ in ready])
-        recorded = set(
-            Transaction.objects.filter(capture_id__in=won).values_list("capture_id", flat=True)
-        )
-        fresh = [entry for entry in ready if entry[0].pk in won and entry[0].pk not in recorded]
-        records = Transaction.objects.bulk_create(
+        fresh = [entry for entry in ready if entry[0].pk in won]
+        records = insert_rows(
             [_transaction(capture, name, stored, now) for capture, name, stored in fresh]
         )
         final_tick_done = services.captures_collected([capture for capture, _, _ in fresh])

@@ -1,5 +1,6 @@
 """Hot-path statements built as strings: many rows' own values in one UPDATE, counters,
-conditional UPDATEs that say which rows they took, rows read, keys read and locked.
+conditional UPDATEs that say which rows they took, many rows inserted, rows read, keys read
+and locked.
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = … THEN …`` per field and row and
 compiles it in Python: 1.4 ms of CPU for one row and 0.74 ms per row for a hundred,
@@ -75,6 +76,12 @@ def add_to(
         return cursor.rowcount
 
 
+def update_where(model: type[Model], where: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+    """``UPDATE … SET field = value WHERE …``: ``add_to`` without counters. The number of
+    rows updated."""
+    return add_to(model, where, {}, values)
+
+
 def update_returning(
     model: type[Model], where: Mapping[str, Any], values: Mapping[str, Any], returning: str
 ) -> list[Any]:
@@ -118,6 +125,38 @@ def _update(
 
 
 M = TypeVar("M", bound=Model)
+
+
+def insert_rows(objects: Sequence[M]) -> list[M]:
+    """INSERT ``objects`` (one model, new rows) in one statement built as a string, each
+    given its primary key: ``bulk_create`` without the compile (its SQL compiler was a
+    seventh of a staging task's CPU). Field defaults apply as in ``Model.save``."""
+    if not objects:
+        return []
+    model = type(objects[0])
+    meta = model._meta
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    params: list[Any] = []
+    for obj in objects:
+        for field in fields:
+            params.append(field.get_db_prep_save(field.pre_save(obj, True), connection))
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    pk = quote(str(meta.pk.column))
+    sql = (  # names from the model's metadata, quoted; every value is a parameter
+        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(str(field.column)) for field in fields)}) "
+        f"VALUES {', '.join([row] * len(objects))} RETURNING {pk}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = [found[0] for found in cursor.fetchall()]
+    for obj, key in zip(objects, keys, strict=True):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return list(objects)
 
 
 def load_one(model: type[M], where: Mapping[str, Any]) -> M | None:

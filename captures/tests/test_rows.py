@@ -11,10 +11,19 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from captures.models import Capture, ChannelTally, Operation, OperationState
-from core.rows import add_to, load_all, load_one, row_keys, update_returning, update_rows
+from core.rows import (
+    add_to,
+    insert_rows,
+    load_all,
+    load_one,
+    row_keys,
+    update_returning,
+    update_rows,
+)
 from tests.factories import make_modem, make_operation, rxmer_capture
 from tests.helpers import embedded_manage
 
+MER = "DS_OFDM_RXMER_PER_SUBCAR"
 FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining"]
 
 
@@ -117,6 +126,27 @@ def test_many_rows_load_as_the_orm_loads_them():
 
 
 @pytest.mark.django_db
+def test_new_rows_go_in_one_statement_and_get_their_keys():
+    operation = make_operation(make_modem(1))
+    rows = [
+        ChannelTally(operation=operation, test=MER, channel_id=193, planned=4),
+        ChannelTally(operation=operation, test="", channel_id=None, collected=2),
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        assert insert_rows(rows) == rows
+
+    assert len(queries) == 1
+    assert all(row.pk is not None and not row._state.adding for row in rows)
+    stored = ChannelTally.objects.filter(pk__in=[row.pk for row in rows])
+    assert {row.pk: (row.test, row.channel_id, row.planned, row.collected) for row in stored} == {
+        rows[0].pk: (MER, 193, 4, 0),
+        rows[1].pk: ("", None, 0, 2),
+    }
+    assert insert_rows([]) == []
+
+
+@pytest.mark.django_db
 def test_keys_are_read_and_locked_only_where_picked():
     running, stopped = (make_operation(make_modem(index)) for index in (1, 2))
     Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
@@ -154,7 +184,7 @@ SQLITE_SCRIPT = """
 from datetime import timedelta
 from django.utils import timezone
 from captures.models import Capture, ChannelTally, Operation, OperationState
-from core.rows import add_to, load_all, load_one, row_keys, update_returning, update_rows
+from core.rows import add_to, load_one, update_rows
 from tests.factories import make_modem, make_operation, rxmer_capture
 a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
 now = timezone.now()
@@ -186,6 +216,9 @@ assert services.mark_stored([c.pk, d.pk]) == {c.pk, d.pk}
 from core.rows import load_all, row_keys
 assert [row.file_name for row in load_all(type(c), {"id": [d.pk, c.pk]})] == ["c.bin", "d.bin"]
 assert row_keys(Operation, {"id": [a.pk, b.pk], "state": "running"}, lock=True) == [a.pk, b.pk]
+from core.rows import insert_rows
+made = insert_rows([ChannelTally(operation=a, test="", channel_id=None, missed=3)])
+assert ChannelTally.objects.get(pk=made[0].pk).missed == 3
 print("sqlite ok")
 """
 

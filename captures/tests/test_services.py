@@ -231,6 +231,10 @@ def test_one_batch_records_every_waiting_file_once_and_counts_each_operation(
     assert "not a PNM file" in bad.error
     assert "disappeared before staging" in gone.error
     record_a = Transaction.objects.get(capture=a)
+    assert (record_a.pk, record_a.device_details) == (
+        next(record.pk for record in records if record.capture_id == a.pk),
+        {},
+    )
     assert record_a.sha256 == hashlib.sha256(data_a).hexdigest()
     assert b"".join(storage.iter_decompressed(record_a.stored_path)) == data_a
 
