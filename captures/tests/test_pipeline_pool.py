@@ -1,0 +1,48 @@
+"""A threads worker with the deployment's connection pool: a trigger waiting for its file
+holds no database connection, so a small pool serves every thread.
+
+Same real pipeline as test_pipeline_arrivals, but the worker runs with DB_POOL_MAX_SIZE=1
+(the deployment: 4 per process for 16 threads) and a 2 s pool timeout. Held through the
+arrival wait, the one connection would make the other threads' triggers wait for it and
+time out (psycopg_pool's PoolTimeout, a failed tick).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from captures.models import OperationState
+from captures.tests.helpers import WORKER_ENV, assert_accounted
+from captures.tests.test_pipeline import finished, start
+from captures.tests.test_pipeline_arrivals import announcing  # noqa: F401 (a fixture)
+from tests.factories import register_modem
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+POOLED = {
+    **WORKER_ENV,
+    "PNM_POLL_INTERVAL_S": "1",
+    "PNM_ARRIVAL_WAIT_S": "1",
+    "DB_POOL_MAX_SIZE": "1",
+    "DB_POOL_TIMEOUT_S": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def pooled_worker(start_worker):
+    return start_worker(pool="threads", concurrency=4, **POOLED)
+
+
+def test_triggers_waiting_for_their_files_share_a_pool_of_one_connection(
+    pooled_worker, announcing, beat, farm
+):
+    sim = farm(4, measure_delay_s=0.8)  # four ticks at a time, each waiting ~1 s for its file
+    operations = [start(register_modem(modem), channel_ids=[193]) for modem in sim]
+
+    done = [finished(operation, timeout=90) for operation in operations]
+
+    for operation in done:
+        assert operation.state == OperationState.COMPLETED, operation.last_error
+        assert (operation.collected, operation.failed) == (operation.expected, 0) == (3, 0)
+        assert_accounted(operation)
+    assert "PoolTimeout" not in pooled_worker.log()
