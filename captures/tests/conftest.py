@@ -18,11 +18,20 @@ from pathlib import Path
 import pytest
 from django.apps import apps as django_apps
 
+from captures import arrivals
 from captures.receiving import build_receiver
 from captures.tests.helpers import WORKER_ENV
 from devices.links.tftp import TftpReceiver
 from simulators.modem import ModemFarm
 from tests.helpers import ROOT, WorkerProcess, stop_process, wait_until, worker_environment
+
+
+@pytest.fixture
+def announcing(settings) -> None:
+    """The receiver (a thread of this process) announces what it receives, for threads
+    workers that wait for their files (``captures.arrivals``)."""
+    settings.PNM_ARRIVAL_WAIT_S = 1.0
+    assert arrivals.enabled()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from captures import arrivals
 from captures.models import OperationState, Transaction
 from captures.tests.helpers import WORKER_ENV, assert_accounted
 from captures.tests.test_pipeline import finished, start
@@ -25,13 +24,6 @@ WAITING = {**WORKER_ENV, "PNM_POLL_INTERVAL_S": "1", "PNM_ARRIVAL_WAIT_S": "1"}
 @pytest.fixture(scope="module")
 def waiting_worker(start_worker):
     return start_worker(pool="threads", **WAITING)
-
-
-@pytest.fixture
-def announcing(settings):
-    """The receiver (a thread of this process) announces what it receives."""
-    settings.PNM_ARRIVAL_WAIT_S = 1.0
-    assert arrivals.enabled()
 
 
 def poll_tasks_run(worker) -> int:

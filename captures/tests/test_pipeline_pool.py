@@ -14,7 +14,6 @@ import pytest
 from captures.models import OperationState
 from captures.tests.helpers import WORKER_ENV, assert_accounted
 from captures.tests.test_pipeline import finished, start
-from captures.tests.test_pipeline_arrivals import announcing  # noqa: F401 (a fixture)
 from tests.factories import register_modem
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
