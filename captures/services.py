@@ -232,15 +232,9 @@ def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
 
 def running_operation(operation_pk: int, **where: Any) -> Operation | None:
     """The operation if it is running (and matches ``where``), its modem loaded: what a
-    trigger or poll task reads first."""
-    return operation_with_modem({"id": operation_pk, "state": OperationState.RUNNING, **where})
-
-
-def operation_with_modem(where: Mapping[str, Any]) -> Operation | None:
-    """The operation ``where`` picks with its modem, read without the ORM's compile
-    (``core.rows``; ``select_related`` cost a fifth of an snmp and of the ingest worker's
-    CPU); None if either is gone."""
-    operation = load_one(Operation, where)
+    trigger or poll task reads first. Read without the ORM's compile (``core.rows``;
+    ``select_related`` cost a fifth of an snmp worker's CPU); None if either is gone."""
+    operation = load_one(Operation, {"id": operation_pk, "state": OperationState.RUNNING, **where})
     if operation is None:
         return None
     modem = load_one(CableModem, {"id": operation.modem_id})
@@ -601,10 +595,7 @@ def captures_collected(captures: list[Capture]) -> set[int]:
         for operation_pk, slots in sorted(per_operation.items())
         if _tally(operation_pk, Outcome.COLLECTED, "", slots, also=reset)
     ]
-    if not counted:
-        return set()
-    final = Operation.objects.filter(pk__in=counted, final_tick_done=True)
-    return set(final.values_list("pk", flat=True))
+    return set(row_keys(Operation, {"id": counted, "final_tick_done": True}))
 
 
 def tick_skipped(operation: Operation, tick: int, reason: str = MODEM_BUSY) -> None:
