@@ -15,10 +15,10 @@ from celery import shared_task
 from celery.exceptions import Retry
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
-from django.db import close_old_connections
 
 from captures import arrivals, dispatch, services, staging, storage, triggering
 from config.queues import Queue
+from core import connections
 from core.retry import backoff_s
 from devices.links import pnm, snmp
 from devices.models import CableModem
@@ -177,10 +177,7 @@ def _await_upload(measurement: triggering.Measurement) -> None:
         return
     started = time.monotonic()
     wait_s = min(settings.PNM_ARRIVAL_WAIT_S, interval)
-    # With the connection pool (CONN_MAX_AGE 0) this hands the thread's connection back
-    # before the wait: held through it, 4 pooled connections let 4 of a worker's 16
-    # threads trigger at a time and the others wait for one.
-    close_old_connections()
+    connections.hand_back()
     if arrivals.wait(measurement.captures[0], wait_s) and not measurement.remaining:
         triggering.end_tick(measurement)  # the file is in and no channel is left
         return

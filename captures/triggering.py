@@ -14,7 +14,9 @@ the next step, the next trigger's ``Measurement`` once this one is over, or None
 tick is done. The per-modem lock is a short lease (PNM_LEASE_TTL_S) taken before the first SET
 and renewed by every poll until ``end_tick``: when a worker dies mid-measurement the lease
 runs out within seconds, the modem is free for the next tick, and the sweeper settles the
-tick the dead chain had in flight (``services.abandon_lost_ticks``).
+tick the dead chain had in flight (``services.abandon_lost_ticks``). No pooled database
+connection is held through an SNMP exchange (``core.connections.hand_back``): a silent
+modem would keep it for its full timeout.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from django.db import transaction
 from captures import expectations, plans, services, storage
 from captures.models import Capture, CaptureState, Operation, OperationState
 from captures.services import Tick
-from core import locks
+from core import connections, locks
 from devices.links import pnm
 from devices.links.snmp import SnmpError, SnmpRejected, SnmpTarget, client
 from devices.links.tftp import Expectation
@@ -159,6 +161,7 @@ def run_tick(tick: Tick) -> Measurement | None:
     target = _target(modem)
     snmp = client()
     if not operation.metadata.get("system_description"):
+        connections.hand_back()
         description = pnm.read_system_description(snmp, target)
         services.record_system_description(operation, description)
     available = {
@@ -188,6 +191,7 @@ def run_tick(tick: Tick) -> Measurement | None:
     cmts_slot = ""
     try:
         cmts_slot = take_cmts_slot(modem.cmts, token)
+        connections.hand_back()
         pnm.prepare_upload(snmp, target, settings.PNM_TFTP_DEST_HOST, settings.PNM_TFTP_DEST_PATH)
         measurement = _trigger_next(
             operation, tick.number, tick.final, token, plan, cmts_slot, ready_checked=True
@@ -204,6 +208,7 @@ def _channels(operation, scope: pnm.Scope, snmp, target) -> list[pnm.Channel]:
     known = operation.metadata.get("channels", {}).get(scope.value)
     if known:
         return [pnm.Channel(if_index, channel_id) for if_index, channel_id in known]
+    connections.hand_back()
     found = pnm.channels(snmp, target, scope)
     rows = [[channel.if_index, channel.channel_id] for channel in found]
     walked = {**operation.metadata.get("channels", {}), scope.value: rows}
@@ -286,6 +291,7 @@ def _trigger_next(
             _walk(operation, captures[0], parameters)
             continue
         expected = [expectations.register(capture, modem) for capture in captures]
+        connections.hand_back()
         try:
             pnm.start_capture(
                 client(),
@@ -329,6 +335,7 @@ def _trigger_next(
 def _walk(operation: Operation, capture: Capture, parameters: dict) -> None:
     """A test read over SNMP, not uploaded (the SNMP-only spectrum): its bytes go to the
     spool and on to staging exactly as a received upload does."""
+    connections.hand_back()
     try:
         data = pnm.spectrum_amplitude_walk(client(), _target(operation.modem), parameters)
     except SnmpError:
@@ -379,6 +386,7 @@ def poll(measurement: Measurement) -> Measurement | None:
         return None
     if pending:
         test = pnm.PnmTest(measurement.test)
+        connections.hand_back()
         value, enable = pnm.read_meas_status(
             client(), _target(operation.modem), test, measurement.if_index
         )
