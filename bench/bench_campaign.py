@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--snmp-procs", type=int, default=2)
     parser.add_argument("--snmp-workers", type=int, default=16)
     parser.add_argument("--ingest-workers", type=int, default=4)
+    parser.add_argument(
+        "--db-pool", type=int, default=4, help="DB_POOL_MAX_SIZE per process (0: none, as tests)"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="give up after, s")
     parser.add_argument(
         "--profile-snmp",
@@ -124,6 +127,7 @@ def main() -> None:
         "FIELDRELAY_SPOOL_DIR": str(files / "spool"),
         "PNM_TFTP_LISTEN_PORT": str(tftp_port),
         "PNM_MAX_IN_FLIGHT_PER_CMTS": str(args.max_per_cmts),
+        "DB_POOL_MAX_SIZE": str(args.db_pool),
     }
     parent, child = mp.Pipe()
     farm = mp.Process(target=run_farm, args=(args.modems, tftp_port, delay, child), daemon=True)
@@ -232,7 +236,8 @@ def main() -> None:
             f"{args.modems} modems in {args.cmts} CMTS groups, RxMER on 1 channel each, "
             f"max in flight {args.max_in_flight}, per CMTS {args.max_per_cmts}, "
             f"measurement {delay[0]}-{delay[1]} s; {args.snmp_procs} x snmp -P threads -c "
-            f"{args.snmp_workers}, ingest -P threads -c {args.ingest_workers}; "
+            f"{args.snmp_workers}, ingest -P threads -c {args.ingest_workers}, database pool "
+            f"{args.db_pool or 'off'}; "
             f"farm of {args.modems} modems ready in {farm_ready_s:.1f} s"
         )
         print(f"  run {run.state}: {counts.line()}")

@@ -73,13 +73,16 @@ def main() -> None:
         "--arrival-wait", type=float, default=1.0, help="PNM_ARRIVAL_WAIT_S (0 with prefork)"
     )
     parser.add_argument("--snmp-procs", type=int, default=2, help="snmp worker processes")
-    parser.add_argument("--ingest-pool", default="threads", help="threads, or prefork")
+    parser.add_argument("--ingest-pool", default="prefork", help="prefork (compose), or threads")
     parser.add_argument("--ingest-workers", type=int, default=4)
     parser.add_argument(
         "--profile-snmp", metavar="FILE", help="run the snmp worker under cProfile (use -P solo)"
     )
     parser.add_argument(
         "--captures", type=int, default=0, help="stop once this many are recorded (RSS runs)"
+    )
+    parser.add_argument(
+        "--db-pool", type=int, default=4, help="DB_POOL_MAX_SIZE per process (0: none, as tests)"
     )
     parser.add_argument("--worker-log", default="WARNING", help="INFO logs every task")
     parser.add_argument("--solo", action="store_true", help="one solo worker for all queues")
@@ -97,6 +100,7 @@ def main() -> None:
         **WORKER_ENV,
         "PNM_POLL_INTERVAL_S": str(args.poll),
         "PNM_ARRIVAL_WAIT_S": str(args.arrival_wait),
+        "DB_POOL_MAX_SIZE": str(args.db_pool),
         "DATABASE_URL": database_url(),
         "FIELDRELAY_STORAGE_ROOT": str(files / "storage"),
         "FIELDRELAY_SPOOL_DIR": str(files / "spool"),
@@ -250,7 +254,8 @@ def main() -> None:
                 "one solo worker"
                 if args.solo
                 else f"{args.snmp_procs} x snmp -P {args.snmp_pool} -c {args.snmp_workers}, "
-                f"ingest -P {args.ingest_pool} -c {args.ingest_workers}"
+                f"ingest -P {args.ingest_pool} -c {args.ingest_workers}, "
+                f"database pool {args.db_pool or 'off'}"
             )
             + f", measurement {args.delay} s, polls every {args.poll} s"
         )
