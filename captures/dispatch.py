@@ -87,8 +87,12 @@ def dispatch_due_ticks() -> Dispatched | None:
                     )
                     sent += 1
         except Exception:
-            # Claimed but never sent (the broker went away): count them now, not at the end.
-            for tick in ticks[sent:]:
+            # The broker went away. The ticks after the failed send were never sent: count
+            # them now, not at the end. The failed one may have reached the queue before
+            # the error (a lost reply), so a worker may still run it: it is left unsettled,
+            # and counted missed ("never settled") at the end if it never ran, rather than
+            # counted missed and then collected.
+            for tick in ticks[sent + 1 :]:
                 services.tick_lapsed(tick.operation.pk, tick.number, services.NOT_DISPATCHED)
             raise
         cache.set(LAST_DISPATCH_KEY, _Pass(now, queued + len(ticks), cap), timeout=60)
