@@ -12,11 +12,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from campaigns import schedules
@@ -353,6 +354,7 @@ class Progress:
     failed_by_class: Counter[str] = field(default_factory=Counter)
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
     removed: int = 0  # target modems deleted before the run reached them
+    summaries_pending: int = 0  # done, their summary not computed yet
 
     @property
     def done(self) -> int:
@@ -410,23 +412,49 @@ class Progress:
 
 
 def progress(run: CampaignRun) -> Progress:
-    """Counts by state and by reason, three grouped queries however large the run."""
-    counts = Progress(run.planned, run.started_at, run.finished_at)
-    items = run.items.order_by()
-    for state, count in items.values_list("state").annotate(n=Count("pk")):
-        counts.by_state[state] = count
-    for state, reason, count in (
+    """Counts by state and by reason, two grouped queries however large the run."""
+    return progress_of_runs([run])[run.pk]
+
+
+def progress_of_runs(runs: Iterable[CampaignRun]) -> dict[int, Progress]:
+    """``progress`` of many runs (a page of campaigns, a campaign's runs) in the same two
+    grouped queries, by run pk."""
+    runs = list(runs)
+    table = {run.pk: Progress(run.planned, run.started_at, run.finished_at) for run in runs}
+    items = CampaignItem.objects.filter(run_id__in=list(table)).order_by()
+    for run_pk, state, summarised, count in items.values_list(
+        "run_id", "state", "summarised"
+    ).annotate(n=Count("pk")):
+        counts = table[run_pk]
+        counts.by_state[state] += count
+        if state == ItemState.DONE and not summarised:
+            counts.summaries_pending += count
+    for run_pk, state, reason, count in (
         items.filter(state__in=(ItemState.FAILED, ItemState.SKIPPED))
-        .values_list("state", "error_class")
+        .values_list("run_id", "state", "error_class")
         .annotate(n=Count("pk"))
     ):
+        counts = table[run_pk]
         target = counts.failed_by_class if state == ItemState.FAILED else counts.skipped_by_reason
         target[reason] = count
-    if run.expanded:
-        counts.removed = max(0, run.planned - sum(counts.by_state.values()))
-        if counts.removed:
-            counts.skipped_by_reason[MODEM_REMOVED] += counts.removed
-    return counts
+    for run in runs:
+        counts = table[run.pk]
+        if run.expanded:
+            counts.removed = max(0, run.planned - sum(counts.by_state.values()))
+            if counts.removed:
+                counts.skipped_by_reason[MODEM_REMOVED] += counts.removed
+    return table
+
+
+def latest_runs(campaigns: Iterable[Campaign]) -> dict[int, CampaignRun]:
+    """The latest run of each of ``campaigns`` that has one, by campaign pk, in one query."""
+    latest = CampaignRun.objects.filter(campaign=OuterRef("pk")).order_by("-pk").values("pk")[:1]
+    keys = Campaign.objects.filter(pk__in=[campaign.pk for campaign in campaigns]).annotate(
+        latest=Subquery(latest)
+    )
+    wanted = [pk for pk in keys.values_list("latest", flat=True) if pk is not None]
+    runs = CampaignRun.objects.filter(pk__in=wanted).select_related("campaign")
+    return {run.campaign_id: run for run in runs}
 
 
 def progress_by_cmts(run: CampaignRun) -> dict[str, dict[str, int]]:

@@ -215,7 +215,8 @@ class RunSerializer(serializers.ModelSerializer):
         }
     )
     def get_progress(self, run: CampaignRun) -> dict:
-        counts = services.progress(run)
+        known = self.context.get("progress", {})  # a list's runs, counted together
+        counts = known[run.pk] if run.pk in known else services.progress(run)
         eta = counts.eta_s()
         body = {
             "done": counts.done,
@@ -230,7 +231,7 @@ class RunSerializer(serializers.ModelSerializer):
             "rate_per_s": round(counts.rate(), 3),
             "eta_s": None if eta is None else round(eta, 1),
             "elapsed_s": round(counts.elapsed_s(), 1),
-            "summaries_pending": run.items.filter(state="done", summarised=False).count(),
+            "summaries_pending": counts.summaries_pending,
         }
         if self.context.get("detail"):
             body["per_cmts"] = services.progress_by_cmts(run)
@@ -253,7 +254,10 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(RunSerializer(allow_null=True))
     def get_latest_run(self, campaign: Campaign) -> dict | None:
-        run = campaign.runs.order_by("-pk").first()
+        if "latest_runs" in self.context:  # a list: read for the whole page at once
+            run = self.context["latest_runs"].get(campaign.pk)
+        else:
+            run = campaign.runs.order_by("-pk").first()
         return None if run is None else RunSerializer(run, context=self.context).data
 
     def get_links(self, campaign: Campaign) -> dict[str, str]:

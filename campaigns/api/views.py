@@ -82,6 +82,20 @@ class CampaignViewSet(
         campaign = start.save()
         return Response(self._body(campaign), status=status.HTTP_201_CREATED)
 
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """Campaigns, newest first, each with its latest run's progress."""
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        campaigns = list(queryset) if page is None else page
+        latest = services.latest_runs(campaigns)
+        context = {
+            **self.get_serializer_context(),
+            "latest_runs": latest,
+            "progress": services.progress_of_runs(latest.values()),
+        }
+        data = CampaignSerializer(campaigns, many=True, context=context).data
+        return Response(data) if page is None else self.get_paginated_response(data)
+
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         """The campaign and its latest run's progress, per CMTS too."""
         return Response(self._body(self.get_object()))
@@ -118,8 +132,9 @@ class CampaignViewSet(
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def runs(self, request: Request, campaign_id: str) -> Response:
         """Every run, newest first, with its progress."""
-        runs = self.get_object().runs.select_related("campaign").order_by("-pk")[:100]
-        return Response(RunSerializer(runs, many=True).data)
+        runs = list(self.get_object().runs.select_related("campaign").order_by("-pk")[:100])
+        context = {"progress": services.progress_of_runs(runs)}
+        return Response(RunSerializer(runs, many=True, context=context).data)
 
     def _run(self, run_id: str | None) -> CampaignRun:
         campaign = self.get_object()

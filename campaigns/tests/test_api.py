@@ -4,8 +4,11 @@ who may do what, what it schedules, and that no credential leaves it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest.mock import ANY
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -207,3 +210,54 @@ def test_an_ipv6_managed_modem_in_a_list_is_refused(operator_client):
 
     assert_400_naming(response, ["target", "modems"])
     assert "IPv4" in str(response.json())
+
+
+def _campaign_with_items(index: int, operator_client) -> dict:
+    """A campaign whose run has items in every state: ``index`` of each, some failed or
+    skipped for a reason, one done modem still waiting for its summary."""
+    modems = fleet(6 * index, f"cmts-{index}", first=40 * index)
+    campaign = operator_client.post(
+        CAMPAIGNS, body(target={"filter": {"cmts": f"cmts-{index}"}}), format="json"
+    ).json()
+    run = CampaignRun.objects.get(run_id=campaign["latest_run"]["run_id"])
+    states = ["done", "done", "failed", "skipped", "queued", "running"] * index
+    CampaignItem.objects.bulk_create(
+        CampaignItem(
+            run=run,
+            modem=modem,
+            mac_address=modem.mac_address,
+            cmts=modem.cmts,
+            state=state,
+            error_class={"failed": "SnmpTimeout", "skipped": "modem busy"}.get(state, ""),
+            summarised=position != 0,
+        )
+        for position, (modem, state) in enumerate(zip(modems, states, strict=True))
+    )
+    return campaign
+
+
+def test_the_list_counts_every_campaign_s_latest_run_in_a_fixed_number_of_queries(
+    operator_client,
+):
+    campaigns = [_campaign_with_items(index, operator_client) for index in (1, 2)]
+    with CaptureQueriesContext(connection) as few:
+        listed = operator_client.get(CAMPAIGNS).json()["results"]
+    campaigns += [_campaign_with_items(index, operator_client) for index in (3, 4, 5)]
+    with CaptureQueriesContext(connection) as more:
+        listed_more = operator_client.get(CAMPAIGNS).json()["results"]
+
+    assert (len(listed), len(listed_more)) == (2, 5)
+    assert len(more.captured_queries) == len(few.captured_queries)
+    for entry in listed_more:  # the counts of the campaign's own page
+        detail = operator_client.get(f"{CAMPAIGNS}{entry['campaign_id']}/").json()
+        expected = detail["latest_run"]["progress"]
+        del expected["per_cmts"]
+        timing = {"elapsed_s": ANY, "rate_per_s": ANY, "eta_s": ANY}  # read a moment apart
+        assert entry["latest_run"]["progress"] == {**expected, **timing}
+    by_id = {entry["campaign_id"]: entry["latest_run"]["progress"] for entry in listed_more}
+    third = by_id[campaigns[2]["campaign_id"]]
+    assert (third["done"], third["failed"], third["skipped"]) == (6, 3, 3)
+    assert (third["queued"], third["running"]) == (3, 3)
+    assert third["failed_by_class"] == {"SnmpTimeout": 3}
+    assert third["skipped_by_reason"] == {"modem busy": 3}
+    assert third["summaries_pending"] == 1
