@@ -33,8 +33,9 @@ from campaigns.models import (
 from captures import services as captures
 from captures.analyses import fleet
 from captures.analysis import SNMP_SPECTRUM_TEST_TYPE, load_transaction
-from captures.models import Operation, OperationState, Outcome, Transaction
+from captures.models import Capture, Operation, OperationState, Outcome, Transaction
 from core import locks
+from core.rows import load_all, load_one, row_keys, update_rows
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
@@ -233,13 +234,14 @@ def _expand(run: CampaignRun, window: int) -> None:
 def _start_item(item_pk: int, campaign: Campaign) -> bool:
     """Start the item's operation (or skip a modem that cannot run one)."""
     with transaction.atomic():
-        item = captures.one_or_none(
-            CampaignItem.objects.select_for_update(of=("self",))
-            .select_related("modem", "run")
-            .filter(pk=item_pk, state=ItemState.QUEUED)
-        )
-        if item is None or item.run.state != RunState.RUNNING:
+        if not row_keys(CampaignItem, {"id": item_pk, "state": ItemState.QUEUED}, lock=True):
             return False
+        item = load_one(CampaignItem, {"id": item_pk})
+        run = load_one(CampaignRun, {"id": item.run_id}) if item is not None else None
+        if item is None or run is None or run.state != RunState.RUNNING:
+            return False
+        item.run = run
+        item.modem = load_one(CableModem, {"id": item.modem_id}) if item.modem_id else None
         now = timezone.now()
         if item.modem is None:
             _end_item(item, ItemState.SKIPPED, MODEM_REMOVED, now)
@@ -255,7 +257,7 @@ def _start_item(item_pk: int, campaign: Campaign) -> bool:
         item.state = ItemState.RUNNING
         item.attempts += 1
         item.started_at = item.started_at or now
-        item.save(update_fields=["operation", "state", "attempts", "started_at"])
+        update_rows([item], ["operation_id", "state", "attempts", "started_at"])
     return True
 
 
@@ -266,7 +268,7 @@ def _end_item(
     item.error_class = error_class
     item.error = error
     item.finished_at = now
-    item.save(update_fields=["state", "error_class", "error", "finished_at"])
+    update_rows([item], ["state", "error_class", "error", "finished_at"])
 
 
 def _settle_run(run_pk: int) -> None:
@@ -289,12 +291,11 @@ def _settle_run(run_pk: int) -> None:
 
 # --- an operation ended ------------------------------------------------------------------------
 def operation_finished(sender: object, operation: Operation, **_: object) -> None:
-    """Settle the campaign item of ``operation`` (if it has one), in its transaction."""
-    item = captures.one_or_none(
-        CampaignItem.objects.select_for_update(of=("self",))
-        .select_related("run__campaign")
-        .filter(operation=operation)
-    )
+    """Settle the campaign item of ``operation`` (if it has one), in its transaction.
+    Read with ``core.rows`` (every operation's end passes here; its run and campaign are
+    read only when the operation collected nothing)."""
+    keys = row_keys(CampaignItem, {"operation_id": operation.pk}, lock=True)
+    item = load_one(CampaignItem, {"id": keys[0]}) if keys else None
     if item is None:
         return
     now = timezone.now()
@@ -470,25 +471,26 @@ def progress_by_cmts(run: CampaignRun) -> dict[str, dict[str, int]]:
 def summarise_item(item_pk: int) -> bool:
     """The item's summary from its operation's stored files (read once, as they arrive).
     False when there is nothing to summarise (not done, or already summarised)."""
-    item = captures.one_or_none(
-        CampaignItem.objects.select_related("run__campaign", "operation").filter(
-            pk=item_pk, state=ItemState.DONE, summarised=False
-        )
-    )
-    if item is None or item.operation is None:
+    item = load_one(CampaignItem, {"id": item_pk, "state": ItemState.DONE, "summarised": False})
+    if item is None or item.operation_id is None:
         return False
-    records = (
-        Transaction.objects.filter(capture__operation=item.operation)
-        .exclude(pnm_test_type=SNMP_SPECTRUM_TEST_TYPE)  # no file to parse
-        .order_by("pk")
-    )
+    run = load_one(CampaignRun, {"id": item.run_id})
+    campaign = load_one(Campaign, {"id": run.campaign_id}) if run is not None else None
+    if campaign is None:
+        return False
+    captured = row_keys(Capture, {"operation_id": item.operation_id})
+    records = [
+        record
+        for record in load_all(Transaction, {"capture_id": captured})
+        if record.pnm_test_type != SNMP_SPECTRUM_TEST_TYPE  # no file to parse
+    ]
     files = [load_transaction(record) for record in records]
-    summary = fleet.summarise(files, mer_threshold_db=item.run.campaign.mer_threshold_db)
+    summary = fleet.summarise(files, mer_threshold_db=campaign.mer_threshold_db)
     if summary is not None:
         item.metric, item.value, item.worse = summary.metric, summary.value, summary.worse
         item.figures = summary.figures
     item.summarised = True
-    item.save(update_fields=["metric", "value", "worse", "figures", "summarised"])
+    update_rows([item], ["metric", "value", "worse", "figures", "summarised"])
     return True
 
 

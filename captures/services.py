@@ -123,11 +123,7 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
     delivered twice is refused here, under the row lock, so it never reaches the modem)."""
     now = now or timezone.now()
     with transaction.atomic():
-        operation = one_or_none(
-            Operation.objects.select_for_update(of=("self",))
-            .select_related("modem")
-            .filter(pk=operation_pk, state=OperationState.RUNNING)
-        )
+        operation = running_operation(operation_pk) if _lock_running(operation_pk) else None
         ticks = _advance([operation] if operation is not None else [], now)
     return ticks[0] if ticks else None
 
@@ -794,12 +790,12 @@ def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
     capture is open any more was lost with its worker; count it missed.
     """
     with transaction.atomic():
-        operation = one_or_none(Operation.objects.select_for_update().filter(pk=operation_pk))
-        if operation is None or operation.state != OperationState.RUNNING:
+        if not _lock_running(operation_pk):
             return False
-        if not operation.final_tick_done:
+        operation = load_one(Operation, {"id": operation_pk})
+        if operation is None or not operation.final_tick_done:
             return False
-        if operation.captures.filter(state__in=OPEN_CAPTURE_STATES).exists():
+        if row_keys(Capture, {"operation_id": operation_pk, "state": OPEN_CAPTURE_STATES}):
             return False
         if operation.settled < operation.expected:
             if not give_up:
