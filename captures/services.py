@@ -35,7 +35,16 @@ from captures.models import (
     Transaction,
 )
 from core import locks
-from core.rows import add_to, load_one, row_keys, update_returning, update_rows, update_where
+from core.rows import (
+    add_to,
+    insert_rows,
+    load_all,
+    load_one,
+    row_keys,
+    update_returning,
+    update_rows,
+    update_where,
+)
 from devices.links import pnm
 from devices.models import CableModem
 
@@ -80,8 +89,8 @@ def start_operation(
     in Flower."""
     now = timezone.now()
     with transaction.atomic():
-        group = CaptureGroup.objects.create()
-        operation = Operation.objects.create(
+        (group,) = insert_rows([CaptureGroup()])
+        operation = Operation(
             name=name,
             measure_mode=measure_mode,
             test=test or OPERATION_TEST[name].value,
@@ -100,11 +109,11 @@ def start_operation(
         # The plan: fixed here, never rewritten (``expected`` is refined once, by
         # ``plan_channels``, when the channel list is known).
         operation.planned_ticks = operation.expected = operation.total_ticks
+        if operation.measure_mode != MeasureMode.SINGLE:
+            operation.next_tick_at = now  # the dispatcher (``captures.dispatch``) sends it
+        insert_rows([operation])
         if operation.measure_mode == MeasureMode.SINGLE:
-            dispatch.run_once(operation, label)
-        else:  # the dispatcher (``captures.dispatch``) sends each tick when it is due
-            operation.next_tick_at = now
-        operation.save(update_fields=["planned_ticks", "expected", "next_tick_at"])
+            dispatch.run_once(operation, label)  # its one tick, once the row is committed
     log.info("operation %s started on modem %s", operation.operation_id, modem.mac_address)
     return operation
 
@@ -246,15 +255,19 @@ def record_system_description(operation: Operation, description: dict) -> None:
     now = timezone.now()
     with transaction.atomic():
         metadata = {**operation.metadata, "system_description": description}
-        Operation.objects.filter(pk=operation.pk).update(metadata=metadata, updated=now)
-        CableModem.objects.filter(pk=operation.modem_id).update(
-            sys_descr="<<" + "; ".join(f"{k}: {v}" for k, v in description.items()) + ">>",
-            hw_rev=description.get("HW_REV", ""),
-            vendor=description.get("VENDOR", ""),
-            bootr=description.get("BOOTR", ""),
-            sw_rev=description.get("SW_REV", ""),
-            model=description.get("MODEL", ""),
-            sys_descr_updated=now,
+        update_where(Operation, {"id": operation.pk}, {"metadata": metadata, "updated": now})
+        update_where(
+            CableModem,
+            {"id": operation.modem_id},
+            {
+                "sys_descr": "<<" + "; ".join(f"{k}: {v}" for k, v in description.items()) + ">>",
+                "hw_rev": description.get("HW_REV", ""),
+                "vendor": description.get("VENDOR", ""),
+                "bootr": description.get("BOOTR", ""),
+                "sw_rev": description.get("SW_REV", ""),
+                "model": description.get("MODEL", ""),
+                "sys_descr_updated": now,
+            },
         )
         if operation.measure_mode != MeasureMode.SINGLE:  # its one tick has stored nothing yet
             Transaction.objects.filter(capture__operation=operation, device_details={}).update(
@@ -266,13 +279,21 @@ def record_system_description(operation: Operation, description: dict) -> None:
 def update_metadata(operation: Operation, **values) -> None:
     """Merge ``values`` into the operation's metadata (None removes a key)."""
     with transaction.atomic():
-        locked = Operation.objects.select_for_update().get(pk=operation.pk)
+        locked = load_one(Operation, {"id": operation.pk}) if _lock(operation.pk) else None
+        if locked is None:
+            raise Operation.DoesNotExist(f"operation pk={operation.pk} is gone")
         metadata = {k: v for k, v in {**locked.metadata, **values}.items() if v is not None}
-        Operation.objects.filter(pk=operation.pk).update(metadata=metadata)
+        update_where(Operation, {"id": operation.pk}, {"metadata": metadata})
     operation.metadata = metadata
 
 
 Slot = tuple[str, int]  # (file test type, channel id): one planned capture per tick
+
+
+def _slots_of(tallies: list[ChannelTally]) -> list[Slot]:
+    """The planned slots among an operation's channel rows, sorted (the channel-less row,
+    before the channels are known, plans none)."""
+    return sorted((row.test, row.channel_id) for row in tallies if row.channel_id is not None)
 
 
 def test_slots(test: pnm.PnmTest, channel_ids: list[int]) -> list[Slot]:
@@ -290,16 +311,13 @@ def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) ->
         return planned
     with transaction.atomic():
         # Only the row lock: what the plan reads of the operation is fixed at its start.
-        if not row_keys(Operation, {"id": operation.pk}, lock=True):
+        if not _lock(operation.pk):
             return []
-        planned = _planned_slots(operation)
+        tallies = load_all(ChannelTally, {"operation_id": operation.pk})
+        planned = _slots_of(tallies)
         if planned:
             return planned
-        early = sum(
-            ChannelTally.objects.filter(operation_id=operation.pk, channel_id=None).values_list(
-                "planned", flat=True
-            )
-        )
+        early = sum(row.planned for row in tallies if row.channel_id is None)
         counts = plans.test_counts(operation, range(early + 1, operation.total_ticks + 1))
         rows = [
             ChannelTally(operation=operation, test=slot_test, channel_id=channel_id, planned=count)
@@ -307,9 +325,11 @@ def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) ->
             if (count := counts[test])
             for slot_test, channel_id in test_slots(test, sorted(channel_ids))
         ]
-        ChannelTally.objects.bulk_create(rows)
+        insert_rows(rows)
         expected = early + sum(row.planned for row in rows)
-        Operation.objects.filter(pk=operation.pk).update(expected=expected, updated=timezone.now())
+        update_where(
+            Operation, {"id": operation.pk}, {"expected": expected, "updated": timezone.now()}
+        )
     return sorted((row.test, row.channel_id) for row in rows if row.channel_id is not None)
 
 
@@ -322,12 +342,7 @@ def _planned_slots(operation: Operation) -> list[Slot]:
     known = _plans.get(key)
     if known is not None:
         return list(known)
-    rows = (
-        ChannelTally.objects.filter(operation_id=operation.pk, channel_id__isnull=False)
-        .order_by("test", "channel_id")
-        .values_list("test", "channel_id")
-    )
-    planned = [(test, channel_id) for test, channel_id in rows if channel_id is not None]
+    planned = _slots_of(load_all(ChannelTally, {"operation_id": operation.pk}))
     if planned:
         if len(_plans) >= _PLANS_KEPT:
             _plans.clear()
@@ -535,6 +550,11 @@ def _count_reasons(outcome: str, reason: str, counts: Mapping[int, int]) -> None
             f"DO UPDATE SET count = {table}.count + excluded.count",
             params,
         )
+
+
+def _lock(operation_pk: int) -> bool:
+    """Lock the operation's row (until the transaction ends); False if it is gone."""
+    return bool(row_keys(Operation, {"id": operation_pk}, lock=True))
 
 
 def _lock_running(operation_pk: int) -> bool:

@@ -238,15 +238,17 @@ def _reader(model: type[Model], alias: str) -> _Reader:
 
 
 def _where(model: type[Model], connection: Any, where: Mapping[str, Any]) -> tuple[str, list]:
-    """``field = value AND field IN (…)`` for ``where`` (lists and tuples: IN), and its
-    parameters."""
+    """``field = value AND field IN (…)`` for ``where`` (lists and tuples: IN; None: IS
+    NULL), and its parameters."""
     fields = _by_attname(model)
     conditions: list[str] = []
     params: list[Any] = []
     for name, value in where.items():
         field = fields[name]
         column = connection.ops.quote_name(str(field.column))
-        if isinstance(value, list | tuple) and not value:
+        if value is None:
+            conditions.append(f"{column} IS NULL")
+        elif isinstance(value, list | tuple) and not value:
             conditions.append("1 = 0")  # IN () is not SQL, and matches nothing
         elif isinstance(value, list | tuple):
             conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")

@@ -162,6 +162,20 @@ def test_keys_are_read_and_locked_only_where_picked():
 
 
 @pytest.mark.django_db
+def test_none_picks_the_rows_without_a_value():
+    operation = make_operation(make_modem(1))
+    early, known = insert_rows(
+        [
+            ChannelTally(operation=operation, test="", channel_id=None, planned=2),
+            ChannelTally(operation=operation, test=MER, channel_id=193, planned=5),
+        ]
+    )
+
+    assert row_keys(ChannelTally, {"operation_id": operation.pk, "channel_id": None}) == [early.pk]
+    assert [row.pk for row in load_all(ChannelTally, {"channel_id": 193})] == [known.pk]
+
+
+@pytest.mark.django_db
 def test_a_conditional_update_returns_the_rows_it_took():
     first, second, stopped = (make_operation(make_modem(index)) for index in range(1, 4))
     Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
@@ -219,6 +233,17 @@ assert row_keys(Operation, {"id": [a.pk, b.pk], "state": "running"}, lock=True) 
 from core.rows import insert_rows
 made = insert_rows([ChannelTally(operation=a, test="", channel_id=None, missed=3)])
 assert ChannelTally.objects.get(pk=made[0].pk).missed == 3
+assert row_keys(ChannelTally, {"operation_id": a.pk, "channel_id": None}) == [made[0].pk]
+from captures.models import OPERATION_MODES
+e = services.start_operation(
+    modem=make_modem(3), name="multi_rxmer", measure_mode=OPERATION_MODES["multi_rxmer"][0],
+    duration_s=4, sample_interval_s=2,
+)
+services.update_metadata(e, channels={"ds_ofdm": [[3, 193]]})
+stored = Operation.objects.get(pk=e.pk)
+assert (stored.expected, stored.planned_ticks, stored.state) == (3, 3, "running"), stored
+assert stored.metadata["channels"] == {"ds_ofdm": [[3, 193]]}, stored.metadata
+assert stored.capture_group.capture_group_id and stored.next_tick_at == stored.started_at
 print("sqlite ok")
 """
 
