@@ -683,18 +683,20 @@ def create_captures(
                 # (and cancels them) or comes first (and none is made).
                 if not _lock_running(operation.pk):
                     return None
-                return Capture.objects.bulk_create(
-                    Capture(
-                        operation=operation,
-                        tick=tick,
-                        test=spec.test_type,
-                        channel_id=channel_id,
-                        if_index=if_index,
-                        file_name=file_name(spec.test_type, offset),
-                        triggered_at=now,
-                        deadline=deadline,
-                    )
-                    for spec in test.files
+                return insert_rows(
+                    [
+                        Capture(
+                            operation=operation,
+                            tick=tick,
+                            test=spec.test_type,
+                            channel_id=channel_id,
+                            if_index=if_index,
+                            file_name=file_name(spec.test_type, offset),
+                            triggered_at=now,
+                            deadline=deadline,
+                        )
+                        for spec in test.files
+                    ]
                 )
         except IntegrityError:
             if Capture.objects.filter(
@@ -798,7 +800,7 @@ def mark_stored(capture_pks: list[int]) -> set[int]:
 
 def final_tick_settled(operation_pk: int) -> bool:
     """The final tick's trigger is over; complete the operation if its files are in."""
-    Operation.objects.filter(pk=operation_pk).update(final_tick_done=True)
+    update_where(Operation, {"id": operation_pk}, {"final_tick_done": True})
     return maybe_complete(operation_pk)
 
 
