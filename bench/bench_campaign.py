@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--max-per-cmts", type=int, default=16)
     parser.add_argument("--delay", default="0.5-2.0", help="measurement delay range, s")
     parser.add_argument("--snmp-procs", type=int, default=2)
-    parser.add_argument("--snmp-workers", type=int, default=16)
+    parser.add_argument("--snmp-workers", type=int, default=32)
     parser.add_argument("--ingest-workers", type=int, default=4)
     parser.add_argument(
         "--db-pool", type=int, default=4, help="DB_POOL_MAX_SIZE per process (0: none, as tests)"

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--modems", type=int, default=200)
     parser.add_argument("--duration", type=int, default=60)
     parser.add_argument("--interval", type=int, default=4)
-    parser.add_argument("--snmp-workers", type=int, default=16)
+    parser.add_argument("--snmp-workers", type=int, default=32)
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
     parser.add_argument("--poll", type=float, default=1.0, help="PNM_POLL_INTERVAL_S, s")
     parser.add_argument("--snmp-pool", default="threads", help="threads, or prefork")

@@ -2,7 +2,7 @@
 holds no database connection, so a small pool serves every thread.
 
 Same real pipeline as test_pipeline_arrivals, but the worker runs with DB_POOL_MAX_SIZE=1
-(the deployment: 4 per process for 16 threads) and a 2 s pool timeout. Held through the
+(the deployment: 4 per process for 32 threads) and a 2 s pool timeout. Held through the
 arrival wait, or through an SNMP exchange with a silent modem (2.5 s here), the one
 connection would make the other threads' triggers wait for it and time out (psycopg_pool's
 PoolTimeout, a failed tick).

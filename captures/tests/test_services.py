@@ -487,6 +487,7 @@ def test_a_trigger_delivered_again_late_counts_its_tick_once():
 def test_a_trigger_s_file_name_taken_by_another_tick_moves_to_the_next_second():
     operation = make_operation(make_modem(1))
     taken = rxmer_capture(operation, 1, 193, "rxmer_100.bin")
+    assert taken is not None
 
     def name(test_type: str, offset: int) -> str:
         return f"rxmer_{100 + offset}.bin"
@@ -494,6 +495,8 @@ def test_a_trigger_s_file_name_taken_by_another_tick_moves_to_the_next_second():
     made = services.create_captures(operation, 2, PnmTest.RXMER, 193, 3, name, 5.0)
     again = services.create_captures(operation, 2, PnmTest.RXMER, 193, 3, name, 5.0)
 
-    assert made is not None and [capture.file_name for capture in made] == ["rxmer_101.bin"]
-    assert made[0].pk != taken.pk and made[0].state == CaptureState.PENDING
+    assert made is not None
+    assert [capture.file_name for capture in made] == ["rxmer_101.bin"]
+    assert made[0].pk != taken.pk
+    assert made[0].state == CaptureState.PENDING
     assert again is None  # this (tick, test, channel) was triggered already

@@ -94,7 +94,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # command line, e.g. fieldrelay-worker-snmp; FIELDRELAY_ROLE overrides it).
     DATABASES["default"]["OPTIONS"]["application_name"] = f"fieldrelay-{process_role()}"
     # The connection budget: one pool per process, at most DB_POOL_MAX_SIZE server connections
-    # however many threads it runs (a threads worker's 16 share them; a thread that finds
+    # however many threads it runs (a threads worker's 32 share them; a thread that finds
     # them all busy waits up to DB_POOL_TIMEOUT_S, then its query fails, saying so). A
     # single-threaded process (prefork child, gunicorn sync worker) uses one. 0: no pool.
     DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", 4, minimum=0, maximum=100)
