@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 
 from campaigns import schedules, services
 from campaigns.api.serializers import SINGLE_TESTS, CampaignStartSerializer
-from campaigns.models import Campaign, CampaignItem, CampaignRun, ItemState
+from campaigns.models import Campaign, CampaignItem, CampaignRun, ItemState, RunState
 from captures.admin import CableModemCaptureAdmin
 from captures.analyses import fleet
 from captures.api.serializers import MULTI_NAMES
@@ -218,6 +218,13 @@ class CampaignRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """A running run is stopped first: deleted, its modems' operations would run on
+        with no item to settle and its history would be gone."""
+        if obj is not None and obj.state == RunState.RUNNING:
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.action(description="Stop the selected runs", permissions=["stop"])
     def stop_runs(self, request, queryset) -> None:

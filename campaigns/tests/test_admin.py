@@ -113,3 +113,38 @@ def test_the_campaign_action_needs_the_add_campaign_permission(client, django_us
 
     assert page.status_code == 200
     assert b"start_campaign" not in page.content
+
+
+def test_a_running_run_is_not_deleted_until_it_is_stopped(admin_client):
+    make_modem(1)
+    campaign = services.create_campaign(
+        name="kept", target={"all": True}, plan={"name": "single_capture",
+        "measure_mode": "single", "test": RXMER, "parameters": {RXMER: {}}, "duration_s": 1,
+        "sample_interval_s": 1, "channel_ids": None}, max_in_flight=5, max_per_cmts=5,
+        retries=0, mer_threshold_db=30.0, schedule="now",
+    )  # fmt: skip
+    stopped = campaign.runs.get()
+    services.dispatch_run(stopped)
+    services.stop_run(stopped)
+    finished = services.start_scheduled_run(campaign)
+    assert finished is not None
+    CampaignRun.objects.filter(pk=finished.pk).update(state="completed")
+    running = services.start_scheduled_run(campaign)
+    assert running is not None
+    url = f"/admin/campaigns/campaignrun/{running.pk}/delete/"
+
+    assert admin_client.get(url).status_code == 403
+    both = [running.pk, finished.pk]
+    refused = admin_client.post(
+        "/admin/campaigns/campaignrun/",
+        {"action": "delete_selected", "_selected_action": both, "post": "yes"},
+    )
+    states = CampaignRun.objects.filter(campaign=campaign).order_by("pk")
+    assert refused.status_code == 403  # nothing deleted: a selected run is still running
+    assert list(states.values_list("state", flat=True)) == ["cancelled", "completed", "running"]
+
+    admin_client.post(
+        "/admin/campaigns/campaignrun/",
+        {"action": "delete_selected", "_selected_action": [finished.pk], "post": "yes"},
+    )
+    assert list(states.values_list("state", flat=True)) == ["cancelled", "running"]
