@@ -16,6 +16,16 @@ CHANGELIST = "/admin/devices/cablemodem/"
 RXMER = "DS_OFDM_RXMER_PER_SUBCAR"
 
 
+def rxmer_over_every_modem(name: str) -> Campaign:
+    """A campaign started now: one RxMER capture on every modem."""
+    return services.create_campaign(
+        name=name, target={"all": True}, plan={"name": "single_capture",
+        "measure_mode": "single", "test": RXMER, "parameters": {RXMER: {}}, "duration_s": 1,
+        "sample_interval_s": 1, "channel_ids": None}, max_in_flight=5, max_per_cmts=5,
+        retries=0, mer_threshold_db=30.0, schedule="now",
+    )  # fmt: skip
+
+
 def test_an_operator_starts_a_campaign_over_the_selected_modems(admin_client):
     modems = [make_modem(i, cmts="a") for i in range(1, 4)]
     selected = {"action": "start_campaign", "_selected_action": [m.pk for m in modems[:2]]}
@@ -73,12 +83,7 @@ def test_select_all_takes_every_modem_the_changelist_filter_shows(admin_client):
 def test_a_run_page_shows_progress_per_cmts_and_the_worst_modems(admin_client):
     make_modem(1, cmts="a")
     make_modem(2, cmts="b")
-    campaign = services.create_campaign(
-        name="seen", target={"all": True}, plan={"name": "single_capture",
-        "measure_mode": "single", "test": RXMER, "parameters": {RXMER: {}}, "duration_s": 1,
-        "sample_interval_s": 1, "channel_ids": None}, max_in_flight=5, max_per_cmts=5,
-        retries=0, mer_threshold_db=30.0, schedule="now",
-    )  # fmt: skip
+    campaign = rxmer_over_every_modem("seen")
     run = campaign.runs.get()
     services.dispatch_run(run)
     worst = CampaignItem.objects.order_by("pk")[0]
@@ -117,12 +122,7 @@ def test_the_campaign_action_needs_the_add_campaign_permission(client, django_us
 
 def test_a_running_run_is_not_deleted_until_it_is_stopped(admin_client):
     make_modem(1)
-    campaign = services.create_campaign(
-        name="kept", target={"all": True}, plan={"name": "single_capture",
-        "measure_mode": "single", "test": RXMER, "parameters": {RXMER: {}}, "duration_s": 1,
-        "sample_interval_s": 1, "channel_ids": None}, max_in_flight=5, max_per_cmts=5,
-        retries=0, mer_threshold_db=30.0, schedule="now",
-    )  # fmt: skip
+    campaign = rxmer_over_every_modem("kept")
     stopped = campaign.runs.get()
     services.dispatch_run(stopped)
     services.stop_run(stopped)
