@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db.models import Case, F, When
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -282,12 +283,16 @@ class CampaignRunAdmin(admin.ModelAdmin):
 
 @admin.register(CampaignItem)
 class CampaignItemAdmin(admin.ModelAdmin):
-    """One modem of a run; sorted by the summary value to see the worst first."""
+    """One modem of a run, the worst summary first: lowest first for a metric where lower
+    is worse (RxMER), highest first where higher is (an FEC uncorrectable ratio)."""
 
     list_display = ["mac_address", "cmts", "state", "metric", "value", "attempts", "error_class"]
     list_filter = ["state", "cmts"]
     search_fields = ["mac_address"]
-    ordering = ["value"]
+    ordering = [
+        Case(When(worse="higher", then=-F("value")), default=F("value")).asc(nulls_last=True),
+        "pk",
+    ]
     readonly_fields = tuple(field.name for field in CampaignItem._meta.fields)
 
     def has_add_permission(self, request) -> bool:

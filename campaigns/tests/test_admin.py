@@ -148,3 +148,22 @@ def test_a_running_run_is_not_deleted_until_it_is_stopped(admin_client):
         {"action": "delete_selected", "_selected_action": [finished.pk], "post": "yes"},
     )
     assert list(states.values_list("state", flat=True)) == ["cancelled", "running"]
+
+
+def test_the_modem_list_shows_the_worst_first_whichever_way_the_metric_runs(admin_client):
+    make_modem(1)
+    make_modem(2)
+    make_modem(3)
+    run = rxmer_over_every_modem("ranked").runs.get()
+    services.dispatch_run(run)
+    items = list(CampaignItem.objects.order_by("pk"))
+    for item, value in zip(items, (0.01, 0.3, None), strict=True):
+        CampaignItem.objects.filter(pk=item.pk).update(
+            state=ItemState.DONE, metric="fec_uncorrectable_ratio", value=value, worse="higher"
+        )
+
+    page = admin_client.get("/admin/campaigns/campaignitem/").content.decode()
+
+    shown = [page.index(item.mac_address) for item in items]
+    assert shown[1] < shown[0] < shown[2]  # 0.3, then 0.01, then the modem without a value
+    assert admin_client.get("/admin/campaigns/campaignitem/?o=-5").status_code == 200  # by value
