@@ -448,7 +448,7 @@ def progress_of_runs(runs: Iterable[CampaignRun]) -> dict[int, Progress]:
 
 
 def latest_runs(campaigns: Iterable[Campaign]) -> dict[int, CampaignRun]:
-    """The latest run of each of ``campaigns`` that has one, by campaign pk, in one query."""
+    """The latest run of each of ``campaigns`` that has one, by campaign pk: two queries."""
     latest = CampaignRun.objects.filter(campaign=OuterRef("pk")).order_by("-pk").values("pk")[:1]
     keys = Campaign.objects.filter(pk__in=[campaign.pk for campaign in campaigns]).annotate(
         latest=Subquery(latest)
