@@ -448,13 +448,12 @@ def progress_of_runs(runs: Iterable[CampaignRun]) -> dict[int, Progress]:
 
 
 def latest_runs(campaigns: Iterable[Campaign]) -> dict[int, CampaignRun]:
-    """The latest run of each of ``campaigns`` that has one, by campaign pk: two queries."""
+    """The latest run of each of ``campaigns`` that has one, by campaign pk, in one query."""
     latest = CampaignRun.objects.filter(campaign=OuterRef("pk")).order_by("-pk").values("pk")[:1]
     keys = Campaign.objects.filter(pk__in=[campaign.pk for campaign in campaigns]).annotate(
         latest=Subquery(latest)
     )
-    wanted = [pk for pk in keys.values_list("latest", flat=True) if pk is not None]
-    runs = CampaignRun.objects.filter(pk__in=wanted).select_related("campaign")
+    runs = CampaignRun.objects.filter(pk__in=keys.values("latest")).select_related("campaign")
     return {run.campaign_id: run for run in runs}
 
 

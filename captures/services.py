@@ -330,7 +330,7 @@ def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) ->
         update_where(
             Operation, {"id": operation.pk}, {"expected": expected, "updated": timezone.now()}
         )
-    return sorted((row.test, row.channel_id) for row in rows if row.channel_id is not None)
+    return _slots_of(rows)
 
 
 def _planned_slots(operation: Operation) -> list[Slot]:
@@ -552,16 +552,14 @@ def _count_reasons(outcome: str, reason: str, counts: Mapping[int, int]) -> None
         )
 
 
-def _lock(operation_pk: int) -> bool:
-    """Lock the operation's row (until the transaction ends); False if it is gone."""
-    return bool(row_keys(Operation, {"id": operation_pk}, lock=True))
+def _lock(operation_pk: int, **where: Any) -> bool:
+    """Lock the operation's row (until the transaction ends) if it is there (and matches
+    ``where``); only its key is read."""
+    return bool(row_keys(Operation, {"id": operation_pk, **where}, lock=True))
 
 
 def _lock_running(operation_pk: int) -> bool:
-    """Lock the operation's row (until the transaction ends) if it is running; only its
-    key is read."""
-    running = {"id": operation_pk, "state": OperationState.RUNNING}
-    return bool(row_keys(Operation, running, lock=True))
+    return _lock(operation_pk, state=OperationState.RUNNING)
 
 
 def _untriggered(operation: Operation, tick: int) -> Counter[Slot] | None:
