@@ -10,6 +10,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -36,10 +37,14 @@ from captures.models import (
 )
 from core import locks
 from core.rows import (
+    Change,
     add_to,
+    add_together,
     insert_rows,
+    insert_rows_locking,
     load_all,
     load_one,
+    load_one_with,
     row_keys,
     update_returning,
     update_rows,
@@ -237,16 +242,11 @@ def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
 
 def running_operation(operation_pk: int, **where: Any) -> Operation | None:
     """The operation if it is running (and matches ``where``), its modem loaded: what a
-    trigger or poll task reads first. Read without the ORM's compile (``core.rows``;
-    ``select_related`` cost a fifth of an snmp worker's CPU); None if either is gone."""
-    operation = load_one(Operation, {"id": operation_pk, "state": OperationState.RUNNING, **where})
-    if operation is None:
-        return None
-    modem = load_one(CableModem, {"id": operation.modem_id})
-    if modem is None:
-        return None
-    operation.modem = modem
-    return operation
+    trigger or poll task reads first. One query, without the ORM's compile
+    (``core.rows.load_one_with``; ``select_related`` cost a fifth of an snmp worker's CPU);
+    None if either is gone."""
+    running = {"id": operation_pk, "state": OperationState.RUNNING, **where}
+    return load_one_with(Operation, running, "modem")
 
 
 def record_system_description(operation: Operation, description: dict) -> None:
@@ -437,20 +437,36 @@ def _tally(
 
     Counts only while the operation runs: the operation's counter UPDATE (filtered on the
     running state) is also the row lock that orders this with ``_finish``, which settles
-    whatever is left; no row is read first. ``also``: more fields of the operation row to
-    set in the same UPDATE. Runs in the caller's transaction.
+    whatever is left; no row is read first. The channel rows move with it
+    (``add_together``: one statement on PostgreSQL, where every trigger and every stored
+    file comes through here). ``also``: more fields of the operation row to set in the same
+    UPDATE. Runs in the caller's transaction.
     """
     count = sum(slots.values())
-    with transaction.atomic():
-        if not _count_operation(operation_pk, outcome, reason, count, also):
+    if not count:
+        return 0
+    running = {"id": operation_pk, "state": OperationState.RUNNING}
+    counters = Change(
+        Operation, running, {outcome: count}, {"updated": timezone.now(), **(also or {})}
+    )
+    rows: dict[tuple[str, int], list[int]] = {}
+    for (test, channel_id), per_slot in slots.items():
+        rows.setdefault((test, per_slot), []).append(channel_id)
+    channels = [
+        Change(
+            ChannelTally,
+            {"operation_id": operation_pk, "test": test, "channel_id": channel_ids},
+            {outcome: per_slot},
+        )
+        for (test, per_slot), channel_ids in rows.items()
+    ]
+    # A reason is a row of its own, counted in the same transaction.
+    with transaction.atomic() if reason else nullcontext():
+        if not add_together(counters, *channels):
             return 0
-        rows: dict[tuple[str, int], list[int]] = {}
-        for (test, channel_id), per_slot in slots.items():
-            rows.setdefault((test, per_slot), []).append(channel_id)
-        for (test, per_slot), channel_ids in rows.items():
-            where = {"operation_id": operation_pk, "test": test, "channel_id": channel_ids}
-            add_to(ChannelTally, where, {outcome: per_slot})
-        return count
+        if reason:
+            _count_reasons(outcome, reason, {operation_pk: count})
+    return count
 
 
 def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) -> int:
@@ -674,28 +690,25 @@ def create_captures(
     now = timezone.now()
     deadline = now + timedelta(seconds=measure_s + settings.PNM_UPLOAD_DEADLINE_S)
     first_test = test.files[0].test_type
+    running = {"id": operation.pk, "state": OperationState.RUNNING}
     for offset in range(NAME_ATTEMPTS):
+        rows = [
+            Capture(
+                operation=operation,
+                tick=tick,
+                test=spec.test_type,
+                channel_id=channel_id,
+                if_index=if_index,
+                file_name=file_name(spec.test_type, offset),
+                triggered_at=now,
+                deadline=deadline,
+            )
+            for spec in test.files
+        ]
         try:
-            with transaction.atomic():
-                # Under the operation's row lock: ``_finish`` either sees these captures
-                # (and cancels them) or comes first (and none is made).
-                if not _lock_running(operation.pk):
-                    return None
-                return insert_rows(
-                    [
-                        Capture(
-                            operation=operation,
-                            tick=tick,
-                            test=spec.test_type,
-                            channel_id=channel_id,
-                            if_index=if_index,
-                            file_name=file_name(spec.test_type, offset),
-                            triggered_at=now,
-                            deadline=deadline,
-                        )
-                        for spec in test.files
-                    ]
-                )
+            # Under the operation's row lock: ``_finish`` either sees these captures
+            # (and cancels them) or comes first (and none is made).
+            return insert_rows_locking(rows, Operation, running) or None
         except IntegrityError:
             if Capture.objects.filter(
                 operation=operation, tick=tick, test=first_test, channel_id=channel_id

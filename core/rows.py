@@ -10,13 +10,15 @@ where the dispatcher moves up to a thousand operations a pass. ``UPDATE … FROM
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import connections, router
-from django.db.models import Field, Model
+from django.db import connections, router, transaction
+from django.db.models import Field, ForeignKey, Model
 
 
 def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
@@ -68,12 +70,58 @@ def add_to(
     field IN (…)]``: the counters every capture moves, without the ORM compiling an
     F() expression (0.4 ms of CPU per UPDATE, against 0.1 ms for this). ``where`` values
     that are lists or tuples match any of theirs. The number of rows updated."""
-    if any(isinstance(value, list | tuple) and not value for value in where.values()):
-        return 0  # IN () matches nothing (and is not SQL)
+    if _matches_nothing(where):
+        return 0
     connection, sql, params = _update(model, where, add, values or {})
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+@dataclass(frozen=True)
+class Change:
+    """One ``add_to``: counters to add (and fields to set) on the rows ``where`` picks."""
+
+    model: type[Model]
+    where: Mapping[str, Any]
+    add: Mapping[str, int]
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def add_together(first: Change, *then: Change) -> int:
+    """``first``, and ``then`` only if ``first`` changed a row, all or nothing: the number
+    of rows ``first`` changed.
+
+    On PostgreSQL one statement (``WITH first AS (UPDATE … RETURNING 1) UPDATE … AND
+    EXISTS (SELECT 1 FROM first)``): an operation's counter and its channel rows move in
+    one round trip instead of four (BEGIN, two UPDATEs, COMMIT). ``first`` is run before
+    the others (its EXISTS is an uncorrelated sub-plan), so its row is locked first, as
+    when the statements run one by one. Elsewhere (SQLite) they do, in a transaction.
+    """
+    then = tuple(change for change in then if not _matches_nothing(change.where))
+    connection = connections[router.db_for_write(first.model)]
+    if connection.vendor != "postgresql" or not then:
+        with transaction.atomic(using=connection.alias) if then else nullcontext():
+            changed = add_to(first.model, first.where, first.add, first.values)
+            for change in then if changed else ():
+                add_to(change.model, change.where, change.add, change.values)
+        return changed
+    if _matches_nothing(first.where):
+        return 0
+    _, sql, params = _update(first.model, first.where, first.add, first.values)
+    parts = [f"first AS ({sql} RETURNING 1)"]
+    for position, change in enumerate(then):
+        _, then_sql, then_params = _update(change.model, change.where, change.add, change.values)
+        parts.append(f"then{position} AS ({then_sql} AND EXISTS (SELECT 1 FROM first))")  # noqa: S608
+        params.extend(then_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT count(*) FROM first", params)  # noqa: S608
+        return int(cursor.fetchone()[0])
+
+
+def _matches_nothing(where: Mapping[str, Any]) -> bool:
+    """An empty list matches no row (and ``IN ()`` is not SQL)."""
+    return any(isinstance(value, list | tuple) and not value for value in where.values())
 
 
 def update_where(model: type[Model], where: Mapping[str, Any], values: Mapping[str, Any]) -> int:
@@ -87,7 +135,7 @@ def update_returning(
 ) -> list[Any]:
     """``UPDATE … SET field = value WHERE … RETURNING returning``: which rows a conditional
     UPDATE took (for example the captures still waiting, of a batch), in one statement."""
-    if any(isinstance(value, list | tuple) and not value for value in where.values()):
+    if _matches_nothing(where):
         return []
     connection, sql, params = _update(model, where, {}, values)
     column = connection.ops.quote_name(str(_by_attname(model)[returning].column))
@@ -133,6 +181,43 @@ def insert_rows(objects: Sequence[M]) -> list[M]:
     seventh of a staging task's CPU). Field defaults apply as in ``Model.save``."""
     if not objects:
         return []
+    connection, columns, rows, params = _insert_parts(objects, typed=False)
+    sql = f"{columns} VALUES {rows} RETURNING {_pk(objects, connection)}"
+    return _inserted(objects, connection, sql, params)
+
+
+def insert_rows_locking(
+    objects: Sequence[M], model: type[Model], where: Mapping[str, Any]
+) -> list[M]:
+    """``insert_rows`` under the row lock of the (one) ``model`` row ``where`` picks, and
+    only if there is one: [] and nothing inserted otherwise. On PostgreSQL one statement
+    (``WITH locked AS (SELECT … FOR UPDATE) INSERT … SELECT … WHERE EXISTS``) instead of
+    four (BEGIN, the lock, the INSERT, COMMIT); elsewhere the lock and the insert in a
+    transaction. Inside a transaction a failed INSERT (a key taken) is rolled back to a
+    savepoint, so the caller can try again."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=connection.alias):
+            return insert_rows(objects) if row_keys(model, where, lock=True) else []
+    _, columns, rows, params = _insert_parts(objects, typed=True)
+    conditions, where_params = _where(model, connection, where)
+    table = connection.ops.quote_name(model._meta.db_table)
+    sql = (  # names from the models' metadata, quoted; every value is a parameter
+        f"WITH locked AS (SELECT 1 FROM {table} WHERE {conditions} FOR UPDATE) "  # noqa: S608
+        f"{columns} SELECT * FROM (VALUES {rows}) AS v WHERE EXISTS (SELECT 1 FROM locked) "
+        f"RETURNING {_pk(objects, connection)}"
+    )
+    within: AbstractContextManager[Any] = (
+        transaction.atomic(using=connection.alias) if connection.in_atomic_block else nullcontext()
+    )
+    with within:
+        return _inserted(objects, connection, sql, [*where_params, *params])
+
+
+def _insert_parts(objects: Sequence[Model], *, typed: bool) -> tuple[Any, str, str, list[Any]]:
+    """The connection, ``INSERT INTO table (columns)``, the VALUES rows and their
+    parameters; ``typed``: each value CAST to its column's type, as a VALUES list outside
+    an INSERT's own needs."""
     model = type(objects[0])
     meta = model._meta
     connection = connections[router.db_for_write(model)]
@@ -142,16 +227,28 @@ def insert_rows(objects: Sequence[M]) -> list[M]:
     for obj in objects:
         for field in fields:
             params.append(field.get_db_prep_save(field.pre_save(obj, True), connection))
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    pk = quote(str(meta.pk.column))
-    sql = (  # names from the model's metadata, quoted; every value is a parameter
-        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608
-        f"({', '.join(quote(str(field.column)) for field in fields)}) "
-        f"VALUES {', '.join([row] * len(objects))} RETURNING {pk}"
+    placeholders = [
+        f"CAST(%s AS {field.cast_db_type(connection)})" if typed else "%s" for field in fields
+    ]
+    row = "(" + ", ".join(placeholders) + ")"
+    columns = (  # names from the model's metadata, quoted
+        f"INSERT INTO {quote(meta.db_table)} "
+        f"({', '.join(quote(str(field.column)) for field in fields)})"
     )
+    return connection, columns, ", ".join([row] * len(objects)), params
+
+
+def _pk(objects: Sequence[Model], connection: Any) -> str:
+    return connection.ops.quote_name(str(type(objects[0])._meta.pk.column))
+
+
+def _inserted(objects: Sequence[M], connection: Any, sql: str, params: list[Any]) -> list[M]:
+    """Run an INSERT … RETURNING pk of ``objects``; the rows it made, given their keys."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         keys = [found[0] for found in cursor.fetchall()]
+    if not keys:
+        return []
     for obj, key in zip(objects, keys, strict=True):
         obj.pk = key
         obj._state.adding = False
@@ -188,6 +285,36 @@ def row_keys(model: type[Model], where: Mapping[str, Any], *, lock: bool = False
         return [row[0] for row in cursor.fetchall()]
 
 
+def load_one_with(model: type[M], where: Mapping[str, Any], related: str) -> M | None:
+    """``load_one`` and the row its foreign key ``related`` points at, read in one query (a
+    join) and set on it as ``select_related`` does; None when either is missing. An
+    operation and its modem, read by every trigger: one round trip instead of two."""
+    connection = connections[router.db_for_read(model)]
+    reader = _reader(model, connection.alias)
+    key = model._meta.get_field(related)
+    if not isinstance(key, ForeignKey):
+        raise TypeError(f"{model.__name__}.{related} is not a foreign key")
+    target: type[Model] = key.related_model
+    other = _reader(target, connection.alias)
+    quote = connection.ops.quote_name
+    conditions, params = _where(model, connection, where, table=reader.table)
+    sql = (  # names from the models' metadata, quoted; every value is a parameter
+        f"SELECT {reader.columns}, {other.columns} FROM {reader.table} "  # noqa: S608
+        f"JOIN {other.table} ON {other.table}.{quote(str(key.target_field.column))} = "
+        f"{reader.table}.{quote(str(key.column))} WHERE {conditions} "
+        f"ORDER BY {reader.table}.{reader.pk} LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = len(reader.attnames)
+    found = _build(model, reader, connection, row[:width])
+    setattr(found, related, _build(target, other, connection, row[width:]))
+    return found
+
+
 def _load(model: type[M], where: Mapping[str, Any], limit: str) -> list[M]:
     """Read with a cursor and build the instances as the ORM does (its column converters,
     then ``Model.from_db``), without compiling a query or a raw queryset's column lookup:
@@ -196,22 +323,29 @@ def _load(model: type[M], where: Mapping[str, Any], limit: str) -> list[M]:
     reader = _reader(model, connection.alias)
     conditions, params = _where(model, connection, where)
     with connection.cursor() as cursor:
-        cursor.execute(f"{reader.select} WHERE {conditions} {reader.order} {limit}", params)
+        cursor.execute(
+            f"SELECT {reader.columns} FROM {reader.table} WHERE {conditions} "  # noqa: S608
+            f"ORDER BY {reader.pk} {limit}",
+            params,
+        )
         rows = cursor.fetchall()
-    objects = []
-    for row in rows:
-        values = list(row)
-        for position, column, converters in reader.converters:
-            for convert in converters:
-                values[position] = convert(values[position], column, connection)
-        objects.append(model.from_db(connection.alias, reader.attnames, values))
-    return objects
+    return [_build(model, reader, connection, row) for row in rows]
+
+
+def _build(model: type[M], reader: _Reader, connection: Any, row: Sequence[Any]) -> M:
+    """One instance from its columns, through the column converters, as the ORM builds it."""
+    values = list(row)
+    for position, column, converters in reader.converters:
+        for convert in converters:
+            values[position] = convert(values[position], column, connection)
+    return model.from_db(connection.alias, reader.attnames, values)
 
 
 @dataclass(frozen=True)
 class _Reader:
-    select: str  # SELECT <every concrete column> FROM <table>
-    order: str
+    table: str  # quoted
+    columns: str  # every concrete column, qualified with the table
+    pk: str  # quoted
     attnames: list[str]
     converters: list[tuple[int, Any, list[Any]]]  # (position, column, converters)
 
@@ -223,29 +357,34 @@ def _reader(model: type[Model], alias: str) -> _Reader:
     meta = model._meta
     fields = list(meta.concrete_fields)
     converters = []
-    for position, field in enumerate(fields):
-        column = field.get_col(meta.db_table)
+    for position, concrete in enumerate(fields):
+        column = concrete.get_col(meta.db_table)
         found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
         if found:
             converters.append((position, column, found))
-    columns = ", ".join(quote(str(field.column)) for field in fields)
+    table = quote(meta.db_table)
     return _Reader(
-        select=f"SELECT {columns} FROM {quote(meta.db_table)}",  # noqa: S608
-        order=f"ORDER BY {quote(str(meta.pk.column))}",
-        attnames=[field.attname for field in fields],
+        table=table,
+        columns=", ".join(f"{table}.{quote(str(concrete.column))}" for concrete in fields),
+        pk=quote(str(meta.pk.column)),
+        attnames=[concrete.attname for concrete in fields],
         converters=converters,
     )
 
 
-def _where(model: type[Model], connection: Any, where: Mapping[str, Any]) -> tuple[str, list]:
+def _where(
+    model: type[Model], connection: Any, where: Mapping[str, Any], table: str = ""
+) -> tuple[str, list]:
     """``field = value AND field IN (…)`` for ``where`` (lists and tuples: IN; None: IS
-    NULL), and its parameters."""
+    NULL), and its parameters; ``table``: the columns qualified with it (a join)."""
     fields = _by_attname(model)
     conditions: list[str] = []
     params: list[Any] = []
     for name, value in where.items():
         field = fields[name]
         column = connection.ops.quote_name(str(field.column))
+        if table:
+            column = f"{table}.{column}"
         if value is None:
             conditions.append(f"{column} IS NULL")
         elif isinstance(value, list | tuple) and not value:

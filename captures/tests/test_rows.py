@@ -3,19 +3,24 @@ move on the rows ``where`` picks; on PostgreSQL and on the demo's SQLite."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from captures.models import Capture, ChannelTally, Operation, OperationState
 from core.rows import (
+    Change,
     add_to,
+    add_together,
     insert_rows,
+    insert_rows_locking,
     load_all,
     load_one,
+    load_one_with,
     row_keys,
     update_returning,
     update_rows,
@@ -100,6 +105,28 @@ def test_one_row_loads_as_the_orm_loads_it():
     assert loaded.channel_ids == [193, 194]
     assert load_one(Operation, {"id": operation.pk, "state": OperationState.STOPPED}) is None
     assert load_one(Operation, {"id": []}) is None
+
+
+@pytest.mark.django_db
+def test_a_row_and_its_foreign_row_load_in_one_query():
+    operation = make_operation(make_modem(2), channel_ids=[193])
+    other = make_operation(make_modem(3))
+    expected = Operation.objects.select_related("modem").get(pk=operation.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        loaded = load_one_with(Operation, {"id": operation.pk, "state": "running"}, "modem")
+
+    assert len(queries) == 1
+    assert loaded is not None
+    for row, orm_row in ((loaded, expected), (loaded.modem, expected.modem)):
+        fields = type(row)._meta.concrete_fields
+        assert {f.attname: getattr(row, f.attname) for f in fields} == {
+            f.attname: getattr(orm_row, f.attname) for f in fields
+        }
+    assert loaded.modem.pk == operation.modem_id != other.modem_id
+    assert load_one_with(Operation, {"id": operation.pk, "state": "stopped"}, "modem") is None
+    with pytest.raises(TypeError):
+        load_one_with(Operation, {"id": operation.pk}, "metadata")
 
 
 @pytest.mark.django_db
@@ -194,11 +221,141 @@ def test_a_conditional_update_returns_the_rows_it_took():
     assert update_returning(Operation, {"id": []}, {"last_tick": 1}, "id") == []
 
 
+@pytest.mark.django_db
+def test_changes_together_move_only_when_the_first_one_does():
+    running, stopped = (make_operation(make_modem(index)) for index in (1, 2))
+    Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
+    tallies = {
+        operation.pk: ChannelTally.objects.create(
+            operation=operation, test=MER, channel_id=193, planned=4
+        )
+        for operation in (running, stopped)
+    }
+    now = timezone.now()
+
+    def count(operation: Operation) -> int:
+        return add_together(
+            Change(
+                Operation,
+                {"id": operation.pk, "state": "running"},
+                {"triggered": 2},
+                {"updated": now},
+            ),
+            Change(
+                ChannelTally, {"operation_id": operation.pk, "channel_id": [193]}, {"triggered": 2}
+            ),
+            Change(ChannelTally, {"operation_id": operation.pk, "channel_id": []}, {"missed": 1}),
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        assert count(running) == 1
+    assert len(queries) == 1  # no BEGIN, no COMMIT: one statement
+    assert count(stopped) == 0
+    assert Operation.objects.get(pk=running.pk).triggered == 2
+    assert Operation.objects.get(pk=running.pk).updated == now
+    assert Operation.objects.get(pk=stopped.pk).triggered == 0
+    assert ChannelTally.objects.get(pk=tallies[running.pk].pk).triggered == 2
+    assert ChannelTally.objects.get(pk=tallies[stopped.pk].pk).triggered == 0  # held back
+    assert add_together(Change(Operation, {"id": []}, {"missed": 1})) == 0
+
+
+@pytest.mark.django_db
+def test_rows_go_in_under_the_lock_only_while_its_row_is_there():
+    running, stopped = (make_operation(make_modem(index)) for index in (1, 2))
+    Operation.objects.filter(pk=stopped.pk).update(state=OperationState.STOPPED)
+    now = timezone.now()
+
+    def rows(operation: Operation, name: str) -> list[Capture]:
+        return [
+            Capture(
+                operation=operation,
+                tick=1,
+                test=MER,
+                channel_id=193,
+                if_index=3,
+                file_name=name,
+                triggered_at=now,
+                deadline=now + timedelta(seconds=9),
+            ),
+            Capture(
+                operation=operation,
+                tick=1,
+                test=MER,
+                channel_id=194,
+                if_index=4,
+                file_name=name + ".2",
+                triggered_at=now,
+                deadline=now,
+            ),
+        ]
+
+    made = rows(running, "a.bin")
+    with CaptureQueriesContext(connection) as queries:
+        assert insert_rows_locking(made, Operation, {"id": running.pk, "state": "running"}) == made
+    # One statement; inside the test's transaction, between a savepoint and its release.
+    assert [query["sql"].split()[0] for query in queries] == ["SAVEPOINT", "WITH", "RELEASE"]
+    assert "FOR UPDATE" in queries[1]["sql"]
+    stored = {c.pk: (c.file_name, c.channel_id, c.deadline) for c in Capture.objects.all()}
+    assert stored == {
+        made[0].pk: ("a.bin", 193, now + timedelta(seconds=9)),
+        made[1].pk: ("a.bin.2", 194, now),
+    }
+    refused = rows(stopped, "b.bin")
+    assert insert_rows_locking(refused, Operation, {"id": stopped.pk, "state": "running"}) == []
+    assert refused[0].pk is None
+    assert Capture.objects.count() == 2
+    # A name taken fails inside the caller's transaction without breaking it.
+    with pytest.raises(IntegrityError):
+        insert_rows_locking(rows(running, "a.bin"), Operation, {"id": running.pk})
+    assert Capture.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_wait_for_the_lock_and_see_the_state_it_left():
+    """The lock orders the insert with whoever holds the row: an operation stopped while
+    the insert waits gets no rows."""
+    operation = make_operation(make_modem(1))
+    now = timezone.now()
+    started = threading.Event()
+    result: list[list[Capture]] = []
+
+    def insert() -> None:
+        started.set()
+        row = Capture(
+            operation=operation,
+            tick=1,
+            test=MER,
+            channel_id=193,
+            if_index=3,
+            file_name="late.bin",
+            triggered_at=now,
+            deadline=now,
+        )
+        result.append(
+            insert_rows_locking([row], Operation, {"id": operation.pk, "state": "running"})
+        )
+        connections.close_all()
+
+    with transaction.atomic():
+        assert row_keys(Operation, {"id": operation.pk}, lock=True) == [operation.pk]
+        waiting = threading.Thread(target=insert)
+        waiting.start()
+        started.wait(5)
+        waiting.join(0.5)
+        assert waiting.is_alive()  # blocked on the row lock
+        Operation.objects.filter(pk=operation.pk).update(state=OperationState.STOPPED)
+    waiting.join(10)
+    assert result == [[]]
+    assert not Capture.objects.exists()
+
+
 SQLITE_SCRIPT = """
+import threading
 from datetime import timedelta
 from django.utils import timezone
 from captures.models import Capture, ChannelTally, Operation, OperationState
 from core.rows import add_to, load_one, update_rows
+from devices.models import CableModem as CableModemRow
 from tests.factories import make_modem, make_operation, rxmer_capture
 a, b = make_operation(make_modem(1)), make_operation(make_modem(2))
 now = timezone.now()
@@ -244,6 +401,25 @@ stored = Operation.objects.get(pk=e.pk)
 assert (stored.expected, stored.planned_ticks, stored.state) == (3, 3, "running"), stored
 assert stored.metadata["channels"] == {"ds_ofdm": [[3, 193]]}, stored.metadata
 assert stored.capture_group.capture_group_id and stored.next_tick_at == stored.started_at
+from core.rows import Change, add_together, insert_rows_locking
+t = ChannelTally.objects.create(operation=a, test="T", channel_id=5)
+together = [Change(ChannelTally, {"id": t.pk}, {"collected": 2})]
+def counted(state):
+    first = Change(Operation, {"id": a.pk, "state": state}, {"collected": 2})
+    return add_together(first, *together)
+assert counted("running") == 1
+assert counted("stopped") == 0
+assert ChannelTally.objects.get(pk=t.pk).collected == 2
+def capture(name):
+    return Capture(operation=a, tick=2, test="T", channel_id=5, if_index=1, file_name=name,
+                   triggered_at=now, deadline=now)
+late = [capture("e.bin")]
+assert insert_rows_locking(late, Operation, {"id": a.pk, "state": "running"}) == late
+assert Capture.objects.get(pk=late[0].pk).file_name == "e.bin"
+assert insert_rows_locking([capture("f.bin")], Operation, {"id": a.pk, "state": "stop"}) == []
+from core.rows import load_one_with
+joined = load_one_with(Operation, {"id": a.pk}, "modem")
+assert joined.modem.mac_address == CableModemRow.objects.get(pk=a.modem_id).mac_address
 print("sqlite ok")
 """
 
