@@ -249,33 +249,6 @@ def running_operation(operation_pk: int, **where: Any) -> Operation | None:
     return load_one_with(Operation, running, "modem")
 
 
-def record_system_description(operation: Operation, description: dict) -> None:
-    """Keep the sysDescr read once per operation, on the operation and the modem, and
-    backfill transactions recorded before it was known."""
-    now = timezone.now()
-    with transaction.atomic():
-        metadata = {**operation.metadata, "system_description": description}
-        update_where(Operation, {"id": operation.pk}, {"metadata": metadata, "updated": now})
-        update_where(
-            CableModem,
-            {"id": operation.modem_id},
-            {
-                "sys_descr": "<<" + "; ".join(f"{k}: {v}" for k, v in description.items()) + ">>",
-                "hw_rev": description.get("HW_REV", ""),
-                "vendor": description.get("VENDOR", ""),
-                "bootr": description.get("BOOTR", ""),
-                "sw_rev": description.get("SW_REV", ""),
-                "model": description.get("MODEL", ""),
-                "sys_descr_updated": now,
-            },
-        )
-        if operation.measure_mode != MeasureMode.SINGLE:  # its one tick has stored nothing yet
-            Transaction.objects.filter(capture__operation=operation, device_details={}).update(
-                device_details={"system_description": description}
-            )
-    operation.metadata = metadata
-
-
 def update_metadata(operation: Operation, **values) -> None:
     """Merge ``values`` into the operation's metadata (None removes a key)."""
     with transaction.atomic():
@@ -301,36 +274,93 @@ def test_slots(test: pnm.PnmTest, channel_ids: list[int]) -> list[Slot]:
     return [(spec.test_type, channel_id) for channel_id in channel_ids for spec in test.files]
 
 
-def plan_slots(operation: Operation, available: dict[pnm.PnmTest, list[int]]) -> list[Slot]:
+def plan_slots(
+    operation: Operation,
+    available: dict[pnm.PnmTest, list[int]],
+    *,
+    description: dict | None = None,
+    walked: dict[str, list[list[int]]] | None = None,
+) -> list[Slot]:
     """The slots this operation captures: fixed the first time the modem's channels are
     read (``available``, per test, already narrowed to the requested ones), each planned
     for the ticks whose plan (``captures.plans``) holds its test, minus the ticks the
-    channel-less row already counted (ticks 1..early)."""
-    planned = _planned_slots(operation)
-    if planned or not any(available.values()):
-        return planned
-    with transaction.atomic():
-        # Only the row lock: what the plan reads of the operation is fixed at its start.
-        if not _lock(operation.pk):
-            return []
-        tallies = load_all(ChannelTally, {"operation_id": operation.pk})
-        planned = _slots_of(tallies)
-        if planned:
+    channel-less row already counted (ticks 1..early).
+
+    What the first tick read of the modem goes in the same transaction: ``description``
+    (its sysDescr, kept on the operation and the modem, and backfilled on transactions
+    recorded before it was known) and ``walked`` (the channels of the scopes walked now,
+    merged into the operation's metadata). One transaction per operation's setup, where
+    there were three (a campaign pays it once per modem).
+    """
+    if not (description or walked):
+        planned = _planned_slots(operation)
+        if planned or not any(available.values()):
             return planned
-        early = sum(row.planned for row in tallies if row.channel_id is None)
-        counts = plans.test_counts(operation, range(early + 1, operation.total_ticks + 1))
-        rows = [
-            ChannelTally(operation=operation, test=slot_test, channel_id=channel_id, planned=count)
-            for test, channel_ids in available.items()
-            if (count := counts[test])
-            for slot_test, channel_id in test_slots(test, sorted(channel_ids))
-        ]
-        insert_rows(rows)
-        expected = early + sum(row.planned for row in rows)
-        update_where(
-            Operation, {"id": operation.pk}, {"expected": expected, "updated": timezone.now()}
+    now = timezone.now()
+    with transaction.atomic():
+        locked = load_one(Operation, {"id": operation.pk}) if _lock(operation.pk) else None
+        if locked is None:
+            raise Operation.DoesNotExist(f"operation pk={operation.pk} is gone")
+        metadata = dict(locked.metadata)
+        if description:
+            metadata["system_description"] = description
+            _record_description(operation, description, now)
+        if walked:
+            metadata["channels"] = {**metadata.get("channels", {}), **walked}
+        values: dict[str, Any] = {"metadata": metadata} if description or walked else {}
+        if any(available.values()):
+            planned, expected = _plan(operation, available)
+            if expected is not None:
+                values["expected"] = expected
+            fixed = list(planned)
+            transaction.on_commit(lambda: _remember_plan(operation, fixed))
+        else:
+            planned = _planned_slots(operation)
+        if values:
+            update_where(Operation, {"id": operation.pk}, {**values, "updated": now})
+    operation.metadata = metadata
+    return planned
+
+
+def _record_description(operation: Operation, description: dict, now: datetime) -> None:
+    update_where(
+        CableModem,
+        {"id": operation.modem_id},
+        {
+            "sys_descr": "<<" + "; ".join(f"{k}: {v}" for k, v in description.items()) + ">>",
+            "hw_rev": description.get("HW_REV", ""),
+            "vendor": description.get("VENDOR", ""),
+            "bootr": description.get("BOOTR", ""),
+            "sw_rev": description.get("SW_REV", ""),
+            "model": description.get("MODEL", ""),
+            "sys_descr_updated": now,
+        },
+    )
+    if operation.measure_mode != MeasureMode.SINGLE:  # its one tick has stored nothing yet
+        Transaction.objects.filter(capture__operation=operation, device_details={}).update(
+            device_details={"system_description": description}
         )
-    return _slots_of(rows)
+
+
+def _plan(
+    operation: Operation, available: dict[pnm.PnmTest, list[int]]
+) -> tuple[list[Slot], int | None]:
+    """Insert the plan's channel rows unless another tick did (under the operation's row
+    lock): the slots, and the operation's new ``expected`` (None: the plan was there)."""
+    tallies = load_all(ChannelTally, {"operation_id": operation.pk})
+    planned = _slots_of(tallies)
+    if planned:
+        return planned, None
+    early = sum(row.planned for row in tallies if row.channel_id is None)
+    counts = plans.test_counts(operation, range(early + 1, operation.total_ticks + 1))
+    rows = [
+        ChannelTally(operation=operation, test=slot_test, channel_id=channel_id, planned=count)
+        for test, channel_ids in available.items()
+        if (count := counts[test])
+        for slot_test, channel_id in test_slots(test, sorted(channel_ids))
+    ]
+    insert_rows(rows)
+    return _slots_of(rows), early + sum(row.planned for row in rows)
 
 
 def _planned_slots(operation: Operation) -> list[Slot]:
@@ -343,11 +373,15 @@ def _planned_slots(operation: Operation) -> list[Slot]:
     if known is not None:
         return list(known)
     planned = _slots_of(load_all(ChannelTally, {"operation_id": operation.pk}))
+    _remember_plan(operation, planned)
+    return planned
+
+
+def _remember_plan(operation: Operation, planned: list[Slot]) -> None:
     if planned:
         if len(_plans) >= _PLANS_KEPT:
             _plans.clear()
-        _plans[key] = tuple(planned)
-    return planned
+        _plans[(operation.pk, operation.operation_id)] = tuple(planned)
 
 
 _plans: dict[tuple[int, str], tuple[Slot, ...]] = {}

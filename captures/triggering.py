@@ -160,16 +160,20 @@ def run_tick(tick: Tick) -> Measurement | None:
     modem = operation.modem
     target = _target(modem)
     snmp = client()
+    description = None
     if not operation.metadata.get("system_description"):
         connections.hand_back()
         description = pnm.read_system_description(snmp, target)
-        services.record_system_description(operation, description)
+    walked: dict[str, list[list[int]]] = {}
     available = {
-        test: _wanted(operation, test, _channels(operation, test.scope, snmp, target))
+        test: _wanted(operation, test, _channels(operation, test.scope, snmp, target, walked))
         for test in plans.operation_tests(operation)
     }
     planned = services.plan_slots(
-        operation, {test: sorted(channels) for test, channels in available.items()}
+        operation,
+        {test: sorted(channels) for test, channels in available.items()},
+        description=description,
+        walked=walked,
     )
     plan = [
         [test.value, available[test][channel_id].if_index, channel_id]
@@ -202,17 +206,18 @@ def run_tick(tick: Tick) -> Measurement | None:
     return measurement
 
 
-def _channels(operation, scope: pnm.Scope, snmp, target) -> list[pnm.Channel]:
+def _channels(
+    operation, scope: pnm.Scope, snmp, target, walked: dict[str, list[list[int]]]
+) -> list[pnm.Channel]:
     """The modem's channels of ``scope``, walked once per operation (like sysDescr) and
-    walked again after a trigger was refused (an ifIndex may have changed)."""
-    known = operation.metadata.get("channels", {}).get(scope.value)
+    walked again after a trigger was refused (an ifIndex may have changed). A walk's rows
+    go into ``walked`` (by scope), which ``services.plan_slots`` records."""
+    known = operation.metadata.get("channels", {}).get(scope.value) or walked.get(scope.value)
     if known:
         return [pnm.Channel(if_index, channel_id) for if_index, channel_id in known]
     connections.hand_back()
     found = pnm.channels(snmp, target, scope)
-    rows = [[channel.if_index, channel.channel_id] for channel in found]
-    walked = {**operation.metadata.get("channels", {}), scope.value: rows}
-    services.update_metadata(operation, channels=walked)
+    walked[scope.value] = [[channel.if_index, channel.channel_id] for channel in found]
     return found
 
 

@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from captures import services, staging, storage, triggering
@@ -109,6 +111,41 @@ def test_the_plan_per_channel_is_fixed_when_the_channels_are_first_known():
     assert reasons(stopped)[("failed", "SnmpTimeout")] == 1
     assert reasons(stopped)[("cancelled", "operation stopped")] == 4
     assert_accounted(stopped)
+
+
+def test_what_the_first_tick_reads_of_the_modem_is_recorded_with_the_plan_in_one_go(
+    django_capture_on_commit_callbacks,
+):
+    operation = make_operation(duration_s=30, sample_interval_s=10)  # 4 ticks
+    description = {"VENDOR": "Acme", "MODEL": "CM-9", "HW_REV": "2", "SW_REV": "1.0"}
+    walked = {"ds_ofdm": [[3, 193], [4, 194]]}
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        slots = services.plan_slots(
+            operation, {RXMER: [193, 194]}, description=description, walked=walked
+        )
+
+    assert slots == [(MER, 193), (MER, 194)]
+    after = Operation.objects.select_related("modem").get(pk=operation.pk)
+    assert after.metadata["system_description"] == description
+    assert after.metadata["channels"] == walked
+    assert after.expected == 4 * 2
+    assert (after.modem.vendor, after.modem.model, after.modem.sw_rev) == ("Acme", "CM-9", "1.0")
+    assert operation.metadata == after.metadata  # the caller's copy too
+    # One transaction (a savepoint here, inside the test's): the lock, the operation read,
+    # the modem, the sysDescr backfill, the plan read and insert, the operation's UPDATE.
+    kinds = [query["sql"].split()[0] for query in queries]
+    assert kinds[0] == "SAVEPOINT"
+    assert kinds[-1] == "RELEASE"
+    assert len(kinds) == 9, kinds
+
+    # Later ticks know it all: nothing is read or written.
+    with CaptureQueriesContext(connection) as queries:
+        assert services.plan_slots(after, {RXMER: [193, 194]}) == slots
+    assert not queries
 
 
 def at_final_tick() -> tuple[Operation, services.Tick]:
