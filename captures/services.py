@@ -252,7 +252,7 @@ def running_operation(operation_pk: int, **where: Any) -> Operation | None:
 def update_metadata(operation: Operation, **values) -> None:
     """Merge ``values`` into the operation's metadata (None removes a key)."""
     with transaction.atomic():
-        locked = load_one(Operation, {"id": operation.pk}) if _lock(operation.pk) else None
+        locked = load_one(Operation, {"id": operation.pk}, lock=True)
         if locked is None:
             raise Operation.DoesNotExist(f"operation pk={operation.pk} is gone")
         metadata = {k: v for k, v in {**locked.metadata, **values}.items() if v is not None}
@@ -298,7 +298,7 @@ def plan_slots(
             return planned
     now = timezone.now()
     with transaction.atomic():
-        locked = load_one(Operation, {"id": operation.pk}) if _lock(operation.pk) else None
+        locked = load_one(Operation, {"id": operation.pk}, lock=True)
         if locked is None:
             raise Operation.DoesNotExist(f"operation pk={operation.pk} is gone")
         metadata = dict(locked.metadata)
@@ -857,9 +857,8 @@ def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
     capture is open any more was lost with its worker; count it missed.
     """
     with transaction.atomic():
-        if not _lock_running(operation_pk):
-            return False
-        operation = load_one(Operation, {"id": operation_pk})
+        running = {"id": operation_pk, "state": OperationState.RUNNING}
+        operation = load_one(Operation, running, lock=True)
         if operation is None or not operation.final_tick_done:
             return False
         if row_keys(Capture, {"operation_id": operation_pk, "state": OPEN_CAPTURE_STATES}):
@@ -928,15 +927,10 @@ def _finish(operation: Operation, state: str, error: str) -> None:
     if error:
         operation.last_error = error
     operation.next_tick_at = None
-    operation.save(
-        update_fields=[
-            "state",
-            "finished_at",
-            "time_remaining",
-            "last_error",
-            "next_tick_at",
-            "updated",
-        ]
+    operation.updated = now
+    update_rows(
+        [operation],
+        ["state", "finished_at", "time_remaining", "last_error", "next_tick_at", "updated"],
     )
     if not ran_to_end:
         operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)

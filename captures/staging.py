@@ -23,9 +23,8 @@ from captures.pnm.cursor import Cursor
 from captures.pnm.errors import PnmFormatError
 from captures.pnm.header import read_header
 from captures.pnm.spectrum import parse_snmp_spectrum
-from core.rows import insert_rows, load_all
+from core.rows import insert_rows, load_all, load_all_with
 from devices.links.pnm import PnmTest
-from devices.models import CableModem
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +64,10 @@ def stage_captures(capture_pks: Sequence[int]) -> list[Transaction]:
     waiting = [capture for capture in captures if _still_waiting(capture)]
     operations = {
         operation.pk: operation
-        for operation in load_all(Operation, {"id": sorted({c.operation_id for c in waiting})})
+        for operation in load_all_with(
+            Operation, {"id": sorted({c.operation_id for c in waiting})}, "modem"
+        )
     }
-    modems = {
-        modem.pk: modem
-        for modem in load_all(CableModem, {"id": sorted({o.modem_id for o in operations.values()})})
-    }
-    for operation in operations.values():
-        operation.modem = modems[operation.modem_id]
     ready: list[tuple[Capture, str, storage.StoredFile]] = []
     unavailable: storage.StorageUnavailable | None = None
     for capture in waiting:

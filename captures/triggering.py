@@ -32,9 +32,10 @@ from django.core.cache import cache
 from django.db import transaction
 
 from captures import expectations, plans, services, storage
-from captures.models import Capture, CaptureState, Operation, OperationState
+from captures.models import Capture, CaptureState, Operation
 from captures.services import Tick
 from core import connections, locks
+from core.rows import row_keys
 from devices.links import pnm
 from devices.links.snmp import SnmpError, SnmpRejected, SnmpTarget, client
 from devices.links.tftp import Expectation
@@ -376,19 +377,12 @@ def poll(measurement: Measurement) -> Measurement | None:
         raise LeaseLost(
             f"modem {measurement.modem_pk}: its lease ran out before poll {measurement.step}"
         )
-    rows = list(
-        Capture.objects.filter(pk__in=measurement.captures)
-        .order_by()
-        .values_list("pk", "state", "operation__state")
-    )
-    if not rows or rows[0][2] != OperationState.RUNNING:
-        return None  # stopped, failed or finished meanwhile: nothing more to trigger
-    pending = [pk for pk, state, _ in rows if state == CaptureState.PENDING]
+    pending = row_keys(Capture, {"id": measurement.captures, "state": CaptureState.PENDING})
     if not pending and not measurement.remaining:
         return None  # the usual end: the files came, and it was the tick's last trigger
     operation = services.running_operation(measurement.operation_pk)
     if operation is None:
-        return None
+        return None  # stopped, failed or finished meanwhile: nothing more to trigger
     if pending:
         test = pnm.PnmTest(measurement.test)
         connections.hand_back()

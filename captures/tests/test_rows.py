@@ -19,6 +19,7 @@ from core.rows import (
     insert_rows,
     insert_rows_locking,
     load_all,
+    load_all_with,
     load_one,
     load_one_with,
     row_keys,
@@ -124,6 +125,13 @@ def test_a_row_and_its_foreign_row_load_in_one_query():
             f.attname: getattr(orm_row, f.attname) for f in fields
         }
     assert loaded.modem.pk == operation.modem_id != other.modem_id
+    with CaptureQueriesContext(connection) as queries:
+        both = load_all_with(Operation, {"id": [other.pk, operation.pk, 0]}, "modem")
+    assert len(queries) == 1
+    assert [(row.pk, row.modem.pk) for row in both] == [
+        (operation.pk, operation.modem_id),
+        (other.pk, other.modem_id),
+    ]
     assert load_one_with(Operation, {"id": operation.pk, "state": "stopped"}, "modem") is None
     with pytest.raises(TypeError):
         load_one_with(Operation, {"id": operation.pk}, "metadata")
@@ -186,6 +194,13 @@ def test_keys_are_read_and_locked_only_where_picked():
     with CaptureQueriesContext(connection) as queries:
         assert row_keys(Operation, {"id": [stopped.pk, running.pk]}) == [running.pk, stopped.pk]
     assert "FOR UPDATE" not in queries[0]["sql"]
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = load_one(Operation, picks, lock=True)
+        assert locked is not None
+        assert locked.pk == running.pk
+        assert load_one(Operation, {"id": stopped.pk, "state": "running"}, lock=True) is None
+    assert queries[0]["sql"].endswith("FOR UPDATE")
 
 
 @pytest.mark.django_db

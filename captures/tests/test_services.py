@@ -135,12 +135,13 @@ def test_what_the_first_tick_reads_of_the_modem_is_recorded_with_the_plan_in_one
     assert after.expected == 4 * 2
     assert (after.modem.vendor, after.modem.model, after.modem.sw_rev) == ("Acme", "CM-9", "1.0")
     assert operation.metadata == after.metadata  # the caller's copy too
-    # One transaction (a savepoint here, inside the test's): the lock, the operation read,
-    # the modem, the sysDescr backfill, the plan read and insert, the operation's UPDATE.
+    # One transaction (a savepoint here, inside the test's): the operation read and
+    # locked, the modem, the sysDescr backfill, the plan read and insert, the operation's
+    # UPDATE.
     kinds = [query["sql"].split()[0] for query in queries]
     assert kinds[0] == "SAVEPOINT"
     assert kinds[-1] == "RELEASE"
-    assert len(kinds) == 9, kinds
+    assert len(kinds) == 8, kinds
 
     # Later ticks know it all: nothing is read or written.
     with CaptureQueriesContext(connection) as queries:
