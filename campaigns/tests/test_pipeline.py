@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib
 import io
 import statistics
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from django.apps import apps as django_apps
@@ -17,10 +19,10 @@ from campaigns.models import CampaignItem, CampaignRun, ItemState, RunState
 from captures.analysis import load_transaction
 from captures.models import Operation, Transaction
 from captures.pnm import RxMer
-from captures.tests.conftest import seed_sweeper
+from captures.tests.conftest import seed_sweeper, start_beat
 from simulators.modem import Failure
 from tests.factories import register_modem
-from tests.helpers import wait_until
+from tests.helpers import stop_process, wait_until, worker_environment
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -29,13 +31,19 @@ RXMER = "DS_OFDM_RXMER_PER_SUBCAR"
 
 
 @pytest.fixture
-def dispatcher(beat) -> None:
-    """The campaign dispatcher's periodic task (as migration 0002 seeds it) and the
-    sweeper's: a transactional test's flush took the migrations' rows."""
+def dispatcher(tmp_path: Path) -> Iterator[None]:
+    """Beat, with the campaign dispatcher's periodic task (as migration 0002 seeds it) and
+    the sweeper's: a transactional test's flush took the migrations' rows. Seeded before
+    beat starts: beat logs "Starting..." before it reads its schedule, so an entry added
+    then could be read neither with the schedule nor as a change after it (the campaign
+    never started, now and then, in long runs)."""
     seed_sweeper()
     importlib.import_module("campaigns.migrations.0002_dispatcher_and_roles").seed(
         django_apps, None
     )
+    proc = start_beat(tmp_path, worker_environment())
+    yield
+    stop_process(proc, 10)
 
 
 def footprint(farm, groups: int, per_group: int, failures=None) -> list:
