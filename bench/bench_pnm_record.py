@@ -86,7 +86,7 @@ def measure(operation, first_tick: int) -> list[float]:
         capture.state = CaptureState.UPLOADED
         capture.operation = operation
         started = time.perf_counter()
-        records = staging._record([(capture, f"bench_{tick}.bin.zst", stored)])
+        records = staging._record([staging.Staged(capture, f"bench_{tick}.bin.zst", stored, None)])
         timings.append((time.perf_counter() - started) * 1000)
         assert len(records) == 1
     return timings

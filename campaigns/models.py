@@ -100,7 +100,7 @@ class CampaignRun(models.Model):
 class ItemState(models.TextChoices):
     QUEUED = "queued"  # reached by the run, waiting for room under the caps
     RUNNING = "running"  # its operation runs
-    DONE = "done"  # captured (its summary follows)
+    DONE = "done"  # captured and summarised
     FAILED = "failed"  # no capture after every attempt (``error_class``)
     SKIPPED = "skipped"  # not attempted to the end: busy, unsupported, removed (``error_class``)
     CANCELLED = "cancelled"  # the run was stopped

@@ -32,8 +32,9 @@ from campaigns.models import (
 )
 from captures import services as captures
 from captures.analyses import fleet
-from captures.analysis import SNMP_SPECTRUM_TEST_TYPE, load_transaction
-from captures.models import Capture, Operation, OperationState, Outcome, Transaction
+from captures.analysis import load_transaction
+from captures.models import Operation, OperationState, Outcome, Transaction
+from captures.pnm.errors import PnmFormatError
 from core import locks
 from core.rows import load_all, load_one, row_keys, update_rows
 from devices.models import CableModem
@@ -252,6 +253,7 @@ def _start_item(item_pk: int, campaign: Campaign) -> bool:
         item.operation = captures.start_operation(
             modem=item.modem,
             label=f"campaign {campaign.name} run {item.run.run_id}: {item.mac_address}",
+            summarise_files=True,
             **campaign.plan,
         )
         item.state = ItemState.RUNNING
@@ -268,7 +270,11 @@ def _end_item(
     item.error_class = error_class
     item.error = error
     item.finished_at = now
-    update_rows([item], ["state", "error_class", "error", "finished_at"])
+    update_rows(
+        [item],
+        ["state", "error_class", "error", "finished_at"]
+        + (["metric", "value", "worse", "figures", "summarised"] if item.summarised else []),
+    )
 
 
 def _settle_run(run_pk: int) -> None:
@@ -294,15 +300,13 @@ def operation_finished(sender: object, operation: Operation, **_: object) -> Non
     """Settle the campaign item of ``operation`` (if it has one), in its transaction.
     Read with ``core.rows`` (every operation's end passes here; its run and campaign are
     read only when the operation collected nothing)."""
-    keys = row_keys(CampaignItem, {"operation_id": operation.pk}, lock=True)
-    item = load_one(CampaignItem, {"id": keys[0]}) if keys else None
+    item = load_one(CampaignItem, {"operation_id": operation.pk}, lock=True)
     if item is None:
         return
     now = timezone.now()
     if operation.collected:
+        _summarise(item, operation)
         _end_item(item, ItemState.DONE, "", now)
-        pk = item.pk
-        transaction.on_commit(lambda: _send_summary(pk))
         return
     if item.run.state == RunState.CANCELLED:
         _end_item(item, ItemState.CANCELLED, "", now)
@@ -337,12 +341,6 @@ def _main_reason(operation: Operation) -> tuple[str, str]:
     return Outcome.FAILED, f"operation {operation.state}"
 
 
-def _send_summary(item_pk: int) -> None:
-    from campaigns import tasks  # tasks import services
-
-    tasks.summarise_item.delay(item_pk)
-
-
 # --- progress ----------------------------------------------------------------------------------
 @dataclass
 class Progress:
@@ -355,7 +353,7 @@ class Progress:
     failed_by_class: Counter[str] = field(default_factory=Counter)
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
     removed: int = 0  # target modems deleted before the run reached them
-    summaries_pending: int = 0  # done, their summary not computed yet
+    summaries_missing: int = 0  # done, but a file could not be read for the summary
 
     @property
     def done(self) -> int:
@@ -429,7 +427,7 @@ def progress_of_runs(runs: Iterable[CampaignRun]) -> dict[int, Progress]:
         counts = table[run_pk]
         counts.by_state[state] += count
         if state == ItemState.DONE and not summarised:
-            counts.summaries_pending += count
+            counts.summaries_missing += count
     for run_pk, state, reason, count in (
         items.filter(state__in=(ItemState.FAILED, ItemState.SKIPPED))
         .values_list("run_id", "state", "error_class")
@@ -467,30 +465,30 @@ def progress_by_cmts(run: CampaignRun) -> dict[str, dict[str, int]]:
 
 
 # --- results -----------------------------------------------------------------------------------
-def summarise_item(item_pk: int) -> bool:
-    """The item's summary from its operation's stored files (read once, as they arrive).
-    False when there is nothing to summarise (not done, or already summarised)."""
-    item = load_one(CampaignItem, {"id": item_pk, "state": ItemState.DONE, "summarised": False})
-    if item is None or item.operation_id is None:
-        return False
+def _summarise(item: CampaignItem, operation: Operation) -> None:
+    """The item's summary, combined from the parts staging kept with its files' transactions
+    (``fleet.file_part``): computed as captures arrive, no file read again. A file staged
+    without its part (by an older version) is read once here; when that read fails the item
+    is left unsummarised (``summaries_missing``) rather than holding up the operation's end."""
+    parts: list[fleet.Part] = []
+    try:
+        for record in load_all(Transaction, {"capture_group_id": operation.capture_group_id}):
+            if record.summary_part is not None:
+                parts.append(record.summary_part)
+            elif record.pnm_test_type in fleet.PART_TESTS:
+                part = fleet.file_part(load_transaction(record))
+                parts.extend([part] if part is not None else [])
+    except (PnmFormatError, OSError) as exc:  # missing, damaged, storage down
+        log.warning("campaign item %s: no summary, a stored file is unreadable: %s", item.pk, exc)
+        return
     run = load_one(CampaignRun, {"id": item.run_id})
     campaign = load_one(Campaign, {"id": run.campaign_id}) if run is not None else None
-    if campaign is None:
-        return False
-    captured = row_keys(Capture, {"operation_id": item.operation_id})
-    records = [
-        record
-        for record in load_all(Transaction, {"capture_id": captured})
-        if record.pnm_test_type != SNMP_SPECTRUM_TEST_TYPE  # no file to parse
-    ]
-    files = [load_transaction(record) for record in records]
-    summary = fleet.summarise(files, mer_threshold_db=campaign.mer_threshold_db)
+    threshold = campaign.mer_threshold_db if campaign else fleet.DEFAULT_MER_THRESHOLD_DB
+    summary = fleet.combine(parts, mer_threshold_db=threshold)
     if summary is not None:
         item.metric, item.value, item.worse = summary.metric, summary.value, summary.worse
         item.figures = summary.figures
     item.summarised = True
-    update_rows([item], ["metric", "value", "worse", "figures", "summarised"])
-    return True
 
 
 def summarised_items(run: CampaignRun) -> QuerySet[CampaignItem]:

@@ -1,7 +1,7 @@
 """Celery tasks of campaigns: thin wrappers around services, ids in.
 
-Queues: the dispatcher -> maintenance (beat, every second), summaries -> ingest (they read
-stored files, as staging does). A run's scheduled start -> maintenance.
+Queues: the dispatcher and a run's scheduled start -> maintenance (the dispatcher from beat,
+every second). A modem's summary needs no task: it is combined as its operation ends.
 """
 
 from __future__ import annotations
@@ -28,9 +28,3 @@ def start_campaign_run(campaign_pk: int) -> str:
         return ""
     run = services.start_scheduled_run(campaign)
     return run.run_id if run else ""
-
-
-@shared_task(name="campaigns.tasks.summarise_item", queue=Queue.INGEST, acks_late=True)
-def summarise_item(item_pk: int) -> bool:
-    """One modem's summary, from its files as they were stored (idempotent)."""
-    return services.summarise_item(item_pk)

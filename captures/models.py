@@ -137,6 +137,10 @@ class Operation(models.Model):
     )
     # {"mac_address": ..., "system_description": {HW_REV, VENDOR, BOOTR, SW_REV, MODEL}}
     metadata = models.JSONField(default=dict, blank=True)
+    summarise_files = models.BooleanField(
+        default=False,
+        help_text="staging keeps each file's summary part with its transaction (campaigns)",
+    )
     channel_ids = models.JSONField(
         null=True, blank=True, help_text="OFDM channel ids to capture; all when empty"
     )
@@ -404,6 +408,8 @@ class Transaction(models.Model):
     size_after = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64, help_text="of the uploaded (uncompressed) bytes")
     device_details = models.JSONField(default=dict, blank=True)
+    # ``captures.analyses.fleet.file_part`` of the file, when its operation asked for it
+    summary_part = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

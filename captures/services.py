@@ -86,12 +86,13 @@ def start_operation(
     parameters: dict | None = None,
     channel_ids: list[int] | None = None,
     label: str = "",
+    summarise_files: bool = False,
 ) -> Operation:
     """Create the group and the running operation, its first tick due now (a single
     capture's one tick is sent at once instead), atomically. ``test``: the family's own unless given
     (a single capture's); ``parameters``: per trigger test, as
     ``pnm.validate_parameters`` completed them; ``label``: a single capture's task name
-    in Flower."""
+    in Flower; ``summarise_files``: staging keeps each file's summary part (a campaign's)."""
     now = timezone.now()
     with transaction.atomic():
         (group,) = insert_rows([CaptureGroup()])
@@ -103,6 +104,7 @@ def start_operation(
             modem=modem,
             capture_group=group,
             metadata={"mac_address": modem.mac_address, "system_description": {}},
+            summarise_files=summarise_files,
             channel_ids=channel_ids or None,
             duration_s=duration_s,
             sample_interval_s=sample_interval_s,

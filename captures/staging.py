@@ -12,13 +12,16 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from captures import services, storage
+from captures.analyses import fleet
 from captures.models import Capture, CaptureState, Operation, Transaction
+from captures.pnm import parse
 from captures.pnm.cursor import Cursor
 from captures.pnm.errors import PnmFormatError
 from captures.pnm.header import read_header
@@ -31,6 +34,15 @@ log = logging.getLogger(__name__)
 
 class NotStaged(Exception):
     """The file was refused (bad header, wrong test type) and its capture failed."""
+
+
+class Staged(NamedTuple):
+    """A capture's file, stored and waiting for its transaction row."""
+
+    capture: Capture
+    stored_name: str
+    stored: storage.StoredFile
+    summary_part: fleet.Part | None
 
 
 def check_header(data: bytes, expected_test_type: str) -> None:
@@ -68,7 +80,7 @@ def stage_captures(capture_pks: Sequence[int]) -> list[Transaction]:
             Operation, {"id": sorted({c.operation_id for c in waiting})}, "modem"
         )
     }
-    ready: list[tuple[Capture, str, storage.StoredFile]] = []
+    ready: list[Staged] = []
     unavailable: storage.StorageUnavailable | None = None
     for capture in waiting:
         if capture.operation_id not in operations:
@@ -80,7 +92,7 @@ def stage_captures(capture_pks: Sequence[int]) -> list[Transaction]:
             unavailable = exc
             break
         if stored is not None:
-            ready.append((capture, *stored))
+            ready.append(stored)
     try:
         records = _record(ready)
     except IntegrityError:  # a constraint the batch did not foresee: one at a time
@@ -100,9 +112,10 @@ def _still_waiting(capture: Capture) -> bool:
     return False
 
 
-def _store(capture: Capture) -> tuple[str, storage.StoredFile] | None:
-    """The stored name and file of ``capture``'s spooled upload; None (capture failed) when
-    the file is gone or is not the test we triggered."""
+def _store(capture: Capture) -> Staged | None:
+    """``capture``'s spooled upload stored (and its summary part, when its operation asks
+    for one); None (capture failed) when the file is gone or is not the test we
+    triggered."""
     spool = Path(capture.spool_path)
     try:
         data = spool.read_bytes()
@@ -123,18 +136,31 @@ def _store(capture: Capture) -> tuple[str, storage.StoredFile] | None:
         storage.stored_relative_path(capture.operation.modem.mac_hex, stored_name),
         settings.PNM_ZSTD_LEVEL,
     )
-    return stored_name, stored
+    return Staged(capture, stored_name, stored, _summary_part(capture, data))
 
 
-def _record_alone(one: tuple[Capture, str, storage.StoredFile]) -> list[Transaction]:
+def _summary_part(capture: Capture, data: bytes) -> fleet.Part | None:
+    """The file's part of its modem's summary (``fleet.file_part``), while its bytes are in
+    memory; None when its operation does not summarise files or the body does not parse
+    (the file is stored all the same: the header was right)."""
+    if not capture.operation.summarise_files or capture.test not in fleet.PART_TESTS:
+        return None
+    try:
+        return fleet.file_part(parse(data))
+    except PnmFormatError as exc:
+        log.warning("capture %s: no summary part, the file does not parse: %s", capture.pk, exc)
+        return None
+
+
+def _record_alone(one: Staged) -> list[Transaction]:
     try:
         return _record([one])
     except IntegrityError:
-        log.exception("capture %s could not be recorded", one[0].pk)
+        log.exception("capture %s could not be recorded", one.capture.pk)
         return []
 
 
-def _record(ready: list[tuple[Capture, str, storage.StoredFile]]) -> list[Transaction]:
+def _record(ready: list[Staged]) -> list[Transaction]:
     """One transaction row per stored file, the captures marked stored and counted, then
     the spool copies deleted and the operations whose final tick had run completed.
 
@@ -147,16 +173,14 @@ def _record(ready: list[tuple[Capture, str, storage.StoredFile]]) -> list[Transa
         return []
     now = timezone.now()
     with transaction.atomic():
-        won = services.mark_stored([capture.pk for capture, _, _ in ready])
-        fresh = [entry for entry in ready if entry[0].pk in won]
-        records = insert_rows(
-            [_transaction(capture, name, stored, now) for capture, name, stored in fresh]
-        )
-        final_tick_done = services.captures_collected([capture for capture, _, _ in fresh])
-    for capture, _, _ in ready:
-        if capture.pk not in won:
-            log.info("capture %s was already recorded; duplicate staging ignored", capture.pk)
-    spools = [Path(capture.spool_path) for capture, _, _ in fresh if capture.spool_path]
+        won = services.mark_stored([entry.capture.pk for entry in ready])
+        fresh = [entry for entry in ready if entry.capture.pk in won]
+        records = insert_rows([_transaction(entry, now) for entry in fresh])
+        final_tick_done = services.captures_collected([entry.capture for entry in fresh])
+    for entry in ready:
+        if entry.capture.pk not in won:
+            log.info("capture %s was already recorded; duplicate staging ignored", entry.capture.pk)
+    spools = [Path(entry.capture.spool_path) for entry in fresh if entry.capture.spool_path]
 
     def delete_spooled() -> None:
         for spool in spools:
@@ -168,9 +192,8 @@ def _record(ready: list[tuple[Capture, str, storage.StoredFile]]) -> list[Transa
     return records
 
 
-def _transaction(
-    capture: Capture, stored_name: str, stored: storage.StoredFile, now: datetime
-) -> Transaction:
+def _transaction(staged: Staged, now: datetime) -> Transaction:
+    capture = staged.capture
     operation = capture.operation
     system_description = operation.metadata.get("system_description") or {}
     return Transaction(
@@ -181,7 +204,8 @@ def _transaction(
         mac_address=operation.modem.mac_address,
         pnm_test_type=capture.test,
         channel_id=capture.channel_id,
-        filename=stored_name,
-        **stored.transaction_fields(),
+        filename=staged.stored_name,
+        **staged.stored.transaction_fields(),
         device_details={"system_description": system_description} if system_description else {},
+        summary_part=staged.summary_part,
     )

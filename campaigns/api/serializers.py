@@ -211,7 +211,7 @@ class RunSerializer(serializers.ModelSerializer):
             "type": "object",
             "description": "done, failed, skipped, cancelled, queued, running, "
             "failed_by_class, skipped_by_reason, rate_per_s, eta_s, elapsed_s, "
-            "summaries_pending, per_cmts (detail only)",
+            "summaries_missing (done, a file unreadable for the summary), per_cmts (detail only)",
         }
     )
     def get_progress(self, run: CampaignRun) -> dict:
@@ -231,7 +231,7 @@ class RunSerializer(serializers.ModelSerializer):
             "rate_per_s": round(counts.rate(), 3),
             "eta_s": None if eta is None else round(eta, 1),
             "elapsed_s": round(counts.elapsed_s(), 1),
-            "summaries_pending": counts.summaries_pending,
+            "summaries_missing": counts.summaries_missing,
         }
         if self.context.get("detail"):
             body["per_cmts"] = services.progress_by_cmts(run)

@@ -214,7 +214,7 @@ def test_an_ipv6_managed_modem_in_a_list_is_refused(operator_client):
 
 def _campaign_with_items(index: int, operator_client) -> dict:
     """A campaign whose run has items in every state: ``index`` of each, some failed or
-    skipped for a reason, one done modem still waiting for its summary."""
+    skipped for a reason, one done modem whose summary could not be computed."""
     modems = fleet(6 * index, f"cmts-{index}", first=40 * index)
     campaign = operator_client.post(
         CAMPAIGNS, body(target={"filter": {"cmts": f"cmts-{index}"}}), format="json"
@@ -260,4 +260,4 @@ def test_the_list_counts_every_campaign_s_latest_run_in_a_fixed_number_of_querie
     assert (third["queued"], third["running"]) == (3, 3)
     assert third["failed_by_class"] == {"SnmpTimeout": 3}
     assert third["skipped_by_reason"] == {"modem busy": 3}
-    assert third["summaries_pending"] == 1
+    assert third["summaries_missing"] == 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -29,12 +29,16 @@ from captures.analyses.fec import FecTotals
 from captures.analyses.preeq import PreEqResult
 from captures.pnm import FecSummary, PnmFile, RxMer, UsPreEqualizer
 from captures.pnm.header import FileType
+from captures.pnm.ofdm import EXCLUDED
 
 # 64-QAM needs about 30 dB of MER with today's LDPC codes and OFDM profiles (4096-QAM about
 # 41 dB): a subcarrier below 30 dB cannot carry even a low-order profile cleanly.
 DEFAULT_MER_THRESHOLD_DB = 30.0
 Worse = Literal["lower", "higher"]
 Figures = dict[str, float | int | None]
+Part = dict[str, Any]  # one file's share of a summary (``file_part``), JSON
+# The test types whose files have a part (the pre-eq coefficients, not their last update).
+PART_TESTS = frozenset({"DS_OFDM_RXMER_PER_SUBCAR", "DS_OFDM_FEC_SUMMARY", "US_PRE_EQUALIZER_COEF"})
 Key = TypeVar("Key")
 
 
@@ -51,24 +55,58 @@ def summarise(
     files: Sequence[PnmFile], *, mer_threshold_db: float = DEFAULT_MER_THRESHOLD_DB
 ) -> ModemSummary | None:
     """The summary of one modem's files of one run; None when none of them has a kind."""
-    rxmer = [f for f in files if isinstance(f, RxMer)]
-    if rxmer:
-        return _rxmer(rxmer, mer_threshold_db)
-    fec = [f for f in files if isinstance(f, FecSummary)]
-    if fec:
-        return _fec(fec)
-    coefficients = [
-        f
-        for f in files
-        if isinstance(f, UsPreEqualizer) and f.header.file_type == FileType.US_PRE_EQUALIZER
-    ]
-    if coefficients:
-        return _pre_eq(coefficients)
+    parts = [part for part in map(file_part, files) if part is not None]
+    return combine(parts, mer_threshold_db=mer_threshold_db)
+
+
+def file_part(parsed: PnmFile) -> Part | None:
+    """What one file adds to its modem's summary, small and exact, as plain JSON: staging
+    keeps it with the file's transaction (the bytes are in memory then), so a modem's
+    summary is combined from its parts as its operation ends, no file read again. None for
+    a file that has no part in a summary.
+
+    RxMER: the count of each quarter-dB code (a file's values are those codes, so the
+    percentiles of several files combined are exact); FEC: the codeword totals; pre-eq: the
+    channel's main-tap ratio.
+    """
+    if isinstance(parsed, RxMer):
+        counts = np.bincount(parsed.raw[parsed.raw != EXCLUDED], minlength=EXCLUDED)
+        (codes,) = np.nonzero(counts)
+        return {"kind": "rxmer", "codes": codes.tolist(), "counts": counts[codes].tolist()}
+    if isinstance(parsed, FecSummary):
+        totals = [FecTotals.of(p.profile_id, p.records) for p in parsed.profiles]
+        return {
+            "kind": "fec",
+            "codewords": sum(t.codewords for t in totals),
+            "corrected": sum(t.corrected for t in totals),
+            "uncorrectable": sum(t.uncorrectable for t in totals),
+            "profiles": len(totals),
+        }
+    if isinstance(parsed, UsPreEqualizer) and parsed.header.file_type == FileType.US_PRE_EQUALIZER:
+        return {
+            "kind": "preeq",
+            "channel_id": parsed.channel_id,
+            "main_tap_ratio_db": main_tap_ratio_db(parsed),
+        }
     return None
 
 
-def _rxmer(files: list[RxMer], threshold_db: float) -> ModemSummary:
-    values = np.concatenate([f.values_db[~np.isnan(f.values_db)] for f in files])
+def combine(
+    parts: Sequence[Part], *, mer_threshold_db: float = DEFAULT_MER_THRESHOLD_DB
+) -> ModemSummary | None:
+    """One modem's summary from the parts of its files (``file_part``): its RxMER if it has
+    any, else its FEC summary, else its pre-eq coefficients; None when none of them."""
+    for kind, build in (("rxmer", _rxmer), ("fec", _fec), ("preeq", _pre_eq)):
+        of_kind = [part for part in parts if part["kind"] == kind]
+        if of_kind:
+            return build(of_kind, mer_threshold_db)
+    return None
+
+
+def _rxmer(parts: list[Part], threshold_db: float) -> ModemSummary:
+    values = np.concatenate(
+        [np.repeat(np.asarray(p["codes"], dtype=float) * 0.25, p["counts"]) for p in parts]
+    )
     usable = values.size > 0
     figures: Figures = {
         "mean_db": number(values.mean(), 4) if usable else None,
@@ -77,7 +115,7 @@ def _rxmer(files: list[RxMer], threshold_db: float) -> ModemSummary:
         "below_threshold": int((values < threshold_db).sum()),
         "threshold_db": threshold_db,
         "subcarriers": int(values.size),
-        "channels": len(files),
+        "channels": len(parts),
     }
     p2 = figures["p2_db"]
     return ModemSummary(
@@ -86,19 +124,17 @@ def _rxmer(files: list[RxMer], threshold_db: float) -> ModemSummary:
     )  # fmt: skip
 
 
-def _fec(files: list[FecSummary]) -> ModemSummary:
-    totals = [FecTotals.of(p.profile_id, p.records) for f in files for p in f.profiles]
-    codewords = sum(t.codewords for t in totals)
-    uncorrectable = sum(t.uncorrectable for t in totals)
-    corrected = sum(t.corrected for t in totals)
+def _fec(parts: list[Part], _threshold_db: float) -> ModemSummary:
+    codewords = sum(p["codewords"] for p in parts)
+    uncorrectable = sum(p["uncorrectable"] for p in parts)
     ratio = uncorrectable / codewords if codewords else None
     figures: Figures = {
         "uncorrectable_ratio": ratio,
         "codewords": codewords,
-        "corrected": corrected,
+        "corrected": sum(p["corrected"] for p in parts),
         "uncorrectable": uncorrectable,
-        "profiles": len(totals),
-        "channels": len(files),
+        "profiles": sum(p["profiles"] for p in parts),
+        "channels": len(parts),
     }
     return ModemSummary("DS_OFDM_FEC_SUMMARY", "fec_uncorrectable_ratio", ratio, "higher", figures)
 
@@ -115,17 +151,13 @@ def main_tap_ratio_db(parsed: UsPreEqualizer) -> float | None:
     return number(10 * np.log10(main / rest), 4) if rest > 0 and main > 0 else None
 
 
-def _pre_eq(files: list[UsPreEqualizer]) -> ModemSummary:
-    ratios = [main_tap_ratio_db(f) for f in files]
-    known = [r for r in ratios if r is not None]
+def _pre_eq(parts: list[Part], _threshold_db: float) -> ModemSummary:
+    known = [p["main_tap_ratio_db"] for p in parts if p["main_tap_ratio_db"] is not None]
     worst = min(known) if known else None
     figures: Figures = {
         "main_tap_ratio_db": worst,
-        "channels": len(files),
-        **{
-            f"channel_{f.channel_id}_main_tap_ratio_db": r
-            for f, r in zip(files, ratios, strict=True)
-        },
+        "channels": len(parts),
+        **{f"channel_{p['channel_id']}_main_tap_ratio_db": p["main_tap_ratio_db"] for p in parts},
     }
     return ModemSummary("US_PRE_EQUALIZER_COEF", "preeq_main_tap_ratio_db", worst, "lower", figures)
 
