@@ -36,7 +36,7 @@ from captures.analysis import load_transaction
 from captures.models import Operation, OperationState, Outcome, Transaction
 from captures.pnm.errors import PnmFormatError
 from core import locks
-from core.rows import load_all, load_one, row_keys, update_rows
+from core.rows import load_all, load_all_with, load_one, row_keys, update_rows, update_where
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
@@ -190,18 +190,17 @@ def dispatch_run(run: CampaignRun) -> int:
         )
     )
     room = campaign.max_in_flight - sum(in_flight.values())
-    started = 0
+    chosen: list[int] = []
     if room > 0:
         full = [cmts for cmts, count in in_flight.items() if count >= campaign.max_per_cmts]
         queued = run.items.filter(state=ItemState.QUEUED).exclude(cmts__in=full).order_by("pk")
-        for item in queued[: room * 4]:
-            if started >= room:
+        for item_pk, cmts in queued.values_list("pk", "cmts")[: room * 4]:
+            if len(chosen) >= room:
                 break
-            if in_flight[item.cmts] >= campaign.max_per_cmts:
-                continue
-            if _start_item(item.pk, campaign):
-                in_flight[item.cmts] += 1
-                started += 1
+            if in_flight[cmts] < campaign.max_per_cmts:
+                in_flight[cmts] += 1
+                chosen.append(item_pk)
+    started = _start_items(chosen, run, campaign) if chosen else 0
     if run.expanded and not run.items.filter(state__in=OPEN_ITEM_STATES).exists():
         _settle_run(run.pk)
     return started
@@ -232,35 +231,48 @@ def _expand(run: CampaignRun, window: int) -> None:
     run.save(update_fields=["cursor", "expanded"])
 
 
-def _start_item(item_pk: int, campaign: Campaign) -> bool:
-    """Start the item's operation (or skip a modem that cannot run one)."""
+def _start_items(item_pks: list[int], run: CampaignRun, campaign: Campaign) -> int:
+    """Start the operations of a pass's chosen items together (or skip the modems that
+    cannot run one), in one transaction: the items locked while still queued, read with
+    their modems in one join, their operations made in one go
+    (``captures.start_operations``) and the items updated in one statement. Nothing starts
+    once the run was stopped. Returns the operations started."""
+    now = timezone.now()
     with transaction.atomic():
-        if not row_keys(CampaignItem, {"id": item_pk, "state": ItemState.QUEUED}, lock=True):
-            return False
-        item = load_one(CampaignItem, {"id": item_pk})
-        run = load_one(CampaignRun, {"id": item.run_id}) if item is not None else None
-        if item is None or run is None or run.state != RunState.RUNNING:
-            return False
-        item.run = run
-        item.modem = load_one(CableModem, {"id": item.modem_id}) if item.modem_id else None
-        now = timezone.now()
-        if item.modem is None:
-            _end_item(item, ItemState.SKIPPED, MODEM_REMOVED, now)
-            return False
-        if ipaddress.ip_address(item.modem.ip_address).version == 6:
-            _end_item(item, ItemState.SKIPPED, IPV6_MANAGED, now)
-            return False
-        item.operation = captures.start_operation(
-            modem=item.modem,
-            label=f"campaign {campaign.name} run {item.run.run_id}: {item.mac_address}",
+        locked = row_keys(CampaignItem, {"id": item_pks, "state": ItemState.QUEUED}, lock=True)
+        current = load_one(CampaignRun, {"id": run.pk})
+        if not locked or current is None or current.state != RunState.RUNNING:
+            return 0
+        items = load_all_with(CampaignItem, {"id": locked}, "modem")
+        skipped = dict.fromkeys(set(locked) - {item.pk for item in items}, MODEM_REMOVED)
+        skipped |= {
+            item.pk: IPV6_MANAGED
+            for item in items
+            if item.modem is not None and ipaddress.ip_address(item.modem.ip_address).version == 6
+        }
+        for reason in set(skipped.values()):
+            update_where(
+                CampaignItem,
+                {"id": sorted(pk for pk, why in skipped.items() if why == reason)},
+                {"state": ItemState.SKIPPED, "error_class": reason, "finished_at": now},
+            )
+        starting = [item for item in items if item.pk not in skipped]
+        operations = captures.start_operations(
+            [
+                (item.modem, f"campaign {campaign.name} run {run.run_id}: {item.mac_address}")
+                for item in starting
+                if item.modem is not None
+            ],
             summarise_files=True,
             **campaign.plan,
         )
-        item.state = ItemState.RUNNING
-        item.attempts += 1
-        item.started_at = item.started_at or now
-        update_rows([item], ["operation_id", "state", "attempts", "started_at"])
-    return True
+        for item, operation in zip(starting, operations, strict=True):
+            item.operation = operation
+            item.state = ItemState.RUNNING
+            item.attempts += 1
+            item.started_at = item.started_at or now
+        update_rows(starting, ["operation_id", "state", "attempts", "started_at"])
+    return len(starting)
 
 
 def _end_item(

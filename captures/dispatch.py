@@ -21,6 +21,7 @@ is not dispatched: its one tick is sent when its row is committed.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from captures import services
+from captures.models import Operation
 from config.queues import Queue
 from core import locks
 
@@ -57,11 +59,19 @@ DISPATCH_LEASE = "pnm:dispatch:lease"
 DISPATCH_LEASE_TTL_S = 30.0
 
 
-def run_once(operation, label: str = "") -> None:
-    """Send a single capture's one tick once its row is committed (the sweeper sends it
-    again if it was lost: ``services.sweep``). ``label`` is the name Flower shows for the
-    task (Celery's ``shadow``), e.g. the campaign it belongs to."""
-    transaction.on_commit(lambda: _send_trigger(args=[operation.pk], shadow=label or None))
+def run_once(operations: Sequence[tuple[Operation, str]]) -> None:
+    """Send single captures' one tick each once their rows are committed, through one
+    producer (the sweeper sends a tick again if it was lost: ``services.sweep``). Each
+    operation's label is the name Flower shows for its task (Celery's ``shadow``), e.g. the
+    campaign it belongs to."""
+    sends = [(operation.pk, label or None) for operation, label in operations]
+
+    def send() -> None:
+        with current_app.producer_or_acquire() as producer:
+            for operation_pk, shadow in sends:
+                _send_trigger(args=[operation_pk], shadow=shadow, producer=producer)
+
+    transaction.on_commit(send)
 
 
 def dispatch_due_ticks() -> Dispatched | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,9 +75,17 @@ class Tick:
     final: bool
 
 
-def start_operation(
+def start_operation(*, modem: CableModem, label: str = "", **plan: Any) -> Operation:
+    """Create the group and the running operation, its first tick due now (a single
+    capture's one tick is sent at once instead), atomically. ``plan``: as
+    ``start_operations``; ``label``: a single capture's task name in Flower."""
+    (operation,) = start_operations([(modem, label)], **plan)
+    return operation
+
+
+def start_operations(
+    modems: Sequence[tuple[CableModem, str]],
     *,
-    modem: CableModem,
     name: str,
     measure_mode: str,
     duration_s: int,
@@ -85,44 +93,56 @@ def start_operation(
     test: str = "",
     parameters: dict | None = None,
     channel_ids: list[int] | None = None,
-    label: str = "",
     summarise_files: bool = False,
-) -> Operation:
-    """Create the group and the running operation, its first tick due now (a single
-    capture's one tick is sent at once instead), atomically. ``test``: the family's own unless given
-    (a single capture's); ``parameters``: per trigger test, as
-    ``pnm.validate_parameters`` completed them; ``label``: a single capture's task name
-    in Flower; ``summarise_files``: staging keeps each file's summary part (a campaign's)."""
+) -> list[Operation]:
+    """One operation of the same plan on each of ``modems`` (with its label), in one
+    transaction: one INSERT of their groups and one of the operations, however many (a
+    campaign's dispatcher pass starts them together). ``test``: the family's own unless
+    given (a single capture's); ``parameters``: per trigger test, as
+    ``pnm.validate_parameters`` completed them; ``summarise_files``: staging keeps each
+    file's summary part (a campaign's)."""
     now = timezone.now()
     with transaction.atomic():
-        (group,) = insert_rows([CaptureGroup()])
-        operation = Operation(
-            name=name,
-            measure_mode=measure_mode,
-            test=test or OPERATION_TEST[name].value,
-            parameters=parameters or {},
-            modem=modem,
-            capture_group=group,
-            metadata={"mac_address": modem.mac_address, "system_description": {}},
-            summarise_files=summarise_files,
-            channel_ids=channel_ids or None,
-            duration_s=duration_s,
-            sample_interval_s=sample_interval_s,
-            state=OperationState.RUNNING,
-            started_at=now,
-            ends_at=now + timedelta(seconds=duration_s),
-            time_remaining=duration_s,
+        groups = insert_rows([CaptureGroup() for _ in modems])
+        operations = [
+            Operation(
+                name=name,
+                measure_mode=measure_mode,
+                test=test or OPERATION_TEST[name].value,
+                parameters=parameters or {},
+                modem=modem,
+                capture_group=group,
+                metadata={"mac_address": modem.mac_address, "system_description": {}},
+                summarise_files=summarise_files,
+                channel_ids=channel_ids or None,
+                duration_s=duration_s,
+                sample_interval_s=sample_interval_s,
+                state=OperationState.RUNNING,
+                started_at=now,
+                ends_at=now + timedelta(seconds=duration_s),
+                time_remaining=duration_s,
+            )
+            for (modem, _), group in zip(modems, groups, strict=True)
+        ]
+        for operation in operations:
+            # The plan: fixed here, never rewritten (``expected`` is refined once, by
+            # ``plan_channels``, when the channel list is known).
+            operation.planned_ticks = operation.expected = operation.total_ticks
+            if operation.measure_mode != MeasureMode.SINGLE:
+                operation.next_tick_at = now  # the dispatcher (``captures.dispatch``) sends it
+        insert_rows(operations)
+        if measure_mode == MeasureMode.SINGLE:  # their one tick each, once committed
+            dispatch.run_once(
+                [
+                    (operation, label)
+                    for operation, (_, label) in zip(operations, modems, strict=True)
+                ]
+            )
+    for operation in operations:
+        log.info(
+            "operation %s started on modem %s", operation.operation_id, operation.modem.mac_address
         )
-        # The plan: fixed here, never rewritten (``expected`` is refined once, by
-        # ``plan_channels``, when the channel list is known).
-        operation.planned_ticks = operation.expected = operation.total_ticks
-        if operation.measure_mode != MeasureMode.SINGLE:
-            operation.next_tick_at = now  # the dispatcher (``captures.dispatch``) sends it
-        insert_rows([operation])
-        if operation.measure_mode == MeasureMode.SINGLE:
-            dispatch.run_once(operation, label)  # its one tick, once the row is committed
-    log.info("operation %s started on modem %s", operation.operation_id, modem.mac_address)
-    return operation
+    return operations
 
 
 def time_remaining(operation: Operation, now: datetime | None = None) -> int:

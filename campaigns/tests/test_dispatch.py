@@ -4,7 +4,8 @@ are ended through the captures services, as the pipeline ends them)."""
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from campaigns import services
 from campaigns.models import Campaign, CampaignItem, CampaignRun, ItemState, RunState
@@ -248,3 +249,41 @@ def test_a_campaigns_trigger_carries_its_name_for_flower(django_capture_on_commi
     assert message.headers["shadow"] == (
         f"campaign north sweep run {run.run_id}: {item.mac_address}"
     )
+
+
+def test_a_pass_starts_its_operations_in_the_same_statements_however_many():
+    """Items, groups, operations: one statement each per pass, not per modem."""
+    bulk_modems(60, groups=20)
+    statements = []
+    for count in (4, 20):
+        run = services.start_run(
+            campaign(name=f"sweep {count}", max_in_flight=count, max_per_cmts=1)
+        )
+        services._expand(run, window=services.MIN_WINDOW)  # the window, outside the count
+        with CaptureQueriesContext(connection) as queries:
+            assert services.dispatch_run(run) == count
+        statements.append(len(queries.captured_queries))
+        started = Operation.objects.filter(campaign_item__run=run)
+        assert started.count() == count
+        assert len(set(started.values_list("modem__cmts", flat=True))) == count  # 1 per CMTS
+        assert all(started.values_list("summarise_files", flat=True))
+
+    assert statements[0] == statements[1]
+
+
+def test_a_pass_skips_removed_and_ipv6_modems_and_starts_the_rest_together():
+    make_modem(1)
+    removed = make_modem(2)
+    make_modem(3, ip_address="::1")
+    make_modem(4)
+    run = services.start_run(campaign(max_in_flight=4, max_per_cmts=4))
+    services._expand(run, window=services.MIN_WINDOW)
+    removed.delete()
+
+    assert services.dispatch_run(run) == 2
+
+    states = dict(CampaignItem.objects.values_list("mac_address", "state"))
+    reasons = dict(CampaignItem.objects.values_list("mac_address", "error_class"))
+    assert list(states.values()) == ["running", "skipped", "skipped", "running"]
+    assert list(reasons.values()) == ["", services.MODEM_REMOVED, services.IPV6_MANAGED, ""]
+    assert Operation.objects.count() == 2
