@@ -51,7 +51,6 @@ WORKER_ENV = {
     "PNM_SNMP_RETRIES": "1",
     "PNM_MEASURE_DEADLINE_S": "20",
     "PNM_UPLOAD_DEADLINE_S": "20",
-    "PNM_ARRIVAL_WAIT_S": "1",
 }
 RXMER = "DS_OFDM_RXMER_PER_SUBCAR"
 # A celery worker under cProfile timed by process CPU time, written out when it exits.
@@ -98,10 +97,13 @@ def main() -> None:
     parser.add_argument("--max-per-cmts", type=int, default=16)
     parser.add_argument("--delay", default="0.5-2.0", help="measurement delay range, s")
     parser.add_argument("--snmp-procs", type=int, default=2)
-    parser.add_argument("--snmp-workers", type=int, default=32)
+    parser.add_argument("--snmp-workers", type=int, default=64, help="threads per snmp worker")
     parser.add_argument("--ingest-workers", type=int, default=4)
     parser.add_argument(
         "--db-pool", type=int, default=4, help="DB_POOL_MAX_SIZE per process (0: none, as tests)"
+    )
+    parser.add_argument(
+        "--arrival-wait", type=float, default=3.0, help="PNM_ARRIVAL_WAIT_S (threads), s"
     )
     parser.add_argument("--timeout", type=float, default=900, help="give up after, s")
     parser.add_argument(
@@ -128,6 +130,7 @@ def main() -> None:
         "PNM_TFTP_LISTEN_PORT": str(tftp_port),
         "PNM_MAX_IN_FLIGHT_PER_CMTS": str(args.max_per_cmts),
         "DB_POOL_MAX_SIZE": str(args.db_pool),
+        "PNM_ARRIVAL_WAIT_S": str(args.arrival_wait),
     }
     parent, child = mp.Pipe()
     farm = mp.Process(target=run_farm, args=(args.modems, tftp_port, delay, child), daemon=True)
@@ -237,7 +240,7 @@ def main() -> None:
             f"max in flight {args.max_in_flight}, per CMTS {args.max_per_cmts}, "
             f"measurement {delay[0]}-{delay[1]} s; {args.snmp_procs} x snmp -P threads -c "
             f"{args.snmp_workers}, ingest -P threads -c {args.ingest_workers}, database pool "
-            f"{args.db_pool or 'off'}; "
+            f"{args.db_pool or 'off'}, arrival wait {args.arrival_wait} s; "
             f"farm of {args.modems} modems ready in {farm_ready_s:.1f} s"
         )
         print(f"  run {run.state}: {counts.line()}")

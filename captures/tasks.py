@@ -168,20 +168,21 @@ def _poll_failed(current: triggering.Measurement, exc: Exception) -> None:
 
 
 def _await_upload(measurement: triggering.Measurement) -> None:
-    """End the tick here if its last file arrives before the first poll would be due
+    """End the tick here if its last file arrives within PNM_ARRIVAL_WAIT_S
     (``captures.arrivals``: threads workers only, one-file triggers); otherwise poll as
-    usual."""
-    interval = settings.PNM_POLL_INTERVAL_S
+    usual: at once when the file came and a channel is left, or when the wait ran past a
+    poll interval, else once the interval is up."""
     if not arrivals.enabled() or len(measurement.captures) != 1:
         _poll_later(measurement)
         return
     started = time.monotonic()
-    wait_s = min(settings.PNM_ARRIVAL_WAIT_S, interval)
     connections.hand_back()
-    if arrivals.wait(measurement.captures[0], wait_s) and not measurement.remaining:
+    arrived = arrivals.wait(measurement.captures[0], settings.PNM_ARRIVAL_WAIT_S)
+    if arrived and not measurement.remaining:
         triggering.end_tick(measurement)  # the file is in and no channel is left
         return
-    _poll_later(measurement, max(0.0, interval - (time.monotonic() - started)))
+    waited = time.monotonic() - started
+    _poll_later(measurement, 0.0 if arrived else max(0.0, settings.PNM_POLL_INTERVAL_S - waited))
 
 
 def _poll_later(measurement: triggering.Measurement, countdown: float | None = None) -> None:

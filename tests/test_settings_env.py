@@ -139,6 +139,12 @@ def test_start_up_stops_on_malformed_variable():
             "PNM_LEASE_TTL_S (10.0) must exceed PNM_POLL_INTERVAL_S + PNM_SNMP_TIMEOUT_S x "
             "(PNM_SNMP_RETRIES + 1) (16 s)",
         ),
+        ({"PNM_ARRIVAL_WAIT_S": "5"}, "PNM_ARRIVAL_WAIT_S must be at most 4"),
+        (  # a 4 s wait and a 6 s poll: the lease taken at the trigger would run out first
+            {"PNM_ARRIVAL_WAIT_S": "4", "PNM_SNMP_TIMEOUT_S": "2.5", "PNM_SNMP_RETRIES": "1"},
+            "PNM_ARRIVAL_WAIT_S (4.0) + PNM_POLL_INTERVAL_S + PNM_SNMP_TIMEOUT_S x "
+            "(PNM_SNMP_RETRIES + 1) must stay below PNM_LEASE_TTL_S (10.0)",
+        ),
     ],
 )
 def test_start_up_names_the_bad_variable(variables, message):

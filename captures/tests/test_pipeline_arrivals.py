@@ -17,8 +17,14 @@ from tests.factories import register_modem
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-# The first poll is due a second after the trigger, so a prompt file ends the wait first.
-WAITING = {**WORKER_ENV, "PNM_POLL_INTERVAL_S": "1", "PNM_ARRIVAL_WAIT_S": "1"}
+# A trigger waits up to 2 s for its file, past the first poll's due time (1 s); a
+# measurement may take 6 s (a 2.5 s one is still polled within it).
+WAITING = {
+    **WORKER_ENV,
+    "PNM_POLL_INTERVAL_S": "1",
+    "PNM_ARRIVAL_WAIT_S": "2",
+    "PNM_MEASURE_DEADLINE_S": "6",
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +54,29 @@ def test_a_prompt_file_ends_its_tick_without_a_poll_task(waiting_worker, announc
     assert poll_tasks_run(waiting_worker) == polls_before  # every tick ended in its trigger
 
 
+def test_a_file_later_than_a_poll_interval_but_within_the_wait_needs_no_poll_task(
+    waiting_worker, announcing, beat, farm
+):
+    """A 1.5 s measurement: past the first poll's due time, within the 2 s wait."""
+    sim = farm(1, measure_delay_s=1.5)
+    polls_before = poll_tasks_run(waiting_worker)
+    operation = start(register_modem(sim[0]), duration_s=4, interval_s=4, channel_ids=[193])
+
+    done = finished(operation, timeout=90)
+
+    assert done.state == OperationState.COMPLETED, done.last_error
+    assert done.collected == done.expected == 2
+    assert_accounted(done)
+    assert poll_tasks_run(waiting_worker) == polls_before
+
+
 def test_further_channels_and_late_files_go_through_the_poll_tasks(
     waiting_worker, announcing, beat, farm
 ):
-    """Two channels: the second is triggered by a poll task. A 1.5 s measurement: the
-    wait gives up after its second and the poll tasks take over. (Duration = interval:
+    """Two channels: the second is triggered by a poll task. A 2.5 s measurement: the
+    wait gives up after its 2 s and the poll tasks take over. (Duration = interval:
     a tick at the start and the final one.)"""
-    sim = farm(1, measure_delay_s=1.5)
+    sim = farm(1, measure_delay_s=2.5)
     polls_before = poll_tasks_run(waiting_worker)
     operation = start(register_modem(sim[0]), duration_s=8, interval_s=8)
 

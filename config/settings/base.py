@@ -334,11 +334,19 @@ if PNM_LEASE_TTL_S <= _ONE_POLL_S:
         f"PNM_SNMP_TIMEOUT_S x (PNM_SNMP_RETRIES + 1) ({_ONE_POLL_S:g} s): a poll whose SNMP "
         "request is slow would otherwise lose its own lease"
     )
-# With the snmp worker on the threads pool, a trigger task may wait this long (at most one
-# poll interval) for its file before handing over to poll tasks: a capture whose file comes
-# promptly then costs one task instead of two (captures.arrivals). 0 = never wait, as a
-# prefork worker should (its processes would be blocked). Needs the Redis cache.
-PNM_ARRIVAL_WAIT_S = env.float("PNM_ARRIVAL_WAIT_S", 0.0, minimum=0)
+# With the snmp worker on the threads pool, a trigger task may wait this long for its file
+# before handing over to poll tasks: a capture whose file comes within it costs one task
+# instead of one per poll (captures.arrivals). A waiting thread costs no CPU, but holds its
+# worker slot: size the pool's threads for it. 0 = never wait, as a prefork worker should
+# (its processes would be blocked). Needs the Redis cache. At most 4 s (below the cache's
+# socket timeout), and the lease taken at the trigger must outlive the wait and one poll.
+PNM_ARRIVAL_WAIT_S = env.float("PNM_ARRIVAL_WAIT_S", 0.0, minimum=0, maximum=4)
+if PNM_ARRIVAL_WAIT_S + _ONE_POLL_S >= PNM_LEASE_TTL_S:
+    raise ImproperlyConfigured(
+        f"PNM_ARRIVAL_WAIT_S ({PNM_ARRIVAL_WAIT_S}) + PNM_POLL_INTERVAL_S + PNM_SNMP_TIMEOUT_S x "
+        f"(PNM_SNMP_RETRIES + 1) must stay below PNM_LEASE_TTL_S ({PNM_LEASE_TTL_S}): the "
+        "modem's lease would run out while its trigger waits for the file"
+    )
 
 # --- monitoring ---------------------------------------------------------------------------
 # Full-rate samples are kept this long; older data keeps the first sample per interval.
