@@ -36,7 +36,15 @@ from captures.analysis import load_transaction
 from captures.models import Operation, OperationState, Outcome, Transaction
 from captures.pnm.errors import PnmFormatError
 from core import locks
-from core.rows import load_all, load_all_with, load_one, row_keys, update_rows, update_where
+from core.rows import (
+    load_all,
+    load_all_with,
+    load_one,
+    load_one_with,
+    row_keys,
+    update_rows,
+    update_where,
+)
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
@@ -493,9 +501,8 @@ def _summarise(item: CampaignItem, operation: Operation) -> None:
     except (PnmFormatError, OSError) as exc:  # missing, damaged, storage down
         log.warning("campaign item %s: no summary, a stored file is unreadable: %s", item.pk, exc)
         return
-    run = load_one(CampaignRun, {"id": item.run_id})
-    campaign = load_one(Campaign, {"id": run.campaign_id}) if run is not None else None
-    threshold = campaign.mer_threshold_db if campaign else fleet.DEFAULT_MER_THRESHOLD_DB
+    run = load_one_with(CampaignRun, {"id": item.run_id}, "campaign")
+    threshold = run.campaign.mer_threshold_db if run else fleet.DEFAULT_MER_THRESHOLD_DB
     summary = fleet.combine(parts, mer_threshold_db=threshold)
     if summary is not None:
         item.metric, item.value, item.worse = summary.metric, summary.value, summary.worse

@@ -425,10 +425,11 @@ def modem_lock_key(modem_pk: int) -> str:
 
 def tick_over(operation_pk: int, lease: str, *, final: bool) -> None:
     """The poll chain of the tick measuring under ``lease`` ended by itself."""
+    if final:
+        final_tick_settled(operation_pk, lease)
+        return
     ours = {"id": operation_pk, "inflight_lease": lease}
     update_where(Operation, ours, {"inflight_tick": None, "inflight_lease": ""})
-    if final:
-        final_tick_settled(operation_pk)
 
 
 def abandon_lost_ticks(limit: int = 1000) -> int:
@@ -865,38 +866,65 @@ def mark_stored(capture_pks: list[int]) -> set[int]:
     return set(update_returning(Capture, waiting, {"state": CaptureState.STORED}, "id"))
 
 
-def final_tick_settled(operation_pk: int) -> bool:
-    """The final tick's trigger is over; complete the operation if its files are in."""
-    update_where(Operation, {"id": operation_pk}, {"final_tick_done": True})
-    return maybe_complete(operation_pk)
+def final_tick_settled(operation_pk: int, lease: str = "") -> bool:
+    """The final tick's trigger is over (and its tick measuring under ``lease``, if it had
+    one); complete the operation if its files are in. The flags go into the same
+    transaction and UPDATE as the completion."""
+    return maybe_complete(operation_pk, final_lease=lease)
 
 
-def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
+def maybe_complete(
+    operation_pk: int, give_up: bool = False, *, final_lease: str | None = None
+) -> bool:
     """Complete a running operation once its final tick ran and every planned capture has
     settled (stored, skipped, missed or failed): no capture can land after completion.
 
     ``give_up`` (the sweeper, long after the last tick): what never settled although no
-    capture is open any more was lost with its worker; count it missed.
+    capture is open any more was lost with its worker; count it missed. ``final_lease``
+    (``final_tick_settled``): the final tick is over, written here under the row lock.
     """
     with transaction.atomic():
-        running = {"id": operation_pk, "state": OperationState.RUNNING}
-        operation = load_one(Operation, running, lock=True)
-        if operation is None or not operation.final_tick_done:
+        operation = load_one(Operation, {"id": operation_pk}, lock=True)
+        if operation is None:
             return False
-        if row_keys(Capture, {"operation_id": operation_pk, "state": OPEN_CAPTURE_STATES}):
+        flagged = [] if final_lease is None else _final_tick_over(operation, final_lease)
+        if not (
+            operation.state == OperationState.RUNNING
+            and operation.final_tick_done
+            and _all_settled(operation, give_up)
+        ):
+            if flagged:
+                update_rows([operation], flagged)
             return False
-        if operation.settled < operation.expected:
-            if not give_up:
-                return False  # a tick is still on its way
-            _settle_rest(operation, Outcome.MISSED, NEVER_SETTLED)
-            operation.refresh_from_db()
         if operation.collected == 0 and operation.failed:
             # Not one file in the whole run: that is a failure, whatever the count.
-            _finish(operation, OperationState.FAILED, operation.last_error)
+            _finish(operation, OperationState.FAILED, operation.last_error, flagged)
         elif operation.collected < operation.expected:
-            _finish(operation, OperationState.COMPLETED_PARTIAL, "")
+            _finish(operation, OperationState.COMPLETED_PARTIAL, "", flagged)
         else:
-            _finish(operation, OperationState.COMPLETED, "")
+            _finish(operation, OperationState.COMPLETED, "", flagged)
+    return True
+
+
+def _final_tick_over(operation: Operation, lease: str) -> list[str]:
+    """Flag the final tick done and end the tick measuring under ``lease`` (if still ours);
+    the fields changed."""
+    operation.final_tick_done = True
+    if not lease or operation.inflight_lease != lease:
+        return ["final_tick_done"]
+    operation.inflight_tick, operation.inflight_lease = None, ""
+    return ["final_tick_done", "inflight_tick", "inflight_lease"]
+
+
+def _all_settled(operation: Operation, give_up: bool) -> bool:
+    """No capture open and every planned one settled (``give_up``: the rest counted missed)."""
+    if row_keys(Capture, {"operation_id": operation.pk, "state": OPEN_CAPTURE_STATES}):
+        return False
+    if operation.settled < operation.expected:
+        if not give_up:
+            return False  # a tick is still on its way
+        _settle_rest(operation, Outcome.MISSED, NEVER_SETTLED)
+        operation.refresh_from_db()
     return True
 
 
@@ -930,8 +958,9 @@ def stop_operation(operation: Operation) -> bool:
     return True
 
 
-def _finish(operation: Operation, state: str, error: str) -> None:
-    """Persist the final state and counters, no next tick, open captures cancelled.
+def _finish(operation: Operation, state: str, error: str, also: Sequence[str] = ()) -> None:
+    """Persist the final state and counters, no next tick, open captures cancelled (and
+    the fields ``also`` names, changed by the caller).
 
     Runs inside the caller's transaction with the operation row locked, ``operation`` read
     (or refreshed) under that lock.
@@ -952,7 +981,7 @@ def _finish(operation: Operation, state: str, error: str) -> None:
     operation.updated = now
     update_rows(
         [operation],
-        ["state", "finished_at", "time_remaining", "last_error", "next_tick_at", "updated"],
+        ["state", "finished_at", "time_remaining", "last_error", "next_tick_at", "updated", *also],
     )
     if not ran_to_end:
         operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)

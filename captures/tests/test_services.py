@@ -538,3 +538,32 @@ def test_a_trigger_s_file_name_taken_by_another_tick_moves_to_the_next_second():
     assert made[0].pk != taken.pk
     assert made[0].state == CaptureState.PENDING
     assert again is None  # this (tick, test, channel) was triggered already
+
+
+def test_a_final_tick_ending_writes_its_flags_with_the_completion_in_one_update():
+    """The final chain's end: the flags (final tick done, its in-flight record cleared)
+    and the completion go into one UPDATE of the operation, in one transaction."""
+    operation, final = at_final_tick()
+    capture = in_flight(operation, final.number, 193, "final-token")
+    services.fail_capture(capture.pk, "no file", "UploadTimeout")
+    assert Operation.objects.get(pk=operation.pk).inflight_lease == "final-token"
+
+    with CaptureQueriesContext(connection) as queries:
+        services.tick_over(operation.pk, "final-token", final=True)
+
+    done = Operation.objects.get(pk=operation.pk)
+    assert (done.state, done.final_tick_done) == (OperationState.COMPLETED_PARTIAL, True)
+    assert (done.inflight_tick, done.inflight_lease) == (None, "")
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert sum(s.startswith('UPDATE "captures_operation"') for s in sql) == 1, sql
+
+
+def test_a_stale_final_chain_flags_the_final_tick_but_leaves_a_newer_record():
+    operation, final = at_final_tick()
+    in_flight(operation, final.number, 193, "final-token")
+
+    services.tick_over(operation.pk, "stale-token", final=True)
+
+    after = Operation.objects.get(pk=operation.pk)
+    assert (after.state, after.final_tick_done) == (OperationState.RUNNING, True)
+    assert (after.inflight_tick, after.inflight_lease) == (final.number, "final-token")
