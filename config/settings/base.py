@@ -160,6 +160,8 @@ else:
         "socket_connect_timeout": 5,
         "socket_timeout": 10,
     }
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"  # kombu's, one client per channel
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_ACCEPT_CONTENT = ["json"]
