@@ -1,18 +1,20 @@
 """A thin synchronous SNMP client: v2c straight over UDP, v3 over the pysnmp 7 asyncio
 manager API.
 
-Why this shape: a pysnmp ``SnmpEngine`` is bound to the event loop that created it (pysnmp
-#237/#64), and creating one costs ~0.2 s and ~1 MiB. So each process keeps ONE private event
-loop, running in its own daemon thread, and (for v3) ONE engine, created lazily on first use
-and closed with ``close()`` (a Celery worker does that at shutdown). Sync callers, from any
-thread, hand coroutines to that loop and wait for the answer; we never ``asyncio.run`` per
-call. Requests of many threads are in flight at once (a ``threads`` worker pool overlaps
-its modems' round trips). Every call is wrapped in ``asyncio.wait_for`` so a hang can never
-block a caller for longer than the target's own timeout budget.
+v2c requests (what modems speak) bypass the engine and any event loop: the calling thread
+sends and matches the messages itself (``devices.links.snmp_wire``, a blocking socket per
+thread, each try bounded by the target's timeout), without the engine's per-address rows,
+whose upkeep cost a fleet of distinct modems most of its SNMP CPU, and without handing each
+request to a loop thread and the answer back (see that module). Requests of many threads
+are in flight at once (a ``threads`` worker pool overlaps its modems' round trips).
 
-v2c requests (what modems speak) bypass the engine: ``devices.links.snmp_wire`` sends and
-matches the messages on the same loop, without the engine's per-address rows, whose upkeep
-cost a fleet of distinct modems most of its SNMP CPU (see that module).
+v3 goes through pysnmp's engine. A ``SnmpEngine`` is bound to the event loop that created
+it (pysnmp #237/#64), and creating one costs ~0.2 s and ~1 MiB. So each process keeps ONE
+private event loop, running in its own daemon thread, and ONE engine, created lazily on
+first use and closed with ``close()`` (a Celery worker does that at shutdown). Sync callers,
+from any thread, hand coroutines to that loop and wait for the answer; we never
+``asyncio.run`` per call. Every such call is wrapped in ``asyncio.wait_for`` so a hang can
+never block a caller for longer than the target's own timeout budget.
 
 SNMPv3 keys are kept per modem: USM user entries are keyed by (engine ID, user name), and
 pysnmp's default (no engine ID given) is one local entry per user name that it copies for
@@ -252,7 +254,7 @@ class SnmpClient:
         )
         self._busy: Counter[TargetKey] = Counter()
         self._identities: dict[str, ObjectIdentity] = {}
-        self._wire: snmp_wire.Wire | None = None
+        self._wire = snmp_wire.Wire()  # v2c, in the calling thread
         self._engine_ids: dict[tuple[str, int], bytes] = {}  # v3 agents' engine IDs
 
     # --- public API --------------------------------------------------------------------
@@ -274,11 +276,7 @@ class SnmpClient:
     ) -> list[tuple[str, Value]]:
         """All ``(oid, value)`` rows under ``oid`` (GETBULK), at most ``max_rows``."""
         if target.version == "2c":
-            return self._call(
-                target,
-                lambda: self._walk_v2c(target, oid, max_rows),
-                pages=1 + max_rows // WALK_REPETITIONS,
-            )
+            return self._walk_v2c(target, oid, max_rows)
 
         async def run() -> list[tuple[str, Value]]:
             rows: list[tuple[str, Value]] = []
@@ -304,15 +302,16 @@ class SnmpClient:
         return self._call(target, run, pages=1 + max_rows // WALK_REPETITIONS)
 
     def close(self) -> None:
-        """Close the engine's dispatcher, stop the loop and its thread; the next call
-        starts afresh."""
+        """Close the v2c sockets and the engine's dispatcher, stop the loop and its thread;
+        the next call starts afresh."""
+        self._wire.close()
         with self._lock:
             if self._pid != os.getpid():
                 self._forget()
                 return
-            loop, thread, engine, wire = self._loop, self._thread, self._engine, self._wire
+            loop, thread, engine = self._loop, self._thread, self._engine
             if loop is not None and not loop.is_closed() and thread is not None:
-                shut_down = _shut_down(engine, wire)
+                shut_down = _shut_down(engine)
                 asyncio.run_coroutine_threadsafe(shut_down, loop).result(_CLOSE_TIMEOUT_S)
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join(_CLOSE_TIMEOUT_S)
@@ -332,25 +331,18 @@ class SnmpClient:
         return identity
 
     def _exchange(self, target: SnmpTarget, request: snmp_wire.Request) -> list[Value]:
-        """One v2c request/response (GET or SET) over the wire."""
+        """One v2c request/response (GET or SET) over the wire, in the calling thread."""
+        response = self._send(target, request)
+        return [
+            None if value is snmp_wire.END_OF_MIB else cast(Value, value) for _, value in response
+        ]
 
-        async def run() -> list[Value]:
-            response = await self._send(target, request)
-            return [
-                None if value is snmp_wire.END_OF_MIB else cast(Value, value)
-                for _, value in response
-            ]
-
-        return self._call(target, run)
-
-    async def _send(
+    def _send(
         self, target: SnmpTarget, request: snmp_wire.Request
     ) -> list[tuple[snmp_wire.Oid, snmp_wire.Value]]:
         """The answer's ``(oid, value)`` pairs; its error status raised as ``SnmpRejected``."""
-        if self._wire is None:
-            self._wire = snmp_wire.Wire()
         try:
-            response = await self._wire.request(
+            response = self._wire.request(
                 target.host,
                 target.port,
                 target.community,
@@ -360,6 +352,8 @@ class SnmpClient:
             )
         except snmp_wire.WireTimeout as exc:
             raise SnmpTimeout(str(exc)) from exc
+        except OSError as exc:  # the socket's own trouble (no route, a bad address)
+            raise SnmpError(f"{type(exc).__name__}: {exc}") from exc
         if response.error_status:
             index = response.error_index
             oid = None
@@ -368,16 +362,14 @@ class SnmpClient:
             raise SnmpRejected(_error_status_name(response.error_status), oid)
         return response.var_binds
 
-    async def _walk_v2c(
-        self, target: SnmpTarget, oid: str, max_rows: int
-    ) -> list[tuple[str, Value]]:
+    def _walk_v2c(self, target: SnmpTarget, oid: str, max_rows: int) -> list[tuple[str, Value]]:
         """GETBULK pages from ``oid`` until a row leaves its subtree (or the MIB ends)."""
         root = snmp_wire.parse_oid(oid)
         rows: list[tuple[str, Value]] = []
         after = root
         while len(rows) < max_rows:
             request = snmp_wire.bulk_request(snmp_wire.oid_text(after), WALK_REPETITIONS)
-            page = await self._send(target, request)
+            page = self._send(target, request)
             for name, value in page:
                 if value is snmp_wire.END_OF_MIB or name[: len(root)] != root:
                     return rows
@@ -417,7 +409,6 @@ class SnmpClient:
         self._loop = None
         self._thread = None
         self._engine = None
-        self._wire = None
         self._targets.clear()
         self._identities.clear()  # resolved against the old engine's MIB view
         self._engine_ids.clear()
@@ -553,9 +544,8 @@ async def _discover_engine_id(
     return bytes(engine_id)
 
 
-async def _shut_down(engine: SnmpEngine | None, wire: snmp_wire.Wire | None) -> None:
-    """On the loop: cancel what is still running, close the engine's and the wire's
-    sockets."""
+async def _shut_down(engine: SnmpEngine | None) -> None:
+    """On the loop: cancel what is still running, close the engine's sockets."""
     current = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not current]
     for task in pending:
@@ -565,8 +555,6 @@ async def _shut_down(engine: SnmpEngine | None, wire: snmp_wire.Wire | None) -> 
     await asyncio.get_running_loop().shutdown_asyncgens()
     if engine is not None:
         engine.close_dispatcher()
-    if wire is not None:
-        wire.close()
 
 
 _client: SnmpClient | None = None

@@ -10,7 +10,8 @@ v2c carries no security state: a message is the community and a PDU, and an answ
 matched to its request by request-id and by the address it came from. This module builds
 and reads those messages itself (the BER subset of RFC 3416 messages: INTEGER, OCTET
 STRING, NULL, OBJECT IDENTIFIER, the application types and the three exceptions), sends
-them, and handles timeouts, retries and answers that are not ours. Error statuses become
+them from the calling thread (``Wire``), and handles timeouts, retries and answers that are
+not ours. Error statuses become
 exceptions in ``devices.links.snmp``; SNMPv3 (USM) stays on pysnmp's engine there. The
 simulated modems (``simulators.modem``) answer v2c with the same codec: requests of every
 type in, Responses out.
@@ -18,18 +19,21 @@ type in, Responses out.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import itertools
+import os
 import secrets
 import socket
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 Address = tuple[str, int]
 Oid = tuple[int, ...]
 _REQUEST_IDS = 2**31  # request-id is an Integer32: stay positive
 _ADDRESS_CACHE_SIZE = 4096
+_MAX_DATAGRAM = 65535
 _OID_CACHE_SIZE = 4096
 
 # BER tags (X.690; SNMP's application and context types from RFC 2578 / RFC 3416).
@@ -344,43 +348,25 @@ def parse_oid(oid: str) -> Oid:
 
 
 # --- the sockets ---------------------------------------------------------------------------
-class _Endpoint(asyncio.DatagramProtocol):
-    """One socket; answers go to the request waiting for their request-id, if they come
-    from the address that request went to with its community."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.waiting: dict[int, tuple[Address, bytes, asyncio.Future[Response]]] = {}
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        try:
-            community, response = decode_response(data)
-        except (Malformed, ValueError, IndexError):
-            return  # not an SNMPv2c answer: not ours
-        waiting = self.waiting.get(response.request_id)
-        if waiting is None:
-            return  # a late answer to a request given up, or a stray datagram
-        address, sent_community, future = waiting
-        if (addr[0], addr[1]) == address and community == sent_community and not future.done():
-            future.set_result(response)
-
-    def error_received(self, exc: Exception) -> None:
-        """An ICMP error (port unreachable): the request waiting for it times out, as with
-        a silent agent."""
-
-
 class Wire:
-    """The sockets of one event loop. Every method runs on that loop."""
+    """Requests over blocking UDP sockets of the calling thread (one per thread and address
+    family; a forked child, or a call after ``close``, makes its own).
+
+    A worker thread talks to its modem itself: no event loop to hand the request to and
+    take the answer back from, two thread hand-offs that cost more CPU than the exchange.
+    Threads block in ``recvfrom`` without the GIL, so a threads pool still overlaps its
+    modems' round trips.
+    """
 
     def __init__(self) -> None:
-        self._endpoints: dict[int, _Endpoint] = {}
+        self._local = threading.local()
+        self._generation = 0  # bumped by ``close``: every thread's sockets are then stale
+        self._opened: list[socket.socket] = []
+        self._opened_lock = threading.Lock()
         self._addresses: dict[tuple[str, int], Address] = {}
         self._ids = itertools.count(secrets.randbelow(_REQUEST_IDS))
 
-    async def request(
+    def request(
         self,
         host: str,
         port: int,
@@ -391,42 +377,42 @@ class Wire:
     ) -> Response:
         """Send ``request`` and return the answer. Sent again after each ``timeout_s``
         without one, ``retries`` times; raises ``WireTimeout`` when none came."""
-        address, family = await self._resolve(host, port)
-        endpoint = await self._endpoint(family)
+        address, family = self._resolve(host, port)
+        sock = self._socket(family)
         request_id = next(self._ids) % _REQUEST_IDS
         sent_community = community.encode()
         data = encode_message(sent_community, request, request_id)
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        endpoint.waiting[request_id] = (address, sent_community, future)
-        try:
-            for _ in range(retries + 1):
-                assert endpoint.transport is not None
-                endpoint.transport.sendto(data, address)
-                answered, _ = await asyncio.wait((future,), timeout=timeout_s)
-                if answered:
-                    return future.result()
-        finally:
-            del endpoint.waiting[request_id]
-            future.cancel()
+        for _ in range(retries + 1):
+            sock.sendto(data, address)
+            deadline = time.monotonic() + timeout_s
+            response = _answer(sock, address, sent_community, request_id, deadline)
+            if response is not None:
+                return response
         raise WireTimeout(f"no SNMP answer from {host}:{port} in {retries + 1} tries")
 
     def close(self) -> None:
-        for endpoint in self._endpoints.values():
-            if endpoint.transport is not None:
-                endpoint.transport.close()
-        self._endpoints.clear()
+        """Close every thread's sockets; the next request opens new ones."""
+        with self._opened_lock:
+            self._generation += 1
+            opened, self._opened = self._opened, []
+        for sock in opened:
+            sock.close()
 
-    async def _endpoint(self, family: int) -> _Endpoint:
-        endpoint = self._endpoints.get(family)
-        if endpoint is None:
-            anywhere = "::" if family == socket.AF_INET6 else "0.0.0.0"  # a client socket
-            _, endpoint = await asyncio.get_running_loop().create_datagram_endpoint(
-                _Endpoint, local_addr=(anywhere, 0), family=family
-            )
-            self._endpoints[family] = endpoint
-        return endpoint
+    def _socket(self, family: int) -> socket.socket:
+        local = self._local
+        if getattr(local, "owner", None) != (os.getpid(), self._generation):
+            local.owner, local.sockets = (os.getpid(), self._generation), {}
+        sockets: dict[int, socket.socket] = local.sockets
+        sock = sockets.get(family)
+        if sock is None:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            sockets[family] = sock
+            with self._opened_lock:
+                self._opened.append(sock)
+        return sock
 
-    async def _resolve(self, host: str, port: int) -> tuple[Address, int]:
+    def _resolve(self, host: str, port: int) -> tuple[Address, int]:
         """``(host, port)`` as the kernel reports the source of an answer (an address
         literal in its canonical form), and its family. A host name is resolved over IPv4
         once and remembered."""
@@ -436,12 +422,37 @@ class Wire:
             try:
                 literal = ipaddress.ip_address(host)
             except ValueError:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
-                )
+                infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
                 literal = ipaddress.ip_address(infos[0][4][0])
             if len(self._addresses) >= _ADDRESS_CACHE_SIZE:
                 self._addresses.clear()
             address = self._addresses[key] = (literal.compressed, port)
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         return address, family
+
+
+def _answer(
+    sock: socket.socket, address: Address, community: bytes, request_id: int, deadline: float
+) -> Response | None:
+    """The answer to ``request_id`` from ``address`` with ``community``, or None at
+    ``deadline``. Whatever else arrives meanwhile is dropped: a late answer to an earlier
+    request of this thread, another agent's, a stray datagram."""
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data, source = sock.recvfrom(_MAX_DATAGRAM)
+        except TimeoutError:
+            return None
+        except ConnectionRefusedError:
+            continue  # an ICMP port unreachable: wait out the timeout, as for a silent agent
+        try:
+            answer_community, response = decode_response(data)
+        except (Malformed, ValueError, IndexError):
+            continue  # not an SNMPv2c answer
+        if (
+            response.request_id == request_id
+            and (source[0], source[1]) == address
+            and answer_community == community
+        ):
+            return response
+    return None
