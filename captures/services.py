@@ -13,17 +13,18 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Field, QuerySet
 from django.utils import timezone
 
 from captures import dispatch, plans, signals
 from captures.models import (
     OPERATION_TEST,
+    SETTLED_OUTCOMES,
     Capture,
     CaptureGroup,
     CaptureState,
@@ -868,52 +869,62 @@ def mark_stored(capture_pks: list[int]) -> set[int]:
 
 def final_tick_settled(operation_pk: int, lease: str = "") -> bool:
     """The final tick's trigger is over (and its tick measuring under ``lease``, if it had
-    one); complete the operation if its files are in. The flags go into the same
-    transaction and UPDATE as the completion."""
-    return maybe_complete(operation_pk, final_lease=lease)
+    one): flagged in one UPDATE, under the row lock. The operation is completed here only
+    when every planned capture had settled by then; otherwise the capture still to settle
+    (staged or failed), whose counter UPDATE takes the same lock and then reads the flag,
+    completes it."""
+    if not _flag_final_tick(operation_pk, lease):
+        return False
+    return maybe_complete(operation_pk)
 
 
-def maybe_complete(
-    operation_pk: int, give_up: bool = False, *, final_lease: str | None = None
-) -> bool:
+def _flag_final_tick(operation_pk: int, lease: str) -> bool:
+    """One UPDATE: the final tick done, the in-flight record cleared if ``lease`` still
+    owns it; True when every planned capture had settled (False: no such operation)."""
+    meta = Operation._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(str(cast(Field, meta.get_field(name)).column))
+
+    settled = " + ".join(column(outcome) for outcome in SETTLED_OUTCOMES)
+    ours = f"(%s <> '' AND {column('inflight_lease')} = %s)"
+    sql = (  # names from the model's metadata, quoted; every value is a parameter
+        f"UPDATE {quote(meta.db_table)} SET {column('final_tick_done')} = %s, "  # noqa: S608
+        f"{column('inflight_tick')} = CASE WHEN {ours} THEN NULL "
+        f"ELSE {column('inflight_tick')} END, "
+        f"{column('inflight_lease')} = CASE WHEN {ours} THEN '' "
+        f"ELSE {column('inflight_lease')} END "
+        f"WHERE {column('id')} = %s RETURNING {settled} >= {column('expected')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [True, lease, lease, lease, lease, operation_pk])
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
     """Complete a running operation once its final tick ran and every planned capture has
     settled (stored, skipped, missed or failed): no capture can land after completion.
 
     ``give_up`` (the sweeper, long after the last tick): what never settled although no
-    capture is open any more was lost with its worker; count it missed. ``final_lease``
-    (``final_tick_settled``): the final tick is over, written here under the row lock.
+    capture is open any more was lost with its worker; count it missed.
     """
     with transaction.atomic():
-        operation = load_one(Operation, {"id": operation_pk}, lock=True)
-        if operation is None:
+        running = {"id": operation_pk, "state": OperationState.RUNNING}
+        operation = load_one(Operation, running, lock=True)
+        if operation is None or not operation.final_tick_done:
             return False
-        flagged = [] if final_lease is None else _final_tick_over(operation, final_lease)
-        if not (
-            operation.state == OperationState.RUNNING
-            and operation.final_tick_done
-            and _all_settled(operation, give_up)
-        ):
-            if flagged:
-                update_rows([operation], flagged)
+        if not _all_settled(operation, give_up):
             return False
         if operation.collected == 0 and operation.failed:
             # Not one file in the whole run: that is a failure, whatever the count.
-            _finish(operation, OperationState.FAILED, operation.last_error, flagged)
+            _finish(operation, OperationState.FAILED, operation.last_error)
         elif operation.collected < operation.expected:
-            _finish(operation, OperationState.COMPLETED_PARTIAL, "", flagged)
+            _finish(operation, OperationState.COMPLETED_PARTIAL, "")
         else:
-            _finish(operation, OperationState.COMPLETED, "", flagged)
+            _finish(operation, OperationState.COMPLETED, "")
     return True
-
-
-def _final_tick_over(operation: Operation, lease: str) -> list[str]:
-    """Flag the final tick done and end the tick measuring under ``lease`` (if still ours);
-    the fields changed."""
-    operation.final_tick_done = True
-    if not lease or operation.inflight_lease != lease:
-        return ["final_tick_done"]
-    operation.inflight_tick, operation.inflight_lease = None, ""
-    return ["final_tick_done", "inflight_tick", "inflight_lease"]
 
 
 def _all_settled(operation: Operation, give_up: bool) -> bool:
@@ -958,9 +969,8 @@ def stop_operation(operation: Operation) -> bool:
     return True
 
 
-def _finish(operation: Operation, state: str, error: str, also: Sequence[str] = ()) -> None:
-    """Persist the final state and counters, no next tick, open captures cancelled (and
-    the fields ``also`` names, changed by the caller).
+def _finish(operation: Operation, state: str, error: str) -> None:
+    """Persist the final state and counters, no next tick, open captures cancelled.
 
     Runs inside the caller's transaction with the operation row locked, ``operation`` read
     (or refreshed) under that lock.
@@ -981,7 +991,7 @@ def _finish(operation: Operation, state: str, error: str, also: Sequence[str] = 
     operation.updated = now
     update_rows(
         [operation],
-        ["state", "finished_at", "time_remaining", "last_error", "next_tick_at", "updated", *also],
+        ["state", "finished_at", "time_remaining", "last_error", "next_tick_at", "updated"],
     )
     if not ran_to_end:
         operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)

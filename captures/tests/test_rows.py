@@ -435,6 +435,10 @@ assert insert_rows_locking([capture("f.bin")], Operation, {"id": a.pk, "state": 
 from core.rows import load_one_with
 joined = load_one_with(Operation, {"id": a.pk}, "modem")
 assert joined.modem.mac_address == CableModemRow.objects.get(pk=a.modem_id).mac_address
+Operation.objects.filter(pk=e.pk).update(inflight_tick=1, inflight_lease="tok")
+assert not services.final_tick_settled(e.pk, "tok")  # nothing settled yet
+flagged = Operation.objects.get(pk=e.pk)
+assert (flagged.final_tick_done, flagged.inflight_tick, flagged.inflight_lease) == (True, None, "")
 print("sqlite ok")
 """
 

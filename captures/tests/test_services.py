@@ -540,22 +540,37 @@ def test_a_trigger_s_file_name_taken_by_another_tick_moves_to_the_next_second():
     assert again is None  # this (tick, test, channel) was triggered already
 
 
-def test_a_final_tick_ending_writes_its_flags_with_the_completion_in_one_update():
-    """The final chain's end: the flags (final tick done, its in-flight record cleared)
-    and the completion go into one UPDATE of the operation, in one transaction."""
+def test_a_final_chain_ending_before_its_file_is_staged_costs_one_statement():
+    """The usual end of a final tick: its file is in the spool, not stored yet. One UPDATE
+    flags the tick and clears its in-flight record; the staging of the file, which reads the
+    flag under the same row lock, completes the operation."""
     operation, final = at_final_tick()
-    capture = in_flight(operation, final.number, 193, "final-token")
-    services.fail_capture(capture.pk, "no file", "UploadTimeout")
-    assert Operation.objects.get(pk=operation.pk).inflight_lease == "final-token"
+    capture, _ = uploaded_capture(operation, tick=final.number, channel_id=193)
+    services.captures_triggered([capture], lease="final-token")
 
     with CaptureQueriesContext(connection) as queries:
         services.tick_over(operation.pk, "final-token", final=True)
 
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    flagged = Operation.objects.get(pk=operation.pk)
+    assert (flagged.state, flagged.final_tick_done) == (OperationState.RUNNING, True)
+    assert (flagged.inflight_tick, flagged.inflight_lease) == (None, "")
+    staging.stage_captures([capture.pk])
+    done = Operation.objects.get(pk=operation.pk)
+    assert (done.state, done.collected, done.expected) == (OperationState.COMPLETED, 2, 2)
+
+
+def test_a_final_chain_ending_after_its_captures_settled_completes_the_operation():
+    operation, final = at_final_tick()
+    capture = in_flight(operation, final.number, 193, "final-token")
+    services.fail_capture(capture.pk, "no file", "UploadTimeout")
+    assert Operation.objects.get(pk=operation.pk).state == OperationState.RUNNING
+
+    services.tick_over(operation.pk, "final-token", final=True)
+
     done = Operation.objects.get(pk=operation.pk)
     assert (done.state, done.final_tick_done) == (OperationState.COMPLETED_PARTIAL, True)
     assert (done.inflight_tick, done.inflight_lease) == (None, "")
-    sql = [query["sql"] for query in queries.captured_queries]
-    assert sum(s.startswith('UPDATE "captures_operation"') for s in sql) == 1, sql
 
 
 def test_a_stale_final_chain_flags_the_final_tick_but_leaves_a_newer_record():
