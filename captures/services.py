@@ -160,7 +160,7 @@ def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
     delivered twice is refused here, under the row lock, so it never reaches the modem)."""
     now = now or timezone.now()
     with transaction.atomic():
-        operation = running_operation(operation_pk) if _lock_running(operation_pk) else None
+        operation = running_operation(operation_pk, lock=True)
         ticks = _advance([operation] if operation is not None else [], now)
     return ticks[0] if ticks else None
 
@@ -263,13 +263,13 @@ def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
     return Tick(operation, number, number >= operation.total_ticks)
 
 
-def running_operation(operation_pk: int, **where: Any) -> Operation | None:
+def running_operation(operation_pk: int, *, lock: bool = False, **where: Any) -> Operation | None:
     """The operation if it is running (and matches ``where``), its modem loaded: what a
     trigger or poll task reads first. One query, without the ORM's compile
     (``core.rows.load_one_with``; ``select_related`` cost a fifth of an snmp worker's CPU);
-    None if either is gone."""
+    None if either is gone. ``lock``: the operation row locked, in that same query."""
     running = {"id": operation_pk, "state": OperationState.RUNNING, **where}
-    return load_one_with(Operation, running, "modem")
+    return load_one_with(Operation, running, "modem", lock=lock)
 
 
 def update_metadata(operation: Operation, **values) -> None:

@@ -286,11 +286,14 @@ def row_keys(model: type[Model], where: Mapping[str, Any], *, lock: bool = False
         return [row[0] for row in cursor.fetchall()]
 
 
-def load_one_with(model: type[M], where: Mapping[str, Any], related: str) -> M | None:
+def load_one_with(
+    model: type[M], where: Mapping[str, Any], related: str, *, lock: bool = False
+) -> M | None:
     """``load_one`` and the row its foreign key ``related`` points at, read in one query (a
     join) and set on it as ``select_related`` does; None when either is missing. An
-    operation and its modem, read by every trigger: one round trip instead of two."""
-    found = _load_with(model, where, related, "LIMIT 1")
+    operation and its modem, read by every trigger: one round trip instead of two.
+    ``lock``: ``FOR UPDATE`` of the ``model`` row only (the related row stays free)."""
+    found = _load_with(model, where, related, "LIMIT 1", lock=lock)
     return found[0] if found else None
 
 
@@ -300,8 +303,10 @@ def load_all_with(model: type[M], where: Mapping[str, Any], related: str) -> lis
     return _load_with(model, where, related, "")
 
 
-def _load_with(model: type[M], where: Mapping[str, Any], related: str, limit: str) -> list[M]:
-    connection = connections[router.db_for_read(model)]
+def _load_with(
+    model: type[M], where: Mapping[str, Any], related: str, limit: str, *, lock: bool = False
+) -> list[M]:
+    connection = connections[router.db_for_write(model) if lock else router.db_for_read(model)]
     reader = _reader(model, connection.alias)
     key = model._meta.get_field(related)
     if not isinstance(key, ForeignKey):
@@ -316,6 +321,8 @@ def _load_with(model: type[M], where: Mapping[str, Any], related: str, limit: st
         f"{reader.table}.{quote(str(key.column))} WHERE {conditions} "
         f"ORDER BY {reader.table}.{reader.pk} {limit}"
     )
+    if lock and connection.features.has_select_for_update_of:
+        sql += f" FOR UPDATE OF {reader.table}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

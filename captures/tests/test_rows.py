@@ -447,3 +447,40 @@ print("sqlite ok")
 def test_the_same_statements_work_on_the_demos_sqlite(tmp_path):
     embedded_manage(tmp_path, "migrate", "--noinput", "-v", "0")
     assert "sqlite ok" in embedded_manage(tmp_path, "shell", "-c", SQLITE_SCRIPT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_join_holds_its_row_and_leaves_the_related_row_free():
+    """``load_one_with(lock=True)``: the operation is locked in the same query that reads
+    it with its modem (a claim's one statement), the modem row is not."""
+    from django.db import OperationalError
+
+    from devices.models import CableModem
+
+    operation = make_operation(make_modem(1))
+    taken: list[bool] = []
+
+    def try_lock(model, pk) -> bool:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '300ms'")
+                row_keys(model, {"id": pk}, lock=True)
+            return True
+        except OperationalError:
+            return False
+
+    def other_session() -> None:
+        taken.extend([try_lock(Operation, operation.pk), try_lock(CableModem, operation.modem_id)])
+        connections.close_all()
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        loaded = load_one_with(Operation, {"id": operation.pk}, "modem", lock=True)
+        other = threading.Thread(target=other_session)
+        other.start()
+        other.join(10)
+
+    assert loaded is not None
+    assert loaded.modem.pk == operation.modem_id
+    assert len(queries) == 1
+    assert taken == [False, True]
