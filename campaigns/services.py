@@ -9,7 +9,6 @@ retried, failed or skipped with its reason. Progress is counted from the items.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -45,6 +44,7 @@ from core.rows import (
     update_rows,
     update_where,
 )
+from devices.links.snmp import is_ipv6
 from devices.models import CableModem
 
 log = logging.getLogger(__name__)
@@ -251,29 +251,29 @@ def _start_items(item_pks: list[int], run: CampaignRun, campaign: Campaign) -> i
         current = load_one(CampaignRun, {"id": run.pk})
         if not locked or current is None or current.state != RunState.RUNNING:
             return 0
-        items = load_all_with(CampaignItem, {"id": locked}, "modem")
-        skipped = dict.fromkeys(set(locked) - {item.pk for item in items}, MODEM_REMOVED)
-        skipped |= {
-            item.pk: IPV6_MANAGED
-            for item in items
-            if item.modem is not None and ipaddress.ip_address(item.modem.ip_address).version == 6
-        }
-        for reason in set(skipped.values()):
+        with_modems = [
+            (item, item.modem)
+            for item in load_all_with(CampaignItem, {"id": locked}, "modem")
+            if item.modem is not None  # (the join says so; the row type cannot)
+        ]
+        ipv6 = [item.pk for item, modem in with_modems if is_ipv6(modem.ip_address)]
+        removed = sorted(set(locked) - {item.pk for item, _ in with_modems})
+        for pks, reason in ((removed, MODEM_REMOVED), (ipv6, IPV6_MANAGED)):
             update_where(
                 CampaignItem,
-                {"id": sorted(pk for pk, why in skipped.items() if why == reason)},
+                {"id": pks},
                 {"state": ItemState.SKIPPED, "error_class": reason, "finished_at": now},
             )
-        starting = [item for item in items if item.pk not in skipped]
+        ready = [(item, modem) for item, modem in with_modems if item.pk not in ipv6]
         operations = captures.start_operations(
             [
-                (item.modem, f"campaign {campaign.name} run {run.run_id}: {item.mac_address}")
-                for item in starting
-                if item.modem is not None
+                (modem, f"campaign {campaign.name} run {run.run_id}: {item.mac_address}")
+                for item, modem in ready
             ],
             summarise_files=True,
             **campaign.plan,
         )
+        starting = [item for item, _ in ready]
         for item, operation in zip(starting, operations, strict=True):
             item.operation = operation
             item.state = ItemState.RUNNING
@@ -317,9 +317,9 @@ def _settle_run(run_pk: int) -> None:
 
 # --- an operation ended ------------------------------------------------------------------------
 def operation_finished(sender: object, operation: Operation, **_: object) -> None:
-    """Settle the campaign item of ``operation`` (if it has one), in its transaction.
-    Read with ``core.rows`` (every operation's end passes here; its run and campaign are
-    read only when the operation collected nothing)."""
+    """Settle the campaign item of ``operation`` (if it has one), in its transaction, with
+    its summary when it collected. Read with ``core.rows`` (every operation's end passes
+    here)."""
     item = load_one(CampaignItem, {"operation_id": operation.pk}, lock=True)
     if item is None:
         return

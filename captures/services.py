@@ -915,8 +915,13 @@ def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
         operation = load_one(Operation, running, lock=True)
         if operation is None or not operation.final_tick_done:
             return False
-        if not _all_settled(operation, give_up):
+        if row_keys(Capture, {"operation_id": operation_pk, "state": OPEN_CAPTURE_STATES}):
             return False
+        if operation.settled < operation.expected:
+            if not give_up:
+                return False  # a tick is still on its way
+            _settle_rest(operation, Outcome.MISSED, NEVER_SETTLED)
+            operation.refresh_from_db()
         if operation.collected == 0 and operation.failed:
             # Not one file in the whole run: that is a failure, whatever the count.
             _finish(operation, OperationState.FAILED, operation.last_error)
@@ -924,18 +929,6 @@ def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
             _finish(operation, OperationState.COMPLETED_PARTIAL, "")
         else:
             _finish(operation, OperationState.COMPLETED, "")
-    return True
-
-
-def _all_settled(operation: Operation, give_up: bool) -> bool:
-    """No capture open and every planned one settled (``give_up``: the rest counted missed)."""
-    if row_keys(Capture, {"operation_id": operation.pk, "state": OPEN_CAPTURE_STATES}):
-        return False
-    if operation.settled < operation.expected:
-        if not give_up:
-            return False  # a tick is still on its way
-        _settle_rest(operation, Outcome.MISSED, NEVER_SETTLED)
-        operation.refresh_from_db()
     return True
 
 
