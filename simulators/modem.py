@@ -378,7 +378,22 @@ class SimulatedModem:
                     raise smi_error.InconsistentValueError(name=oid, idx=idx)
                 triggered = True
             changes.append(change)
+        self._check_address_agrees(var_binds)
         return changes
+
+    def _check_address_agrees(self, var_binds: list[tuple[Oid, Any]]) -> None:
+        """RFC 4001: the destination address must have its type's length once the PDU is
+        applied (inconsistentValue otherwise), so a type and address that change together
+        must come in one PDU."""
+        new = {oid: value for oid, value in var_binds if oid in _ADDRESS_OIDS}
+        if not new:
+            return
+        address_type = int(new.get(_oid(pnm.BULK_DEST_IP_TYPE), self.dest_type))
+        address = bytes(new.get(_oid(pnm.BULK_DEST_IP), self.dest_ip))
+        if len(address) not in (0, 4 if address_type == 1 else 16):
+            oid = next(iter(new))
+            idx = next(i for i, (name, _) in enumerate(var_binds) if name == oid)
+            raise smi_error.InconsistentValueError(name=oid, idx=idx)
 
     def _require_ready(self, oid: Oid, idx: int) -> None:
         if self.ctl_status is not CtlStatus.READY:
@@ -603,10 +618,8 @@ def _parameter_value(test: PnmTest, column: int, value: Any, oid: Oid, idx: int)
     return number
 
 
-_BULK_OIDS = frozenset(
-    _oid(o)
-    for o in (pnm.BULK_DEST_IP_TYPE, pnm.BULK_DEST_IP, pnm.BULK_DEST_PATH, pnm.BULK_UPLOAD_CONTROL)
-)
+_BULK_OIDS = frozenset(_oid(o) for o in pnm.BULK_DESTINATION)
+_ADDRESS_OIDS = frozenset(_oid(o) for o in (pnm.BULK_DEST_IP_TYPE, pnm.BULK_DEST_IP))
 
 
 def _require_type(value: Any, expected: type, oid: Oid, idx: int) -> None:

@@ -32,6 +32,7 @@ BULK_DEST_IP_TYPE = f"{PNM}.1.1.1.0"
 BULK_DEST_IP = f"{PNM}.1.1.2.0"
 BULK_DEST_PATH = f"{PNM}.1.1.3.0"
 BULK_UPLOAD_CONTROL = f"{PNM}.1.1.4.0"
+BULK_DESTINATION = (BULK_DEST_IP_TYPE, BULK_DEST_IP, BULK_DEST_PATH, BULK_UPLOAD_CONTROL)
 CTL_STATUS = f"{PNM}.2.1.3.0"
 
 TRUE = 1  # TruthValue
@@ -557,15 +558,16 @@ def _set_checked(client: SnmpClient, target: SnmpTarget, *pairs: tuple[str, Any]
 def set_bulk_destination(
     client: SnmpClient, target: SnmpTarget, tftp_ip: str, path: str = ""
 ) -> None:
-    """Point the modem's bulk upload at our TFTP receiver (address as raw bytes, autoUpload).
+    """Point the modem's bulk upload at our TFTP receiver (address as raw bytes, autoUpload)
+    in ONE SET: RFC 4001 wants an InetAddress to agree with its InetAddressType, which a
+    SET per object cannot keep when the type changes (a 16-byte address under ipv4 between
+    two PDUs); a SET is applied whole or not at all. ``start_capture`` relies on
+    several-varbind SETs too.
 
     The MIB lets the CM reject these unless CtlStatus is ready; that surfaces as ``ModemBusy``.
     """
-    address_type, address, encoded_path, control = bulk_destination_values(tftp_ip, path)
-    _set_checked(client, target, (BULK_DEST_IP_TYPE, address_type))
-    _set_checked(client, target, (BULK_DEST_IP, address))
-    _set_checked(client, target, (BULK_DEST_PATH, encoded_path))
-    _set_checked(client, target, (BULK_UPLOAD_CONTROL, control))
+    values = bulk_destination_values(tftp_ip, path)
+    _set_checked(client, target, *zip(BULK_DESTINATION, values, strict=True))
 
 
 def bulk_destination_values(tftp_ip: str, path: str = "") -> list[int | bytes]:
@@ -579,9 +581,7 @@ def prepare_upload(client: SnmpClient, target: SnmpTarget, tftp_ip: str, path: s
     """Check CtlStatus is ready and the bulk destination points at ``tftp_ip`` in ONE GET;
     the four SETs run only when the destination differs (first tick, or the modem was
     reconfigured). ``ModemBusy`` if a test is still in progress."""
-    status, *current = client.get(
-        target, CTL_STATUS, BULK_DEST_IP_TYPE, BULK_DEST_IP, BULK_DEST_PATH, BULK_UPLOAD_CONTROL
-    )
+    status, *current = client.get(target, CTL_STATUS, *BULK_DESTINATION)
     status = _as_ctl_status(status)
     if status is not CtlStatus.READY:
         raise ModemBusy(f"CtlStatus is {status.name}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Iterator
 
@@ -116,6 +117,24 @@ def test_bulk_destination_is_set_as_raw_bytes(farm: ModemFarm, snmp: SnmpClient)
     assert modem.dest_path == b"/pnm/"
     assert modem.upload_control == pnm.UPLOAD_AUTO
     snmp.set(modem.target(), (pnm.BULK_UPLOAD_CONTROL, 2))  # nothing listens there: no uploads
+
+
+def test_bulk_destination_changes_address_family_in_one_set(
+    farm: ModemFarm, snmp: SnmpClient
+) -> None:
+    """RFC 4001: the modem refuses a type that disagrees with the address it holds, so a
+    switch between IPv4 and IPv6 works only as one SET of type and address together."""
+    modem, target = farm[READY], farm[READY].target()
+    with pytest.raises(SnmpRejected) as lone_type:
+        snmp.set(target, (pnm.BULK_DEST_IP_TYPE, 2))
+    assert lone_type.value.status == "inconsistentValue"
+    assert modem.dest_type == 1
+
+    pnm.set_bulk_destination(snmp, target, "::1", "/pnm/")
+    assert (modem.dest_type, modem.dest_ip) == (2, ipaddress.ip_address("::1").packed)
+    pnm.set_bulk_destination(snmp, target, "127.0.0.9")
+    assert (modem.dest_type, modem.dest_ip, modem.dest_path) == (1, bytes([127, 0, 0, 9]), b"")
+    snmp.set(target, (pnm.BULK_UPLOAD_CONTROL, 2))  # nothing listens there: no uploads
 
 
 def test_capture_runs_and_file_enable_resets(farm: ModemFarm, snmp: SnmpClient) -> None:
