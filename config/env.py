@@ -240,7 +240,7 @@ def parse_database_url(name: str, value: str) -> dict[str, Any]:
     except ValueError:
         raise ImproperlyConfigured(f"{name} has a malformed port") from None
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "config.postgresql",
         "NAME": db_name,
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),

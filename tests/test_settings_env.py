@@ -76,7 +76,7 @@ def test_choices_and_bounds_accept_good_values():
 def test_database_urls():
     pg = Env({"DATABASE_URL": "postgres://u:p%40ss@db.internal:6543/fr?sslmode=require"})
     parsed = pg.database("DATABASE_URL", "")
-    assert parsed["ENGINE"] == "django.db.backends.postgresql"
+    assert parsed["ENGINE"] == "config.postgresql"
     assert (parsed["USER"], parsed["PASSWORD"], parsed["HOST"], parsed["PORT"], parsed["NAME"]) == (
         "u",
         "p@ss",
