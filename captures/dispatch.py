@@ -60,16 +60,19 @@ DISPATCH_LEASE_TTL_S = 30.0
 
 
 def run_once(operations: Sequence[tuple[Operation, str]]) -> None:
-    """Send single captures' one tick each once their rows are committed, through one
-    producer (the sweeper sends a tick again if it was lost: ``services.sweep``). Each
-    operation's label is the name Flower shows for its task (Celery's ``shadow``), e.g. the
-    campaign it belongs to."""
+    """Send single captures' one tick each (claimed by ``services.start_operations``) once
+    their rows are committed, through one producer. A tick lost on the way settles as a
+    dispatched one does: missed, "never settled" (``services.sweep``). Each operation's
+    label is the name Flower shows for its task (Celery's ``shadow``), e.g. the campaign it
+    belongs to."""
     sends = [(operation.pk, label or None) for operation, label in operations]
 
     def send() -> None:
         with current_app.producer_or_acquire() as producer:
             for operation_pk, shadow in sends:
-                _send_trigger(args=[operation_pk], shadow=shadow, producer=producer)
+                _send_trigger(
+                    args=[operation_pk], kwargs={"tick": 1}, shadow=shadow, producer=producer
+                )
 
     transaction.on_commit(send)
 

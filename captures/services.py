@@ -129,7 +129,11 @@ def start_operations(
             # The plan: fixed here, never rewritten (``expected`` is refined once, by
             # ``plan_channels``, when the channel list is known).
             operation.planned_ticks = operation.expected = operation.total_ticks
-            if operation.measure_mode != MeasureMode.SINGLE:
+            if operation.measure_mode == MeasureMode.SINGLE:
+                # Its one tick, claimed in this INSERT (as the dispatcher claims a periodic
+                # one) and sent once committed: the worker only reads it back.
+                operation.last_tick, operation.last_tick_at = 1, now
+            else:
                 operation.next_tick_at = now  # the dispatcher (``captures.dispatch``) sends it
         insert_rows(operations)
         if measure_mode == MeasureMode.SINGLE:  # their one tick each, once committed
@@ -155,9 +159,9 @@ def time_remaining(operation: Operation, now: datetime | None = None) -> int:
 
 
 def claim_tick(operation_pk: int, now: datetime | None = None) -> Tick | None:
-    """Claim the tick due now of one operation, outside the dispatcher: a single capture's
-    one tick, or a final tick the sweeper found unclaimed. None when nothing is due (a tick
-    delivered twice is refused here, under the row lock, so it never reaches the modem)."""
+    """Claim the tick due now of one operation, outside the dispatcher: a final tick the
+    sweeper found unclaimed. None when nothing is due (a tick delivered twice is refused
+    here, under the row lock, so it never reaches the modem)."""
     now = now or timezone.now()
     with transaction.atomic():
         operation = running_operation(operation_pk, lock=True)

@@ -51,10 +51,11 @@ def trigger_capture(
 
     The dispatcher sends a claimed ``tick`` with the epoch second it was ``due``; one that
     waited in the queue past its grace (``services.tick_grace_s``), or was overtaken by a
-    later tick, is counted missed, not run late. Without
-    ``tick`` (a single capture, a final tick the sweeper resends) the due tick is claimed
-    here. Only the setup and the first channel's SETs run here; the wait for the sample
-    is a chain of ``trigger_poll`` tasks, so a worker slot is not held for the measurement.
+    later tick, is counted missed, not run late; a single capture's one tick, claimed when
+    the operation was made, comes without ``due`` and waits its turn. Without ``tick`` (a
+    final tick the sweeper resends) the due tick is claimed here. Only the setup and the
+    first channel's SETs run here; the wait for the sample is a chain of ``trigger_poll``
+    tasks, so a worker slot is not held for the measurement.
     A retry carries its tick and the error that caused it: if the operation has moved on
     to a later tick meanwhile, the failure is still counted.
     """

@@ -245,3 +245,19 @@ def test_ticks_claimed_but_not_sent_are_counted_at_once(monkeypatch, snmp_queue)
             assert reasons(operation.pk) == {("missed", services.NOT_DISPATCHED): 1}
         else:  # a worker runs it (or, if it never does, the sweep counts it at the end)
             assert (row.missed, row.settled) == (0, 0)
+
+
+def test_a_single_capture_is_claimed_when_made_and_sent_with_its_tick(snmp_queue):
+    operation = make_operation(make_modem(1), measure_mode="single", duration_s=10)
+    row = Operation.objects.get(pk=operation.pk)
+    assert (row.last_tick, row.last_tick_at, row.next_tick_at) == (1, row.started_at, None)
+
+    with current_app.connection_for_write() as connection:
+        message = _channel(connection).basic_get(queue=Queue.SNMP.value, no_ack=True)
+        assert message is not None
+        assert message.headers["task"] == TRIGGER
+        args, kwargs, _embed = message.decode()
+    assert (args, kwargs) == ([operation.pk], {"tick": 1})  # no ``due``: it waits its turn
+    assert services.claim_due_ticks() == []  # the dispatcher does not send it again
+    assert services.claim_tick(operation.pk) is None  # nor does a second claim
+    assert services.reclaim_tick(operation.pk, 1) is not None  # the worker reads it back
