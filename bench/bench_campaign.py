@@ -44,6 +44,7 @@ from pipeline_harness import (  # noqa: E402  (beside this file)
     rss_mb,
     run_farm,
     start,
+    yardstick_ms,
 )
 
 WORKER_ENV = {
@@ -114,6 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     low, _, high = args.delay.partition("-")
     delay = (float(low), float(high or low))
+    yardstick_before = yardstick_ms()  # idle machine, before any process starts
 
     fresh_broker_and_cache()
     connection.settings_dict["TEST"]["NAME"] = f"bench_campaign_{os.getpid()}"
@@ -242,6 +244,10 @@ def main() -> None:
             f"{args.snmp_workers}, ingest -P threads -c {args.ingest_workers}, database pool "
             f"{args.db_pool or 'off'}, arrival wait {args.arrival_wait} s; "
             f"farm of {args.modems} modems ready in {farm_ready_s:.1f} s"
+        )
+        print(
+            f"  machine yardstick (fixed Python loop, best of 5): {yardstick_before:.0f} ms "
+            f"before the run, {yardstick_ms():.0f} ms after"
         )
         print(f"  run {run.state}: {counts.line()}")
         print(

@@ -40,7 +40,6 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from pipeline_harness import (  # noqa: E402  (beside this file)
     BEAT,
-    children,
     cpu_s,
     database_url,
     free_udp_port,
@@ -50,6 +49,8 @@ from pipeline_harness import (  # noqa: E402  (beside this file)
     rss_mb,
     run_farm,
     start,
+    wait_for_children,
+    yardstick_ms,
 )
 
 WORKER_ENV = {
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--solo", action="store_true", help="one solo worker for all queues")
     args = parser.parse_args()
 
+    yardstick_before = yardstick_ms()  # idle machine, before any process starts
     fresh_broker_and_cache()
     # Our own throw-away database, never the test suite's test_<name>.
     connection.settings_dict["TEST"]["NAME"] = f"bench_pnm_pipeline_{os.getpid()}"
@@ -180,9 +182,17 @@ def main() -> None:
             snmp_pids = [
                 pid
                 for snmp in snmps
-                for pid in (children(snmp.pid) if args.snmp_pool == "prefork" else [snmp.pid])
+                for pid in (
+                    wait_for_children(snmp.pid, args.snmp_workers)
+                    if args.snmp_pool == "prefork"
+                    else [snmp.pid]
+                )
             ]
-            ingest_pids = children(ingest.pid) if args.ingest_pool == "prefork" else [ingest.pid]
+            ingest_pids = (
+                wait_for_children(ingest.pid, args.ingest_workers)
+                if args.ingest_pool == "prefork"
+                else [ingest.pid]
+            )
             pids = {"snmp": snmp_pids, "ingest": ingest_pids}
         operations = []
         for modem in modems:
@@ -258,6 +268,10 @@ def main() -> None:
                 f"database pool {args.db_pool or 'off'}"
             )
             + f", measurement {args.delay} s, polls every {args.poll} s"
+        )
+        print(
+            f"  machine yardstick (fixed Python loop, best of 5): {yardstick_before:.0f} ms "
+            f"before the run, {yardstick_ms():.0f} ms after"
         )
         print(f"  transactions: {len(rows)}; operations: {states}")
         totals = Operation.objects.filter(pk__in=operations).aggregate(

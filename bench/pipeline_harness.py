@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,11 +63,36 @@ def machine_busy_s() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def yardstick_ms() -> float:
+    """The best of five timings of a fixed pure-Python loop, in ms: how fast this machine
+    runs Python at the moment (shared cloud cores vary between days by 2x and more).
+    Figures of runs whose yardsticks differ much do not compare."""
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        total = 0
+        for number in range(1_000_000):
+            total += number
+        best = min(best, time.perf_counter() - began)
+    return 1000 * best
+
+
 def children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         text = (task / "children").read_text().split()
         found.extend(int(child) for child in text)
+    return found
+
+
+def wait_for_children(pid: int, count: int, timeout_s: float = 120.0) -> list[int]:
+    """The ``count`` children of a prefork worker, once it has forked them all (a fixed
+    sleep missed them on a slow machine, and their CPU went uncounted)."""
+    deadline = time.monotonic() + timeout_s
+    while len(found := children(pid)) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} has {len(found)} of {count} children")
+        time.sleep(0.2)
     return found
 
 
