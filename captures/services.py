@@ -507,9 +507,29 @@ def _tally(
     count = sum(slots.values())
     if not count:
         return 0
+    # A reason is a row of its own, counted in the same transaction.
+    with transaction.atomic() if reason else nullcontext():
+        if not add_together(*_tally_changes(operation_pk, outcome, slots, also)):
+            return 0
+        if reason:
+            _count_reasons(outcome, reason, {operation_pk: count})
+    return count
+
+
+def _tally_changes(
+    operation_pk: int,
+    outcome: str,
+    slots: Mapping[Slot, int],
+    also: Mapping[str, Any] | None = None,
+) -> list[Change]:
+    """The UPDATEs of ``_tally``: the running operation's counter first, then its channel
+    rows (grouped by test and count)."""
     running = {"id": operation_pk, "state": OperationState.RUNNING}
     counters = Change(
-        Operation, running, {outcome: count}, {"updated": timezone.now(), **(also or {})}
+        Operation,
+        running,
+        {outcome: sum(slots.values())},
+        {"updated": timezone.now(), **(also or {})},
     )
     rows: dict[tuple[str, int], list[int]] = {}
     for (test, channel_id), per_slot in slots.items():
@@ -522,13 +542,7 @@ def _tally(
         )
         for (test, per_slot), channel_ids in rows.items()
     ]
-    # A reason is a row of its own, counted in the same transaction.
-    with transaction.atomic() if reason else nullcontext():
-        if not add_together(counters, *channels):
-            return 0
-        if reason:
-            _count_reasons(outcome, reason, {operation_pk: count})
-    return count
+    return [counters, *channels]
 
 
 def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) -> int:
@@ -675,19 +689,25 @@ def captures_triggered(captures: list[Capture], lease: str = "") -> None:
 def captures_collected(captures: list[Capture]) -> set[int]:
     """The files of ``captures`` are stored: counted per operation (in key order, the
     order every batch locks them in), and their failures in a row are over. Returns the
-    counted operations whose final tick has run: only those can complete now. Runs in the
-    caller's transaction."""
+    counted operations whose final tick has run: only those can complete now. The flag is
+    read by the counter UPDATE itself, under its row lock, so a final tick settling at the
+    same moment either is seen here or sees these captures counted. Runs in the caller's
+    transaction."""
     per_operation: dict[int, Counter[Slot]] = {}
     for capture in captures:
         slots = per_operation.setdefault(capture.operation_id, Counter())
         slots[(capture.test, capture.channel_id)] += 1
     reset = {"consecutive_failures": 0}
-    counted = [
+    return {
         operation_pk
         for operation_pk, slots in sorted(per_operation.items())
-        if _tally(operation_pk, Outcome.COLLECTED, "", slots, also=reset)
-    ]
-    return set(row_keys(Operation, {"id": counted, "final_tick_done": True}))
+        if any(
+            add_together(
+                *_tally_changes(operation_pk, Outcome.COLLECTED, slots, also=reset),
+                returning="final_tick_done",
+            )
+        )
+    }
 
 
 def tick_skipped(operation: Operation, tick: int, reason: str = MODEM_BUSY) -> None:

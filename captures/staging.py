@@ -165,9 +165,9 @@ def _record(ready: list[Staged]) -> list[Transaction]:
     the spool copies deleted and the operations whose final tick had run completed.
 
     The captures' UPDATE comes first and locks their rows: a duplicate staging of the same
-    capture waits for it and then finds the capture stored. The final-tick flags are read
-    after the counter UPDATEs, under their row locks, so a final tick settling at the same
-    moment either is seen here or sees these captures stored.
+    capture waits for it and then finds the capture stored. The final-tick flags come back
+    from the counter UPDATEs, read under their row locks, so a final tick settling at the
+    same moment either is seen here or sees these captures stored.
     """
     if not ready:
         return []

@@ -88,35 +88,40 @@ class Change:
     values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def add_together(first: Change, *then: Change) -> int:
-    """``first``, and ``then`` only if ``first`` changed a row, all or nothing: the number
-    of rows ``first`` changed.
+def add_together(first: Change, *then: Change, returning: str = "pk") -> list[Any]:
+    """``first``, and ``then`` only if ``first`` changed a row, all or nothing: the
+    ``returning`` field (the primary key unless named) of each row ``first`` changed, as
+    the change left it.
 
-    On PostgreSQL one statement (``WITH first AS (UPDATE … RETURNING 1) UPDATE … AND
+    On PostgreSQL one statement (``WITH first AS (UPDATE … RETURNING …) UPDATE … AND
     EXISTS (SELECT 1 FROM first)``): an operation's counter and its channel rows move in
-    one round trip instead of four (BEGIN, two UPDATEs, COMMIT). ``first`` is run before
-    the others (its EXISTS is an uncorrelated sub-plan), so its row is locked first, as
-    when the statements run one by one. Elsewhere (SQLite) they do, in a transaction.
+    one round trip instead of four (BEGIN, two UPDATEs, COMMIT), and a flag read under the
+    row lock comes with it. ``first`` is run before the others (its EXISTS is an
+    uncorrelated sub-plan), so its row is locked first, as when the statements run one by
+    one. Elsewhere (SQLite) they do, in a transaction.
     """
     then = tuple(change for change in then if not _matches_nothing(change.where))
     connection = connections[router.db_for_write(first.model)]
     if connection.vendor != "postgresql" or not then:
         with transaction.atomic(using=connection.alias) if then else nullcontext():
-            changed = add_to(first.model, first.where, first.add, first.values)
+            changed = _update_returning(
+                first.model, first.where, first.add, first.values, returning
+            )
             for change in then if changed else ():
                 add_to(change.model, change.where, change.add, change.values)
         return changed
     if _matches_nothing(first.where):
-        return 0
+        return []
     _, sql, params = _update(first.model, first.where, first.add, first.values)
-    parts = [f"first AS ({sql} RETURNING 1)"]
+    column = _column(first.model, connection, returning)
+    parts = [f"first AS ({sql} RETURNING {column})"]
     for position, change in enumerate(then):
         _, then_sql, then_params = _update(change.model, change.where, change.add, change.values)
         parts.append(f"then{position} AS ({then_sql} AND EXISTS (SELECT 1 FROM first))")  # noqa: S608
         params.extend(then_params)
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT count(*) FROM first", params)  # noqa: S608
-        return int(cursor.fetchone()[0])
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {column} FROM first", params)  # noqa: S608
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _matches_nothing(where: Mapping[str, Any]) -> bool:
@@ -135,13 +140,28 @@ def update_returning(
 ) -> list[Any]:
     """``UPDATE … SET field = value WHERE … RETURNING returning``: which rows a conditional
     UPDATE took (for example the captures still waiting, of a batch), in one statement."""
+    return _update_returning(model, where, {}, values, returning)
+
+
+def _update_returning(
+    model: type[Model],
+    where: Mapping[str, Any],
+    add: Mapping[str, int],
+    values: Mapping[str, Any],
+    returning: str,
+) -> list[Any]:
     if _matches_nothing(where):
         return []
-    connection, sql, params = _update(model, where, {}, values)
-    column = connection.ops.quote_name(str(_by_attname(model)[returning].column))
+    connection, sql, params = _update(model, where, add, values)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {column}", params)
+        cursor.execute(f"{sql} RETURNING {_column(model, connection, returning)}", params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def _column(model: type[Model], connection: Any, name: str) -> str:
+    """The quoted column of field ``name`` (``pk``: the primary key)."""
+    column = model._meta.pk.column if name == "pk" else _by_attname(model)[name].column
+    return str(connection.ops.quote_name(str(column)))
 
 
 def _update(

@@ -248,7 +248,7 @@ def test_changes_together_move_only_when_the_first_one_does():
     }
     now = timezone.now()
 
-    def count(operation: Operation) -> int:
+    def count(operation: Operation) -> list[int]:
         return add_together(
             Change(
                 Operation,
@@ -263,15 +263,23 @@ def test_changes_together_move_only_when_the_first_one_does():
         )
 
     with CaptureQueriesContext(connection) as queries:
-        assert count(running) == 1
+        assert count(running) == [running.pk]
     assert len(queries) == 1  # no BEGIN, no COMMIT: one statement
-    assert count(stopped) == 0
+    assert count(stopped) == []
     assert Operation.objects.get(pk=running.pk).triggered == 2
     assert Operation.objects.get(pk=running.pk).updated == now
     assert Operation.objects.get(pk=stopped.pk).triggered == 0
     assert ChannelTally.objects.get(pk=tallies[running.pk].pk).triggered == 2
     assert ChannelTally.objects.get(pk=tallies[stopped.pk].pk).triggered == 0  # held back
-    assert add_together(Change(Operation, {"id": []}, {"missed": 1})) == 0
+    assert add_together(Change(Operation, {"id": []}, {"missed": 1})) == []
+    Operation.objects.filter(pk=running.pk).update(final_tick_done=True)
+    with CaptureQueriesContext(connection) as queries:  # a flag, as the UPDATE left it
+        flags = add_together(
+            Change(Operation, {"id": running.pk}, {"collected": 1}),
+            Change(ChannelTally, {"operation_id": running.pk}, {"collected": 1}),
+            returning="final_tick_done",
+        )
+    assert (flags, len(queries)) == ([True], 1)
 
 
 @pytest.mark.django_db
@@ -422,8 +430,8 @@ together = [Change(ChannelTally, {"id": t.pk}, {"collected": 2})]
 def counted(state):
     first = Change(Operation, {"id": a.pk, "state": state}, {"collected": 2})
     return add_together(first, *together)
-assert counted("running") == 1
-assert counted("stopped") == 0
+assert counted("running") == [a.pk]
+assert counted("stopped") == []
 assert ChannelTally.objects.get(pk=t.pk).collected == 2
 def capture(name):
     return Capture(operation=a, tick=2, test="T", channel_id=5, if_index=1, file_name=name,
