@@ -155,6 +155,27 @@ def test_start_up_names_the_bad_variable(variables, message):
     assert message in last_line, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("threshold", "options"), [("", "True 5"), ("12", "True 12"), ("0", "None None")]
+)
+def test_prepared_statements_follow_db_prepare_threshold(threshold, options):
+    """On by default; 0 (a PgBouncer in transaction mode) turns off both prepared
+    statements and the server-side binding they need."""
+    result = _python(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "DATABASE_URL": "postgres://fr@db.internal:5432/fieldrelay",
+            "DB_PREPARE_THRESHOLD": threshold,
+        },
+        "-c",
+        "import django; django.setup(); from django.conf import settings; "
+        "o = settings.DATABASES['default']['OPTIONS']; "
+        "print(o.get('server_side_binding'), o.get('prepare_threshold'))",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == options
+
+
 def test_production_refuses_the_development_secret():
     result = _django_check(
         {"DJANGO_SETTINGS_MODULE": "config.settings.production", "ALLOWED_HOSTS": "fr.example"}

@@ -107,6 +107,15 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
             "timeout": DB_POOL_TIMEOUT_S,
             "max_idle": 300,
         }
+    # Prepared statements: PostgreSQL parses and plans a statement once per connection
+    # instead of at every run (a capture runs the same few dozen statements; a tenth of
+    # the machine's CPU per campaign modem, docs/benchmarks.md). They need server-side
+    # binding. 0 turns both off, for a PgBouncer in transaction mode, which cannot keep a
+    # connection's prepared statements.
+    DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", 5, minimum=0, maximum=1000)
+    if DB_PREPARE_THRESHOLD:
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DB_PREPARE_THRESHOLD
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache (live, shared, short-lived state) -------------------------------------------

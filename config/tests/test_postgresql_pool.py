@@ -1,6 +1,6 @@
-"""The pool check runs at most once per FRESH_S per connection (real PostgreSQL): a connection
-checked a moment ago is handed out without the round trip, one checked longer ago is
-checked, and a dead one is then replaced."""
+"""The PostgreSQL backend (real PostgreSQL): the pool check runs at most once per FRESH_S per
+connection (a connection checked a moment ago is handed out without the round trip, one
+checked longer ago is checked), and statements run often are prepared."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from django.db import connection
-from psycopg_pool import ConnectionPool
 
 from config.postgresql import base
 from config.postgresql.base import DatabaseWrapper, check_unless_fresh
@@ -22,24 +21,14 @@ pytestmark = [
 
 
 @pytest.fixture
-def pool() -> Iterator[ConnectionPool]:
+def server_connection() -> Iterator[psycopg.Connection]:
+    """A plain psycopg connection to the test database, as the pool opens them."""
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
-    one = ConnectionPool(
-        kwargs=params, min_size=1, max_size=1, check=check_unless_fresh, open=False
-    )
-    one.open(wait=True, timeout=10)
-    try:
-        yield one
-    finally:
-        one.close()
-
-
-def backend_pid(pool: ConnectionPool) -> int:
-    with pool.connection() as conn:
-        conn.execute("SELECT 1")  # it works
-        return conn.info.backend_pid
+    params.pop("prepare_threshold", None)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        yield conn
 
 
 def terminate(pid: int) -> None:
@@ -49,28 +38,28 @@ def terminate(pid: int) -> None:
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-            if cursor.fetchone()[0] == 0:
+            if cursor.fetchone() == (0,):
                 return
         time.sleep(0.02)
     raise AssertionError(f"backend {pid} still there")
 
 
-def test_a_connection_checked_a_moment_ago_is_handed_out_unchecked(pool, monkeypatch):
+def test_a_connection_checked_a_moment_ago_is_not_checked_again(server_connection, monkeypatch):
     monkeypatch.setattr(base, "FRESH_S", 30.0)
-    pid = backend_pid(pool)  # checked now
-    terminate(pid)
-    # No check went to the server: the dead connection comes out, and its query fails.
-    with pytest.raises(psycopg.OperationalError), pool.connection() as conn:
-        conn.execute("SELECT 1")
-    assert backend_pid(pool) != pid  # the pool dropped the broken one and opened another
+    check_unless_fresh(server_connection)  # checked now
+    terminate(server_connection.info.backend_pid)
+    check_unless_fresh(server_connection)  # no round trip: the dead server goes unnoticed
+    with pytest.raises(psycopg.OperationalError):
+        server_connection.execute("SELECT 1")  # the query finds it instead
 
 
-def test_a_connection_checked_longer_ago_is_checked_and_replaced(pool, monkeypatch):
+def test_a_connection_checked_longer_ago_is_checked(server_connection, monkeypatch):
     monkeypatch.setattr(base, "FRESH_S", 0.2)
-    pid = backend_pid(pool)
-    terminate(pid)
+    check_unless_fresh(server_connection)
+    terminate(server_connection.info.backend_pid)
     time.sleep(0.3)
-    assert backend_pid(pool) != pid  # the check found it dead: no query failed
+    with pytest.raises(psycopg.OperationalError):
+        check_unless_fresh(server_connection)  # the pool then drops it and opens another
 
 
 def test_django_pool_uses_the_check():
@@ -86,3 +75,17 @@ def test_django_pool_uses_the_check():
     finally:
         wrapper.close()
         wrapper.close_pool()
+
+
+def test_statements_are_prepared_once_run_often_enough(settings):
+    """Server-side binding with prepared statements (DB_PREPARE_THRESHOLD): PostgreSQL
+    plans a statement this connection keeps running once, not at every run."""
+    statement = "SELECT count(*) FROM django_migrations WHERE app = %s"
+    with connection.cursor() as cursor:
+        for _ in range(settings.DB_PREPARE_THRESHOLD + 1):
+            cursor.execute(statement, ["captures"])
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = %s",
+            [statement.replace("%s", "$1")],
+        )
+        assert cursor.fetchone() == (1,)
