@@ -71,4 +71,5 @@ def build_receiver(
         heartbeat=heartbeat,
         heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
         dump_path=dump_path,
+        linger_s=settings.PNM_RECEIVER_LINGER_S,
     )

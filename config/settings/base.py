@@ -304,6 +304,9 @@ PNM_TFTP_LISTEN_PORT = env.int("PNM_TFTP_LISTEN_PORT", 6969, minimum=0, maximum=
 PNM_TFTP_DEST_HOST = env.str("PNM_TFTP_DEST_HOST", "127.0.0.1")
 PNM_TFTP_DEST_PATH = env.str("PNM_TFTP_DEST_PATH", "")
 PNM_MAX_UPLOAD_BYTES = env.int("PNM_MAX_UPLOAD_BYTES", 4 * 1024 * 1024, minimum=1024)
+# The receiver waits this long after a complete upload for others to share its staging
+# task (one task and one transaction per batch instead of per file).
+PNM_RECEIVER_LINGER_S = env.float("PNM_RECEIVER_LINGER_S", 0.02, minimum=0, maximum=1)
 PNM_ZSTD_LEVEL = env.int("PNM_ZSTD_LEVEL", 3, minimum=1, maximum=22)
 # SNMP: per-request timeout and retries; the capture must reach sampleReady within
 # PNM_MEASURE_DEADLINE_S and its upload arrive within PNM_UPLOAD_DEADLINE_S after that.

@@ -131,6 +131,59 @@ def test_items_waiting_together_are_forwarded_in_one_call():
     assert source.snapshot()["errors"] == 0
 
 
+class Trickle(ListSource):
+    """Emits its items ``gap_s`` apart, as uploads completing one after another."""
+
+    def __init__(self, items, forward, gap_s: float, **kwargs):
+        super().__init__(items, forward, **kwargs)
+        self.gap_s = gap_s
+
+    def serve(self) -> None:
+        for item in self.items:
+            self.emit(item)
+            self.stopping.wait(self.gap_s)
+        self.stopping.wait(5)
+
+
+@pytest.mark.parametrize(("linger_s", "expected_sizes"), [(0.0, [1, 1, 1, 1]), (2.0, [4])])
+def test_items_arriving_within_the_linger_join_one_call(linger_s, expected_sizes):
+    sizes: list[int] = []
+    forwarded: list[str] = []
+
+    def together(items: list[Item]) -> None:
+        sizes.append(len(items))
+        forwarded.extend(item.key for item in items)
+
+    source = Trickle(
+        make_items(4),
+        lambda item: together([item]),
+        gap_s=0.05,
+        forward_together=together,
+        linger_s=linger_s,
+    )
+    run_until_forwarded(source, forwarded, 4)
+
+    assert sizes == expected_sizes
+    assert forwarded == ["k0", "k1", "k2", "k3"]
+
+
+def test_a_linger_does_not_hold_items_past_a_stop():
+    forwarded: list[str] = []
+    source = ListSource(
+        make_items(1),
+        lambda item: forwarded.append(item.key),
+        forward_together=lambda items: forwarded.extend(item.key for item in items),
+        linger_s=30.0,
+    )
+    thread = threading.Thread(target=source.run)
+    thread.start()
+    threading.Event().wait(0.2)  # the forwarder holds k0 and lingers
+    source.stop()
+    thread.join(5)  # not the 30 s linger
+    assert not thread.is_alive()
+    assert forwarded == ["k0"]
+
+
 def test_a_failed_call_for_many_goes_one_at_a_time_and_parks_only_the_bad_item(
     tmp_path, monkeypatch
 ):
