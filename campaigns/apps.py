@@ -8,6 +8,6 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from campaigns import services
-        from captures.signals import operation_finished
+        from captures.signals import operations_finished
 
-        operation_finished.connect(services.operation_finished, dispatch_uid="campaign-items")
+        operations_finished.connect(services.operations_finished, dispatch_uid="campaign-items")

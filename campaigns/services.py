@@ -3,7 +3,7 @@
 A run walks its target in modem-id order. The dispatcher (one pass a second, under a
 lease) keeps a bounded window of items queued ahead, and starts an ordinary operation for
 each queued item while the run's caps (overall and per CMTS) have room. An operation's end
-(``captures.signals.operation_finished``) settles its item in the same transaction: done,
+(``captures.signals.operations_finished``) settles its item in the same transaction: done,
 retried, failed or skipped with its reason. Progress is counted from the items.
 """
 
@@ -39,7 +39,6 @@ from core.rows import (
     load_all,
     load_all_with,
     load_one,
-    load_one_with,
     row_keys,
     update_rows,
     update_where,
@@ -286,15 +285,19 @@ def _start_items(item_pks: list[int], run: CampaignRun, campaign: Campaign) -> i
 def _end_item(
     item: CampaignItem, state: str, error_class: str, now: datetime, error: str = ""
 ) -> None:
+    """Give ``item`` its final state (saved by ``_save_ended``)."""
     item.state = state
     item.error_class = error_class
     item.error = error
     item.finished_at = now
-    update_rows(
-        [item],
-        ["state", "error_class", "error", "finished_at"]
-        + (["metric", "value", "worse", "figures", "summarised"] if item.summarised else []),
-    )
+
+
+def _save_ended(items: list[CampaignItem]) -> None:
+    """One UPDATE for the ended items, and one more for those with a summary."""
+    ended = ["state", "error_class", "error", "finished_at"]
+    summarised = [item for item in items if item.summarised]
+    update_rows([item for item in items if not item.summarised], ended)
+    update_rows(summarised, [*ended, "metric", "value", "worse", "figures", "summarised"])
 
 
 def _settle_run(run_pk: int) -> None:
@@ -316,32 +319,41 @@ def _settle_run(run_pk: int) -> None:
 
 
 # --- an operation ended ------------------------------------------------------------------------
-def operation_finished(sender: object, operation: Operation, **_: object) -> None:
-    """Settle the campaign item of ``operation`` (if it has one), in its transaction, with
-    its summary when it collected. Read with ``core.rows`` (every operation's end passes
-    here)."""
-    item = load_one(CampaignItem, {"operation_id": operation.pk}, lock=True)
-    if item is None:
+def operations_finished(sender: object, operations: list[Operation], **_: object) -> None:
+    """Settle the campaign items of ``operations`` (those that have one), in their
+    transaction: done with its summary when its operation collected, else cancelled,
+    skipped, retried or failed. The items, their runs and the collected ones' parts are
+    read once and the ended items written once for all of ``operations`` (every
+    operation's end passes here; staging ends several together)."""
+    by_pk: dict[int | None, Operation] = {operation.pk: operation for operation in operations}
+    items = [
+        (item, by_pk[item.operation_id])
+        for item in load_all(CampaignItem, {"operation_id": list(by_pk)}, lock=True)
+    ]
+    if not items:
         return
     now = timezone.now()
-    if operation.collected:
-        _summarise(item, operation)
-        _end_item(item, ItemState.DONE, "", now)
-        return
-    if item.run.state == RunState.CANCELLED:
-        _end_item(item, ItemState.CANCELLED, "", now)
-        return
-    outcome, reason = _main_reason(operation)
-    if reason in UNSUPPORTED:
-        _end_item(item, ItemState.SKIPPED, UNSUPPORTED[reason], now)
-        return
-    if item.attempts <= item.run.campaign.retries:
-        item.state = ItemState.QUEUED  # another attempt, when the caps have room
-        item.error_class = reason
-        item.save(update_fields=["state", "error_class"])
-        return
-    state = ItemState.FAILED if outcome == Outcome.FAILED else ItemState.SKIPPED
-    _end_item(item, state, reason, now, operation.last_error)
+    _summarise([(item, operation) for item, operation in items if operation.collected])
+    ended = []
+    for item, operation in items:
+        if operation.collected:
+            _end_item(item, ItemState.DONE, "", now)
+        elif item.run.state == RunState.CANCELLED:
+            _end_item(item, ItemState.CANCELLED, "", now)
+        else:
+            outcome, reason = _main_reason(operation)
+            if reason in UNSUPPORTED:
+                _end_item(item, ItemState.SKIPPED, UNSUPPORTED[reason], now)
+            elif item.attempts <= item.run.campaign.retries:
+                item.state = ItemState.QUEUED  # another attempt, when the caps have room
+                item.error_class = reason
+                item.save(update_fields=["state", "error_class"])
+                continue
+            else:
+                state = ItemState.FAILED if outcome == Outcome.FAILED else ItemState.SKIPPED
+                _end_item(item, state, reason, now, operation.last_error)
+        ended.append(item)
+    _save_ended(ended)
 
 
 def _main_reason(operation: Operation) -> tuple[str, str]:
@@ -485,29 +497,47 @@ def progress_by_cmts(run: CampaignRun) -> dict[str, dict[str, int]]:
 
 
 # --- results -----------------------------------------------------------------------------------
-def _summarise(item: CampaignItem, operation: Operation) -> None:
-    """The item's summary, combined from the parts staging kept with its files' transactions
-    (``fleet.file_part``): computed as captures arrive, no file read again. A file staged
+def _summarise(items: list[tuple[CampaignItem, Operation]]) -> None:
+    """Each item's summary, combined from the parts staging kept with its files'
+    transactions (``fleet.file_part``): computed as captures arrive, no file read again;
+    one read of the transactions and one of the runs for all of ``items``. A file staged
     without its part (by an older version) is read once here; when that read fails the item
     is left unsummarised (``summaries_missing``) rather than holding up the operation's end."""
-    parts: list[fleet.Part] = []
-    try:
-        for record in load_all(Transaction, {"capture_group_id": operation.capture_group_id}):
-            if record.summary_part is not None:
-                parts.append(record.summary_part)
-            elif record.pnm_test_type in fleet.PART_TESTS:
-                part = fleet.file_part(load_transaction(record))
-                parts.extend([part] if part is not None else [])
-    except (PnmFormatError, OSError) as exc:  # missing, damaged, storage down
-        log.warning("campaign item %s: no summary, a stored file is unreadable: %s", item.pk, exc)
+    if not items:
         return
-    run = load_one_with(CampaignRun, {"id": item.run_id}, "campaign")
-    threshold = run.campaign.mer_threshold_db if run else fleet.DEFAULT_MER_THRESHOLD_DB
-    summary = fleet.combine(parts, mer_threshold_db=threshold)
-    if summary is not None:
-        item.metric, item.value, item.worse = summary.metric, summary.value, summary.worse
-        item.figures = summary.figures
-    item.summarised = True
+    groups = {operation.capture_group_id: item for item, operation in items}
+    records: dict[int, list[Transaction]] = {group: [] for group in groups}
+    for record in load_all(Transaction, {"capture_group_id": list(groups)}):
+        records[record.capture_group_id].append(record)
+    run_pks = sorted({item.run_id for item in groups.values()})
+    runs = {run.pk: run for run in load_all_with(CampaignRun, {"id": run_pks}, "campaign")}
+    for group, item in groups.items():
+        try:
+            parts = _parts(records[group])
+        except (PnmFormatError, OSError) as exc:  # missing, damaged, storage down
+            log.warning(
+                "campaign item %s: no summary, a stored file is unreadable: %s", item.pk, exc
+            )
+            continue
+        run = runs.get(item.run_id)
+        threshold = run.campaign.mer_threshold_db if run else fleet.DEFAULT_MER_THRESHOLD_DB
+        summary = fleet.combine(parts, mer_threshold_db=threshold)
+        if summary is not None:
+            item.metric, item.value, item.worse = summary.metric, summary.value, summary.worse
+            item.figures = summary.figures
+        item.summarised = True
+
+
+def _parts(records: list[Transaction]) -> list[fleet.Part]:
+    """The summary parts of one operation's stored files."""
+    parts: list[fleet.Part] = []
+    for record in records:
+        if record.summary_part is not None:
+            parts.append(record.summary_part)
+        elif record.pnm_test_type in fleet.PART_TESTS:
+            part = fleet.file_part(load_transaction(record))
+            parts.extend([part] if part is not None else [])
+    return parts
 
 
 def summarised_items(run: CampaignRun) -> QuerySet[CampaignItem]:

@@ -899,7 +899,7 @@ def final_tick_settled(operation_pk: int, lease: str = "") -> bool:
     completes it."""
     if not _flag_final_tick(operation_pk, lease):
         return False
-    return maybe_complete(operation_pk)
+    return maybe_complete(operation_pk) > 0
 
 
 def _flag_final_tick(operation_pk: int, lease: str) -> bool:
@@ -927,33 +927,50 @@ def _flag_final_tick(operation_pk: int, lease: str) -> bool:
     return bool(row and row[0])
 
 
-def maybe_complete(operation_pk: int, give_up: bool = False) -> bool:
-    """Complete a running operation once its final tick ran and every planned capture has
-    settled (stored, skipped, missed or failed): no capture can land after completion.
+def maybe_complete(*operation_pks: int, give_up: bool = False) -> int:
+    """Complete each running operation of ``operation_pks`` whose final tick ran and whose
+    planned captures have all settled (stored, skipped, missed or failed), so no capture can
+    land after completion; how many it completed. One transaction for all of them (staging
+    ends the operations of the files it stored together).
 
     ``give_up`` (the sweeper, long after the last tick): what never settled although no
     capture is open any more was lost with its worker; count it missed.
     """
+    if not operation_pks:
+        return 0
     with transaction.atomic():
-        running = {"id": operation_pk, "state": OperationState.RUNNING}
-        operation = load_one(Operation, running, lock=True)
-        if operation is None or not operation.final_tick_done:
-            return False
-        if row_keys(Capture, {"operation_id": operation_pk, "state": OPEN_CAPTURE_STATES}):
-            return False
-        if operation.settled < operation.expected:
-            if not give_up:
-                return False  # a tick is still on its way
-            _settle_rest(operation, Outcome.MISSED, NEVER_SETTLED)
-            operation.refresh_from_db()
-        if operation.collected == 0 and operation.failed:
-            # Not one file in the whole run: that is a failure, whatever the count.
-            _finish(operation, OperationState.FAILED, operation.last_error)
-        elif operation.collected < operation.expected:
-            _finish(operation, OperationState.COMPLETED_PARTIAL, "")
-        else:
-            _finish(operation, OperationState.COMPLETED, "")
-    return True
+        running = {"id": sorted(operation_pks), "state": OperationState.RUNNING}
+        operations = [op for op in load_all(Operation, running, lock=True) if op.final_tick_done]
+        if not operations:
+            return 0
+        still_open = set(
+            Capture.objects.filter(
+                operation_id__in=[operation.pk for operation in operations],
+                state__in=OPEN_CAPTURE_STATES,
+            ).values_list("operation_id", flat=True)
+        )
+        ending: list[tuple[Operation, str, str]] = []
+        for operation in operations:
+            if operation.pk in still_open:
+                continue
+            if operation.settled < operation.expected:
+                if not give_up:
+                    continue  # a tick is still on its way
+                _settle_rest(operation, Outcome.MISSED, NEVER_SETTLED)
+                operation.refresh_from_db()
+            ending.append((operation, *_outcome(operation)))
+        _finish_all(ending)
+    return len(ending)
+
+
+def _outcome(operation: Operation) -> tuple[str, str]:
+    """The terminal state (and error) of an operation that ran to its end."""
+    if operation.collected == 0 and operation.failed:
+        # Not one file in the whole run: that is a failure, whatever the count.
+        return OperationState.FAILED, operation.last_error
+    if operation.collected < operation.expected:
+        return OperationState.COMPLETED_PARTIAL, ""
+    return OperationState.COMPLETED, ""
 
 
 def _settle_rest(operation: Operation, outcome: str, reason: str) -> None:
@@ -987,44 +1004,56 @@ def stop_operation(operation: Operation) -> bool:
 
 
 def _finish(operation: Operation, state: str, error: str) -> None:
-    """Persist the final state and counters, no next tick, open captures cancelled.
+    """``_finish_all`` for one operation."""
+    _finish_all([(operation, state, error)])
 
-    Runs inside the caller's transaction with the operation row locked, ``operation`` read
-    (or refreshed) under that lock.
+
+def _finish_all(ending: list[tuple[Operation, str, str]]) -> None:
+    """Persist each (operation, state, error)'s final state and counters, no next tick,
+    open captures cancelled; one UPDATE for all of them, and one ``operations_finished``.
+
+    Runs inside the caller's transaction with the operation rows locked, each read (or
+    refreshed) under that lock.
     """
+    if not ending:
+        return
     now = timezone.now()
-    ran_to_end = state in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL)
-    if not ran_to_end:
-        operation.captures.filter(state__in=OPEN_CAPTURE_STATES).update(
-            state=CaptureState.CANCELLED, error=f"operation {state}"
-        )
-        _settle_rest(operation, Outcome.CANCELLED, f"operation {state}")
-    operation.time_remaining = 0 if ran_to_end else time_remaining(operation)
-    operation.state = state
-    operation.finished_at = now
-    if error:
-        operation.last_error = error
-    operation.next_tick_at = None
-    operation.updated = now
+    for operation, state, error in ending:
+        ran_to_end = state in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL)
+        if not ran_to_end:
+            operation.captures.filter(state__in=OPEN_CAPTURE_STATES).update(
+                state=CaptureState.CANCELLED, error=f"operation {state}"
+            )
+            _settle_rest(operation, Outcome.CANCELLED, f"operation {state}")
+        operation.time_remaining = 0 if ran_to_end else time_remaining(operation)
+        operation.state = state
+        operation.finished_at = now
+        if error:
+            operation.last_error = error
+        operation.next_tick_at = None
+        operation.updated = now
+    operations = [operation for operation, _state, _error in ending]
     update_rows(
-        [operation],
+        operations,
         ["state", "finished_at", "time_remaining", "last_error", "next_tick_at", "updated"],
     )
-    if not ran_to_end:
-        operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)
-    signals.operation_finished.send(sender=Operation, operation=operation)
-    log.info(
-        "operation %s %s: %d of %d planned captures collected; skipped %d, missed %d, "
-        "failed %d, cancelled %d",
-        operation.operation_id,
-        state,
-        operation.collected,
-        operation.expected,
-        operation.skipped,
-        operation.missed,
-        operation.failed,
-        operation.cancelled,
-    )
+    for operation, state, _error in ending:
+        if state not in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL):
+            operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)
+    signals.operations_finished.send(sender=Operation, operations=operations)
+    for operation in operations:
+        log.info(
+            "operation %s %s: %d of %d planned captures collected; skipped %d, missed %d, "
+            "failed %d, cancelled %d",
+            operation.operation_id,
+            operation.state,
+            operation.collected,
+            operation.expected,
+            operation.skipped,
+            operation.missed,
+            operation.failed,
+            operation.cancelled,
+        )
 
 
 UPLOAD_TIMEOUT = "UploadTimeout"

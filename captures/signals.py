@@ -2,6 +2,7 @@
 
 from django.dispatch import Signal
 
-# Sent inside the transaction that gives an operation its terminal state, with the
-# operation row locked and refreshed: ``operation``. Receivers write in that transaction.
-operation_finished = Signal()
+# Sent inside the transaction that gives operations their terminal state, with their rows
+# locked and refreshed: ``operations`` (a list, often of one; staging ends the operations
+# of the files it stored together). Receivers write in that transaction.
+operations_finished = Signal()

@@ -187,8 +187,7 @@ def _record(ready: list[Staged]) -> list[Transaction]:
             spool.unlink(missing_ok=True)
 
     transaction.on_commit(delete_spooled)
-    for operation_pk in sorted(final_tick_done):
-        services.maybe_complete(operation_pk)
+    services.maybe_complete(*final_tick_done)
     return records
 
 

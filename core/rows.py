@@ -285,10 +285,11 @@ def load_one(model: type[M], where: Mapping[str, Any], *, lock: bool = False) ->
     return found[0] if found else None
 
 
-def load_all(model: type[M], where: Mapping[str, Any]) -> list[M]:
+def load_all(model: type[M], where: Mapping[str, Any], *, lock: bool = False) -> list[M]:
     """The rows ``where`` picks, by primary key, as model instances (``load_one``'s read
-    for a batch)."""
-    return _load(model, where, "")
+    for a batch); ``lock``: locked until the transaction ends, in key order (so two
+    batches lock their common rows in the same order)."""
+    return _load(model, where, "", lock=lock)
 
 
 def row_keys(model: type[Model], where: Mapping[str, Any], *, lock: bool = False) -> list[Any]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from campaigns import services
 from campaigns.models import CampaignItem, ItemState
@@ -136,3 +138,40 @@ def test_a_file_whose_body_does_not_parse_is_stored_without_a_part():
 
     assert record.summary_part is None
     assert record.size_before == len(header_only)
+
+
+def test_operations_staged_together_end_together_in_the_same_statements_as_one():
+    """Staging ends the operations of the files it stored together: their items are read,
+    summarised and written once for all of them, so four operations ending cost the
+    campaign tables the statements one does; each item gets its own modem's figures."""
+    for number in range(1, 5):
+        make_modem(number)
+    run = services.start_run(campaign(mer_threshold_db=THRESHOLD_DB, max_per_cmts=4))
+    services.dispatch_run(run)
+    items = list(CampaignItem.objects.order_by("pk"))
+    assert len(items) == 4
+    uploaded = []
+    for item in items:
+        assert item.operation is not None
+        capture, data = uploaded_capture(item.operation, 1, 193)
+        Operation.objects.filter(pk=item.operation.pk).update(final_tick_done=True)
+        uploaded.append((item, capture, data))
+
+    def campaign_statements(captures_pks: list[int]) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            assert len(staging.stage_captures(captures_pks)) == len(captures_pks)
+        return [q["sql"].split(" ")[0] for q in queries if '"campaigns_' in q["sql"]]
+
+    alone = campaign_statements([uploaded[0][1].pk])
+    together = campaign_statements([capture.pk for _item, capture, _data in uploaded[1:]])
+
+    assert together == alone
+    assert alone == ["SELECT", "SELECT", "UPDATE"]  # items (locked), runs, the ended items
+    for item, _capture, data in uploaded:
+        item.refresh_from_db()
+        values = by_hand([data])
+        assert (item.state, item.summarised) == (ItemState.DONE, True)
+        assert item.figures is not None
+        assert item.figures["mean_db"] == pytest.approx(statistics.fmean(values), abs=1e-4)
+        assert item.figures["subcarriers"] == len(values)
+    assert Operation.objects.filter(state="completed").count() == 4
