@@ -251,7 +251,7 @@ ADVANCED_FIELDS = ["last_tick", "last_tick_at", "next_tick_at", "time_remaining"
 def tick_lapsed(operation_pk: int, tick: int, reason: str) -> None:
     """A claimed tick that never ran (it waited in the queue past its grace, a later tick
     was dispatched first, or it was never sent): its untriggered captures are missed."""
-    operation = one_or_none(Operation.objects.filter(pk=operation_pk, state=OperationState.RUNNING))
+    operation = load_one(Operation, {"id": operation_pk, "state": OperationState.RUNNING})
     if operation is None:
         return
     _tick_not_run(operation, tick, Outcome.MISSED, reason)
@@ -331,7 +331,7 @@ def plan_slots(
         metadata = dict(locked.metadata)
         if description:
             metadata["system_description"] = description
-            _record_description(operation, description, now)
+            _record_description(operation, description, now, backfill=locked.collected > 0)
         if walked:
             metadata["channels"] = {**metadata.get("channels", {}), **walked}
         values: dict[str, Any] = {"metadata": metadata} if description or walked else {}
@@ -349,7 +349,12 @@ def plan_slots(
     return planned
 
 
-def _record_description(operation: Operation, description: dict, now: datetime) -> None:
+def _record_description(
+    operation: Operation, description: dict, now: datetime, *, backfill: bool
+) -> None:
+    """Keep the modem's sysDescr on its row; ``backfill``: also on the operation's
+    transactions stored without it (none can be while nothing was collected: a file's
+    transaction and its count are written together, under the row lock held here)."""
     update_where(
         CableModem,
         {"id": operation.modem_id},
@@ -363,7 +368,7 @@ def _record_description(operation: Operation, description: dict, now: datetime) 
             "sys_descr_updated": now,
         },
     )
-    if operation.measure_mode != MeasureMode.SINGLE:  # its one tick has stored nothing yet
+    if backfill:
         Transaction.objects.filter(capture__operation=operation, device_details={}).update(
             device_details={"system_description": description}
         )

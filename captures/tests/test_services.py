@@ -136,17 +136,31 @@ def test_what_the_first_tick_reads_of_the_modem_is_recorded_with_the_plan_in_one
     assert (after.modem.vendor, after.modem.model, after.modem.sw_rev) == ("Acme", "CM-9", "1.0")
     assert operation.metadata == after.metadata  # the caller's copy too
     # One transaction (a savepoint here, inside the test's): the operation read and
-    # locked, the modem, the sysDescr backfill, the plan read and insert, the operation's
-    # UPDATE.
+    # locked, the modem, the plan read and insert, the operation's UPDATE. No sysDescr
+    # backfill: nothing was collected, so no transaction can lack it.
     kinds = [query["sql"].split()[0] for query in queries]
     assert kinds[0] == "SAVEPOINT"
     assert kinds[-1] == "RELEASE"
-    assert len(kinds) == 8, kinds
+    assert len(kinds) == 7, kinds
 
     # Later ticks know it all: nothing is read or written.
     with CaptureQueriesContext(connection) as queries:
         assert services.plan_slots(after, {RXMER: [193, 194]}) == slots
     assert not queries
+
+
+def test_files_stored_before_the_sysdescr_was_read_get_it_when_it_is():
+    operation = make_operation()
+    services.plan_slots(operation, {RXMER: [193]})
+    capture, _ = uploaded_capture(operation, tick=1, channel_id=193)
+    (record,) = staging.stage_captures([capture.pk])
+    assert record.device_details == {}
+    description = {"VENDOR": "Acme", "MODEL": "CM-9", "HW_REV": "2", "SW_REV": "1.0"}
+
+    services.plan_slots(operation, {RXMER: [193]}, description=description)
+
+    record.refresh_from_db()
+    assert record.device_details == {"system_description": description}
 
 
 def at_final_tick() -> tuple[Operation, services.Tick]:
