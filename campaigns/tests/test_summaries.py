@@ -142,7 +142,7 @@ def test_a_file_whose_body_does_not_parse_is_stored_without_a_part():
 
 def test_operations_staged_together_end_together_in_the_same_statements_as_one():
     """Staging ends the operations of the files it stored together: their items are read,
-    summarised and written once for all of them, so four operations ending cost the
+    summarised and written once for all of them, so three operations ending cost the
     campaign tables the statements one does; each item gets its own modem's figures."""
     for number in range(1, 5):
         make_modem(number)
