@@ -332,6 +332,10 @@ def operations_finished(sender: object, operations: list[Operation], **_: object
     ]
     if not items:
         return
+    run_pks = sorted({item.run_id for item, _operation in items})
+    runs = {run.pk: run for run in load_all_with(CampaignRun, {"id": run_pks}, "campaign")}
+    for item, _operation in items:
+        item.run = runs[item.run_id]  # read once for the batch, with its campaign
     now = timezone.now()
     _summarise([(item, operation) for item, operation in items if operation.collected])
     ended = []
@@ -500,7 +504,7 @@ def progress_by_cmts(run: CampaignRun) -> dict[str, dict[str, int]]:
 def _summarise(items: list[tuple[CampaignItem, Operation]]) -> None:
     """Each item's summary, combined from the parts staging kept with its files'
     transactions (``fleet.file_part``): computed as captures arrive, no file read again;
-    one read of the transactions and one of the runs for all of ``items``. A file staged
+    one read of the transactions for all of ``items`` (their runs loaded). A file staged
     without its part (by an older version) is read once here; when that read fails the item
     is left unsummarised (``summaries_missing``) rather than holding up the operation's end."""
     if not items:
@@ -509,8 +513,6 @@ def _summarise(items: list[tuple[CampaignItem, Operation]]) -> None:
     records: dict[int, list[Transaction]] = {group: [] for group in groups}
     for record in load_all(Transaction, {"capture_group_id": list(groups)}):
         records[record.capture_group_id].append(record)
-    run_pks = sorted({item.run_id for item in groups.values()})
-    runs = {run.pk: run for run in load_all_with(CampaignRun, {"id": run_pks}, "campaign")}
     for group, item in groups.items():
         try:
             parts = _parts(records[group])
@@ -519,9 +521,7 @@ def _summarise(items: list[tuple[CampaignItem, Operation]]) -> None:
                 "campaign item %s: no summary, a stored file is unreadable: %s", item.pk, exc
             )
             continue
-        run = runs.get(item.run_id)
-        threshold = run.campaign.mer_threshold_db if run else fleet.DEFAULT_MER_THRESHOLD_DB
-        summary = fleet.combine(parts, mer_threshold_db=threshold)
+        summary = fleet.combine(parts, mer_threshold_db=item.run.campaign.mer_threshold_db)
         if summary is not None:
             item.metric, item.value, item.worse = summary.metric, summary.value, summary.worse
             item.figures = summary.figures

@@ -1023,9 +1023,11 @@ def _finish_all(ending: list[tuple[Operation, str, str]]) -> None:
     if not ending:
         return
     now = timezone.now()
+    cut_short = []  # stopped or failed: their open captures cancelled, the rest settled
     for operation, state, error in ending:
         ran_to_end = state in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL)
         if not ran_to_end:
+            cut_short.append(operation)
             operation.captures.filter(state__in=OPEN_CAPTURE_STATES).update(
                 state=CaptureState.CANCELLED, error=f"operation {state}"
             )
@@ -1042,9 +1044,8 @@ def _finish_all(ending: list[tuple[Operation, str, str]]) -> None:
         operations,
         ["state", "finished_at", "time_remaining", "last_error", "next_tick_at", "updated"],
     )
-    for operation, state, _error in ending:
-        if state not in (OperationState.COMPLETED, OperationState.COMPLETED_PARTIAL):
-            operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)
+    for operation in cut_short:
+        operation.refresh_from_db()  # the counts ``_settle_rest`` added (ours are current)
     signals.operations_finished.send(sender=Operation, operations=operations)
     for operation in operations:
         log.info(
