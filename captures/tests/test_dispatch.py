@@ -218,15 +218,17 @@ def test_one_second_ticks_are_claimed_whatever_the_phase_of_the_passes(snmp_queu
 
 
 def test_ticks_claimed_but_not_sent_are_counted_at_once(monkeypatch, snmp_queue):
-    operations = [ten_second_ticks(index) for index in range(1, 4)]
+    """Sends go in pipelined chunks: a chunk that fails may have reached the queue (a lost
+    reply), so its ticks stay unsettled for a worker to run or the end to count; the chunks
+    after it were never sent and are counted at once."""
+    monkeypatch.setattr(dispatch, "SEND_CHUNK", 2)
+    operations = [ten_second_ticks(index) for index in range(1, 6)]
     send = dispatch._send_trigger
     calls = []
 
     def broker_goes_away(**options):
         calls.append(options)
-        if len(calls) == 2:
-            send(**options)  # the message reached the queue, its reply was lost
-        if len(calls) > 1:
+        if len(calls) == 4:  # the second chunk's second send
             raise ConnectionError("broker gone")
         send(**options)
 
@@ -235,16 +237,44 @@ def test_ticks_claimed_but_not_sent_are_counted_at_once(monkeypatch, snmp_queue)
     with pytest.raises(ConnectionError):
         dispatch.dispatch_due_ticks()
 
-    queued = [pk for pk, _, _ in queued_ticks()]
-    assert len(queued) == 2  # the one sent, and the one whose send failed after queueing
-    (never_sent,) = [operation.pk for operation in operations if operation.pk not in queued]
+    by_pk = {call["args"][0]: index for index, call in enumerate(calls)}
+    first_chunk = {pk for pk, index in by_pk.items() if index < 2}
+    failed_chunk = {pk for pk, index in by_pk.items() if index >= 2}
+    (never_sent,) = {operation.pk for operation in operations} - set(by_pk)
+    assert {pk for pk, _, _ in queued_ticks()} == first_chunk  # the failed chunk was discarded
     for operation in operations:
         row = Operation.objects.get(pk=operation.pk)
         assert row.last_tick == 1
         if operation.pk == never_sent:
             assert reasons(operation.pk) == {("missed", services.NOT_DISPATCHED): 1}
         else:  # a worker runs it (or, if it never does, the sweep counts it at the end)
+            assert operation.pk in first_chunk | failed_chunk
             assert (row.missed, row.settled) == (0, 0)
+
+
+def test_a_pass_sends_each_chunk_in_one_round_trip(monkeypatch, snmp_queue):
+    """kombu's publish batch: the Redis pipeline runs once per chunk, not once per tick."""
+    monkeypatch.setattr(dispatch, "SEND_CHUNK", 3)
+    operations = [ten_second_ticks(index) for index in range(1, 8)]
+    flushes = []
+    with current_app.connection_for_write() as connection:
+        probe = _channel(connection).create_publish_batch(max_size=1)
+        batch_type = type(probe)
+        probe.close()
+    original = batch_type.flush
+
+    def counted(self):
+        flushes.append(self._buffered)
+        return original(self)
+
+    monkeypatch.setattr(batch_type, "flush", counted)
+
+    passed = dispatch.dispatch_due_ticks()
+
+    assert passed is not None
+    assert passed.sent == 7
+    assert [size for size in flushes if size] == [3, 3, 1]
+    assert sorted(pk for pk, _, _ in queued_ticks()) == sorted(o.pk for o in operations)
 
 
 def test_a_single_capture_is_claimed_when_made_and_sent_with_its_tick(snmp_queue):
