@@ -43,14 +43,16 @@ def register(capture: Capture, modem: CableModem) -> Expectation:
     )
     ttl = max(1, int(capture.deadline.timestamp() - timezone.now().timestamp())) + EXPIRY_SLACK_S
     by_name, *shared = expectation.lookup_keys()
-    cache.set(_cache_key(by_name), [expectation.to_dict()], timeout=ttl)  # names are unique
-    for lookup in shared:  # the MIB default name: other captures of the modem may be there
-        key = _cache_key(lookup)
-        entries = [
-            entry for entry in cache.get(key) or [] if not Expectation.from_dict(entry).expired()
-        ]
-        entries.append(expectation.to_dict())
-        cache.set(key, entries, timeout=ttl)
+    entry = expectation.to_dict()
+    entries = {_cache_key(by_name): [entry]}  # names are unique
+    # The MIB default name: other captures of the modem may be there. One read of those
+    # lists and one pipelined write of every key.
+    keys = [_cache_key(lookup) for lookup in shared]
+    kept = cache.get_many(keys) if keys else {}
+    for key in keys:
+        live = [old for old in kept.get(key) or [] if not Expectation.from_dict(old).expired()]
+        entries[key] = [*live, entry]
+    cache.set_many(entries, timeout=ttl)
     return expectation
 
 
