@@ -21,7 +21,7 @@ is not dispatched: its one tick is sent when its row is committed.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,14 +66,14 @@ def run_once(operations: Sequence[tuple[Operation, str]]) -> None:
     dispatched one does: missed, "never settled" (``services.sweep``). Each operation's
     label is the name Flower shows for its task (Celery's ``shadow``), e.g. the campaign it
     belongs to."""
-    sends = [(operation.pk, label or None) for operation, label in operations]
+    sends = [
+        {"args": [operation.pk], "kwargs": {"tick": 1}, "shadow": label or None}
+        for operation, label in operations
+    ]
 
     def send() -> None:
-        with current_app.producer_or_acquire() as producer:
-            for operation_pk, shadow in sends:
-                _send_trigger(
-                    args=[operation_pk], kwargs={"tick": 1}, shadow=shadow, producer=producer
-                )
+        for _ in _send_in_chunks(sends):
+            pass
 
     transaction.on_commit(send)
 
@@ -88,23 +88,18 @@ def dispatch_due_ticks() -> Dispatched | None:
         queued = queued_triggers()
         cap = queue_cap(cache.get(LAST_DISPATCH_KEY), queued, now)
         ticks = services.claim_due_ticks(limit=max(0, cap - queued))
-        sent = 0
+        sends = [
+            {
+                "args": [tick.operation.pk],
+                "kwargs": {"tick": tick.number, "due": _due_epoch(tick)},
+                "shadow": f"operation {tick.operation.operation_id} tick {tick.number}",
+            }
+            for tick in ticks
+        ]
+        sent = 0  # the ticks of the chunks sent so far
         try:
-            with current_app.producer_or_acquire() as producer:
-                for start in range(0, len(ticks), SEND_CHUNK):
-                    chunk = ticks[start : start + SEND_CHUNK]
-                    # One pipelined round trip per chunk (kombu's publish batch), where a
-                    # send each cost a pass about 3 ms per tick of wall time.
-                    with producer.batch(max_size=len(chunk)):
-                        for tick in chunk:
-                            operation = tick.operation
-                            _send_trigger(
-                                args=[operation.pk],
-                                kwargs={"tick": tick.number, "due": _due_epoch(tick)},
-                                shadow=f"operation {operation.operation_id} tick {tick.number}",
-                                producer=producer,
-                            )
-                    sent += len(chunk)
+            for sent in _send_in_chunks(sends):  # noqa: B007 (read by the except clause)
+                pass
         except Exception:
             # The broker went away. The chunks after the failed one were never sent: count
             # them now, not at the end. The failed chunk may have reached the queue before
@@ -132,6 +127,20 @@ def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
     elif queued * 4 < last.queued_after:
         cap = max(cap, last.cap * 2)
     return int(min(max(cap, floor), settings.PNM_DISPATCH_BATCH))
+
+
+def _send_in_chunks(sends: Sequence[dict[str, Any]]) -> Iterator[int]:
+    """Send a trigger task for each of ``sends`` (``_send_trigger``'s options) through one
+    producer, one pipelined round trip per SEND_CHUNK (kombu's publish batch: a send each
+    cost a pass about 3 ms of wall time per tick). Yields how many are sent after each chunk;
+    a chunk whose send fails raises, and may or may not have reached the queue."""
+    with current_app.producer_or_acquire() as producer:
+        for start in range(0, len(sends), SEND_CHUNK):
+            chunk = sends[start : start + SEND_CHUNK]
+            with producer.batch(max_size=len(chunk)):
+                for options in chunk:
+                    _send_trigger(producer=producer, **options)
+            yield start + len(chunk)
 
 
 def _send_trigger(*, args: list, kwargs: dict, **options: Any) -> None:
