@@ -80,6 +80,8 @@ def test_operation_runs_to_completion(pnm_worker, beat, farm, operator_client):
     assert_accounted(done)
     assert done.time_remaining == 0
     assert Operation.objects.get(pk=done.pk).next_tick_at is None
+    # The modem records an upload after its last ACK, which can come after the receiver stored it.
+    wait_until(lambda: len(sim[0].uploads) >= len(records))
     uploaded = {upload.sha256: upload for upload in sim[0].uploads}
     for record in records:
         raw = (storage.storage_root() / record.stored_path).read_bytes()
