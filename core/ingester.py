@@ -233,19 +233,23 @@ class Ingester(ABC):
 
     def _joining(self, have: int) -> list[tuple[Item, float]]:
         """The items that join a call already holding ``have``: those waiting now, and
-        those arriving within ``linger_s`` (a stop ends the wait: shut down promptly)."""
-        joining: list[tuple[Item, float]] = []
+        those arriving within ``linger_s`` (a stop ends the wait: shut down promptly).
+
+        The linger is a sleep, then one drain of the queue: a blocking ``get`` woke this
+        thread for every item put meanwhile, a thread switch (and a GIL hand-over) per
+        upload that the receiving thread paid for."""
         until = time.monotonic() + self.linger_s
+        while not self.stopping.is_set() and have + self._queue.qsize() < MAX_TOGETHER:
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, LINGER_SLICE_S))
+        joining: list[tuple[Item, float]] = []
         while have + len(joining) < MAX_TOGETHER:
-            left = 0.0 if self.stopping.is_set() else until - time.monotonic()
             try:
-                if left <= 0:
-                    joining.append(self._queue.get_nowait())
-                else:  # in slices, so that a stop ends the wait
-                    joining.append(self._queue.get(timeout=min(left, LINGER_SLICE_S)))
+                joining.append(self._queue.get_nowait())
             except queue.Empty:
-                if left <= LINGER_SLICE_S:
-                    break
+                break
         return joining
 
     def _forwarded_together(self, items: list[Item]) -> bool:
