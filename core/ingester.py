@@ -35,7 +35,7 @@ FORWARD_BACKOFF_MAX_S = 5.0
 _LATENCY_WINDOW = 2048
 # At most this many waiting items go to one ``forward_together`` call.
 MAX_TOGETHER = 64
-LINGER_SLICE_S = 0.1
+LINGER_SLICE_S = 0.1  # a long linger looks this often whether a full batch is waiting
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ class Ingester(ABC):
             left = until - time.monotonic()
             if left <= 0:
                 break
-            time.sleep(min(left, LINGER_SLICE_S))
+            self.stopping.wait(min(left, LINGER_SLICE_S))  # a put does not wake this
         joining: list[tuple[Item, float]] = []
         while have + len(joining) < MAX_TOGETHER:
             try:
