@@ -235,9 +235,9 @@ class Ingester(ABC):
         """The items that join a call already holding ``have``: those waiting now, and
         those arriving within ``linger_s`` (a stop ends the wait: shut down promptly).
 
-        The linger is a sleep, then one drain of the queue: a blocking ``get`` woke this
-        thread for every item put meanwhile, a thread switch (and a GIL hand-over) per
-        upload that the receiving thread paid for."""
+        The linger is a wait on the stop event, then one drain of the queue: a blocking
+        ``get`` woke this thread for every item put meanwhile, a thread switch (and a GIL
+        hand-over) per upload that the receiving thread paid for."""
         until = time.monotonic() + self.linger_s
         while not self.stopping.is_set() and have + self._queue.qsize() < MAX_TOGETHER:
             left = until - time.monotonic()
