@@ -66,7 +66,11 @@ def main() -> None:
     parser.add_argument("--modems", type=int, default=200)
     parser.add_argument("--duration", type=int, default=60)
     parser.add_argument("--interval", type=int, default=4)
-    parser.add_argument("--snmp-workers", type=int, default=32)
+    parser.add_argument("--snmp-workers", type=int, default=4, help="Celery -c of each snmp")
+    parser.add_argument(
+        "--tick-threads", type=int, default=32, help="PNM_TICK_THREADS: ticks at once per process"
+    )
+    parser.add_argument("--ticks-per-message", type=int, default=8, help="PNM_TICKS_PER_MESSAGE")
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
     parser.add_argument("--poll", type=float, default=1.0, help="PNM_POLL_INTERVAL_S, s")
     parser.add_argument("--snmp-pool", default="threads", help="threads, or prefork")
@@ -103,6 +107,8 @@ def main() -> None:
         "PNM_POLL_INTERVAL_S": str(args.poll),
         "PNM_ARRIVAL_WAIT_S": str(args.arrival_wait),
         "DB_POOL_MAX_SIZE": str(args.db_pool),
+        "PNM_TICK_THREADS": str(args.tick_threads),
+        "PNM_TICKS_PER_MESSAGE": str(args.ticks_per_message),
         "DATABASE_URL": database_url(),
         "FIELDRELAY_STORAGE_ROOT": str(files / "storage"),
         "FIELDRELAY_SPOOL_DIR": str(files / "spool"),
@@ -153,6 +159,8 @@ def main() -> None:
                         args.snmp_pool,
                         "-c",
                         n_snmp,
+                        "--prefetch-multiplier",
+                        "1",
                     ],
                     env,
                     files / f"snmp{number}.log",
@@ -263,7 +271,8 @@ def main() -> None:
             + (
                 "one solo worker"
                 if args.solo
-                else f"{args.snmp_procs} x snmp -P {args.snmp_pool} -c {args.snmp_workers}, "
+                else f"{args.snmp_procs} x snmp -P {args.snmp_pool} -c {args.snmp_workers} "
+                f"({args.tick_threads} tick threads, {args.ticks_per_message} ticks a message), "
                 f"ingest -P {args.ingest_pool} -c {args.ingest_workers}, "
                 f"database pool {args.db_pool or 'off'}"
             )

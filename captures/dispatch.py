@@ -3,8 +3,9 @@
 Beat runs ``captures.tasks.dispatch_ticks`` every second (seeded by a data migration). A
 pass (one at a time, under a lease) claims due ticks of running operations in a few
 statements for all of them (``services.claim_due_ticks``, keyed by
-``Operation.next_tick_at``) and sends one trigger task per tick: a fixed rate from the
-start (the capture time does not stretch the cycle, unlike PyPNM's sleep-then-capture loop).
+``Operation.next_tick_at``) and sends them, up to PNM_TICKS_PER_MESSAGE in one
+``trigger_ticks`` message: a fixed rate from the start (the capture time does not stretch
+the cycle, unlike PyPNM's sleep-then-capture loop).
 
 Admission: PostgreSQL is the queue; the broker holds only what the workers will start
 soon. A pass tops the ``snmp`` queue up to about PNM_DISPATCH_QUEUE_S seconds of work at
@@ -15,7 +16,10 @@ room is counted missed when the operation's next tick is claimed (``not dispatch
 time``). Above capacity the workers so stay busy on fresh ticks and the rest is counted,
 not piled up to expire. A sent tick that still waits past its grace (its interval, at
 least 3 s) is counted missed by the worker (``services.QUEUED_TOO_LONG``). A single capture
-is not dispatched: its one tick is sent when its row is committed.
+is not dispatched: its one tick is sent when its row is committed. The queue is measured
+in messages and counted as full ones (PNM_TICKS_PER_MESSAGE ticks each): a pass's last
+message may carry fewer, and a poll task counts as a message too, so the estimate errs
+towards a shorter queue.
 """
 
 from __future__ import annotations
@@ -35,14 +39,14 @@ from captures.models import Operation
 from config.queues import Queue
 from core import locks
 
-TRIGGER_TASK = "captures.tasks.trigger_capture"
+TRIGGER_TASK = "captures.tasks.trigger_ticks"
 
 
 @dataclass(frozen=True)
 class Dispatched:
     sent: int
-    queued_before: int  # triggers waiting in the snmp queue when the pass began
-    cap: int  # the queue's cap for this pass
+    queued_before: int  # ticks waiting in the snmp queue when the pass began (estimated)
+    cap: int  # the queue's cap for this pass, in ticks
 
 
 @dataclass(frozen=True)
@@ -57,19 +61,16 @@ class _Pass:
 LAST_DISPATCH_KEY = "pnm:dispatch:last-pass"
 DISPATCH_LEASE = "pnm:dispatch:lease"
 DISPATCH_LEASE_TTL_S = 30.0
-SEND_CHUNK = 100  # triggers per pipelined publish
+SEND_CHUNK = 100  # messages per pipelined publish
 
 
 def run_once(operations: Sequence[tuple[Operation, str]]) -> None:
     """Send single captures' one tick each (claimed by ``services.start_operations``) once
     their rows are committed, through one producer. A tick lost on the way settles as a
     dispatched one does: missed, "never settled" (``services.sweep``). Each operation's
-    label is the name Flower shows for its task (Celery's ``shadow``), e.g. the campaign it
-    belongs to."""
-    sends = [
-        {"args": [operation.pk], "kwargs": {"tick": 1}, "shadow": label or None}
-        for operation, label in operations
-    ]
+    label is the name Flower shows for its message (Celery's ``shadow``), e.g. the campaign
+    it belongs to."""
+    sends = _messages([([operation.pk, 1, None], label) for operation, label in operations])
 
     def send() -> None:
         for _ in _send_in_chunks(sends):
@@ -85,29 +86,31 @@ def dispatch_due_ticks() -> Dispatched | None:
         if lease is None:
             return None
         now = time.time()
-        queued = queued_triggers()
+        queued = queued_triggers() * settings.PNM_TICKS_PER_MESSAGE
         cap = queue_cap(cache.get(LAST_DISPATCH_KEY), queued, now)
         ticks = services.claim_due_ticks(limit=max(0, cap - queued))
-        sends = [
-            {
-                "args": [tick.operation.pk],
-                "kwargs": {"tick": tick.number, "due": _due_epoch(tick)},
-                "shadow": f"operation {tick.operation.operation_id} tick {tick.number}",
-            }
-            for tick in ticks
-        ]
-        sent = 0  # the ticks of the chunks sent so far
+        sends = _messages(
+            [
+                (
+                    [tick.operation.pk, tick.number, _due_epoch(tick)],
+                    f"operation {tick.operation.operation_id} tick {tick.number}",
+                )
+                for tick in ticks
+            ]
+        )
+        sent = 0  # the messages of the chunks sent so far
         try:
             for sent in _send_in_chunks(sends):  # noqa: B007 (read by the except clause)
                 pass
         except Exception:
             # The broker went away. The chunks after the failed one were never sent: count
-            # them now, not at the end. The failed chunk may have reached the queue before
-            # the error (a lost reply), so a worker may still run its ticks: they are left
-            # unsettled, and counted missed ("never settled") at the end if they never ran,
-            # rather than counted missed and then collected.
-            for tick in ticks[sent + SEND_CHUNK :]:
-                services.tick_lapsed(tick.operation.pk, tick.number, services.NOT_DISPATCHED)
+            # their ticks now, not at the end. The failed chunk may have reached the queue
+            # before the error (a lost reply), so a worker may still run its ticks: they are
+            # left unsettled, and counted missed ("never settled") at the end if they never
+            # ran, rather than counted missed and then collected.
+            for message in sends[sent + SEND_CHUNK :]:
+                for operation_pk, number, _due in message["args"][0]:
+                    services.tick_lapsed(operation_pk, number, services.NOT_DISPATCHED)
             raise
         cache.set(LAST_DISPATCH_KEY, _Pass(now, queued + len(ticks), cap), timeout=60)
     return Dispatched(sent=len(ticks), queued_before=queued, cap=cap)
@@ -129,11 +132,23 @@ def queue_cap(last: _Pass | None, queued: int, now: float) -> int:
     return int(min(max(cap, floor), settings.PNM_DISPATCH_BATCH))
 
 
+def _messages(ticks: Sequence[tuple[list, str]]) -> list[dict[str, Any]]:
+    """``_send_trigger``'s options for ``ticks`` ([operation pk, tick, due] and its label
+    each), PNM_TICKS_PER_MESSAGE to a message, named in Flower by its first tick's label."""
+    size = settings.PNM_TICKS_PER_MESSAGE
+    messages = []
+    for start in range(0, len(ticks), size):
+        entries, labels = zip(*ticks[start : start + size], strict=True)
+        shadow = labels[0] + (f" and {len(labels) - 1} more" if len(labels) > 1 else "")
+        messages.append({"args": [list(entries)], "shadow": shadow or None})
+    return messages
+
+
 def _send_in_chunks(sends: Sequence[dict[str, Any]]) -> Iterator[int]:
-    """Send a trigger task for each of ``sends`` (``_send_trigger``'s options) through one
+    """Send a trigger message for each of ``sends`` (``_send_trigger``'s options) through one
     producer, one pipelined round trip per SEND_CHUNK (kombu's publish batch: a send each
-    cost a pass about 3 ms of wall time per tick). Yields how many are sent after each chunk;
-    a chunk whose send fails raises, and may or may not have reached the queue."""
+    cost a pass about 3 ms of wall time per message). Yields how many are sent after each
+    chunk; a chunk whose send fails raises, and may or may not have reached the queue."""
     with current_app.producer_or_acquire() as producer:
         for start in range(0, len(sends), SEND_CHUNK):
             chunk = sends[start : start + SEND_CHUNK]
@@ -143,18 +158,16 @@ def _send_in_chunks(sends: Sequence[dict[str, Any]]) -> Iterator[int]:
             yield start + len(chunk)
 
 
-def _send_trigger(*, args: list, kwargs: dict, **options: Any) -> None:
-    """Send the trigger task by name (this module must not import ``captures.tasks``, nor
+def _send_trigger(*, args: list, **options: Any) -> None:
+    """Send the trigger message by name (this module must not import ``captures.tasks``, nor
     may a web process have to). By name, Celery's default would ask the worker to store a
-    result row per capture: ask for none, as the task itself declares. The arguments'
-    text for Flower is plain ``repr`` (a few ints): Celery's ``saferepr`` of them was
+    result row per message: ask for none, as the task itself declares. The arguments'
+    text for Flower is plain ``repr`` (a few numbers): Celery's ``saferepr`` of them was
     about a tenth of a send."""
     current_app.send_task(
         TRIGGER_TASK,
         args=args,
-        kwargs=kwargs,
         argsrepr=repr(args),
-        kwargsrepr=repr(kwargs),
         ignore_result=True,
         **options,
     )

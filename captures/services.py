@@ -44,6 +44,7 @@ from core.rows import (
     insert_rows,
     insert_rows_locking,
     load_all,
+    load_all_with,
     load_one,
     load_one_with,
     row_keys,
@@ -259,12 +260,18 @@ def tick_lapsed(operation_pk: int, tick: int, reason: str) -> None:
         final_tick_settled(operation_pk)
 
 
-def reclaim_tick(operation_pk: int, number: int) -> Tick | None:
-    """For a retried tick: the tick again, unless the operation ended or moved on."""
-    operation = running_operation(operation_pk, last_tick=number)
-    if operation is None:
-        return None
-    return Tick(operation, number, number >= operation.total_ticks)
+def reclaim_ticks(numbers: Mapping[int, int]) -> dict[int, Tick]:
+    """The claimed ticks a worker was sent (tick ``numbers`` by operation key), read back
+    in one query, their modems loaded: by operation key, leaving out those whose operation
+    ended or moved on."""
+    running = {"id": list(numbers), "state": OperationState.RUNNING}
+    return {
+        operation.pk: Tick(
+            operation, operation.last_tick, operation.last_tick >= operation.total_ticks
+        )
+        for operation in load_all_with(Operation, running, "modem")
+        if operation.last_tick == numbers[operation.pk]
+    }
 
 
 def running_operation(operation_pk: int, *, lock: bool = False, **where: Any) -> Operation | None:

@@ -7,14 +7,16 @@ Queues: trigger_* -> snmp, stage_* -> ingest, dispatch_* and sweep_* -> maintena
 from __future__ import annotations
 
 import logging
-import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict
 
-from celery import shared_task
-from celery.exceptions import Retry
+from celery import current_app, shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
+from django.db import close_old_connections
 
 from captures import arrivals, dispatch, services, staging, storage, triggering
 from config.queues import Queue
@@ -45,36 +47,129 @@ def trigger_capture(
     tick: int | None = None,
     last_error: str = "",
     error_kind: str = "",
-    due: float | None = None,
 ) -> int:
-    """Run one tick of an operation. Returns the captures triggered here.
+    """Run one tick of an operation alone (a retry, or a final tick the sweeper resends;
+    the dispatcher's ticks come in ``trigger_ticks``). Returns the captures triggered here.
 
-    The dispatcher sends a claimed ``tick`` with the epoch second it was ``due``; one that
-    waited in the queue past its grace (``services.tick_grace_s``), or was overtaken by a
-    later tick, is counted missed, not run late; a single capture's one tick, claimed when
-    the operation was made, comes without ``due`` and waits its turn. Without ``tick`` (a
-    final tick the sweeper resends) the due tick is claimed here. Only the setup and the
-    first channel's SETs run here; the wait for the sample is a chain of ``trigger_poll``
-    tasks, so a worker slot is not held for the measurement.
-    A retry carries its tick and the error that caused it: if the operation has moved on
-    to a later tick meanwhile, the failure is still counted.
+    Without ``tick`` the due tick is claimed here. A retry carries its tick and the error
+    that caused it: if the operation has moved on to a later tick meanwhile, the failure is
+    still counted.
     """
+
+    def retry(kwargs: dict, countdown: float, exc: Exception) -> None:
+        raise self.retry(
+            args=[operation_pk],
+            kwargs=kwargs,
+            countdown=countdown,
+            expires=None,  # a "stale tick" expiry must not drop the retry
+            exc=exc,
+        ) from exc
+
     if tick is None:
         claimed = services.claim_tick(operation_pk)
     else:
-        claimed = services.reclaim_tick(operation_pk, tick)
-        if claimed is None:
-            if last_error:  # the operation moved on while this tick waited for its retry
-                services.tick_failed(operation_pk, last_error, error_kind or "Unknown", tick=tick)
-            elif due is not None:  # a later tick was dispatched before this one ran
-                services.tick_lapsed(operation_pk, tick, services.QUEUED_TOO_LONG)
-            return 0
-        if due is not None and time.time() - due > services.tick_grace_s(claimed.operation):
-            services.tick_lapsed(operation_pk, tick, services.QUEUED_TOO_LONG)
-            return 0
+        claimed = services.reclaim_ticks({operation_pk: tick}).get(operation_pk)
+        if claimed is None and last_error:  # the operation moved on during the backoff
+            services.tick_failed(operation_pk, last_error, error_kind or "Unknown", tick=tick)
     if claimed is None:
         return 0
+    return run_claimed(claimed, retries=self.request.retries, retry=retry)
+
+
+@shared_task(name="captures.tasks.trigger_ticks", queue=Queue.SNMP, acks_late=True)
+def trigger_ticks(ticks: list[list]) -> int:
+    """Run the claimed ticks of one message side by side, ``[operation pk, tick, due]``
+    each. Returns the captures triggered.
+
+    ``due`` is the epoch second a dispatched tick was due: one that waited in the queue
+    past its grace (``services.tick_grace_s``), or was overtaken by a later tick, is
+    counted missed, not run late. A single capture's one tick comes without (None) and
+    waits its turn. The message's operations are read in one query; each tick then runs on
+    a thread of this process's tick pool (``PNM_TICK_THREADS``), so a modem that does not
+    answer holds up no other tick. The message is acknowledged once every tick has run or
+    handed on to its polls, as a lone trigger's is; a tick to retry goes on alone
+    (``trigger_capture``).
+    """
+    claimed = services.reclaim_ticks({operation_pk: number for operation_pk, number, _ in ticks})
+    runnable = []
+    for operation_pk, number, due in ticks:
+        tick = claimed.get(operation_pk)
+        if tick is None:
+            if due is not None:  # a later tick was dispatched before this one ran
+                services.tick_lapsed(operation_pk, number, services.QUEUED_TOO_LONG)
+        elif due is not None and time.time() - due > services.tick_grace_s(tick.operation):
+            services.tick_lapsed(operation_pk, number, services.QUEUED_TOO_LONG)
+        else:
+            runnable.append(tick)
+    if len(runnable) <= 1:
+        return sum(_run_listed(tick) for tick in runnable)
+    connections.hand_back()  # the tick threads need the pool's connections, not this thread
+    futures = [tick_threads().submit(_on_tick_thread, tick) for tick in runnable]
+    wait(futures)
+    for future in futures:
+        if (bug := future.exception()) is not None:
+            raise bug  # counted on its operation; every other tick has run
+    return sum(future.result() for future in futures)
+
+
+def _run_listed(tick: services.Tick) -> int:
+    def retry(kwargs: dict, countdown: float, exc: Exception) -> None:
+        current_app.send_task(  # as its first retry: Celery counts it in the message
+            trigger_capture.name,
+            args=[tick.operation.pk],
+            kwargs=kwargs,
+            countdown=countdown,
+            retries=1,
+            ignore_result=True,
+        )
+
+    return run_claimed(tick, retries=0, retry=retry)
+
+
+def _on_tick_thread(tick: services.Tick) -> int:
+    try:
+        return _run_listed(tick)
+    finally:
+        close_old_connections()  # as Celery does after each task: back to the pool, or closed
+
+
+_tick_pool: ThreadPoolExecutor | None = None
+_tick_pool_lock = threading.Lock()
+
+
+def tick_threads() -> ThreadPoolExecutor:
+    """This process's pool of tick threads, made on first use (after a prefork fork)."""
+    global _tick_pool
+    with _tick_pool_lock:
+        if _tick_pool is None:
+            _tick_pool = ThreadPoolExecutor(settings.PNM_TICK_THREADS, thread_name_prefix="tick")
+        return _tick_pool
+
+
+def stop_tick_threads() -> None:
+    """End the tick threads (idle by then: a warm shutdown waits for the tasks that use
+    them); their database connections close with them."""
+    global _tick_pool
+    with _tick_pool_lock:
+        if _tick_pool is not None:
+            _tick_pool.shutdown(wait=True)
+            _tick_pool = None
+
+
+def run_claimed(
+    claimed: services.Tick,
+    *,
+    retries: int,
+    retry: Callable[[dict, float, Exception], None],
+) -> int:
+    """Run a claimed tick; the captures triggered (0 or 1). Only the setup and the first
+    channel's SETs run here, then the wait for the file (``_await_upload``) or a chain of
+    ``trigger_poll`` tasks, so a worker slot is not held for the measurement. A transient
+    SNMP error calls ``retry`` (the tick's kwargs, a backoff, the error) until
+    TRIGGER_RETRIES, then counts the tick failed."""
+    operation_pk = claimed.operation.pk
     measurement = None
+    retrying = False
     try:
         measurement = triggering.run_tick(claimed)
     except triggering.ModemLocked:
@@ -87,14 +182,14 @@ def trigger_capture(
     except TRANSIENT as exc:
         reason = _describe(exc, claimed.operation.modem)
         kind = type(exc).__name__
-        if self.request.retries < self.max_retries:
-            raise self.retry(
-                args=[operation_pk],
-                kwargs={"tick": claimed.number, "last_error": reason, "error_kind": kind},
-                countdown=backoff_s(self.request.retries, 0.5, maximum_s=10),
-                expires=None,  # beat's "stale tick" expiry must not drop the retry
-                exc=exc,
-            ) from exc
+        if retries < TRIGGER_RETRIES:
+            retrying = True
+            retry(
+                {"tick": claimed.number, "last_error": reason, "error_kind": kind},
+                backoff_s(retries, 0.5, maximum_s=10),
+                exc,
+            )
+            return 0
         services.tick_failed(operation_pk, reason, kind, tick=claimed.number)
     except (snmp.SnmpError, triggering.NoChannels) as exc:
         services.tick_failed(
@@ -110,7 +205,7 @@ def trigger_capture(
         raise
     finally:
         # With a measurement under way, its poll chain settles the final tick.
-        if claimed.final and measurement is None and not _retrying():
+        if claimed.final and measurement is None and not retrying:
             services.final_tick_settled(operation_pk)
     if measurement is None:
         return 0
@@ -194,11 +289,6 @@ def _poll_later(measurement: triggering.Measurement, countdown: float | None = N
     )
 
 
-def _retrying() -> bool:
-    """Whether the exception being handled is this task asking for a retry."""
-    return isinstance(sys.exc_info()[1], Retry)
-
-
 def _describe(exc: Exception, modem: CableModem) -> str:
     where = f"modem {modem.mac_address} at {modem.ip_address}:{modem.snmp_port}"
     if isinstance(exc, snmp.SnmpTimeout):
@@ -256,5 +346,7 @@ def sweep_operations() -> dict:
 @worker_process_shutdown.connect  # prefork children
 @worker_shutdown.connect  # solo and threads pools: the main process holds the client
 def close_snmp_client(**_kwargs) -> None:
-    """Close this process's SNMP engine and loop (one per worker process)."""
+    """Close this process's SNMP engine and loop (one per worker process), after its tick
+    threads."""
+    stop_tick_threads()
     snmp.client().close()

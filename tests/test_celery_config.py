@@ -12,6 +12,7 @@ PROJECT_PREFIXES = ("captures.", "devices.", "monitoring.", "config.", "seismogr
 # module moves (the seismograph tasks live in seismographs/tasks.py under these names).
 DECLARED = {
     "captures.tasks.trigger_capture": Queue.SNMP,
+    "captures.tasks.trigger_ticks": Queue.SNMP,
     "captures.tasks.trigger_poll": Queue.SNMP,
     "captures.tasks.stage_captures": Queue.INGEST,
     "captures.tasks.dispatch_ticks": Queue.MAINTENANCE,
@@ -55,6 +56,7 @@ def test_every_project_task_goes_to_a_queue_a_worker_consumes():
     assert set(routes.values()) <= {queue.value for queue in Queue}
     assert set(routes.values()) <= consumed
     assert routes["captures.tasks.trigger_capture"] == Queue.SNMP
+    assert routes["captures.tasks.trigger_ticks"] == Queue.SNMP
     assert routes["monitoring.tasks.flush_retention"] == Queue.MAINTENANCE
     assert all(
         queue == Queue.SERIAL for name, queue in routes.items() if name.startswith("devices.tasks.")

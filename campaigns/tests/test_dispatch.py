@@ -245,7 +245,7 @@ def test_a_campaigns_trigger_carries_its_name_for_flower(django_capture_on_commi
         message.ack()
 
     item = CampaignItem.objects.get()
-    assert message.headers["task"] == "captures.tasks.trigger_capture"
+    assert message.headers["task"] == "captures.tasks.trigger_ticks"
     assert message.headers["shadow"] == (
         f"campaign north sweep run {run.run_id}: {item.mac_address}"
     )

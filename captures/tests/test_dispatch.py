@@ -4,6 +4,7 @@ waited too long is counted by the worker instead of run late."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,13 +16,14 @@ from django.core.cache import cache
 from kombu.transport.redis import PublishBatch  # type: ignore[attr-defined]  # kombu 5.7, not in the stubs
 
 from captures import dispatch, services, tasks
-from captures.models import Operation
+from captures.models import Capture, Operation
 from config.queues import Queue
-from tests.factories import make_modem, make_operation
+from simulators.modem import Failure
+from tests.factories import make_modem, make_operation, register_modem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TRIGGER = "captures.tasks.trigger_capture"
+TRIGGER = "captures.tasks.trigger_ticks"
 
 
 def _channel(connection) -> Any:
@@ -41,17 +43,26 @@ def snmp_queue() -> Iterator[None]:
         _channel(connection).queue_purge(Queue.SNMP.value)
 
 
-def queued_ticks() -> list[tuple[int, int, float]]:
-    """(operation pk, tick, due) of every trigger message waiting in the snmp queue."""
+def queued_messages() -> list[Any]:
+    """Every message waiting in the snmp queue, taken off it."""
     found = []
     with current_app.connection_for_write() as connection:
         channel = _channel(connection)
         while (message := channel.basic_get(queue=Queue.SNMP.value, no_ack=True)) is not None:
-            assert message.headers["task"] == TRIGGER
-            # No result row per capture (a task sent by name would ask for one).
-            assert message.headers["ignore_result"] is True
-            args, kwargs, _embed = message.decode()
-            found.append((args[0], kwargs["tick"], kwargs["due"]))
+            found.append(message)
+    return found
+
+
+def queued_ticks() -> list[tuple[int, int, float]]:
+    """(operation pk, tick, due) of every tick in the trigger messages of the snmp queue."""
+    found = []
+    for message in queued_messages():
+        assert message.headers["task"] == TRIGGER
+        # No result row per message (a task sent by name would ask for one).
+        assert message.headers["ignore_result"] is True
+        (ticks,), kwargs, _embed = message.decode()
+        assert kwargs == {}
+        found += [tuple(tick) for tick in ticks]
     return sorted(found)
 
 
@@ -152,9 +163,8 @@ def test_a_tick_that_waited_past_its_interval_is_counted_not_run(snmp_queue):
     operation = make_operation(duration_s=60, sample_interval_s=10)
     (tick,) = services.claim_due_ticks()
 
-    ran = tasks.trigger_capture.apply(
-        args=(operation.pk,), kwargs={"tick": tick.number, "due": time.time() - 10.5}
-    ).get()
+    late = time.time() - 10.5
+    ran = tasks.trigger_ticks.apply(args=([[operation.pk, tick.number, late]],)).get()
 
     assert ran == 0
     row = Operation.objects.get(pk=operation.pk)
@@ -168,9 +178,7 @@ def test_a_tick_overtaken_by_a_later_one_is_counted_not_run(snmp_queue):
     (first,) = services.claim_due_ticks()
     services.claim_due_ticks(operation.started_at + timedelta(seconds=10))  # tick 2
 
-    ran = tasks.trigger_capture.apply(
-        args=(operation.pk,), kwargs={"tick": first.number, "due": time.time()}
-    ).get()
+    ran = tasks.trigger_ticks.apply(args=([[operation.pk, first.number, time.time()]],)).get()
 
     assert ran == 0
     row = Operation.objects.get(pk=operation.pk)
@@ -218,18 +226,19 @@ def test_one_second_ticks_are_claimed_whatever_the_phase_of_the_passes(snmp_queu
     assert [[tick.number for tick in ticks] for ticks in claimed] == [[1], [2], [3]]
 
 
-def test_ticks_claimed_but_not_sent_are_counted_at_once(monkeypatch, snmp_queue):
+def test_ticks_claimed_but_not_sent_are_counted_at_once(monkeypatch, settings, snmp_queue):
     """Sends go in pipelined chunks: a chunk that fails may have reached the queue (a lost
-    reply), so its ticks stay unsettled for a worker to run or the end to count; the chunks
-    after it were never sent and are counted at once."""
-    monkeypatch.setattr(dispatch, "SEND_CHUNK", 2)
-    operations = [ten_second_ticks(index) for index in range(1, 6)]
+    reply), so its ticks stay unsettled for a worker to run or the end to count; the ticks
+    of the messages after it were never sent and are counted at once."""
+    monkeypatch.setattr(dispatch, "SEND_CHUNK", 1)
+    settings.PNM_TICKS_PER_MESSAGE = 2
+    operations = [ten_second_ticks(index) for index in range(1, 6)]  # messages of 2, 2, 1
     send = dispatch._send_trigger
     calls = []
 
     def broker_goes_away(**options):
         calls.append(options)
-        if len(calls) == 4:  # the second chunk's second send
+        if len(calls) == 2:  # the second chunk
             raise ConnectionError("broker gone")
         send(**options)
 
@@ -238,24 +247,23 @@ def test_ticks_claimed_but_not_sent_are_counted_at_once(monkeypatch, snmp_queue)
     with pytest.raises(ConnectionError):
         dispatch.dispatch_due_ticks()
 
-    by_pk = {call["args"][0]: index for index, call in enumerate(calls)}
-    first_chunk = {pk for pk, index in by_pk.items() if index < 2}
-    failed_chunk = {pk for pk, index in by_pk.items() if index >= 2}
-    (never_sent,) = {operation.pk for operation in operations} - set(by_pk)
+    first_chunk, failed_chunk = ({pk for pk, _, _ in call["args"][0]} for call in calls)
+    never_sent = {operation.pk for operation in operations} - first_chunk - failed_chunk
+    assert [len(first_chunk), len(failed_chunk), len(never_sent)] == [2, 2, 1]
     assert {pk for pk, _, _ in queued_ticks()} == first_chunk  # the failed chunk was discarded
     for operation in operations:
         row = Operation.objects.get(pk=operation.pk)
         assert row.last_tick == 1
-        if operation.pk == never_sent:
+        if operation.pk in never_sent:
             assert reasons(operation.pk) == {("missed", services.NOT_DISPATCHED): 1}
         else:  # a worker runs it (or, if it never does, the sweep counts it at the end)
-            assert operation.pk in first_chunk | failed_chunk
             assert (row.missed, row.settled) == (0, 0)
 
 
-def test_a_pass_sends_each_chunk_in_one_round_trip(monkeypatch, snmp_queue):
-    """kombu's publish batch: the Redis pipeline runs once per chunk, not once per tick."""
+def test_a_pass_sends_each_chunk_in_one_round_trip(monkeypatch, settings, snmp_queue):
+    """kombu's publish batch: the Redis pipeline runs once per chunk, not once per message."""
     monkeypatch.setattr(dispatch, "SEND_CHUNK", 3)
+    settings.PNM_TICKS_PER_MESSAGE = 1
     operations = [ten_second_ticks(index) for index in range(1, 8)]
     flushes = []
     original = PublishBatch.flush
@@ -284,7 +292,85 @@ def test_a_single_capture_is_claimed_when_made_and_sent_with_its_tick(snmp_queue
         assert message is not None
         assert message.headers["task"] == TRIGGER
         args, kwargs, _embed = message.decode()
-    assert (args, kwargs) == ([operation.pk], {"tick": 1})  # no ``due``: it waits its turn
+    assert (args, kwargs) == ([[[operation.pk, 1, None]]], {})  # no ``due``: it waits its turn
     assert services.claim_due_ticks() == []  # the dispatcher does not send it again
     assert services.claim_tick(operation.pk) is None  # nor does a second claim
-    assert services.reclaim_tick(operation.pk, 1) is not None  # the worker reads it back
+    assert operation.pk in services.reclaim_ticks({operation.pk: 1})  # the worker reads it back
+
+
+def test_a_pass_packs_its_ticks_into_messages_named_by_their_first(settings, snmp_queue):
+    settings.PNM_TICKS_PER_MESSAGE = 2
+    operations = [ten_second_ticks(index) for index in range(1, 6)]
+
+    passed = dispatch.dispatch_due_ticks()
+
+    assert passed is not None
+    assert passed.sent == 5
+    messages = queued_messages()
+    packed = [[tick[0] for tick in message.decode()[0][0]] for message in messages]
+    assert sorted(len(ticks) for ticks in packed) == [1, 2, 2]
+    assert sorted(pk for ticks in packed for pk in ticks) == sorted(o.pk for o in operations)
+    by_pk = {operation.pk: operation for operation in operations}
+    for message, ticks in zip(messages, packed, strict=True):
+        first = f"operation {by_pk[ticks[0]].operation_id} tick 1"
+        more = f" and {len(ticks) - 1} more" if len(ticks) > 1 else ""
+        assert message.headers["shadow"] == first + more
+
+
+def test_the_queue_is_counted_in_ticks_as_full_messages(settings, snmp_queue):
+    """Admission counts ticks: each message waiting counts as PNM_TICKS_PER_MESSAGE."""
+    settings.PNM_TICKS_PER_MESSAGE = 3
+    settings.PNM_DISPATCH_MIN_QUEUED = 5
+    for index in range(1, 9):
+        ten_second_ticks(index)
+
+    first = dispatch.dispatch_due_ticks()
+    cache.delete(dispatch.LAST_DISPATCH_KEY)  # the next pass starts from the floor again
+    second = dispatch.dispatch_due_ticks()
+
+    assert first is not None
+    assert second is not None
+    assert (first.sent, first.queued_before) == (5, 0)  # messages of 3 and 2
+    assert (second.sent, second.queued_before) == (0, 6)  # two messages: six ticks' room
+
+
+@pytest.fixture
+def tick_threads() -> Iterator[None]:
+    """This process's tick threads, ended after the test with their database connections
+    (the test database is dropped at the end)."""
+    yield
+    tasks.stop_tick_threads()
+    gc.collect()
+
+
+def test_a_messages_ticks_run_side_by_side_and_a_silent_modem_retries_alone(
+    settings, farm, snmp_queue, tick_threads
+):
+    """The first tick's modem does not answer: the second tick is triggered while the
+    first still waits for its SNMP timeout, and the first goes on alone, as a retry."""
+    settings.PNM_SNMP_TIMEOUT_S = 1.0
+    settings.PNM_SNMP_RETRIES = 1
+    settings.PNM_ARRIVAL_WAIT_S = 0
+    sim = farm(2, failures={0: Failure.TIMEOUT})
+    silent, answering = (
+        make_operation(register_modem(modem), duration_s=60, sample_interval_s=10) for modem in sim
+    )
+    assert len(services.claim_due_ticks()) == 2
+    began = time.time()
+
+    ran = tasks.trigger_ticks.apply(args=([[silent.pk, 1, began], [answering.pk, 1, began]],)).get()
+
+    assert ran == 1
+    assert time.time() - began >= 2.0  # the silent modem's timeout and its retry
+    (capture,) = Capture.objects.filter(operation=answering)
+    assert capture.triggered_at is not None
+    assert capture.triggered_at.timestamp() - began < 1.0  # not after the silent one's
+    assert not Capture.objects.filter(operation=silent).exists()
+    messages = queued_messages()
+    retried = [m for m in messages if m.headers["task"] == "captures.tasks.trigger_capture"]
+    assert len(retried) == 1
+    assert retried[0].headers["retries"] == 1
+    args, kwargs, _embed = retried[0].decode()
+    assert args == [silent.pk]
+    assert (kwargs["tick"], kwargs["error_kind"]) == (1, "SnmpTimeout")
+    assert Operation.objects.get(pk=silent.pk).failed == 0  # not counted until its last try

@@ -525,9 +525,7 @@ def test_a_trigger_delivered_again_late_counts_its_tick_once():
     first = claim(operation, 1)
     stale = operation.tick_due_at(first.number).timestamp() - 60
     for _ in range(2):
-        result = tasks.trigger_capture.apply(
-            args=(operation.pk,), kwargs={"tick": first.number, "due": stale}
-        )
+        result = tasks.trigger_ticks.apply(args=([[operation.pk, first.number, stale]],))
         assert result.get() == 0
 
     after = Operation.objects.get(pk=operation.pk)

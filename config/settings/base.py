@@ -330,6 +330,12 @@ CAMPAIGN_MAX_LISTED_MODEMS = 10_000
 PNM_DISPATCH_QUEUE_S = env.float("PNM_DISPATCH_QUEUE_S", 1.5, minimum=0.1, maximum=60)
 PNM_DISPATCH_MIN_QUEUED = env.int("PNM_DISPATCH_MIN_QUEUED", 64, minimum=1, maximum=100_000)
 PNM_DISPATCH_BATCH = env.int("PNM_DISPATCH_BATCH", 2000, minimum=1, maximum=100_000)
+# The dispatcher sends up to PNM_TICKS_PER_MESSAGE ticks in one trigger message (a message
+# costs a worker about as much CPU as the rest of a tick's setup); each snmp worker process
+# runs at most PNM_TICK_THREADS ticks at once, each on a thread of its own, so a silent
+# modem holds up no other tick of its message.
+PNM_TICKS_PER_MESSAGE = env.int("PNM_TICKS_PER_MESSAGE", 8, minimum=1, maximum=100)
+PNM_TICK_THREADS = env.int("PNM_TICK_THREADS", 32, minimum=1, maximum=1024)
 PNM_POLL_INTERVAL_S = env.float("PNM_POLL_INTERVAL_S", 1.0, minimum=0.05)
 # A capture's per-modem lease (and CMTS slot) lives this long unless its poll chain renews
 # it (every poll): a worker killed mid-measurement frees its modem after at most this, and
