@@ -98,7 +98,10 @@ def main() -> None:
     parser.add_argument("--max-per-cmts", type=int, default=16)
     parser.add_argument("--delay", default="0.5-2.0", help="measurement delay range, s")
     parser.add_argument("--snmp-procs", type=int, default=2)
-    parser.add_argument("--snmp-workers", type=int, default=64, help="threads per snmp worker")
+    parser.add_argument("--snmp-workers", type=int, default=8, help="Celery -c of each snmp")
+    parser.add_argument(
+        "--tick-threads", type=int, default=64, help="PNM_TICK_THREADS: ticks at once per process"
+    )
     parser.add_argument("--ingest-workers", type=int, default=4)
     parser.add_argument(
         "--db-pool", type=int, default=4, help="DB_POOL_MAX_SIZE per process (0: none, as tests)"
@@ -133,6 +136,7 @@ def main() -> None:
         "PNM_MAX_IN_FLIGHT_PER_CMTS": str(args.max_per_cmts),
         "DB_POOL_MAX_SIZE": str(args.db_pool),
         "PNM_ARRIVAL_WAIT_S": str(args.arrival_wait),
+        "PNM_TICK_THREADS": str(args.tick_threads),
     }
     parent, child = mp.Pipe()
     farm = mp.Process(target=run_farm, args=(args.modems, tftp_port, delay, child), daemon=True)
@@ -160,7 +164,7 @@ def main() -> None:
             snmps = [
                 start(
                     [*worker, "-Q", "snmp", "-n", f"bench-snmp{n}@%h", "-P", "threads", "-c",
-                     str(args.snmp_workers)],
+                     str(args.snmp_workers), "--prefetch-multiplier", "1"],
                     env,
                     files / f"snmp{n}.log",
                 )
@@ -241,7 +245,8 @@ def main() -> None:
             f"{args.modems} modems in {args.cmts} CMTS groups, RxMER on 1 channel each, "
             f"max in flight {args.max_in_flight}, per CMTS {args.max_per_cmts}, "
             f"measurement {delay[0]}-{delay[1]} s; {args.snmp_procs} x snmp -P threads -c "
-            f"{args.snmp_workers}, ingest -P threads -c {args.ingest_workers}, database pool "
+            f"{args.snmp_workers} ({args.tick_threads} tick threads), ingest -P threads -c "
+            f"{args.ingest_workers}, database pool "
             f"{args.db_pool or 'off'}, arrival wait {args.arrival_wait} s; "
             f"farm of {args.modems} modems ready in {farm_ready_s:.1f} s"
         )
