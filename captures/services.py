@@ -563,13 +563,7 @@ def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) 
     with transaction.atomic():
         if not _lock_running(operation.pk):
             return 0
-        if _planned_slots(operation):
-            return _count_whole_ticks([(operation, ticks)], outcome, reason)
-        row, _ = ChannelTally.objects.get_or_create(operation_id=operation.pk, channel_id=None)
-        ChannelTally.objects.filter(pk=row.pk).update(
-            planned=F("planned") + len(ticks), **{outcome: F(outcome) + len(ticks)}
-        )
-        return _count_operation(operation.pk, outcome, reason, len(ticks))
+        return _count_whole_ticks([(operation, ticks)], outcome, reason)
 
 
 def _count_operation(
@@ -598,7 +592,7 @@ def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason
     """Count whole ticks that never ran as ``outcome`` on the slots their plans hold, for
     many locked running operations at once: one UPDATE per (test, count) and per total,
     not a transaction per operation. An operation with no slot planned yet counts one unit
-    per tick on its channel-less row (``_tally_ticks``). Returns the captures counted."""
+    per tick on its channel-less row (``_count_unplanned``). Returns the captures counted."""
     if not gaps:
         return 0
     slots: dict[int, Counter[str]] = {}  # operation -> planned channels per file test
@@ -610,10 +604,13 @@ def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason
     per_slot: dict[tuple[str, int], list[int]] = {}
     per_operation: dict[int, list[int]] = {}
     totals: dict[int, int] = {}
-    unplanned = 0
+    unplanned = {operation.pk: len(ticks) for operation, ticks in gaps if operation.pk not in slots}
+    _count_unplanned(unplanned, outcome)
+    for operation_pk, total in unplanned.items():
+        per_operation.setdefault(total, []).append(operation_pk)
+        totals[operation_pk] = total
     for operation, ticks in gaps:
-        if operation.pk not in slots:
-            unplanned += _tally_ticks(operation, ticks, outcome, reason)
+        if operation.pk in unplanned:
             continue
         counts = plans.test_counts(operation, ticks)
         per_file = {spec.test_type: counts[test] for test in counts for spec in test.files}
@@ -634,7 +631,25 @@ def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason
             **{outcome: F(outcome) + total}, updated=timezone.now()
         )
     _count_reasons(outcome, reason, totals)
-    return unplanned + sum(totals.values())
+    return sum(totals.values())
+
+
+def _count_unplanned(ticks: Mapping[int, int], outcome: str) -> None:
+    """Add whole ticks (by locked operation key) to the channel-less rows of operations with
+    no slot planned yet, made where missing: a few statements however many operations (a
+    dispatcher pass above capacity counts hundreds that never had a tick run)."""
+    if not ticks:
+        return
+    rows = ChannelTally.objects.filter(operation_id__in=list(ticks), channel_id__isnull=True)
+    have = set(rows.values_list("operation_id", flat=True))
+    insert_rows([ChannelTally(operation_id=pk) for pk in ticks if pk not in have])
+    by_count: dict[int, list[int]] = {}
+    for operation_pk, count in ticks.items():
+        by_count.setdefault(count, []).append(operation_pk)
+    for count, pks in by_count.items():
+        rows.filter(operation_id__in=pks).update(
+            planned=F("planned") + count, **{outcome: F(outcome) + count}
+        )
 
 
 def _count_reasons(outcome: str, reason: str, counts: Mapping[int, int]) -> None:

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from celery import current_app
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from kombu.transport.redis import PublishBatch  # type: ignore[attr-defined]  # kombu 5.7, not in the stubs
 
 from captures import dispatch, services, tasks
-from captures.models import Capture, Operation
+from captures.models import Capture, ChannelTally, Operation
 from config.queues import Queue
 from simulators.modem import Failure
 from tests.factories import make_modem, make_operation, register_modem
@@ -374,3 +376,27 @@ def test_a_messages_ticks_run_side_by_side_and_a_silent_modem_retries_alone(
     assert args == [silent.pk]
     assert (kwargs["tick"], kwargs["error_kind"]) == (1, "SnmpTimeout")
     assert Operation.objects.get(pk=silent.pk).failed == 0  # not counted until its last try
+
+
+def test_missed_ticks_of_unplanned_operations_are_counted_in_the_same_statements(snmp_queue):
+    """Above capacity a pass counts hundreds of operations that never had a tick run (no
+    channel known, so no slot planned): their channel-less rows are made and counted in a
+    few statements, however many operations, and never made twice."""
+    statements = []
+    for count in (3, 12):
+        operations = [ten_second_ticks(10 * count + index) for index in range(count)]
+        started = min(o.started_at for o in operations if o.started_at is not None)
+        with CaptureQueriesContext(connection) as queries:
+            claimed = services.claim_due_ticks(started + timedelta(seconds=11))  # tick 1 lapsed
+        assert len(claimed) == count
+        statements.append(len(queries.captured_queries))
+        # Tick 2 was claimed (a worker counts it); tick 3 lapses unclaimed: the same rows.
+        later = services.claim_due_ticks(started + timedelta(seconds=31))
+        assert len(later) == count
+        for operation in operations:
+            row = Operation.objects.get(pk=operation.pk)
+            assert (row.missed, row.last_tick) == (2, 4)
+            (tally,) = ChannelTally.objects.filter(operation=operation, channel_id__isnull=True)
+            assert (tally.planned, tally.missed) == (2, 2)
+            assert reasons(operation.pk) == {("missed", services.NOT_DISPATCHED): 2}
+    assert statements[0] == statements[1]
