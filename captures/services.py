@@ -39,7 +39,6 @@ from captures.models import (
 from core import locks
 from core.rows import (
     Change,
-    add_to,
     add_together,
     insert_rows,
     insert_rows_locking,
@@ -253,11 +252,15 @@ def tick_lapsed(operation_pk: int, tick: int, reason: str) -> None:
     """A claimed tick that never ran (it waited in the queue past its grace, a later tick
     was dispatched first, or it was never sent): its untriggered captures are missed."""
     operation = load_one(Operation, {"id": operation_pk, "state": OperationState.RUNNING})
-    if operation is None:
-        return
-    _tick_not_run(operation, tick, Outcome.MISSED, reason)
-    if tick >= operation.total_ticks:
-        final_tick_settled(operation_pk)
+    if operation is not None:
+        claimed_tick_lapsed(Tick(operation, tick, tick >= operation.total_ticks), reason)
+
+
+def claimed_tick_lapsed(tick: Tick, reason: str) -> None:
+    """``tick_lapsed`` for a tick whose running operation the caller has just read."""
+    _tick_not_run(tick.operation, tick.number, Outcome.MISSED, reason)
+    if tick.final:
+        final_tick_settled(tick.operation.pk)
 
 
 def reclaim_ticks(numbers: Mapping[int, int]) -> dict[int, Tick]:
@@ -274,12 +277,12 @@ def reclaim_ticks(numbers: Mapping[int, int]) -> dict[int, Tick]:
     }
 
 
-def running_operation(operation_pk: int, *, lock: bool = False, **where: Any) -> Operation | None:
-    """The operation if it is running (and matches ``where``), its modem loaded: what a
-    trigger or poll task reads first. One query, without the ORM's compile
+def running_operation(operation_pk: int, *, lock: bool = False) -> Operation | None:
+    """The operation if it is running, its modem loaded: what a claim or a poll task reads
+    first. One query, without the ORM's compile
     (``core.rows.load_one_with``; ``select_related`` cost a fifth of an snmp worker's CPU);
     None if either is gone. ``lock``: the operation row locked, in that same query."""
-    running = {"id": operation_pk, "state": OperationState.RUNNING, **where}
+    running = {"id": operation_pk, "state": OperationState.RUNNING}
     return load_one_with(Operation, running, "modem", lock=lock)
 
 
@@ -564,28 +567,6 @@ def _tally_ticks(operation: Operation, ticks: range, outcome: str, reason: str) 
         if not _lock_running(operation.pk):
             return 0
         return _count_whole_ticks([(operation, ticks)], outcome, reason)
-
-
-def _count_operation(
-    operation_pk: int,
-    outcome: str,
-    reason: str,
-    count: int,
-    also: Mapping[str, Any] | None = None,
-) -> int:
-    """Add ``count`` to the running operation's ``outcome`` counter (and its reason's);
-    0 when the operation is not running (nothing is counted then)."""
-    if not count:
-        return 0
-    running = {"id": operation_pk, "state": OperationState.RUNNING}
-    counted = add_to(
-        Operation, running, {outcome: count}, {"updated": timezone.now(), **(also or {})}
-    )
-    if not counted:
-        return 0
-    if reason:
-        _count_reasons(outcome, reason, {operation_pk: count})
-    return count
 
 
 def _count_whole_ticks(gaps: list[tuple[Operation, range]], outcome: str, reason: str) -> int:

@@ -98,7 +98,7 @@ def trigger_ticks(ticks: list[list]) -> int:
             if due is not None:  # a later tick was dispatched before this one ran
                 services.tick_lapsed(operation_pk, number, services.QUEUED_TOO_LONG)
         elif due is not None and time.time() - due > services.tick_grace_s(tick.operation):
-            services.tick_lapsed(operation_pk, number, services.QUEUED_TOO_LONG)
+            services.claimed_tick_lapsed(tick, services.QUEUED_TOO_LONG)
         else:
             runnable.append(tick)
     if len(runnable) <= 1:
