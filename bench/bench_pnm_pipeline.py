@@ -10,6 +10,12 @@ database) and Redis. Every modem runs one multi-RxMER operation on one channel, 
 a fixed rate. Throughput is counted over
 the steady middle of the run; latency is Capture.triggered_at -> Transaction.timestamp.
 
+The load's phase (``--phase``): ``spread`` (the default) starts the operations in small
+batches across the first interval, as a fleet's operations started at different moments
+are, so the offered rate is even; ``together`` starts them all in one transaction, so every
+tick of every operation falls due in the same instant (a campaign started at once: a burst
+of all of them once per interval, each to start within its grace).
+
     python bench/bench_pnm_pipeline.py [--modems 200] [--duration 60] [--interval 4]
     python bench/bench_pnm_pipeline.py --duration 260 --captures 10000  # RSS over 10,000
     python bench/bench_pnm_pipeline.py --snmp-pool prefork --snmp-procs 1 --snmp-workers 4 \
@@ -71,6 +77,12 @@ def main() -> None:
         "--tick-threads", type=int, default=32, help="PNM_TICK_THREADS: ticks at once per process"
     )
     parser.add_argument("--ticks-per-message", type=int, default=8, help="PNM_TICKS_PER_MESSAGE")
+    parser.add_argument(
+        "--phase",
+        choices=("spread", "together"),
+        default="spread",
+        help="operations started across the first interval, or all at once (a burst per tick)",
+    )
     parser.add_argument("--delay", type=float, default=0.2, help="simulated measurement, s")
     parser.add_argument("--poll", type=float, default=1.0, help="PNM_POLL_INTERVAL_S, s")
     parser.add_argument("--snmp-pool", default="threads", help="threads, or prefork")
@@ -123,7 +135,6 @@ def main() -> None:
     assert farm.pid is not None  # set by start()
     procs: list[subprocess.Popen] = []
     try:
-        from captures.demo import start_rxmer
         from captures.models import TERMINAL_STATES, Operation, OutcomeReason, Transaction
         from devices.models import CableModem
 
@@ -202,11 +213,6 @@ def main() -> None:
                 else [ingest.pid]
             )
             pids = {"snmp": snmp_pids, "ingest": ingest_pids}
-        operations = []
-        for modem in modems:
-            operation = start_rxmer(modem, args.duration, args.interval)
-            Operation.objects.filter(pk=operation.pk).update(channel_ids=[193])
-            operations.append(operation.pk)
         began = time.time()
         beat = start(
             [*BEAT, "--max-interval", "1", "--pidfile=", "-s", str(files / "beat-schedule")],
@@ -214,6 +220,7 @@ def main() -> None:
             files / "beat.log",
         )
         procs.append(beat)
+        operations = start_fleet(modems, args.duration, args.interval, args.phase)
         # Where the CPU goes: every process of the pipeline, and the whole machine.
         cpu_pids: dict[str, list[int]] = {
             **{f"{n} worker": ps for n, ps in pids.items()},
@@ -267,7 +274,7 @@ def main() -> None:
         offered = args.modems / args.interval
         print(
             f"{args.modems} modems, 1 channel, every {args.interval} s for {args.duration} s "
-            f"(offered {offered:.0f} captures/s); "
+            f"(offered {offered:.0f} captures/s, operations started {args.phase}); "
             + (
                 "one solo worker"
                 if args.solo
@@ -334,6 +341,39 @@ def main() -> None:
         parent.send("stop")
         farm.join(15)
         connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+START_BATCH_S = 0.1  # a spread fleet's operations start in a batch every 0.1 s
+
+
+def start_fleet(modems: list, duration_s: int, interval_s: int, phase: str) -> list[int]:
+    """One multi-RxMER operation on channel 193 of each modem: all in one transaction
+    (``together``), or batch after batch across one interval (``spread``). Returns their
+    primary keys."""
+    from captures import services
+    from captures.models import MeasureMode, OperationName
+
+    def start_batch(batch: list) -> list[int]:
+        started = services.start_operations(
+            [(modem, "") for modem in batch],
+            name=OperationName.MULTI_RXMER,
+            measure_mode=MeasureMode.CONTINUOUS,
+            duration_s=duration_s,
+            sample_interval_s=interval_s,
+            channel_ids=[193],
+        )
+        return [operation.pk for operation in started]
+
+    if phase == "together":
+        return start_batch(modems)
+    batches = max(1, round(interval_s / START_BATCH_S))
+    size = -(-len(modems) // batches)
+    first = time.monotonic()
+    operations: list[int] = []
+    for number, start_at in enumerate(range(0, len(modems), size)):
+        time.sleep(max(0.0, first + number * START_BATCH_S - time.monotonic()))
+        operations += start_batch(modems[start_at : start_at + size])
+    return operations
 
 
 if __name__ == "__main__":
