@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,24 +40,51 @@ def update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
         )
         + ")"
     )
-    params: list[Any] = []
-    for obj in objects:
-        for field in concrete:
-            params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
     table = quote(meta.db_table)
     assignments = ", ".join(
         f"{quote(str(field.column))} = v.column{position}"
         for position, field in enumerate(concrete[1:], start=2)
     )
-    # Only quoted names from the model's metadata are spliced in; every value is a parameter.
-    sql = (
-        f"UPDATE {table} SET {assignments} "  # noqa: S608
-        f"FROM (VALUES {', '.join([placeholder] * len(objects))}) AS v "
-        f"WHERE {table}.{quote(str(concrete[0].column))} = v.column1"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    updated = 0
+    with _together(connection, objects, len(concrete)) as batches:
+        for batch in batches:
+            params = [
+                field.get_db_prep_save(getattr(obj, field.attname), connection)
+                for obj in batch
+                for field in concrete
+            ]
+            # Only quoted names from the model's metadata are spliced in; every value is a
+            # parameter.
+            sql = (
+                f"UPDATE {table} SET {assignments} "  # noqa: S608
+                f"FROM (VALUES {', '.join([placeholder] * len(batch))}) AS v "
+                f"WHERE {table}.{quote(str(concrete[0].column))} = v.column1"
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                updated += cursor.rowcount
+    return updated
+
+
+POSTGRESQL_MAX_PARAMS = 65_535  # the protocol's limit on one statement's parameters
+
+
+def _max_params(connection: Any) -> int:
+    return int(connection.features.max_query_params or POSTGRESQL_MAX_PARAMS)
+
+
+@contextmanager
+def _together(connection: Any, objects: Sequence[M], per_row: int) -> Iterator[list[list[M]]]:
+    """``objects`` in batches of as many rows as one statement's parameters allow (a start
+    of thousands of operations is more than 65,535 values); several batches run in one
+    transaction, so the rows go in or change all together or not at all."""
+    size = max(1, _max_params(connection) // per_row)
+    batches = [list(objects[start : start + size]) for start in range(0, len(objects), size)]
+    if len(batches) == 1:
+        yield batches
+        return
+    with transaction.atomic(using=connection.alias):
+        yield batches
 
 
 def add_to(
@@ -201,9 +228,14 @@ def insert_rows(objects: Sequence[M]) -> list[M]:
     seventh of a staging task's CPU). Field defaults apply as in ``Model.save``."""
     if not objects:
         return []
-    connection, columns, rows, params = _insert_parts(objects, typed=False)
-    sql = f"{columns} VALUES {rows} RETURNING {_pk(objects, connection)}"
-    return _inserted(objects, connection, sql, params)
+    connection = connections[router.db_for_write(type(objects[0]))]
+    per_row = len(_insert_fields(type(objects[0])))
+    with _together(connection, objects, per_row) as batches:
+        for batch in batches:
+            _, columns, rows, params = _insert_parts(batch, typed=False)
+            sql = f"{columns} VALUES {rows} RETURNING {_pk(batch, connection)}"
+            _inserted(batch, connection, sql, params)
+    return list(objects)
 
 
 def insert_rows_locking(
@@ -242,7 +274,7 @@ def _insert_parts(objects: Sequence[Model], *, typed: bool) -> tuple[Any, str, s
     meta = model._meta
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    fields = _insert_fields(model)
     params: list[Any] = []
     for obj in objects:
         for field in fields:
@@ -256,6 +288,11 @@ def _insert_parts(objects: Sequence[Model], *, typed: bool) -> tuple[Any, str, s
         f"({', '.join(quote(str(field.column)) for field in fields)})"
     )
     return connection, columns, ", ".join([row] * len(objects)), params
+
+
+def _insert_fields(model: type[Model]) -> list[Field[Any, Any]]:
+    meta = model._meta
+    return [field for field in meta.concrete_fields if field is not meta.pk]
 
 
 def _pk(objects: Sequence[Model], connection: Any) -> str:

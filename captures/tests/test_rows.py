@@ -492,3 +492,73 @@ def test_a_locked_join_holds_its_row_and_leaves_the_related_row_free():
     assert loaded.modem.pk == operation.modem_id
     assert len(queries) == 1
     assert taken == [False, True]
+
+
+@pytest.mark.django_db
+def test_more_rows_than_one_statement_takes_go_in_batches(monkeypatch):
+    operation = make_operation(make_modem(1))
+    per_row = len(ChannelTally._meta.concrete_fields) - 1  # every column but the key
+    monkeypatch.setattr("core.rows.POSTGRESQL_MAX_PARAMS", 2 * per_row)
+    rows = [ChannelTally(operation=operation, test=MER, channel_id=c) for c in range(1, 6)]
+
+    with CaptureQueriesContext(connection) as queries:
+        assert insert_rows(rows) == rows
+    inserts = [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 3  # 2 + 2 + 1 rows
+    assert sorted(ChannelTally.objects.values_list("id", flat=True)) == [row.pk for row in rows]
+
+    for number, row in enumerate(rows, start=1):
+        row.planned = 10 * number
+    monkeypatch.setattr("core.rows.POSTGRESQL_MAX_PARAMS", 2 * 2)  # key + planned: 2 a row
+    with CaptureQueriesContext(connection) as queries:
+        assert update_rows(rows, ["planned"]) == 5
+    assert len([q for q in queries if q["sql"].startswith("UPDATE")]) == 3
+    assert dict(ChannelTally.objects.values_list("channel_id", "planned")) == {
+        number: 10 * number for number in range(1, 6)
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_go_in_together_or_not_at_all(monkeypatch):
+    operation = make_operation(make_modem(1))
+    per_row = len(ChannelTally._meta.concrete_fields) - 1
+    monkeypatch.setattr("core.rows.POSTGRESQL_MAX_PARAMS", 2 * per_row)
+    # The fifth row repeats the first's channel: the third batch breaks the unique key.
+    rows = [ChannelTally(operation=operation, test=MER, channel_id=c) for c in (1, 2, 3, 4, 1)]
+
+    with pytest.raises(IntegrityError):
+        insert_rows(rows)
+
+    assert not ChannelTally.objects.filter(operation=operation).exists()
+
+
+@pytest.mark.django_db
+def test_thousands_of_operations_start_in_one_call():
+    """2,000 operations are more values than one statement's 65,535 parameters."""
+    from captures import services
+    from captures.models import MeasureMode, OperationName
+    from devices.models import CableModem
+
+    modems = CableModem.objects.bulk_create(
+        CableModem(
+            mac_address=f"02:00:5f:00:{index // 256:02x}:{index % 256:02x}",
+            ip_address="127.0.0.1",
+            snmp_port=1024 + index,
+            community="private",
+        )
+        for index in range(2000)
+    )
+    columns = len(Operation._meta.concrete_fields) - 1
+    assert 2000 * columns > 65_535
+
+    started = services.start_operations(
+        [(modem, "") for modem in modems],
+        name=OperationName.MULTI_RXMER,
+        measure_mode=MeasureMode.CONTINUOUS,
+        duration_s=60,
+        sample_interval_s=10,
+    )
+
+    assert len({operation.pk for operation in started}) == 2000
+    running = Operation.objects.filter(state=OperationState.RUNNING, next_tick_at__isnull=False)
+    assert running.count() == 2000

@@ -326,10 +326,11 @@ CAMPAIGN_MAX_LISTED_MODEMS = 10_000
 # The tick dispatcher (captures.dispatch), every second: it keeps about PNM_DISPATCH_QUEUE_S
 # seconds of work (at the rate the workers drain it) waiting in the snmp queue, never less
 # room than PNM_DISPATCH_MIN_QUEUED; due ticks beyond it wait in PostgreSQL, and one whose
-# time passes there is counted missed. At most PNM_DISPATCH_BATCH ticks per pass.
+# time passes there is counted missed. At most PNM_DISPATCH_BATCH ticks per pass (10,000:
+# a pass reads their keys in one statement, within its 65,535 parameters).
 PNM_DISPATCH_QUEUE_S = env.float("PNM_DISPATCH_QUEUE_S", 1.5, minimum=0.1, maximum=60)
 PNM_DISPATCH_MIN_QUEUED = env.int("PNM_DISPATCH_MIN_QUEUED", 64, minimum=1, maximum=100_000)
-PNM_DISPATCH_BATCH = env.int("PNM_DISPATCH_BATCH", 2000, minimum=1, maximum=100_000)
+PNM_DISPATCH_BATCH = env.int("PNM_DISPATCH_BATCH", 2000, minimum=1, maximum=10_000)
 # The dispatcher sends up to PNM_TICKS_PER_MESSAGE ticks in one trigger message (a message
 # costs a worker about as much CPU as the rest of a tick's setup); each snmp worker process
 # runs at most PNM_TICK_THREADS ticks at once, each on a thread of its own, so a silent
