@@ -350,18 +350,10 @@ def start_fleet(modems: list, duration_s: int, interval_s: int, phase: str) -> l
     """One multi-RxMER operation on channel 193 of each modem: all in one transaction
     (``together``), or batch after batch across one interval (``spread``). Returns their
     primary keys."""
-    from captures import services
-    from captures.models import MeasureMode, OperationName
+    from captures.demo import start_rxmer
 
     def start_batch(batch: list) -> list[int]:
-        started = services.start_operations(
-            [(modem, "") for modem in batch],
-            name=OperationName.MULTI_RXMER,
-            measure_mode=MeasureMode.CONTINUOUS,
-            duration_s=duration_s,
-            sample_interval_s=interval_s,
-            channel_ids=[193],
-        )
+        started = start_rxmer(batch, duration_s, interval_s, channel_ids=[193])
         return [operation.pk for operation in started]
 
     if phase == "together":

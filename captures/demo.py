@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from captures import services
 from captures.models import MeasureMode, Operation, OperationName
 from devices.models import CableModem
@@ -24,11 +26,19 @@ def register_farm(farm: ModemFarm) -> list[CableModem]:
     ]
 
 
-def start_rxmer(modem: CableModem, duration_s: int, interval_s: int) -> Operation:
-    return services.start_operation(
-        modem=modem,
+def start_rxmer(
+    modems: Sequence[CableModem],
+    duration_s: int,
+    interval_s: int,
+    channel_ids: list[int] | None = None,
+) -> list[Operation]:
+    """A continuous multi-RxMER operation on each of ``modems``, started together (on
+    ``channel_ids`` only, if given)."""
+    return services.start_operations(
+        [(modem, "") for modem in modems],
         name=OperationName.MULTI_RXMER,
         measure_mode=MeasureMode.CONTINUOUS,
         duration_s=duration_s,
         sample_interval_s=interval_s,
+        channel_ids=channel_ids,
     )

@@ -38,7 +38,7 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         try:
             modems = register_farm(farm)
-            operation = start_rxmer(modems[0], options["duration"], options["interval"])
+            (operation,) = start_rxmer(modems[:1], options["duration"], options["interval"])
             for line in describe(farm):
                 self.stdout.write(line)
             self.stdout.write(
